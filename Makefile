@@ -1,0 +1,64 @@
+# Two commands for a new user:  `make repro`  and  `make test`.
+# Both create .venv and install the pinned requirements first (only when requirements.lock changes).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Stage commands in dvc.yaml call `python`: make it the project's interpreter.
+export PATH := $(abspath $(BIN)):$(PATH)
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: help setup params check-params repro test test-fast lint dag metrics plots lock clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock
+	@test -n "$(PYTHON)" || { echo "error: Python 3.11 not found; install it or pass PYTHON=/path/to/python3.11" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "error: $(PYTHON) is not Python 3.11; pass PYTHON=/path/to/python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	@touch $@
+
+setup: $(STAMP)  ## create .venv with the pinned requirements
+
+params: setup  ## compose conf/ into params.yaml (as `dvc exp run` does)
+	$(BIN)/python -m stages.compose
+
+check-params: setup  ## fail if params.yaml differs from the composition of conf/
+	$(BIN)/python -m stages.compose --check
+
+repro: params  ## set up, compose params and run the pipeline (only what changed)
+	$(BIN)/dvc repro
+	@echo; echo "Metrics (reports/metrics.json):"; $(BIN)/dvc metrics show reports/metrics.json
+
+test: setup  ## set up and run every test
+	$(BIN)/python -m pytest -n 2
+
+test-fast: setup  ## unit tests only (skips the slow end-to-end runs)
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: setup  ## run every pre-commit hook on all files
+	$(BIN)/pre-commit run --all-files
+
+dag: setup  ## draw the pipeline
+	$(BIN)/dvc dag
+
+metrics: setup  ## metrics of the workspace against HEAD
+	$(BIN)/dvc metrics diff
+
+plots: setup  ## render plots of the workspace against HEAD to dvc_plots/index.html
+	$(BIN)/dvc plots diff
+
+lock:  ## re-pin requirements.lock from pyproject.toml in a scratch venv
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --disable-pip-version-check '.[dev]'
+	{ echo '# Pinned versions of everything `make setup` installs (pipeline, tests, lint) for Python 3.11.'; \
+	  echo '# Edit pyproject.toml, then regenerate with `make lock`.'; \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^flight-delay-mlops' | sort -f; } > requirements.lock
+	rm -rf .lock-venv
+
+clean:  ## remove the virtual environment
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Pipeline stages: one module per `dvc.yaml` stage, each a pure core plus a thin `main()`."""

@@ -1,0 +1,1 @@
+"""Shared helpers for the stages: errors, atomic output, typed config, model I/O."""

@@ -1,0 +1,77 @@
+"""File helpers: every output is written to a temporary file and renamed into place."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from stages.lib.errors import fail
+
+Writer = Callable[[Path], None]
+
+
+def write_outputs(writers: Mapping[str | Path, Writer]) -> None:
+    """Write several outputs all-or-nothing.
+
+    Each writer fills a temporary file next to its target; only when every writer has
+    succeeded are they renamed into place, so a failure leaves no half-written output.
+    """
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for target, writer in writers.items():
+            target = Path(target)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+            os.close(handle)
+            staged.append((Path(temporary), target))
+            writer(Path(temporary))
+    except BaseException:
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)
+        raise
+    for temporary, target in staged:
+        os.replace(temporary, target)
+
+
+def json_text(payload: Any) -> str:
+    """Stable JSON: sorted keys, fixed indentation, trailing newline."""
+    return json.dumps(payload, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def json_writer(payload: Any) -> Writer:
+    text = json_text(payload)
+    return lambda path: path.write_text(text, encoding="utf-8")
+
+
+def parquet_writer(frame: pd.DataFrame) -> Writer:
+    # No index and fixed settings, so equal frames give byte-identical files.
+    return lambda path: frame.to_parquet(path, index=False, engine="pyarrow", compression="zstd")
+
+
+def read_parquet(path: str | Path, hint: str) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        fail(f"{path}: file not found; {hint}")
+    return pd.read_parquet(path, engine="pyarrow")
+
+
+def read_json(path: str | Path, hint: str) -> Any:
+    path = Path(path)
+    if not path.exists():
+        fail(f"{path}: file not found; {hint}")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
