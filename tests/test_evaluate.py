@@ -1,0 +1,95 @@
+"""evaluate: metrics, plot data and permutation importance on the later test split."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages.evaluate import MAX_CURVE_POINTS, evaluate_model
+from stages.lib.catalog import FeatureSpec
+from stages.lib.config import EvaluateConfig, ModelConfig, TrainConfig
+from stages.lib.errors import UserError
+from stages.train import train_model
+
+SPEC = FeatureSpec(numeric=["signal", "noise"], categorical={"carrier": ["AA", "UA", "__other__"]})
+
+
+def frame(rows: int, seed: int) -> pd.DataFrame:
+    """`late` follows `signal`; `noise` and `carrier` carry nothing."""
+    rng = np.random.default_rng(seed)
+    signal = rng.normal(size=rows)
+    return pd.DataFrame(
+        {
+            "signal": signal,
+            "noise": rng.normal(size=rows),
+            "carrier": pd.Categorical(rng.choice(["AA", "UA"], rows), categories=SPEC.categorical["carrier"]),
+            "late": (signal + rng.normal(0, 0.5, rows) > 0.8).astype(np.int8),
+            "time_hour": pd.Timestamp("2013-09-01", tz="UTC"),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def model():
+    return train_model(frame(3000, 0), SPEC, ModelConfig("hgb", {"max_iter": 50}), TrainConfig(seed=0))
+
+
+@pytest.fixture
+def config() -> EvaluateConfig:
+    return EvaluateConfig(threshold=0.5, calibration_bins=10, importance_repeats=3, importance_rows=1000, seed=0)
+
+
+def test_metrics_reflect_a_model_that_learned_the_signal(model, config):
+    test = frame(2000, 1)
+    metrics = evaluate_model(model, test, SPEC, config).metrics
+    assert metrics["roc_auc"] > 0.9
+    assert metrics["average_precision"] > metrics["late_share"]
+    assert 0 < metrics["brier"] < 0.25 and 0 < metrics["log_loss"] < np.log(2)
+    assert metrics["rows"] == 2000 and metrics["late_share"] == round(float(test["late"].mean()), 6)
+
+
+def test_threshold_moves_the_confusion_matrix(model, config):
+    test = frame(2000, 1)
+    low = evaluate_model(model, test, SPEC, EvaluateConfig(**{**config.__dict__, "threshold": 0.2}))
+    high = evaluate_model(model, test, SPEC, EvaluateConfig(**{**config.__dict__, "threshold": 0.8}))
+    assert low.metrics["recall"] > high.metrics["recall"]
+    assert (low.confusion["predicted"] == "late").sum() > (high.confusion["predicted"] == "late").sum()
+    assert low.metrics["roc_auc"] == high.metrics["roc_auc"]  # threshold-free
+    assert len(low.confusion) == 2000
+    assert (low.confusion["actual"] == np.where(test["late"] == 1, "late", "on_time")).all()
+
+
+def test_curves_span_the_unit_square_and_stay_small(model, config):
+    plots = evaluate_model(model, frame(5000, 2), SPEC, config).plots
+    roc = pd.DataFrame(plots["roc"])
+    assert (roc.iloc[0][["fpr", "tpr"]] == 0).all() and (roc.iloc[-1][["fpr", "tpr"]] == 1).all()
+    assert roc["fpr"].is_monotonic_increasing and len(roc) <= MAX_CURVE_POINTS
+    pr = pd.DataFrame(plots["precision_recall"])
+    assert pr["recall"].is_monotonic_increasing and len(pr) <= MAX_CURVE_POINTS
+
+
+def test_calibration_bins_cover_every_row(model, config):
+    calibration = pd.DataFrame(evaluate_model(model, frame(2000, 3), SPEC, config).plots["calibration"])
+    assert calibration["rows"].sum() == 2000
+    assert calibration["mean_predicted"].is_monotonic_increasing
+    assert calibration["fraction_late"].between(0, 1).all()
+
+
+def test_importance_ranks_the_signal_first(model, config):
+    importance = evaluate_model(model, frame(2000, 4), SPEC, config).plots["importance"]
+    assert next(row["feature"] for row in importance) == "signal"
+    assert {row["feature"] for row in importance} == set(SPEC.features)
+    by_feature = {row["feature"]: row["importance"] for row in importance}
+    assert by_feature["signal"] > 0.2 > abs(by_feature["noise"])
+
+
+def test_evaluation_is_deterministic(model, config):
+    test = frame(2000, 5)
+    first, again = evaluate_model(model, test, SPEC, config), evaluate_model(model, test, SPEC, config)
+    assert first.metrics == again.metrics and first.plots == again.plots
+
+
+def test_one_class_test_split_is_refused(model, config):
+    with pytest.raises(UserError, match="target 'late' has one class only"):
+        evaluate_model(model, frame(100, 6).assign(late=0), SPEC, config)

@@ -1,0 +1,195 @@
+"""prepare: cleaning, the weather join, the target, time splits, and clear errors on bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from stages.lib.config import Window
+from stages.lib.errors import UserError
+from stages.prepare import IDENTIFIERS, LEAKS, prepare
+from tests.conftest import make_flights, make_weather, project_params, run_module
+
+
+def with_window(config, name: str, start: str, end: str):
+    windows = tuple(
+        Window(name, pd.Timestamp(start, tz="UTC"), pd.Timestamp(end, tz="UTC")) if window.name == name else window
+        for window in config.splits
+    )
+    return dataclasses.replace(config, splits=windows)
+
+
+def test_drops_cancelled_leaks_and_identifiers(flights, weather, data_config):
+    prepared = prepare(flights, weather, data_config)
+    train = prepared.splits["train"]
+    assert not set(LEAKS) & set(train.columns)
+    assert not set(IDENTIFIERS) & set(train.columns)
+    cancelled = int(flights["arr_delay"].isna().sum())
+    assert cancelled > 0
+    assert prepared.summary["rows"]["cancelled_dropped"] == cancelled
+    assert sum(len(prepared.splits[name]) for name in ("train", "test")) == len(flights) - cancelled
+
+
+def test_target_is_arrival_delay_over_threshold(flights, weather, data_config):
+    prepared = prepare(flights, weather, data_config)
+    flown = flights.dropna(subset=["arr_delay"])
+    assert prepared.summary["late_share"] == round(float((flown["arr_delay"] > 15).mean()), 6)
+    stricter = prepare(flights, weather, dataclasses.replace(data_config, late_minutes=60.0))
+    assert stricter.summary["late_share"] < prepared.summary["late_share"]
+
+
+def test_weather_joined_on_origin_and_hour_without_duplicating_rows(flights, weather, data_config):
+    assert weather.duplicated(subset=["origin", "time_hour"]).any()  # like the real file
+    prepared = prepare(flights, weather, data_config)
+    train = prepared.splits["train"]
+    expected = weather.drop_duplicates(subset=["origin", "time_hour"]).assign(time_hour=lambda w: pd.to_datetime(w["time_hour"], utc=True))
+    merged = train.merge(expected, on=["origin", "time_hour"], suffixes=("", "_weather"))
+    assert len(merged) == len(train)
+    assert (merged["temp"] == merged["temp_weather"]).all()
+
+
+def test_flights_without_weather_are_kept_and_counted(flights, weather, data_config):
+    missing_hour = flights.dropna(subset=["arr_delay"])["time_hour"].iloc[0]
+    prepared = prepare(flights, weather[weather["time_hour"] != missing_hour], data_config)
+    assert prepared.summary["rows"]["without_weather"] >= 1
+    assert prepared.splits["train"]["temp"].isna().sum() >= 1
+
+
+def test_splits_are_time_windows_in_order(flights, weather, data_config):
+    prepared = prepare(flights, weather, data_config)
+    for window in data_config.splits:
+        times = prepared.splits[window.name]["time_hour"]
+        assert times.is_monotonic_increasing
+        assert times.min() >= window.start and times.max() < window.end
+    assert prepared.splits["test"]["time_hour"].min() > prepared.splits["train"]["time_hour"].max()
+
+
+def test_sample_is_seeded_and_sized(flights, weather, data_config):
+    sampled = dataclasses.replace(data_config, sample_rows=60, sample_seed=3)
+    first, again = prepare(flights, weather, sampled), prepare(flights, weather, sampled)
+    assert first.summary["rows"]["sampled"] == 60
+    pd.testing.assert_frame_equal(first.splits["train"], again.splits["train"])
+    other = prepare(flights, weather, dataclasses.replace(sampled, sample_seed=4))
+    assert not first.splits["train"].equals(other.splits["train"])
+
+
+def test_output_does_not_depend_on_input_row_order(flights, weather, data_config):
+    # Ties in time_hour keep file order, so only a full reshuffle may change row order; values must not.
+    prepared = prepare(flights, weather, data_config)
+    shuffled = prepare(flights.sample(frac=1, random_state=5), weather.sample(frac=1, random_state=6), data_config)
+    key = ["time_hour", "origin", "carrier", "dest", "sched_dep_time", "distance"]
+    for name in prepared.splits:
+        left = prepared.splits[name].sort_values(key, ignore_index=True)
+        right = shuffled.splits[name].sort_values(key, ignore_index=True)
+        pd.testing.assert_frame_equal(left, right)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f, w: (f.drop(columns="arr_delay"), w), "flights: missing column 'arr_delay'"),
+        (lambda f, w: (f.rename(columns={"dest": "destination"}), w), "flights: missing column 'dest'"),
+        (lambda f, w: (f, w.drop(columns="temp")), "weather: missing column 'temp'"),
+        (lambda f, w: (f.assign(distance=f["distance"].astype(str).where(f.index > 0, "far")), w), "column 'distance' must be numeric"),
+        (lambda f, w: (f.assign(time_hour="yesterday"), w), "column 'time_hour' must hold ISO-8601 timestamps"),
+        (lambda f, w: (f.iloc[:0], w), "flights: no rows"),
+        (lambda f, w: (f.assign(arr_delay=float("nan")), w), "every flight is cancelled"),
+        (lambda f, w: (f.assign(arr_delay=0.0), w), "target 'late' has one class only"),
+    ],
+    ids=[
+        "missing-column",
+        "renamed-column",
+        "missing-weather-column",
+        "wrong-dtype",
+        "bad-timestamps",
+        "empty",
+        "all-cancelled",
+        "one-class",
+    ],
+)
+def test_bad_input_names_the_problem(flights, weather, data_config, change, message):
+    bad_flights, bad_weather = change(flights, weather)
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        prepare(bad_flights, bad_weather, data_config)
+
+
+def test_split_outside_the_data_is_refused(flights, weather, data_config):
+    with pytest.raises(UserError, match=r"split 'test' \[2015-01-01, 2015-06-01\) is outside the data \(2013-01-01 to 2013-12-"):
+        prepare(flights, weather, with_window(data_config, "test", "2015-01-01", "2015-06-01"))
+
+
+def test_test_window_must_follow_train(flights, weather, data_config):
+    with pytest.raises(UserError, match="the test window must come strictly after training"):
+        prepare(flights, weather, with_window(data_config, "test", "2013-06-01", "2014-01-01"))
+
+
+def test_empty_window_is_refused(flights, weather, data_config):
+    narrow = with_window(data_config, "reference", "2013-02-01T00:00", "2013-02-01T00:30")
+    with pytest.raises(UserError, match="split 'reference' .* holds no rows"):
+        prepare(flights, weather, narrow)
+
+
+# The command line, as `dvc repro` runs it: one line on stderr, exit 2, no outputs left behind.
+
+
+def project_folder(tmp_path: Path, flights: pd.DataFrame, weather: pd.DataFrame, **data_overrides) -> Path:
+    source = tmp_path / "source"
+    source.mkdir()
+    flights.to_csv(source / "flights.csv", index=False)
+    weather.to_csv(source / "weather.csv", index=False)
+    params = project_params()
+    params["data"]["source"] = {"dir": str(source), "flights": "flights.csv", "weather": "weather.csv"}
+    params["data"].update(data_overrides)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return tmp_path
+
+
+def test_main_writes_splits_and_summary(tmp_path):
+    flights = make_flights()
+    folder = project_folder(tmp_path, flights, make_weather(flights))
+    result = run_module("stages.prepare", folder)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((folder / "reports/prepare.json").read_text())
+    assert summary["sources"]["flights"]["rows"] == len(flights)
+    assert len(summary["sources"]["flights"]["sha256"]) == 64
+    for name in ("train", "test", "reference", "current"):
+        assert len(pd.read_parquet(folder / f"data/prepared/{name}.parquet")) == summary["splits"][name]["rows"]
+    assert not list(folder.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize(
+    ("flights_change", "data_overrides", "message"),
+    [
+        (lambda f: f.drop(columns="carrier"), {}, "error: flights: missing column 'carrier'"),
+        (
+            lambda f: f,
+            {"splits": {**project_params()["data"]["splits"], "train": {"start": "2030-01-01", "end": "2030-06-01"}}},
+            "error: conf/data/: split 'train'",
+        ),
+        (lambda f: f, {"colour": "blue"}, "error: params.yaml: unknown key 'data.colour'"),
+        (lambda f: f, {"sample_rows": "many"}, "error: params.yaml: 'data.sample_rows' must be int or null, got 'many'"),
+    ],
+    ids=["missing-column", "boundary-outside", "unknown-key", "wrong-param-type"],
+)
+def test_main_fails_with_one_line_and_no_outputs(tmp_path, flights_change, data_overrides, message):
+    flights = make_flights()
+    folder = project_folder(tmp_path, flights_change(flights), make_weather(flights), **data_overrides)
+    result = run_module("stages.prepare", folder)
+    assert result.returncode == 2
+    assert result.stderr.startswith(message), result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert not (folder / "data").exists() and not (folder / "reports").exists()
+
+
+def test_main_reports_a_missing_source_file(tmp_path):
+    flights = make_flights()
+    folder = project_folder(tmp_path, flights, make_weather(flights))
+    (folder / "source/weather.csv").unlink()
+    result = run_module("stages.prepare", folder)
+    assert result.returncode == 2
+    assert "weather.csv: source file not found" in result.stderr
