@@ -35,7 +35,7 @@ repro: params  ## set up, compose params and run the pipeline (only what changed
 	@echo; echo "Metrics (reports/metrics.json):"; $(BIN)/dvc metrics show reports/metrics.json
 
 test: setup  ## set up and run every test
-	$(BIN)/python -m pytest -n 2
+	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 test-fast: setup  ## unit tests only (skips the slow end-to-end runs)
 	$(BIN)/python -m pytest -m "not slow"

@@ -1,0 +1,184 @@
+"""End to end: real `dvc repro` / `dvc exp run` / `dvc push` in a temporary git repo, on a sample of the real data."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages.compose import compose
+from tests.conftest import PROJECT
+
+pytestmark = pytest.mark.slow
+
+SAMPLE_ROWS = 30000
+OUTPUTS = [
+    "data/prepared/train.parquet",
+    "data/prepared/test.parquet",
+    "data/prepared/reference.parquet",
+    "data/prepared/current.parquet",
+    "data/features/spec.json",
+    "data/features/train.parquet",
+    "models/model.skops",
+    "models/model_card.json",
+    "reports/prepare.json",
+    "reports/metrics.json",
+    "reports/plots/roc.json",
+    "reports/plots/precision_recall.json",
+    "reports/plots/calibration.json",
+    "reports/plots/importance.json",
+    "reports/confusion.csv",
+]
+ENV = {
+    **os.environ,
+    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "DVC_NO_ANALYTICS": "1",
+    "GIT_AUTHOR_NAME": "test",
+    "GIT_AUTHOR_EMAIL": "test@example.com",
+    "GIT_COMMITTER_NAME": "test",
+    "GIT_COMMITTER_EMAIL": "test@example.com",
+}
+
+
+def run(repo: Path, *command: str) -> str:
+    result = subprocess.run(command, cwd=repo, env=ENV, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([\w-]+)'", output))
+
+
+def out_hashes(repo: Path) -> dict[str, str]:
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    return {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", [])}
+
+
+def new_project(folder: Path) -> Path:
+    """A git repo holding this project's files, with the data sample switched on in conf/."""
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=PROJECT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for name in files:
+        source = PROJECT / name
+        # Skip committed pipeline results: the copy must produce its own.
+        if source.is_file() and name not in ("dvc.lock",) and not name.startswith(("reports/", "models/model_card")):
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, folder / name)
+    data_conf = folder / "conf/data/nycflights13.yaml"
+    data_conf.write_text(data_conf.read_text().replace("sample_rows: null", f"sample_rows: {SAMPLE_ROWS}"))
+    run(folder, sys.executable, "-m", "stages.compose")
+    run(folder, "git", "init", "-q", "-b", "main")
+    run(folder, "git", "add", "-A")
+    run(folder, "git", "commit", "-qm", "project")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory) -> tuple[Path, str, dict[str, str]]:
+    """The project after a first `dvc repro`: its folder, the run's output, and the outs' hashes."""
+    repo = new_project(tmp_path_factory.mktemp("first") / "project")
+    output = run(repo, "dvc", "repro")
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "first run")
+    return repo, output, out_hashes(repo)
+
+
+def test_first_repro_runs_every_stage_and_writes_every_output(pipeline):
+    repo, output, _ = pipeline
+    assert stages_run(output) == {"prepare", "featurize", "train", "evaluate"}
+    missing = [name for name in OUTPUTS if not (repo / name).is_file()]
+    assert not missing
+    summary = json.loads((repo / "reports/prepare.json").read_text())
+    assert summary["rows"]["sampled"] == SAMPLE_ROWS
+    assert summary["sources"]["flights"]["sha256"] == "b6b5560eeae070d89916f5d6b7019179c07d97cef3a61db0887ca9cf78a7ad5d"
+    assert summary["splits"]["test"]["first"] > summary["splits"]["train"]["last"]
+
+
+def test_metrics_are_in_sane_ranges(pipeline):
+    repo, _, _ = pipeline
+    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    assert 0.6 < metrics["roc_auc"] < 0.9
+    assert metrics["average_precision"] > metrics["late_share"]  # better than a constant guess
+    assert 0 < metrics["brier"] < 0.2 and 0 < metrics["log_loss"] < 0.6
+    assert 0.1 < metrics["late_share"] < 0.35
+    plotted = run(repo, "dvc", "plots", "show", "--json")
+    for title in ("ROC", "Precision-recall", "Confusion matrix", "Calibration", "Permutation importance (ROC AUC drop)"):
+        assert title in plotted
+
+
+def test_second_repro_runs_nothing(pipeline):
+    repo, _, _ = pipeline
+    output = run(repo, "dvc", "repro")
+    assert stages_run(output) == set()
+    assert "Data and pipelines are up to date" in output
+
+
+def test_make_repro_twice_reports_up_to_date(pipeline):
+    repo, _, _ = pipeline
+    venv = Path(sys.executable).parent.parent
+    # -o: the stamp of PROJECT's venv counts as current, so make never rebuilds it from here.
+    output = run(repo, "make", "-o", f"{venv}/.installed", "repro", f"VENV={venv}")
+    assert "Data and pipelines are up to date" in output
+    assert "roc_auc" in output
+
+
+def test_changing_the_model_group_reruns_only_train_and_evaluate(pipeline):
+    repo, _, hashes = pipeline
+    run(repo, sys.executable, "-m", "stages.compose", "model=logreg")
+    assert stages_run(run(repo, "dvc", "repro")) == {"train", "evaluate"}
+    assert out_hashes(repo)["models/model.skops"] != hashes["models/model.skops"]
+    assert out_hashes(repo)["data/features"] == hashes["data/features"]
+
+    run(repo, sys.executable, "-m", "stages.compose", "train.seed=7")
+    assert stages_run(run(repo, "dvc", "repro")) <= {"train", "evaluate"}
+
+    run(repo, sys.executable, "-m", "stages.compose")
+    run(repo, "dvc", "repro")
+    assert out_hashes(repo) == hashes  # back to the committed results, from the cache
+
+
+def test_two_runs_from_scratch_are_bitwise_identical(pipeline, tmp_path):
+    _, _, hashes = pipeline
+    again = new_project(tmp_path / "again")
+    run(again, "dvc", "repro")
+    assert out_hashes(again) == hashes
+
+
+def test_push_then_pull_into_a_fresh_clone(pipeline):
+    repo, _, hashes = pipeline
+    assert "pushed" in run(repo, "dvc", "push")
+    assert (repo.parent / "dvc-remote/files/md5").is_dir()  # the default remote: a folder beside the clone
+    clone = repo.parent / "clone"
+    run(repo.parent, "git", "clone", "-q", str(repo), str(clone))
+    run(clone, "dvc", "pull")
+    assert out_hashes(clone) == hashes
+    assert (clone / "models/model.skops").read_bytes() == (repo / "models/model.skops").read_bytes()
+    assert "up to date" in run(clone, "dvc", "status")
+    assert "in sync" in run(clone, "dvc", "status", "--cloud")
+    assert stages_run(run(clone, "dvc", "repro")) == set()
+
+
+def test_dvc_exp_run_composes_hydra_overrides(pipeline):
+    repo, _, _ = pipeline
+    run(repo, "dvc", "exp", "run", "-S", "model=logreg", "-S", "train.seed=7", "--name", "logreg-seed7")
+    with_overrides = compose(repo / "conf", ["model=logreg", "train.seed=7"])
+    assert (repo / "params.yaml").read_text() == with_overrides  # our compose == DVC's composition
+    experiments = json.loads(run(repo, "dvc", "exp", "show", "--json"))
+    found = [
+        experiment
+        for baseline in experiments
+        for experiment in baseline.get("experiments") or []
+        if experiment.get("name") == "logreg-seed7"
+    ]
+    assert found, experiments
+    assert "logreg-seed7" in run(repo, "dvc", "exp", "show", "--no-pager", "--csv")
