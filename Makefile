@@ -8,7 +8,6 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Stage commands in dvc.yaml call `python`: make it the project's interpreter.
 export PATH := $(abspath $(BIN)):$(PATH)
-export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help setup params check-params repro test test-fast lint dag metrics plots lock clean
 

@@ -1,0 +1,70 @@
+"""The stage commands chained as `dvc repro` runs them, on tiny data in a scratch folder (no DVC)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import make_flights, make_weather, project_params, run_module
+
+
+@pytest.fixture(scope="module")
+def featurized(tmp_path_factory):
+    """A folder where prepare and featurize have run on tiny CSVs shaped like nycflights13."""
+    folder = tmp_path_factory.mktemp("stages")
+    flights = make_flights(rows_per_month=40)
+    (folder / "source").mkdir()
+    flights.to_csv(folder / "source/flights.csv", index=False)
+    make_weather(flights).to_csv(folder / "source/weather.csv", index=False)
+    params = project_params()
+    params["data"]["source"] = {"dir": str(folder / "source"), "flights": "flights.csv", "weather": "weather.csv"}
+    params["featurize"]["min_category_count"] = 2
+    params["model"] = {"name": "hgb", "max_iter": 20}
+    params["evaluate"]["importance_repeats"] = 2
+    (folder / "params.yaml").write_text(yaml.safe_dump(params))
+    for module in ("stages.prepare", "stages.featurize"):
+        result = run_module(module, folder)
+        assert result.returncode == 0, result.stderr
+    return folder
+
+
+def test_train_then_evaluate_write_model_card_metrics_and_plots(featurized):
+    for module in ("stages.train", "stages.evaluate"):
+        result = run_module(module, featurized)
+        assert result.returncode == 0, result.stderr
+    card = json.loads((featurized / "models/model_card.json").read_text())
+    spec = json.loads((featurized / "data/features/spec.json").read_text())
+    assert card["features"] == [*spec["numeric"], *spec["categorical"]]
+    assert card["model"] == {"name": "hgb", "max_iter": 20}
+    assert set(card["inputs_sha256"]) == {"data/features/train.parquet", "data/features/spec.json"}
+    metrics = json.loads((featurized / "reports/metrics.json").read_text())
+    assert {"roc_auc", "average_precision", "log_loss", "brier", "accuracy", "f1"} <= set(metrics)
+    for name in ("roc", "precision_recall", "calibration", "importance"):
+        assert json.loads((featurized / f"reports/plots/{name}.json").read_text())
+    confusion = pd.read_csv(featurized / "reports/confusion.csv")
+    assert len(confusion) == metrics["rows"]
+
+
+def test_unknown_model_stops_train_with_one_line_and_no_model(featurized, tmp_path):
+    params = yaml.safe_load((featurized / "params.yaml").read_text())
+    params["model"] = {"name": "xgboost"}
+    (featurized / "params.yaml").write_text(yaml.safe_dump(params))
+    try:
+        (featurized / "models/model.skops").unlink(missing_ok=True)
+        result = run_module("stages.train", featurized)
+    finally:
+        params["model"] = {"name": "hgb", "max_iter": 20}
+        (featurized / "params.yaml").write_text(yaml.safe_dump(params))
+    assert result.returncode == 2
+    assert result.stderr == "error: params.yaml: unknown model 'xgboost'; choose one of hgb, logreg (conf/model/<name>.yaml)\n"
+    assert not (featurized / "models/model.skops").exists()
+
+
+def test_featurize_without_prepare_says_what_to_run(tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(project_params()))
+    result = run_module("stages.featurize", tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: data/prepared/train.parquet: file not found; run `dvc repro prepare` first")
