@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Stage commands in dvc.yaml call `python`: make it the project's interpreter.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help setup params check-params repro test test-fast lint dag metrics plots lock clean
+.PHONY: help setup params check-params repro drift-gate test test-fast lint dag metrics plots lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -33,7 +33,11 @@ repro: params  ## set up, compose params and run the pipeline (only what changed
 	$(BIN)/dvc repro
 	@echo; echo "Metrics (reports/metrics.json):"; $(BIN)/dvc metrics show reports/metrics.json
 
-test: setup  ## set up and run every test
+drift-gate: setup  ## exit non-zero when the last drift check failed its gate (thresholds in conf/drift/)
+	$(BIN)/python -m stages.drift_gate
+
+test: setup  ## set up (with the system packages tests use) and run every test
+	.ci/system-deps
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 test-fast: setup  ## unit tests only (skips the slow end-to-end runs)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from stages.lib.catalog import FEATURE_SPEC, FEATURES_DIR, PREPARED_DIR, TARGET, TIME, FeatureSpec, load_prepared
+from stages.lib.catalog import FEATURE_SPEC, FEATURES_DIR, PREPARED_DIR, REFERENCE_PROFILE, TARGET, TIME, FeatureSpec, load_prepared
 from stages.lib.config import SPLIT_NAMES, FeaturizeConfig, load_params
+from stages.lib.drift import sorted_columns
 from stages.lib.errors import fail, run_stage
 from stages.lib.io import json_writer, parquet_writer, write_outputs
 
@@ -74,6 +75,8 @@ def main() -> None:
     spec, features = featurize(splits, config)
     outputs = {FEATURES_DIR / f"{name}.parquet": parquet_writer(frame) for name, frame in features.items()}
     outputs[FEATURE_SPEC] = json_writer(spec.to_json())
+    # Sorted once here, so the drift check only has to sort the current window.
+    outputs[REFERENCE_PROFILE] = parquet_writer(sorted_columns(features["reference"], spec.numeric))
     write_outputs(outputs)
     print(f"featurize: {len(spec.numeric)} numeric + {len(spec.categorical)} categorical features -> {FEATURES_DIR}/")
 

@@ -80,5 +80,11 @@ def test_each_stage_tracks_only_its_own_params_sections():
     stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
     tracked = {name: stage.get("params", []) for name, stage in stages.items()}
-    assert tracked == {"prepare": ["data"], "featurize": ["featurize"], "train": ["model", "train"], "evaluate": ["evaluate"]}
+    assert tracked == {
+        "prepare": ["data"],
+        "featurize": ["featurize"],
+        "train": ["model", "train"],
+        "evaluate": ["evaluate"],
+        "drift-check": ["drift"],
+    }
     assert sorted(section for sections in tracked.values() for section in sections) == sorted(params)

@@ -35,6 +35,10 @@ OUTPUTS = [
     "reports/plots/calibration.json",
     "reports/plots/importance.json",
     "reports/confusion.csv",
+    "data/features/reference_sorted.parquet",
+    "reports/drift.json",
+    "reports/drift_report.html",
+    "reports/drift_plots/top1.json",
 ]
 # Bytecode is written as usual: .dvcignore must keep __pycache__ out of the stages' code deps.
 ENV = {
@@ -95,7 +99,7 @@ def pipeline(tmp_path_factory) -> tuple[Path, str, dict[str, str]]:
 
 def test_first_repro_runs_every_stage_and_writes_every_output(pipeline):
     repo, output, _ = pipeline
-    assert stages_run(output) == {"prepare", "featurize", "train", "evaluate"}
+    assert stages_run(output) == {"prepare", "featurize", "train", "evaluate", "drift-check"}
     missing = [name for name in OUTPUTS if not (repo / name).is_file()]
     assert not missing
     summary = json.loads((repo / "reports/prepare.json").read_text())
@@ -116,6 +120,23 @@ def test_metrics_are_in_sane_ranges(pipeline):
         assert title in plotted
 
 
+def test_drift_check_tells_the_seasonal_story(pipeline):
+    repo, _, _ = pipeline
+    drift = json.loads((repo / "reports/drift.json").read_text())
+    # Reference is early 2013, current late 2013: the weather moves with the seasons.
+    assert {"temp", "dewp"} <= set(drift["drifted"])
+    assert drift["columns"]["dest"]["statistics"]["p_value_adjusted"] < 0.05  # the destination mix changes too
+    assert "temp" in (repo / "reports/drift_report.html").read_text()
+    gate = subprocess.run(
+        ["make", "-o", f"{Path(sys.executable).parent.parent}/.installed", "drift-gate", f"VENV={Path(sys.executable).parent.parent}"],
+        cwd=repo,
+        env=ENV,
+        capture_output=True,
+        text=True,
+    )
+    assert gate.returncode == (0 if drift["gate"]["passed"] else 2), gate.stderr
+
+
 def test_second_repro_runs_nothing(pipeline):
     repo, _, _ = pipeline
     assert (repo / "stages/lib/__pycache__").is_dir()  # bytecode beside the code deps must not count as a change
@@ -133,15 +154,15 @@ def test_make_repro_twice_reports_up_to_date(pipeline):
     assert "roc_auc" in output
 
 
-def test_changing_the_model_group_reruns_only_train_and_evaluate(pipeline):
+def test_changing_the_model_group_reruns_only_train_and_what_follows(pipeline):
     repo, _, hashes = pipeline
     run(repo, sys.executable, "-m", "stages.compose", "model=logreg")
-    assert stages_run(run(repo, "dvc", "repro")) == {"train", "evaluate"}
+    assert stages_run(run(repo, "dvc", "repro")) == {"train", "evaluate", "drift-check"}
     assert out_hashes(repo)["models/model.skops"] != hashes["models/model.skops"]
     assert out_hashes(repo)["data/features"] == hashes["data/features"]
 
     run(repo, sys.executable, "-m", "stages.compose", "train.seed=7")
-    assert stages_run(run(repo, "dvc", "repro")) <= {"train", "evaluate"}
+    assert stages_run(run(repo, "dvc", "repro")) <= {"train", "evaluate", "drift-check"}
 
     run(repo, sys.executable, "-m", "stages.compose")
     run(repo, "dvc", "repro")

@@ -21,11 +21,16 @@ PREPARED_DIR = Path("data/prepared")
 PREPARE_SUMMARY = Path("reports/prepare.json")
 FEATURES_DIR = Path("data/features")
 FEATURE_SPEC = FEATURES_DIR / "spec.json"
+REFERENCE_PROFILE = FEATURES_DIR / "reference_sorted.parquet"
 MODEL_FILE = Path("models/model.skops")
 MODEL_CARD = Path("models/model_card.json")
 METRICS_FILE = Path("reports/metrics.json")
 PLOTS_DIR = Path("reports/plots")
 CONFUSION_FILE = Path("reports/confusion.csv")
+IMPORTANCE_FILE = PLOTS_DIR / "importance.json"
+DRIFT_FILE = Path("reports/drift.json")
+DRIFT_PLOTS_DIR = Path("reports/drift_plots")
+DRIFT_REPORT = Path("reports/drift_report.html")
 
 
 @dataclass(frozen=True)

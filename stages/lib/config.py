@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from stages.lib.drift import DriftThresholds
 from stages.lib.errors import fail
 
 PARAMS_FILE = "params.yaml"
@@ -213,4 +214,53 @@ class EvaluateConfig:
         for key in ("calibration_bins", "importance_repeats", "importance_rows"):
             if getattr(config, key) < 1:
                 fail(f"{PARAMS_FILE}: 'evaluate.{key}' must be at least 1, got {getattr(config, key)}")
+        return config
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """When `make drift-gate` fails: thresholds on the drift check's findings."""
+
+    fail_on_dataset_drift: bool
+    fail_on_prediction_drift: bool
+    max_roc_auc_drop: float | None  # current-window ROC AUC below the test ROC AUC by more than this
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    thresholds: DriftThresholds
+    plots: int
+    threads: int
+    gate: GateConfig
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> DriftConfig:
+        section = Section(params.get("drift"), "drift")
+        thresholds = DriftThresholds(
+            small_reference_rows=section.get("small_reference_rows", int),
+            p_value=float(section.get("p_value", (int, float))),
+            wasserstein=float(section.get("wasserstein", (int, float))),
+            jensen_shannon=float(section.get("jensen_shannon", (int, float))),
+            few_values=section.get("few_values", int),
+            psi_bins=section.get("psi_bins", int),
+            missing_share=float(section.get("missing_share", (int, float))),
+            drift_share=float(section.get("drift_share", (int, float))),
+        )
+        gate_section = section.section("gate")
+        drop = gate_section.get("max_roc_auc_drop", (int, float, type(None)))
+        gate = GateConfig(
+            fail_on_dataset_drift=gate_section.get("fail_on_dataset_drift", bool),
+            fail_on_prediction_drift=gate_section.get("fail_on_prediction_drift", bool),
+            max_roc_auc_drop=None if drop is None else float(drop),
+        )
+        gate_section.done()
+        config = cls(thresholds=thresholds, plots=section.get("plots", int), threads=section.get("threads", int), gate=gate)
+        section.done()
+        for key in ("p_value", "drift_share"):
+            if not 0.0 < getattr(thresholds, key) <= 1.0:
+                fail(f"{PARAMS_FILE}: 'drift.{key}' must be in (0, 1], got {getattr(thresholds, key)}")
+        if thresholds.psi_bins < 2:
+            fail(f"{PARAMS_FILE}: 'drift.psi_bins' must be at least 2, got {thresholds.psi_bins}")
+        if config.threads < 1:
+            fail(f"{PARAMS_FILE}: 'drift.threads' must be at least 1, got {config.threads}")
         return config

@@ -32,12 +32,20 @@ def write_outputs(writers: Mapping[str | Path, Writer]) -> None:
             os.close(handle)
             staged.append((Path(temporary), target))
             writer(Path(temporary))
+            # mkstemp makes private files; outputs get the usual permissions.
+            os.chmod(temporary, 0o666 & ~_umask())
     except BaseException:
         for temporary, _ in staged:
             temporary.unlink(missing_ok=True)
         raise
     for temporary, target in staged:
         os.replace(temporary, target)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def json_text(payload: Any) -> str:

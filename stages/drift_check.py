@@ -1,0 +1,192 @@
+"""drift-check: compare the current window with the training reference; report, plot and gate.
+
+Columns are the model's inputs (as featurize computes them), plus the model's predictions
+and the target. The verdicts go to a DVC metrics file, the most drifted features to DVC
+plots, everything to a self-contained HTML report; `make drift-gate` turns the gate into an
+exit code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+from sklearn.base import BaseEstimator
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+from stages.lib.catalog import (
+    DRIFT_FILE,
+    DRIFT_PLOTS_DIR,
+    DRIFT_REPORT,
+    IMPORTANCE_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    PREPARED_DIR,
+    REFERENCE_PROFILE,
+    FeatureSpec,
+    load_features,
+)
+from stages.lib.config import DriftConfig, GateConfig, load_params
+from stages.lib.drift import ColumnDrift, DriftResult, DriftThresholds, detect_drift, json_ready, read_sorted_columns
+from stages.lib.drift_html import render_report
+from stages.lib.errors import fail, run_stage
+from stages.lib.io import json_writer, read_json, read_parquet, write_outputs
+from stages.lib.models import load_model
+
+PREDICTION = "prediction"
+
+
+@dataclass
+class DriftReport:
+    summary: dict[str, Any]  # the DVC metrics file
+    ranked: list[ColumnDrift]  # feature columns, most important drift first
+    prediction: ColumnDrift
+    target: ColumnDrift | None
+    plots: dict[str, list[dict[str, Any]]]
+
+
+def schema_changes(reference: dict[str, str], current: dict[str, str]) -> list[dict[str, str]]:
+    """Columns added, removed or retyped between two {column: type} schemas, in column-name order."""
+    changes = []
+    for name in sorted(set(reference) | set(current)):
+        if name not in current:
+            changes.append({"column": name, "change": "removed", "reference": reference[name], "current": ""})
+        elif name not in reference:
+            changes.append({"column": name, "change": "added", "reference": "", "current": current[name]})
+        elif reference[name] != current[name]:
+            changes.append({"column": name, "change": "type", "reference": reference[name], "current": current[name]})
+    return changes
+
+
+def _importance_weights(columns: list[str], importance: dict[str, float]) -> dict[str, float]:
+    """Non-negative importance shares; equal weights when the model shows no importance at all."""
+    raw = {name: max(float(importance.get(name, 0.0)), 0.0) for name in columns}
+    total = sum(raw.values())
+    return {name: (value / total if total > 0 else 1.0 / len(columns)) for name, value in raw.items()}
+
+
+def _window_metrics(actual: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    if len(np.unique(actual)) < 2:
+        return {}
+    return {
+        "roc_auc": float(roc_auc_score(actual, scores)),
+        "average_precision": float(average_precision_score(actual, scores)),
+        "brier": float(brier_score_loss(actual, scores)),
+        "late_share": float(actual.mean()),
+    }
+
+
+def _gate(result: DriftResult, prediction: ColumnDrift, roc_auc_drop: float | None, gate: GateConfig) -> dict[str, Any]:
+    reasons = []
+    if gate.fail_on_dataset_drift and result.dataset_drift:
+        reasons.append(
+            f"dataset drift: {len(result.drifted)} of {len(result.columns)} feature columns drifted (share {result.drift_share:.2f} >= {result.thresholds.drift_share})"
+        )
+    if gate.fail_on_prediction_drift and prediction.drifted:
+        reasons.append(f"prediction drift: {prediction.method} {prediction.score:.3g} past {prediction.threshold}")
+    if gate.max_roc_auc_drop is not None and roc_auc_drop is not None and roc_auc_drop > gate.max_roc_auc_drop:
+        reasons.append(f"ROC AUC on the current window is {roc_auc_drop:.3f} below the test split's (allowed drop {gate.max_roc_auc_drop})")
+    return {"passed": not reasons, "reasons": reasons}
+
+
+def drift_check(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    spec: FeatureSpec,
+    model: BaseEstimator,
+    config: DriftConfig,
+    importance: dict[str, float] | None = None,
+    test_metrics: dict[str, Any] | None = None,
+    reference_sorted: dict[str, np.ndarray] | None = None,
+    schemas: tuple[dict[str, str], dict[str, str]] | None = None,
+) -> DriftReport:
+    """Every drift finding for the current window; pure apart from its inputs."""
+    for name, frame in (("reference", reference), ("current", current)):
+        if frame.empty:
+            fail(f"data/features/{name}.parquet: the {name} window has no rows; widen data.splits.{name} in conf/data/")
+    missing = [column for column in spec.features if column not in current.columns]
+    if missing:
+        fail(f"current window: feature column '{missing[0]}' is missing; the current data must have every model input")
+    thresholds: DriftThresholds = config.thresholds
+    result = detect_drift(reference, current, spec.features, thresholds, reference_sorted, threads=config.threads)
+
+    reference_scores = model.predict_proba(reference[spec.features])[:, 1]
+    current_scores = model.predict_proba(current[spec.features])[:, 1]
+    prediction = detect_drift(
+        pd.DataFrame({PREDICTION: reference_scores}), pd.DataFrame({PREDICTION: current_scores}), [PREDICTION], thresholds
+    ).columns[0]
+
+    labelled = spec.target in current.columns and current[spec.target].notna().all()
+    target = detect_drift(reference, current, [spec.target], thresholds).columns[0] if labelled else None
+    current_metrics = _window_metrics(current[spec.target].to_numpy(), current_scores) if labelled else {}
+    test_auc = (test_metrics or {}).get("roc_auc")
+    roc_auc_drop = test_auc - current_metrics["roc_auc"] if test_auc is not None and "roc_auc" in current_metrics else None
+
+    weights = _importance_weights(spec.features, importance or {})
+    ranked = sorted(result.columns, key=lambda column: (-column.severity * weights[column.column], -column.severity, column.column))
+    gate = _gate(result, prediction, roc_auc_drop, config.gate)
+    changes = schema_changes(*schemas) if schemas else []
+
+    summary = {
+        "dataset_drift": result.dataset_drift,
+        "drift_share": result.drift_share,
+        "drifted_columns": len(result.drifted),
+        "columns_checked": len(result.columns),
+        "drifted": sorted(result.drifted),
+        "missing_share_changes": sorted(column.column for column in result.columns if column.missing_drifted),
+        "schema_changes": changes,
+        "gate": gate,
+        "prediction_drift": prediction.to_json(),
+        "target_drift": target.to_json() if target else None,
+        "current_metrics": current_metrics,
+        "roc_auc_drop": roc_auc_drop,
+        "rows": {"reference": len(reference), "current": len(current)},
+        "columns": {
+            column.column: column.to_json()
+            | {"importance_weight": weights[column.column], "weighted_drift": column.severity * weights[column.column]}
+            for column in ranked
+        },
+    }
+    plots = {}
+    for rank, column in enumerate(ranked[: config.plots], start=1):
+        histogram = column.histogram
+        # `bin` is the x axis for numeric and categorical columns alike; `value` labels it.
+        plots[f"top{rank}"] = [
+            {"feature": column.column, "bin": index, "value": value, "reference": reference_share, "current": current_share}
+            for index, (value, reference_share, current_share) in enumerate(
+                zip(histogram.get("value", []), histogram.get("reference", []), histogram.get("current", []), strict=True)
+            )
+        ]
+    return DriftReport(summary=json_ready(summary), ranked=ranked, prediction=prediction, target=target, plots=plots)
+
+
+def _schema(path) -> dict[str, str]:
+    return {field.name: str(field.type) for field in pq.read_schema(path)}
+
+
+def main() -> None:
+    config = DriftConfig.from_params(load_params())
+    spec, reference = load_features("reference")
+    _, current = load_features("current")
+    model = load_model(MODEL_FILE)
+    importance = {row["feature"]: row["importance"] for row in read_json(IMPORTANCE_FILE, "run `dvc repro evaluate` first")}
+    test_metrics = read_json(METRICS_FILE, "run `dvc repro evaluate` first")
+    profile = read_sorted_columns(read_parquet(REFERENCE_PROFILE, "run `dvc repro featurize` first"))
+    schemas = (_schema(PREPARED_DIR / "reference.parquet"), _schema(PREPARED_DIR / "current.parquet"))
+    report = drift_check(reference, current, spec, model, config, importance, test_metrics, profile, schemas)
+    html = render_report(report.summary, report.ranked, report.prediction, report.target)
+    outputs = {DRIFT_FILE: json_writer(report.summary), DRIFT_REPORT: lambda path: path.write_text(html, encoding="utf-8")}
+    outputs |= {DRIFT_PLOTS_DIR / f"{name}.json": json_writer(rows) for name, rows in report.plots.items()}
+    write_outputs(outputs)
+    verdict = "DRIFT" if report.summary["dataset_drift"] else "no dataset drift"
+    print(
+        f"drift-check: {verdict}: {report.summary['drifted_columns']} of {report.summary['columns_checked']} columns drifted "
+        f"({', '.join(report.summary['drifted']) or 'none'}); gate {'passed' if report.summary['gate']['passed'] else 'FAILED'} -> {DRIFT_REPORT}"
+    )
+
+
+if __name__ == "__main__":
+    run_stage(main)

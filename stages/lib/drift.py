@@ -1,0 +1,427 @@
+"""Drift statistics for a reference and a current sample, computed with NumPy.
+
+Numeric columns: each sorted sample's points are located in the other sorted sample by binary
+search, which gives both empirical CDFs at every point, hence the exact Kolmogorov-Smirnov
+statistic and the exact Wasserstein-1 distance. PSI uses reference-quantile bins counted by binary search on
+the sorted samples. Categorical columns: `bincount` over codes of the union of categories.
+P-values come out as arrays at the end (no scipy call per column).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import special, stats
+
+EPSILON_SHARE = 1e-4  # floor for empty bins in PSI and JS, as the widely used tools do
+MIN_STD = 1e-3  # floor for the Wasserstein normalisation of a constant reference
+
+
+@dataclass(frozen=True)
+class DriftThresholds:
+    """The verdict rule and its thresholds (conf/drift/)."""
+
+    small_reference_rows: int = 1000  # at or below: p-value tests; above: effect sizes
+    p_value: float = 0.05
+    wasserstein: float = 0.1  # Wasserstein distance / reference standard deviation
+    jensen_shannon: float = 0.1
+    few_values: int = 5  # numeric columns with at most this many distinct values count as categorical
+    psi_bins: int = 10
+    missing_share: float = 0.05  # absolute change in the share of missing values
+    drift_share: float = 0.5  # the dataset drifts when this share of columns drifts
+
+
+@dataclass
+class ColumnDrift:
+    column: str
+    kind: str  # "numeric" or "categorical": how the values were compared
+    method: str  # the statistic that decides the verdict ("none" when one side has no values)
+    score: float  # its value: a p-value for small references, a distance otherwise
+    threshold: float
+    drifted: bool  # the values' distribution drifted (the missing share is judged on its own)
+    reference_rows: int  # non-missing values compared
+    current_rows: int
+    statistics: dict[str, float | int | None] = field(default_factory=dict)
+    missing_reference: float = 0.0
+    missing_current: float = 0.0
+    missing_drifted: bool = False
+    unseen_categories: list[str] = field(default_factory=list)
+    note: str = ""
+    histogram: dict[str, list] = field(default_factory=dict)  # for plots, not for the metrics file
+
+    def to_json(self) -> dict[str, Any]:
+        return {key: json_ready(value) for key, value in self.__dict__.items() if key != "histogram"}
+
+    @property
+    def severity(self) -> float:
+        """How far past its threshold the column is: 1 at the threshold, above 1 when drifted."""
+        if self.method == "none" or not math.isfinite(self.score):
+            return 0.0
+        if self.method.endswith("p_value"):
+            return math.log(max(self.score, 1e-300)) / math.log(self.threshold)
+        return self.score / self.threshold
+
+
+def json_ready(value: Any) -> Any:
+    """JSON-safe, rounded, with NaN and infinity as null."""
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_ready(item) for item in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return None if not math.isfinite(value) else float(f"{value:.6g}")
+    return value
+
+
+def sorted_profile(values: np.ndarray) -> np.ndarray:
+    """A numeric column sorted with missing values dropped: what the reference keeps on disk."""
+    values = np.asarray(values, dtype=np.float64)
+    return np.sort(values[~np.isnan(values)], kind="quicksort")
+
+
+CHUNK = 1 << 17  # points per block: blocks stay in cache and reuse memory instead of faulting in new pages
+
+
+def _cdf_gaps(points: np.ndarray, other: np.ndarray, counted_here: bool) -> tuple[int, float]:
+    """Largest |F_points - F_other| and the area under it, over the CDF points of one sample.
+
+    Both inputs sorted and NaN-free. Gaps are scaled by n*m so they stay exact integers. A value
+    present in both samples is one CDF point: `counted_here` says which side counts it.
+    """
+    size, own_total, other_total = len(points), len(points), len(other)
+    largest, area = 0, 0.0
+    for start in range(0, size, CHUNK):
+        stop = min(start + CHUNK, size)
+        chunk = points[start:stop]
+        other_below = np.searchsorted(other, chunk, side="right")
+        following = points[start + 1 : stop + 1]
+        if len(following) < len(chunk):
+            following = np.append(following, np.inf)
+        # Only the last of a run of equal values is a point of the CDF.
+        is_point = following != chunk
+        if not counted_here:
+            shared = other_below > 0
+            shared[shared] = other[other_below[shared] - 1] == chunk[shared]
+            is_point &= ~shared
+        gap = np.abs(other_below * own_total - np.arange(start + 1, stop + 1) * other_total)
+        # The CDF difference holds until the next point of either sample.
+        exhausted = other_below >= other_total
+        following_other = np.take(other, other_below, mode="clip")
+        next_point = np.where(exhausted, following, np.minimum(following, following_other))
+        width = next_point - chunk
+        width[~np.isfinite(width)] = 0.0
+        gap, width = gap[is_point], width[is_point]
+        if len(gap):
+            largest = max(largest, int(gap.max()))
+            area += float(np.dot(gap.astype(np.float64), width))
+    return largest, area
+
+
+def numeric_statistics(reference_sorted: np.ndarray, current_sorted: np.ndarray, bins: int) -> dict[str, float | int]:
+    """Exact KS statistic, Wasserstein-1 distance (raw and over the reference std) and quantile-bin PSI.
+
+    Both inputs must be sorted and free of NaN. Each sample's points are located in the other
+    by binary search, block by block, so no merged copy of the two samples is ever built.
+    """
+    n, m = len(reference_sorted), len(current_sorted)
+    largest_current, area_current = _cdf_gaps(current_sorted, reference_sorted, counted_here=True)
+    largest_reference, area_reference = _cdf_gaps(reference_sorted, current_sorted, counted_here=False)
+    ks = max(largest_current, largest_reference) / (n * m)
+    wasserstein = (area_current + area_reference) / (n * m)
+    std = float(reference_sorted.std())
+    psi, used_bins = _quantile_psi(reference_sorted, current_sorted, bins)
+    distinct = int(np.count_nonzero(reference_sorted[1:] != reference_sorted[:-1])) + 1
+    return {
+        "ks": ks,
+        "wasserstein": wasserstein,
+        "wasserstein_norm": wasserstein / max(std, MIN_STD),
+        "psi": psi,
+        "psi_bins": used_bins,
+        "reference_mean": float(reference_sorted.mean()),
+        "current_mean": float(current_sorted.mean()),
+        "reference_std": std,
+        "reference_distinct": distinct,
+    }
+
+
+def _quantile_psi(reference_sorted: np.ndarray, current_sorted: np.ndarray, bins: int) -> tuple[float, int]:
+    """PSI over bins cut at reference quantiles, right-closed, so a heavily tied value gets a bin of its own."""
+    n = len(reference_sorted)
+    cuts = np.unique(reference_sorted[(np.arange(1, bins) * n) // bins])
+    cuts = cuts[cuts < reference_sorted[-1]]
+    edges = np.concatenate([cuts, [np.inf]])
+    reference_counts = np.diff(np.searchsorted(reference_sorted, edges, side="right"), prepend=0)
+    current_counts = np.diff(np.searchsorted(current_sorted, edges, side="right"), prepend=0)
+    return _psi(reference_counts, current_counts), len(edges)
+
+
+def _shares(counts: np.ndarray) -> np.ndarray:
+    return np.maximum(counts / max(counts.sum(), 1), EPSILON_SHARE)
+
+
+def _psi(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:
+    reference, current = _shares(reference_counts), _shares(current_counts)
+    return float(np.sum((current - reference) * np.log(current / reference)))
+
+
+def categorical_statistics(reference_counts: np.ndarray, current_counts: np.ndarray) -> dict[str, float | int]:
+    """Chi-squared (2 x K contingency, no continuity correction), Cramér's V, Jensen-Shannon distance, PSI."""
+    seen = (reference_counts + current_counts) > 0
+    table = np.vstack([reference_counts[seen], current_counts[seen]]).astype(np.float64)
+    total = table.sum()
+    expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / total
+    categories = table.shape[1]
+    chi2 = float(np.sum((table - expected) ** 2 / expected)) if categories > 1 else 0.0
+    reference_share, current_share = table[0] / table[0].sum(), table[1] / table[1].sum()
+    middle = (reference_share + current_share) / 2
+    divergence = 0.5 * (special.rel_entr(reference_share, middle).sum() + special.rel_entr(current_share, middle).sum())
+    return {
+        "chi2": chi2,
+        "chi2_dof": max(categories - 1, 0),
+        "cramers_v": math.sqrt(chi2 / total) if categories > 1 else 0.0,
+        "jensen_shannon": math.sqrt(max(float(divergence), 0.0)),
+        "psi": _psi(table[0], table[1]),
+        "categories": categories,
+    }
+
+
+def ks_p_values(statistics: np.ndarray, n: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Two-sided KS p-values: exact-n distribution for small effective n, asymptotic Kolmogorov beyond."""
+    effective = n * m / (n + m)
+    small = effective <= 10_000  # scipy's kstwo gets slow (and no more exact in practice) above this
+    p = special.kolmogorov(np.sqrt(effective) * statistics)
+    if small.any():
+        p[small] = stats.kstwo.sf(statistics[small], np.round(effective[small]))
+    return np.clip(p, 0.0, 1.0)
+
+
+def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
+    """False-discovery-rate adjusted p-values (missing p-values stay missing)."""
+    adjusted = np.full(len(p_values), np.nan)
+    valid = ~np.isnan(p_values)
+    if valid.any():
+        adjusted[valid] = stats.false_discovery_control(p_values[valid], method="bh")
+    return adjusted
+
+
+@dataclass
+class DriftResult:
+    columns: list[ColumnDrift]
+    thresholds: DriftThresholds
+
+    @property
+    def drifted(self) -> list[str]:
+        """Columns whose values or whose missing share drifted."""
+        return [column.column for column in self.columns if column.drifted or column.missing_drifted]
+
+    @property
+    def drift_share(self) -> float:
+        return len(self.drifted) / len(self.columns) if self.columns else 0.0
+
+    @property
+    def dataset_drift(self) -> bool:
+        return bool(self.columns) and self.drift_share >= self.thresholds.drift_share
+
+
+def _as_numeric(series: pd.Series) -> np.ndarray:
+    return series.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _category_codes(reference: pd.Series, current: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Codes of both samples over the sorted union of their categories (-1 for missing)."""
+    same_categories = (
+        isinstance(reference.dtype, pd.CategoricalDtype)
+        and isinstance(current.dtype, pd.CategoricalDtype)
+        and list(reference.cat.categories) == list(current.cat.categories)
+    )
+    if same_categories:
+        return reference.cat.codes.to_numpy(), current.cat.codes.to_numpy(), np.asarray(reference.cat.categories, dtype=object)
+    both = pd.concat([reference.astype("string"), current.astype("string")], ignore_index=True)
+    codes, uniques = pd.factorize(both, sort=True, use_na_sentinel=True)
+    return codes[: len(reference)], codes[len(reference) :], np.asarray(uniques, dtype=object)
+
+
+def _distinct_sorted(values: np.ndarray) -> np.ndarray:
+    return values[np.concatenate([[True], values[1:] != values[:-1]])] if len(values) else values
+
+
+def _few_values(reference_sorted: np.ndarray, current_sorted: np.ndarray, limit: int) -> bool:
+    """At most `limit` distinct values in the two samples together (one pass over each sorted sample)."""
+    reference_distinct = _distinct_sorted(reference_sorted)
+    if len(reference_distinct) > limit:
+        return False
+    current_distinct = _distinct_sorted(current_sorted)
+    return len(current_distinct) <= limit and len(np.union1d(reference_distinct, current_distinct)) <= limit
+
+
+HISTOGRAM_BINS = 20
+HISTOGRAM_CATEGORIES = 12
+
+
+def _numeric_histogram(reference_sorted: np.ndarray, current_sorted: np.ndarray) -> dict[str, list]:
+    low, high = min(reference_sorted[0], current_sorted[0]), max(reference_sorted[-1], current_sorted[-1])
+    edges = np.linspace(low, high, HISTOGRAM_BINS + 1) if high > low else np.array([low, low])
+    inner = edges[1:-1]
+
+    def shares(values: np.ndarray) -> list[float]:
+        counts = np.diff(np.searchsorted(values, inner, side="left"), prepend=0, append=len(values))
+        return (counts / len(values)).round(6).tolist()
+
+    centres = ((edges[:-1] + edges[1:]) / 2).round(6).tolist() if high > low else [float(low)]
+    return {"value": centres, "reference": shares(reference_sorted), "current": shares(current_sorted)}
+
+
+def _categorical_histogram(categories: np.ndarray, reference_counts: np.ndarray, current_counts: np.ndarray) -> dict[str, list]:
+    reference_share = reference_counts / max(reference_counts.sum(), 1)
+    current_share = current_counts / max(current_counts.sum(), 1)
+    order = np.lexsort((np.arange(len(categories)), -np.maximum(reference_share, current_share)))
+    top, rest = order[:HISTOGRAM_CATEGORIES], order[HISTOGRAM_CATEGORIES:]
+    labels = [str(category) for category in categories[top]]
+    reference_values, current_values = reference_share[top].tolist(), current_share[top].tolist()
+    if len(rest):
+        labels.append(f"({len(rest)} others)")
+        reference_values.append(float(reference_share[rest].sum()))
+        current_values.append(float(current_share[rest].sum()))
+    return {"value": labels, "reference": np.round(reference_values, 6).tolist(), "current": np.round(current_values, 6).tolist()}
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def column_drift(
+    name: str,
+    reference: pd.Series,
+    current: pd.Series,
+    thresholds: DriftThresholds,
+    reference_sorted: np.ndarray | None = None,
+) -> ColumnDrift:
+    """Every statistic for one column; verdicts come later, once p-values are adjusted together."""
+    missing_reference = float(reference.isna().mean()) if len(reference) else 0.0
+    missing_current = float(current.isna().mean()) if len(current) else 0.0
+    common = {
+        "column": name,
+        "missing_reference": missing_reference,
+        "missing_current": missing_current,
+        # A change in how often a value is missing is drift of its own: the usual tools drop NaN and miss it.
+        "missing_drifted": abs(missing_current - missing_reference) >= thresholds.missing_share,
+        "method": "",
+        "score": math.nan,
+        "threshold": math.nan,
+        "drifted": False,
+    }
+    if _is_numeric(reference) and _is_numeric(current):
+        reference_values = reference_sorted if reference_sorted is not None else sorted_profile(_as_numeric(reference))
+        current_values = sorted_profile(_as_numeric(current))
+        if len(reference_values) and len(current_values) and not _few_values(reference_values, current_values, thresholds.few_values):
+            statistics = numeric_statistics(reference_values, current_values, thresholds.psi_bins)
+            collapsed = statistics["psi_bins"] < thresholds.psi_bins
+            return ColumnDrift(
+                kind="numeric", reference_rows=len(reference_values), current_rows=len(current_values), statistics=statistics,
+                note=f"PSI on {statistics['psi_bins']} of {thresholds.psi_bins} bins: tied reference quantiles" if collapsed else "",
+                histogram=_numeric_histogram(reference_values, current_values), **common,
+            )  # fmt: skip
+        # Few distinct values (or an empty side): compare them as categories.
+        reference, current = pd.Series(reference_values), pd.Series(current_values)
+    reference_codes, current_codes, categories = _category_codes(reference, current)
+    reference_codes, current_codes = reference_codes[reference_codes >= 0], current_codes[current_codes >= 0]
+    if not len(reference_codes) or not len(current_codes):
+        common |= {"method": "none"}
+        side = "reference" if not len(reference_codes) else "current"
+        return ColumnDrift(
+            kind="categorical", reference_rows=len(reference_codes), current_rows=len(current_codes),
+            note=f"no values in the {side} window: only the missing share is compared", **common,
+        )  # fmt: skip
+    reference_counts = np.bincount(reference_codes, minlength=len(categories))
+    current_counts = np.bincount(current_codes, minlength=len(categories))
+    unseen = (reference_counts == 0) & (current_counts > 0)
+    statistics = categorical_statistics(reference_counts, current_counts)
+    statistics["unseen_rows"] = int(current_counts[unseen].sum())
+    return ColumnDrift(
+        kind="categorical", reference_rows=len(reference_codes), current_rows=len(current_codes), statistics=statistics,
+        unseen_categories=[str(category) for category in categories[unseen]],
+        histogram=_categorical_histogram(categories, reference_counts, current_counts), **common,
+    )  # fmt: skip
+
+
+def _decide(columns: list[ColumnDrift], thresholds: DriftThresholds) -> None:
+    """Fill p-values (BH-adjusted over all columns) and apply the verdict rule."""
+    tested = [column for column in columns if column.method != "none"]
+    numeric = [column for column in tested if column.kind == "numeric"]
+    categorical = [column for column in tested if column.kind == "categorical"]
+    p_values = {}
+    if numeric:
+        ks = np.array([column.statistics["ks"] for column in numeric])
+        n = np.array([column.reference_rows for column in numeric], dtype=np.float64)
+        m = np.array([column.current_rows for column in numeric], dtype=np.float64)
+        p_values |= dict(zip((column.column for column in numeric), ks_p_values(ks, n, m), strict=True))
+    if categorical:
+        chi2 = np.array([column.statistics["chi2"] for column in categorical])
+        dof = np.array([column.statistics["chi2_dof"] for column in categorical])
+        p = np.where(dof > 0, stats.chi2.sf(chi2, np.maximum(dof, 1)), 1.0)
+        p_values |= dict(zip((column.column for column in categorical), p, strict=True))
+    names = list(p_values)
+    adjusted = dict(zip(names, benjamini_hochberg(np.array([p_values[name] for name in names])), strict=True))
+    for column in tested:
+        column.statistics["p_value"] = float(p_values[column.column])
+        column.statistics["p_value_adjusted"] = float(adjusted[column.column])
+        small = column.reference_rows <= thresholds.small_reference_rows
+        if small:
+            column.method = "ks_p_value" if column.kind == "numeric" else "chi2_p_value"
+            column.score, column.threshold = column.statistics["p_value_adjusted"], thresholds.p_value
+            column.drifted = column.score < thresholds.p_value
+        elif column.kind == "numeric":
+            column.method, column.score, column.threshold = (
+                "wasserstein_norm",
+                column.statistics["wasserstein_norm"],
+                thresholds.wasserstein,
+            )
+            column.drifted = column.score >= thresholds.wasserstein
+        else:
+            column.method, column.score, column.threshold = "jensen_shannon", column.statistics["jensen_shannon"], thresholds.jensen_shannon
+            column.drifted = column.score >= thresholds.jensen_shannon
+
+
+def detect_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    columns: Sequence[str],
+    thresholds: DriftThresholds,
+    reference_sorted: Mapping[str, np.ndarray] | None = None,
+    threads: int | None = None,
+) -> DriftResult:
+    """Compare `current` with `reference` on `columns` (present in both). Deterministic for any thread count."""
+    reference_sorted = reference_sorted or {}
+
+    def one(name: str) -> ColumnDrift:
+        return column_drift(name, reference[name], current[name], thresholds, reference_sorted.get(name))
+
+    # NumPy sorts release the GIL, so columns run in parallel; results keep column order.
+    with ThreadPoolExecutor(max_workers=threads or 1) as pool:
+        results = list(pool.map(one, columns))
+    _decide(results, thresholds)
+    return DriftResult(columns=results, thresholds=thresholds)
+
+
+def sorted_columns(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Each numeric column sorted on its own, missing values last: the stored reference profile."""
+    return pd.DataFrame({name: np.sort(_as_numeric(frame[name])) for name in columns if _is_numeric(frame[name])})
+
+
+def read_sorted_columns(profile: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The stored profile as sorted arrays without their missing values."""
+    arrays = {}
+    for name in profile.columns:
+        values = profile[name].to_numpy(dtype=np.float64)
+        arrays[name] = values[: len(values) - int(np.isnan(values).sum())]
+    return arrays

@@ -1,0 +1,165 @@
+"""drift-check: findings on model inputs, predictions and target; ranking, plots, the gate and the HTML report."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import shutil
+import subprocess
+import tempfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages.drift_check import drift_check, schema_changes
+from stages.lib.catalog import FeatureSpec
+from stages.lib.config import DriftConfig, ModelConfig, TrainConfig
+from stages.lib.drift_html import render_report
+from stages.lib.errors import UserError
+from stages.train import train_model
+from tests.conftest import run_module
+
+SPEC = FeatureSpec(numeric=["temp", "dewp", "distance"], categorical={"dest": ["ATL", "ORD", "SEA", "__other__"]})
+
+
+def window(rows: int, seed: int, summer: bool) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    temp = rng.normal(75 if summer else 40, 8, rows)
+    destinations = rng.choice(["ATL", "ORD", "SEA"], rows, p=[0.2, 0.3, 0.5] if summer else [0.5, 0.4, 0.1])
+    return pd.DataFrame(
+        {
+            "temp": temp,
+            "dewp": temp - rng.gamma(2, 5, rows),
+            "distance": rng.integers(200, 2500, rows).astype(float),
+            "dest": pd.Categorical(destinations, categories=SPEC.categorical["dest"]),
+            "late": (rng.random(rows) < 0.15 + 0.004 * (temp - 40)).astype(np.int8),
+            "time_hour": pd.Timestamp("2013-01-01", tz="UTC"),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def model():
+    return train_model(window(4000, 0, False), SPEC, ModelConfig("hgb", {"max_iter": 30}), TrainConfig(seed=0))
+
+
+@pytest.fixture
+def config(params) -> DriftConfig:
+    return DriftConfig.from_params(params)
+
+
+@pytest.fixture
+def seasonal(model, config):
+    return drift_check(window(3000, 1, False), window(3000, 2, True), SPEC, model, config, importance={"temp": 0.02, "distance": 0.0})
+
+
+def test_seasonal_shift_is_found_in_weather_destinations_and_predictions(seasonal):
+    summary = seasonal.summary
+    assert {"temp", "dewp", "dest"} <= set(summary["drifted"])
+    assert "distance" not in summary["drifted"]
+    assert summary["dataset_drift"] is True and summary["drift_share"] == pytest.approx(0.75)
+    assert summary["prediction_drift"]["drifted"] is True
+    assert summary["target_drift"]["statistics"]["p_value"] < 0.05
+    assert set(summary["current_metrics"]) == {"roc_auc", "average_precision", "brier", "late_share"}
+
+
+def test_columns_are_ranked_by_importance_weighted_drift(seasonal):
+    ranked = [column.column for column in seasonal.ranked]
+    assert ranked[0] == "temp"  # the only column with importance
+    weights = {name: details["importance_weight"] for name, details in seasonal.summary["columns"].items()}
+    assert weights["temp"] == 1.0 and weights["distance"] == 0.0
+
+
+def test_plots_hold_reference_and_current_shares_of_the_top_columns(seasonal, config):
+    assert list(seasonal.plots) == [f"top{rank}" for rank in range(1, min(config.plots, 4) + 1)]
+    top = seasonal.plots["top1"]
+    assert {row["feature"] for row in top} == {"temp"}
+    assert sum(row["reference"] for row in top) == pytest.approx(1.0, abs=1e-4)
+    assert sum(row["current"] for row in top) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_gate_fails_on_dataset_drift_and_on_a_metric_drop(model, config):
+    reference = window(3000, 1, False)
+    quiet = drift_check(reference, window(3000, 3, False), SPEC, model, config)
+    assert quiet.summary["gate"] == {"passed": True, "reasons": []}
+    drifted = drift_check(reference, window(3000, 2, True), SPEC, model, config)
+    assert not drifted.summary["gate"]["passed"]
+    assert drifted.summary["gate"]["reasons"][0].startswith("dataset drift: 3 of 4 feature columns drifted")
+    optimistic = {"roc_auc": 0.99}
+    dropped = drift_check(reference, window(3000, 3, False), SPEC, model, config, test_metrics=optimistic)
+    assert any("ROC AUC on the current window" in reason for reason in dropped.summary["gate"]["reasons"])
+    relaxed = dataclasses.replace(config, gate=dataclasses.replace(config.gate, max_roc_auc_drop=None))
+    assert drift_check(reference, window(3000, 3, False), SPEC, model, relaxed, test_metrics=optimistic).summary["gate"]["passed"]
+
+
+def test_schema_changes_name_added_removed_and_retyped_columns():
+    changes = schema_changes({"a": "int64", "b": "string", "c": "double"}, {"a": "double", "c": "double", "d": "bool"})
+    assert changes == [
+        {"column": "a", "change": "type", "reference": "int64", "current": "double"},
+        {"column": "b", "change": "removed", "reference": "string", "current": ""},
+        {"column": "d", "change": "added", "reference": "", "current": "bool"},
+    ]
+
+
+def test_empty_current_window_is_a_clear_error(model, config):
+    with pytest.raises(UserError, match="data/features/current.parquet: the current window has no rows"):
+        drift_check(window(100, 1, False), window(100, 2, True).iloc[:0], SPEC, model, config)
+
+
+def test_column_missing_from_current_is_a_clear_error(model, config):
+    with pytest.raises(UserError, match="current window: feature column 'dewp' is missing"):
+        drift_check(window(100, 1, False), window(100, 2, True).drop(columns="dewp"), SPEC, model, config)
+
+
+def test_ten_row_current_window_gives_a_report(model, config):
+    report = drift_check(window(3000, 1, False), window(10, 2, True), SPEC, model, config)
+    assert report.summary["rows"]["current"] == 10
+    assert report.summary["columns_checked"] == 4
+
+
+def test_gate_command_exit_codes(seasonal, tmp_path):
+    (tmp_path / "reports").mkdir()
+    (tmp_path / "reports/drift.json").write_text(json.dumps(seasonal.summary))
+    failed = run_module("stages.drift_gate", tmp_path)
+    assert failed.returncode == 1
+    assert "drift gate: FAILED: dataset drift" in failed.stderr
+    passing = {**seasonal.summary, "gate": {"passed": True, "reasons": []}}
+    (tmp_path / "reports/drift.json").write_text(json.dumps(passing))
+    assert run_module("stages.drift_gate", tmp_path).returncode == 0
+
+
+def test_report_is_self_contained_and_deterministic(seasonal):
+    page = render_report(seasonal.summary, seasonal.ranked, seasonal.prediction, seasonal.target)
+    assert "<script" not in page.lower()
+    external = re.findall(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", page, flags=re.IGNORECASE)
+    assert not external and "@import" not in page and "url(" not in page
+    assert page == render_report(seasonal.summary, seasonal.ranked, seasonal.prediction, seasonal.target)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (`make test` installs it when run as root)")
+def test_report_renders_in_a_headless_browser_and_shows_the_drifted_columns(seasonal, tmp_path):
+    page = tmp_path / "drift_report.html"
+    page.write_text(render_report(seasonal.summary, seasonal.ranked, seasonal.prediction, seasonal.target))
+    flags = [
+        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    ]  # fmt: skip
+    with tempfile.TemporaryDirectory() as profile:
+        dom = subprocess.run(
+            [CHROMIUM, *flags, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
+        ).stdout
+        subprocess.run(
+            [CHROMIUM, *flags, f"--user-data-dir={profile}", "--window-size=1200,1600", f"--screenshot={tmp_path / 'shot.png'}", page.as_uri()],
+            capture_output=True, timeout=120, check=True,
+        )  # fmt: skip
+    drifted_rows = re.findall(r'<tr class="drifted"><td>([^<]+)</td>', dom)
+    assert set(drifted_rows) == set(seasonal.summary["drifted"])
+    assert "dataset drift" in dom and "gate failed" in dom
+    assert dom.count("<svg") >= 4  # a chart per feature, plus predictions and target
+    shot = (tmp_path / "shot.png").read_bytes()
+    assert shot.startswith(b"\x89PNG") and len(shot) > 20_000  # a rendered page, not a blank one
