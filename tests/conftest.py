@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from stages.lib.config import DataConfig
+from stages.lib.contract import DataContract
 
 PROJECT = Path(__file__).resolve().parent.parent
 ORIGINS = ("EWR", "JFK", "LGA")
@@ -100,8 +100,8 @@ def params() -> dict:
 
 
 @pytest.fixture
-def data_config(params: dict) -> DataConfig:
-    return DataConfig.from_params(params)
+def contract(params: dict) -> DataContract:
+    return DataContract.from_params(params)
 
 
 def run_module(module: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:

@@ -6,25 +6,31 @@ import copy
 
 import pytest
 
-from stages.lib.config import DataConfig, EvaluateConfig, FeaturizeConfig, ModelConfig, TrainConfig, load_params
+from stages.lib.config import DriftConfig, EvaluateConfig, FeaturizeConfig, ModelConfig, TrainConfig, load_params
+from stages.lib.contract import DataContract
 from stages.lib.errors import UserError
 
 
 def test_committed_params_load_into_every_stage_config(params):
-    data = DataConfig.from_params(params)
+    data = DataContract.from_params(params)
     assert [window.name for window in data.splits] == ["train", "test", "reference", "current"]
     assert data.split("train").end <= data.split("test").start
     FeaturizeConfig.from_params(params)
     assert ModelConfig.from_params(params).name == "hgb"
     TrainConfig.from_params(params)
     EvaluateConfig.from_params(params)
+    assert DriftConfig.from_params(params).thresholds.drift_share == 0.5
 
 
 @pytest.mark.parametrize(
     ("path", "value", "message"),
     [
         (("data", "colour"), "blue", "unknown key 'data.colour'"),
-        (("data", "late_minutes"), "15", "'data.late_minutes' must be int or float, got '15'"),
+        (("data", "target", "greater_than"), "15", "'data.target.greater_than' must be int or float or null, got '15'"),
+        (("data", "task"), "ranking", "'data.task' must be one of classification, regression, got 'ranking'"),
+        (("data", "types"), {"dest": "text"}, "'data.types.dest' must be one of numeric, categorical, boolean, datetime, identifier"),
+        (("data", "on_violation"), "ignore", "'data.on_violation' must be error or warn"),
+        (("drift", "drift_share"), 1.5, "'drift.drift_share' must be in (0, 1]"),
         (("data", "sample_rows"), True, "'data.sample_rows' must be int or null, got True"),
         (("data", "sample_rows"), 0, "'data.sample_rows' must be a positive number of rows or null"),
         (("data", "splits", "test", "start"), "Sept 2013", "'data.splits.test.start' = 'Sept 2013' is not a date"),
@@ -33,7 +39,7 @@ def test_committed_params_load_into_every_stage_config(params):
         (("train", "seed"), 1.5, "'train.seed' must be int, got 1.5"),
         (("evaluate", "threshold"), 1.5, "'evaluate.threshold' must be between 0 and 1"),
         (("evaluate", "importance_rows"), 0, "'evaluate.importance_rows' must be at least 1"),
-        (("featurize", "numeric"), "temp", "'featurize.numeric' must be list, got 'temp'"),
+        (("featurize", "exclude"), "temp", "'featurize.exclude' must be list, got 'temp'"),
     ],
 )
 def test_bad_param_is_named_with_its_path(params, path, value, message):
@@ -43,7 +49,7 @@ def test_bad_param_is_named_with_its_path(params, path, value, message):
         node = node[key]
     node[path[-1]] = value
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        for config in (DataConfig, FeaturizeConfig, TrainConfig, EvaluateConfig):
+        for config in (DataContract, FeaturizeConfig, TrainConfig, EvaluateConfig, DriftConfig):
             config.from_params(params)
 
 

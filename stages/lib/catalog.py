@@ -19,6 +19,7 @@ TIME = "time_hour"
 
 PREPARED_DIR = Path("data/prepared")
 PREPARE_SUMMARY = Path("reports/prepare.json")
+SCHEMA_FILE = Path("data/schema.yaml")
 FEATURES_DIR = Path("data/features")
 FEATURE_SPEC = FEATURES_DIR / "spec.json"
 REFERENCE_PROFILE = FEATURES_DIR / "reference_sorted.parquet"
@@ -41,6 +42,7 @@ class FeatureSpec:
     categorical: dict[str, list[str]]
     target: str = TARGET
     time: str = TIME
+    task: str = "classification"
 
     @property
     def features(self) -> list[str]:

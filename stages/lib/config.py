@@ -76,7 +76,7 @@ class Section:
             fail(f"{PARAMS_FILE}: unknown key '{self.where}.{unknown[0]}'; known keys: {', '.join(sorted(self.used))}")
 
 
-def _timestamp(section: Section, key: str) -> pd.Timestamp:
+def parse_timestamp(section: Section, key: str) -> pd.Timestamp:
     raw = section.get(key, str)
     try:
         # ISO 8601 only: a lenient parser would read "9/1/2013" differently per locale.
@@ -96,70 +96,20 @@ class Window:
 
 
 @dataclass(frozen=True)
-class DataConfig:
-    source_dir: str | None
-    flights_file: str
-    weather_file: str
-    late_minutes: float
-    sample_rows: int | None
-    sample_seed: int
-    splits: tuple[Window, ...]
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> DataConfig:
-        data = Section(params.get("data"), "data")
-        source = data.section("source")
-        splits_section = data.section("splits")
-        windows = []
-        for name in SPLIT_NAMES:
-            window = splits_section.section(name)
-            start, end = _timestamp(window, "start"), _timestamp(window, "end")
-            window.done()
-            if start >= end:
-                fail(
-                    f"{PARAMS_FILE}: split 'data.splits.{name}' starts at {start:%Y-%m-%d} but ends at {end:%Y-%m-%d}; start must be before end"
-                )
-            windows.append(Window(name, start, end))
-        splits_section.done()
-        config = cls(
-            source_dir=source.get("dir", (str, type(None))),
-            flights_file=source.get("flights", str),
-            weather_file=source.get("weather", str),
-            late_minutes=float(data.get("late_minutes", (int, float))),
-            sample_rows=data.get("sample_rows", (int, type(None))),
-            sample_seed=data.get("sample_seed", int),
-            splits=tuple(windows),
-        )
-        source.done()
-        data.done()
-        if config.sample_rows is not None and config.sample_rows < 1:
-            fail(f"{PARAMS_FILE}: 'data.sample_rows' must be a positive number of rows or null, got {config.sample_rows}")
-        return config
-
-    def split(self, name: str) -> Window:
-        return next(window for window in self.splits if window.name == name)
-
-
-@dataclass(frozen=True)
 class FeaturizeConfig:
-    numeric: tuple[str, ...]
-    categorical: tuple[str, ...]
     day_of_week: bool
     min_category_count: int
+    exclude: tuple[str, ...]
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> FeaturizeConfig:
         section = Section(params.get("featurize"), "featurize")
         config = cls(
-            numeric=section.names("numeric"),
-            categorical=section.names("categorical"),
             day_of_week=section.get("day_of_week", bool),
             min_category_count=section.get("min_category_count", int),
+            exclude=section.names("exclude"),
         )
         section.done()
-        both = sorted(set(config.numeric) & set(config.categorical))
-        if both:
-            fail(f"{PARAMS_FILE}: column '{both[0]}' is listed as both featurize.numeric and featurize.categorical; keep one")
         return config
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import yaml
 
 from stages.lib.errors import fail
 
@@ -75,6 +76,13 @@ def read_json(path: str | Path, hint: str) -> Any:
     if not path.exists():
         fail(f"{path}: file not found; {hint}")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def read_yaml(path: str | Path, hint: str) -> Any:
+    path = Path(path)
+    if not path.exists():
+        fail(f"{path}: file not found; {hint}")
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
 def sha256_file(path: str | Path) -> str:

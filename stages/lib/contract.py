@@ -1,0 +1,233 @@
+"""The data contract: what a table is (`conf/data/<name>.yaml`), read strictly, plus schema inference.
+
+A data scientist declares the source, the target and task, the time column, the columns to
+drop as identifiers or leaks, related tables to join, split windows and, optionally, column
+types and validation rules. Everything not declared is inferred from the train split and
+written to a schema file that lives in git, so a reviewer sees type changes in a diff.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stages.lib.config import PARAMS_FILE, SPLIT_NAMES, Section, Window, parse_timestamp
+from stages.lib.errors import fail
+
+TASKS = ("classification", "regression")
+TYPES = ("numeric", "categorical", "boolean", "datetime", "identifier")
+IDENTIFIER_MIN_DISTINCT = 1000  # a text column with more distinct values than this, and mostly unique,
+IDENTIFIER_UNIQUE_SHARE = 0.5  # is an identifier, not a category
+
+
+@dataclass(frozen=True)
+class Source:
+    """A CSV (optionally zipped) or Parquet file: inside an installed package, or a path from the project root."""
+
+    path: str
+    package: str | None = None
+
+    @classmethod
+    def parse(cls, section: Section) -> Source:
+        source = cls(path=section.get("path", str), package=section.get("package", (str, type(None)), None))
+        section.done()
+        return source
+
+    def locate(self) -> Path:
+        if self.package is None:
+            return Path(self.path)
+        spec = importlib.util.find_spec(self.package)
+        if spec is None or not spec.submodule_search_locations:
+            fail(f"package '{self.package}' is not installed; run `make setup` (it installs requirements.lock)")
+        # Not `import <package>`: dataset packages often load every table at import time.
+        return Path(spec.submodule_search_locations[0]) / self.path
+
+
+@dataclass(frozen=True)
+class Join:
+    source: Source
+    keys: tuple[str, ...]
+    columns: tuple[str, ...] | None  # None: every column of the related table
+    deduplicate: bool
+
+
+@dataclass(frozen=True)
+class Check:
+    """Rules for one column, validated with pandera on every run."""
+
+    min: float | None = None
+    max: float | None = None
+    allowed: tuple[str, ...] | None = None
+    max_null_share: float | None = None
+
+
+@dataclass(frozen=True)
+class DataContract:
+    name: str
+    source: Source
+    joins: tuple[Join, ...]
+    task: str
+    target: str  # the name of the target column in prepared data
+    target_column: str  # the source column it comes from
+    greater_than: float | None  # classification: target = target_column > greater_than
+    time: str
+    timezone: str | None
+    identifiers: tuple[str, ...]
+    leaks: tuple[str, ...]
+    other_drops: tuple[str, ...]
+    types: dict[str, str]
+    checks: dict[str, Check]
+    on_violation: str  # "error" or "warn"
+    sample_rows: int | None
+    sample_seed: int
+    splits: tuple[Window, ...]
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> DataContract:
+        data = Section(params.get("data"), "data")
+        source = Source.parse(data.section("source"))
+        joins = []
+        for index, raw in enumerate(data.get("join", list, [])):
+            join = Section(raw, f"data.join[{index}]")
+            keys = tuple(join.names("keys"))
+            columns = join.get("columns", (list, type(None)), None)
+            joins.append(
+                Join(
+                    source=Source.parse(join.section("source")),
+                    keys=keys,
+                    columns=None if columns is None else tuple(str(column) for column in columns),
+                    deduplicate=join.get("deduplicate", bool, False),
+                )
+            )
+            join.done()
+        task = data.get("task", str)
+        if task not in TASKS:
+            fail(f"{PARAMS_FILE}: 'data.task' must be one of {', '.join(TASKS)}, got {task!r}")
+        target = data.section("target")
+        greater_than = target.get("greater_than", (int, float, type(None)), None)
+        if task == "classification" and greater_than is None:
+            fail(f"{PARAMS_FILE}: 'data.target.greater_than' is needed for classification (target = column > value)")
+        if task == "regression" and greater_than is not None:
+            fail(f"{PARAMS_FILE}: 'data.target.greater_than' makes a binary target; remove it for regression")
+        target_name, target_column = target.get("name", str), target.get("column", str)
+        target.done()
+        time = data.section("time")
+        time_column, timezone = time.get("column", str), time.get("timezone", (str, type(None)), None)
+        time.done()
+        drop = data.section("drop")
+        identifiers, leaks = drop.names("identifiers"), drop.names("leaks")
+        other = tuple(drop.get("other", list, []))
+        drop.done()
+        types = dict(data.get("types", (Mapping, type(None)), None) or {})
+        for column, kind in types.items():
+            if kind not in TYPES:
+                fail(f"{PARAMS_FILE}: 'data.types.{column}' must be one of {', '.join(TYPES)}, got {kind!r}")
+        checks = {}
+        for column, raw in (data.get("checks", (Mapping, type(None)), None) or {}).items():
+            rules = Section(raw, f"data.checks.{column}")
+            allowed = rules.get("allowed", (list, type(None)), None)
+            checks[column] = Check(
+                min=rules.get("min", (int, float, type(None)), None),
+                max=rules.get("max", (int, float, type(None)), None),
+                allowed=None if allowed is None else tuple(str(value) for value in allowed),
+                max_null_share=rules.get("max_null_share", (int, float, type(None)), None),
+            )
+            rules.done()
+        on_violation = data.get("on_violation", str, "error")
+        if on_violation not in ("error", "warn"):
+            fail(f"{PARAMS_FILE}: 'data.on_violation' must be error or warn, got {on_violation!r}")
+        splits_section = data.section("splits")
+        windows = []
+        for name in SPLIT_NAMES:
+            window = splits_section.section(name)
+            start, end = parse_timestamp(window, "start"), parse_timestamp(window, "end")
+            window.done()
+            if start >= end:
+                fail(
+                    f"{PARAMS_FILE}: split 'data.splits.{name}' starts at {start:%Y-%m-%d} but ends at {end:%Y-%m-%d}; start must be before end"
+                )
+            windows.append(Window(name, start, end))
+        splits_section.done()
+        sample_rows = data.get("sample_rows", (int, type(None)), None)
+        if sample_rows is not None and sample_rows < 1:
+            fail(f"{PARAMS_FILE}: 'data.sample_rows' must be a positive number of rows or null, got {sample_rows}")
+        contract = cls(
+            name=data.get("name", str),
+            source=source,
+            joins=tuple(joins),
+            task=task,
+            target=target_name,
+            target_column=target_column,
+            greater_than=None if greater_than is None else float(greater_than),
+            time=time_column,
+            timezone=timezone,
+            identifiers=identifiers,
+            leaks=leaks,
+            other_drops=other,
+            types=types,
+            checks=checks,
+            on_violation=on_violation,
+            sample_rows=sample_rows,
+            sample_seed=data.get("sample_seed", int, 0),
+            splits=tuple(windows),
+        )
+        data.done()
+        return contract
+
+    def split(self, name: str) -> Window:
+        return next(window for window in self.splits if window.name == name)
+
+
+def infer_type(series: pd.Series) -> str:
+    """numeric, categorical, boolean, datetime or identifier, from the values alone."""
+    if pd.api.types.is_bool_dtype(series):
+        return "boolean"
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "datetime"
+    if pd.api.types.is_numeric_dtype(series):
+        values = series.dropna()
+        return "boolean" if len(values) and values.isin([0, 1]).all() and values.nunique() == 2 else "numeric"
+    values = series.dropna().astype(str)
+    distinct = values.nunique()
+    if distinct > IDENTIFIER_MIN_DISTINCT and distinct > IDENTIFIER_UNIQUE_SHARE * len(values):
+        return "identifier"
+    return "categorical"
+
+
+def infer_schema(train: pd.DataFrame, contract: DataContract) -> dict[str, Any]:
+    """Column types (declared or inferred) and train statistics, in column-name order for stable diffs."""
+    columns = {}
+    for name in sorted(train.columns):
+        series = train[name]
+        kind = contract.types.get(name) or infer_type(series)
+        entry: dict[str, Any] = {
+            "type": kind,
+            "declared": name in contract.types,
+            "null_share": round(float(series.isna().mean()), 6),
+        }
+        if name == contract.target:
+            entry["role"] = "target"
+        elif name == contract.time:
+            entry["role"] = "time"
+        if kind == "numeric" and series.notna().any():
+            entry["min"], entry["max"] = (
+                float(np.nanmin(series.to_numpy(dtype=np.float64, na_value=np.nan))),
+                float(np.nanmax(series.to_numpy(dtype=np.float64, na_value=np.nan))),
+            )
+        elif kind == "categorical":
+            entry["categories"] = int(series.dropna().nunique())
+        columns[name] = entry
+    return {
+        "dataset": contract.name,
+        "task": contract.task,
+        "target": contract.target,
+        "time": contract.time,
+        "timezone": contract.timezone,
+        "columns": columns,
+    }
