@@ -67,7 +67,10 @@ def test_unknown_model_name_lists_the_choices():
 
 @pytest.mark.parametrize("key", ["learning_rte", "random_state"])
 def test_unknown_or_reserved_hyperparameter_is_named(key):
-    with pytest.raises(UserError, match=f"conf/model/hgb.yaml: '{key}' is not a hyperparameter of HistGradientBoostingClassifier"):
+    with pytest.raises(
+        UserError,
+        match=f"'model.{key}' \\(from conf/model/hgb.yaml or a -S override\\) is not a hyperparameter of HistGradientBoostingClassifier",
+    ):
         build_model(ModelConfig("hgb", {key: 1}), ["a"], [], seed=0)
 
 

@@ -60,7 +60,7 @@ def build_model(config: ModelConfig, numeric: Sequence[str], categorical: Sequen
     for key in config.hyperparameters:
         if key not in valid or key == "random_state":
             fail(
-                f"conf/model/{config.name}.yaml: '{key}' is not a hyperparameter of {type(target).__name__}; "
+                f"params.yaml: 'model.{key}' (from conf/model/{config.name}.yaml or a -S override) is not a hyperparameter of {type(target).__name__}; "
                 f"valid: {', '.join(sorted(k for k in valid if k != 'random_state'))}"
             )
     target.set_params(**config.hyperparameters)
