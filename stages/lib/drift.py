@@ -89,8 +89,9 @@ def sorted_profile(values: np.ndarray | pd.Series) -> np.ndarray:
     """A numeric column sorted with missing values dropped: what the reference keeps on disk."""
     array = _as_numeric(values) if isinstance(values, pd.Series) else np.array(values, dtype=np.float64)
     array.sort()  # in place; NaN sorts last
-    missing = int(np.count_nonzero(np.isnan(array[-1:]))) and int(np.count_nonzero(np.isnan(array)))
-    return array[: len(array) - missing]
+    if not len(array) or not np.isnan(array[-1]):
+        return array
+    return array[: len(array) - int(np.count_nonzero(np.isnan(array)))]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -249,6 +250,11 @@ def _distinct_sorted(values: np.ndarray) -> np.ndarray:
     return values[np.concatenate([[True], values[1:] != values[:-1]])] if len(values) else values
 
 
+def _sorted_counts(sorted_values: np.ndarray, categories: np.ndarray) -> np.ndarray:
+    """How often each of `categories` (sorted, covering every value) occurs: binary search, no pass over the values."""
+    return np.diff(np.searchsorted(sorted_values, categories, side="right"), prepend=0)
+
+
 def _few_values(reference_sorted: np.ndarray, current_sorted: np.ndarray, limit: int) -> bool:
     """At most `limit` distinct values in the two samples together."""
     for values in (reference_sorted, current_sorted):
@@ -329,24 +335,27 @@ def column_drift(
                 note=f"PSI on {statistics['psi_bins']} of {thresholds.psi_bins} bins: tied reference quantiles" if collapsed else "",
                 histogram=_numeric_histogram(reference_values, current_values), **common,
             )  # fmt: skip
-        # Few distinct values (or an empty side): compare them as categories.
-        reference, current = pd.Series(reference_values), pd.Series(current_values)
-    reference_codes, current_codes, categories = _category_codes(reference, current)
-    reference_codes, current_codes = reference_codes[reference_codes >= 0], current_codes[current_codes >= 0]
-    if not len(reference_codes) or not len(current_codes):
+        # Few distinct values (or an empty side): compare them as categories, counted on the sorted values.
+        categories = np.union1d(_distinct_sorted(reference_values), _distinct_sorted(current_values))
+        reference_counts = _sorted_counts(reference_values, categories)
+        current_counts = _sorted_counts(current_values, categories)
+    else:
+        reference_codes, current_codes, categories = _category_codes(reference, current)
+        reference_counts = np.bincount(reference_codes[reference_codes >= 0], minlength=len(categories))
+        current_counts = np.bincount(current_codes[current_codes >= 0], minlength=len(categories))
+    reference_rows, current_rows = int(reference_counts.sum()), int(current_counts.sum())
+    if not reference_rows or not current_rows:
         common |= {"method": "none"}
-        side = "reference" if not len(reference_codes) else "current"
+        side = "reference" if not reference_rows else "current"
         return ColumnDrift(
-            kind="categorical", reference_rows=len(reference_codes), current_rows=len(current_codes),
+            kind="categorical", reference_rows=reference_rows, current_rows=current_rows,
             note=f"no values in the {side} window: only the missing share is compared", **common,
         )  # fmt: skip
-    reference_counts = np.bincount(reference_codes, minlength=len(categories))
-    current_counts = np.bincount(current_codes, minlength=len(categories))
     unseen = (reference_counts == 0) & (current_counts > 0)
     statistics = categorical_statistics(reference_counts, current_counts)
     statistics["unseen_rows"] = int(current_counts[unseen].sum())
     return ColumnDrift(
-        kind="categorical", reference_rows=len(reference_codes), current_rows=len(current_codes), statistics=statistics,
+        kind="categorical", reference_rows=reference_rows, current_rows=current_rows, statistics=statistics,
         unseen_categories=[str(category) for category in categories[unseen]],
         histogram=_categorical_histogram(categories, reference_counts, current_counts), **common,
     )  # fmt: skip
