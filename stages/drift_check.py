@@ -1,7 +1,7 @@
 """drift-check: compare the current window with the training reference; report, plot and gate.
 
-Columns are the model's inputs (as featurize computes them), plus the model's predictions
-and the target. The verdicts go to a DVC metrics file, the most drifted features to DVC
+Columns are the model's inputs (the prepared columns featurize builds features from), plus the
+model's predictions (from the features) and the target. The verdicts go to a DVC metrics file, the most drifted features to DVC
 plots, everything to a self-contained HTML report; `make drift-gate` turns the gate into an
 exit code.
 """
@@ -28,13 +28,14 @@ from stages.lib.catalog import (
     REFERENCE_PROFILE,
     FeatureSpec,
     load_features,
+    load_prepared,
 )
 from stages.lib.config import DriftConfig, GateConfig, load_params
 from stages.lib.drift import ColumnDrift, DriftResult, DriftThresholds, detect_drift, json_ready, read_sorted_columns
 from stages.lib.drift_html import render_report
 from stages.lib.errors import fail, run_stage
 from stages.lib.io import json_writer, read_json, read_parquet, write_outputs
-from stages.lib.models import load_model
+from stages.lib.models import load_model, predict_scores
 
 PREDICTION = "prediction"
 
@@ -61,14 +62,25 @@ def schema_changes(reference: dict[str, str], current: dict[str, str]) -> list[d
     return changes
 
 
-def _importance_weights(columns: list[str], importance: dict[str, float]) -> dict[str, float]:
-    """Non-negative importance shares; equal weights when the model shows no importance at all."""
-    raw = {name: max(float(importance.get(name, 0.0)), 0.0) for name in columns}
+def _importance_weights(columns: list[str], importance: dict[str, float], sources: dict[str, list[str]]) -> dict[str, float]:
+    """Non-negative importance shares per input column (summed over the features built from it);
+    equal weights when the model shows no importance at all."""
+    raw = dict.fromkeys(columns, 0.0)
+    for feature, value in importance.items():
+        for source in sources.get(feature, [feature]):
+            if source in raw:
+                raw[source] += max(float(value), 0.0)
     total = sum(raw.values())
     return {name: (value / total if total > 0 else 1.0 / len(columns)) for name, value in raw.items()}
 
 
-def _window_metrics(actual: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+def _window_metrics(actual: np.ndarray, scores: np.ndarray, task: str) -> dict[str, float]:
+    if task == "regression":
+        return {
+            "rmse": float(np.sqrt(np.mean((actual - scores) ** 2))),
+            "mae": float(np.mean(np.abs(actual - scores))),
+            "target_mean": float(actual.mean()),
+        }
     if len(np.unique(actual)) < 2:
         return {}
     return {
@@ -102,30 +114,37 @@ def drift_check(
     test_metrics: dict[str, Any] | None = None,
     reference_sorted: dict[str, np.ndarray] | None = None,
     schemas: tuple[dict[str, str], dict[str, str]] | None = None,
+    features: tuple[pd.DataFrame, pd.DataFrame] | None = None,
 ) -> DriftReport:
-    """Every drift finding for the current window; pure apart from its inputs."""
+    """Every drift finding for the current window; pure apart from its inputs.
+
+    `reference` and `current` hold the input columns and the target; `features` holds the model's
+    features for the same rows (by default the windows themselves, when the features are the inputs).
+    """
     for name, frame in (("reference", reference), ("current", current)):
         if frame.empty:
             fail(f"data/features/{name}.parquet: the {name} window has no rows; widen data.splits.{name} in conf/data/")
-    missing = [column for column in spec.features if column not in current.columns]
+    inputs = sorted(spec.inputs)
+    missing = [column for column in inputs if column not in current.columns]
     if missing:
-        fail(f"current window: feature column '{missing[0]}' is missing; the current data must have every model input")
+        fail(f"current window: input column '{missing[0]}' is missing; the current data must have every model input")
     thresholds: DriftThresholds = config.thresholds
-    result = detect_drift(reference, current, spec.features, thresholds, reference_sorted, threads=config.threads)
+    result = detect_drift(reference, current, inputs, thresholds, reference_sorted, threads=config.threads)
 
-    reference_scores = model.predict_proba(reference[spec.features])[:, 1]
-    current_scores = model.predict_proba(current[spec.features])[:, 1]
+    reference_features, current_features = features or (reference, current)
+    reference_scores = predict_scores(model, reference_features[spec.features], spec.task)
+    current_scores = predict_scores(model, current_features[spec.features], spec.task)
     prediction = detect_drift(
         pd.DataFrame({PREDICTION: reference_scores}), pd.DataFrame({PREDICTION: current_scores}), [PREDICTION], thresholds
     ).columns[0]
 
     labelled = spec.target in current.columns and current[spec.target].notna().all()
     target = detect_drift(reference, current, [spec.target], thresholds).columns[0] if labelled else None
-    current_metrics = _window_metrics(current[spec.target].to_numpy(), current_scores) if labelled else {}
+    current_metrics = _window_metrics(current[spec.target].to_numpy(), current_scores, spec.task) if labelled else {}
     test_auc = (test_metrics or {}).get("roc_auc")
     roc_auc_drop = test_auc - current_metrics["roc_auc"] if test_auc is not None and "roc_auc" in current_metrics else None
 
-    weights = _importance_weights(spec.features, importance or {})
+    weights = _importance_weights(inputs, importance or {}, spec.sources)
     ranked = sorted(result.columns, key=lambda column: (-column.severity * weights[column.column], -column.severity, column.column))
     gate = _gate(result, prediction, roc_auc_drop, config.gate)
     changes = schema_changes(*schemas) if schemas else []
@@ -169,14 +188,17 @@ def _schema(path) -> dict[str, str]:
 
 def main() -> None:
     config = DriftConfig.from_params(load_params())
-    spec, reference = load_features("reference")
-    _, current = load_features("current")
+    spec, reference_features = load_features("reference")
+    _, current_features = load_features("current")
+    reference, current = load_prepared("reference"), load_prepared("current")
     model = load_model(MODEL_FILE)
     importance = {row["feature"]: row["importance"] for row in read_json(IMPORTANCE_FILE, "run `dvc repro evaluate` first")}
     test_metrics = read_json(METRICS_FILE, "run `dvc repro evaluate` first")
     profile = read_sorted_columns(read_parquet(REFERENCE_PROFILE, "run `dvc repro featurize` first"))
     schemas = (_schema(PREPARED_DIR / "reference.parquet"), _schema(PREPARED_DIR / "current.parquet"))
-    report = drift_check(reference, current, spec, model, config, importance, test_metrics, profile, schemas)
+    report = drift_check(
+        reference, current, spec, model, config, importance, test_metrics, profile, schemas, (reference_features, current_features)
+    )
     html = render_report(report.summary, report.ranked, report.prediction, report.target)
     outputs = {DRIFT_FILE: json_writer(report.summary), DRIFT_REPORT: lambda path: path.write_text(html, encoding="utf-8")}
     outputs |= {DRIFT_PLOTS_DIR / f"{name}.json": json_writer(rows) for name, rows in report.plots.items()}

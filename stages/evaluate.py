@@ -15,8 +15,11 @@ from sklearn.metrics import (
     brier_score_loss,
     f1_score,
     log_loss,
+    mean_absolute_error,
+    mean_squared_error,
     precision_recall_curve,
     precision_score,
+    r2_score,
     recall_score,
     roc_auc_score,
     roc_curve,
@@ -26,7 +29,7 @@ from stages.lib.catalog import CONFUSION_FILE, METRICS_FILE, MODEL_FILE, PLOTS_D
 from stages.lib.config import EvaluateConfig, load_params
 from stages.lib.errors import fail, run_stage
 from stages.lib.io import json_writer, write_outputs
-from stages.lib.models import load_model
+from stages.lib.models import load_model, predict_scores
 
 MAX_CURVE_POINTS = 400
 DIGITS = 6
@@ -46,8 +49,13 @@ def _thin(points: pd.DataFrame) -> list[dict[str, Any]]:
     return points.round(DIGITS).to_dict(orient="records")
 
 
-def _calibration(actual: np.ndarray, scores: np.ndarray, bins: int) -> list[dict[str, Any]]:
-    index = np.minimum((scores * bins).astype(int), bins - 1)
+def _calibration(actual: np.ndarray, scores: np.ndarray, bins: int, task: str) -> list[dict[str, Any]]:
+    """Mean prediction against mean outcome per bin: probability bins, or prediction quantiles for regression."""
+    if task == "classification":
+        index = np.minimum((scores * bins).astype(int), bins - 1)
+    else:
+        edges = np.unique(np.quantile(scores, np.linspace(0, 1, bins + 1)[1:-1]))
+        index = np.searchsorted(edges, scores, side="right")
     counts = np.bincount(index, minlength=bins)
     mean_score = np.bincount(index, weights=scores, minlength=bins)
     late = np.bincount(index, weights=actual, minlength=bins)
@@ -55,20 +63,35 @@ def _calibration(actual: np.ndarray, scores: np.ndarray, bins: int) -> list[dict
     table = pd.DataFrame(
         {
             "mean_predicted": mean_score[filled] / counts[filled],
-            "fraction_late": late[filled] / counts[filled],
+            "mean_observed": late[filled] / counts[filled],
             "rows": counts[filled],
         }
     )
     return table.round(DIGITS).to_dict(orient="records")
 
 
-def evaluate_model(model: BaseEstimator, test: pd.DataFrame, spec: FeatureSpec, config: EvaluateConfig) -> Evaluation:
-    if test.empty:
-        fail("data/features/test.parquet: no rows; widen data.splits.test in conf/data/")
-    actual = test[spec.target].to_numpy(dtype=np.int64)
+def _importance(model: BaseEstimator, test: pd.DataFrame, spec: FeatureSpec, config: EvaluateConfig) -> pd.DataFrame:
+    rows = min(config.importance_rows, len(test))
+    sample = test.sample(n=rows, random_state=config.seed) if rows < len(test) else test
+    importance = permutation_importance(
+        model,
+        sample[spec.features],
+        sample[spec.target],
+        scoring="roc_auc" if spec.task == "classification" else "neg_root_mean_squared_error",
+        n_repeats=config.importance_repeats,
+        random_state=config.seed,
+        n_jobs=1,
+    )
+    ranked = pd.DataFrame({"feature": spec.features, "importance": importance.importances_mean, "std": importance.importances_std})
+    return ranked.round(DIGITS).sort_values(["importance", "feature"], ascending=[False, True], kind="stable")
+
+
+def _classification(
+    actual: np.ndarray, scores: np.ndarray, config: EvaluateConfig, target: str
+) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame]:
+    actual = actual.astype(np.int64)
     if len(np.unique(actual)) < 2:
-        fail(f"data/features/test.parquet: target '{spec.target}' has one class only; ROC AUC needs both, widen the test window")
-    scores = model.predict_proba(test[spec.features])[:, 1]
+        fail("data/features/test.parquet: the target has one class only; ROC AUC needs both, widen the test window")
     predicted = (scores >= config.threshold).astype(np.int64)
     metrics = {
         "roc_auc": roc_auc_score(actual, scores),
@@ -81,39 +104,45 @@ def evaluate_model(model: BaseEstimator, test: pd.DataFrame, spec: FeatureSpec, 
         "recall": recall_score(actual, predicted, zero_division=0),
         "late_share": float(actual.mean()),
     }
-    metrics = {name: round(float(value), DIGITS) for name, value in metrics.items()}
-    metrics |= {"threshold": config.threshold, "rows": len(test)}
-
+    metrics = {name: round(float(value), DIGITS) for name, value in metrics.items()} | {"threshold": config.threshold}
     fpr, tpr, roc_thresholds = roc_curve(actual, scores)
     precision, recall, pr_thresholds = precision_recall_curve(actual, scores)
     pr = pd.DataFrame({"recall": recall[:-1], "precision": precision[:-1], "threshold": pr_thresholds})[::-1]
     roc = pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": np.minimum(roc_thresholds, 1.0)})
+    labels = np.array([f"not {target}", target])
+    confusion = pd.DataFrame({"actual": labels[actual], "predicted": labels[predicted]})
+    return metrics, {"roc": _thin(roc), "precision_recall": _thin(pr)}, confusion
 
-    rows = min(config.importance_rows, len(test))
-    sample = test.sample(n=rows, random_state=config.seed) if rows < len(test) else test
-    importance = permutation_importance(
-        model,
-        sample[spec.features],
-        sample[spec.target],
-        scoring="roc_auc",
-        n_repeats=config.importance_repeats,
-        random_state=config.seed,
-        n_jobs=1,
-    )
-    ranked = pd.DataFrame({"feature": spec.features, "importance": importance.importances_mean, "std": importance.importances_std})
-    ranked = ranked.round(DIGITS).sort_values(["importance", "feature"], ascending=[False, True], kind="stable")
 
-    labels = np.array(["on_time", "late"])
-    return Evaluation(
-        metrics=metrics,
-        plots={
-            "roc": _thin(roc),
-            "precision_recall": _thin(pr),
-            "calibration": _calibration(actual, scores, config.calibration_bins),
-            "importance": ranked.to_dict(orient="records"),
-        },
-        confusion=pd.DataFrame({"actual": labels[actual], "predicted": labels[predicted]}),
-    )
+def _regression(actual: np.ndarray, predicted: np.ndarray) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame]:
+    metrics = {
+        "rmse": float(np.sqrt(mean_squared_error(actual, predicted))),
+        "mae": mean_absolute_error(actual, predicted),
+        "r2": r2_score(actual, predicted),
+        # The score of always predicting the test mean: a model should beat it.
+        "rmse_constant": float(np.std(actual)),
+        "target_mean": float(actual.mean()),
+    }
+    metrics = {name: round(float(value), DIGITS) for name, value in metrics.items()}
+    # ROC and PR curves have no meaning for a numeric target; their plot files stay empty.
+    return metrics, {"roc": [], "precision_recall": []}, pd.DataFrame({"actual": [], "predicted": []})
+
+
+def evaluate_model(model: BaseEstimator, test: pd.DataFrame, spec: FeatureSpec, config: EvaluateConfig) -> Evaluation:
+    if test.empty:
+        fail("data/features/test.parquet: no rows; widen data.splits.test in conf/data/")
+    actual = test[spec.target].to_numpy(dtype=np.float64)
+    scores = predict_scores(model, test[spec.features], spec.task)
+    if spec.task == "classification":
+        metrics, curves, confusion = _classification(actual, scores, config, spec.target)
+    else:
+        metrics, curves, confusion = _regression(actual, scores)
+    metrics["rows"] = len(test)
+    plots = curves | {
+        "calibration": _calibration(actual, scores, config.calibration_bins, spec.task),
+        "importance": _importance(model, test, spec, config).to_dict(orient="records"),
+    }
+    return Evaluation(metrics=metrics, plots=plots, confusion=confusion)
 
 
 def main() -> None:
@@ -125,9 +154,10 @@ def main() -> None:
     outputs |= {PLOTS_DIR / f"{name}.json": json_writer(points) for name, points in evaluation.plots.items()}
     outputs[CONFUSION_FILE] = lambda path: evaluation.confusion.to_csv(path, index=False, lineterminator="\n")
     write_outputs(outputs)
-    print(
-        f"evaluate: ROC AUC {evaluation.metrics['roc_auc']:.4f}, average precision {evaluation.metrics['average_precision']:.4f} on {len(test):,} test rows"
+    headline = ", ".join(
+        f"{name} {evaluation.metrics[name]:.4f}" for name in ("roc_auc", "average_precision", "rmse", "r2") if name in evaluation.metrics
     )
+    print(f"evaluate: {headline} on {len(test):,} test rows")
 
 
 if __name__ == "__main__":

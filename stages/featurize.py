@@ -1,98 +1,198 @@
-"""featurize: turn prepared splits into typed model inputs, with every statistic fitted on train.
+"""featurize: build typed, leakage-safe model inputs from the prepared splits, as `conf/features/` declares.
 
-This is the seam where the automated feature engine plugs in: it fits a `FeatureSpec` on the
-train split and applies the same spec to every split.
+The transformer and every statistic are fitted on the train split only; history features use
+outcomes known strictly before each row. Writes one feature table per split, the fitted
+transformer (skops), a reviewable manifest (git) and a metrics file.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib.metadata import version
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
+from sklearn.compose import ColumnTransformer
 
-from stages.lib.catalog import FEATURE_SPEC, FEATURES_DIR, PREPARED_DIR, REFERENCE_PROFILE, SCHEMA_FILE, FeatureSpec, load_prepared
-from stages.lib.config import SPLIT_NAMES, FeaturizeConfig, load_params
+from stages.lib.catalog import (
+    FEATURE_MANIFEST,
+    FEATURE_SPEC,
+    FEATURES_DIR,
+    FEATURIZE_SUMMARY,
+    HISTORY_EVENTS,
+    REFERENCE_PROFILE,
+    SCHEMA_FILE,
+    TRANSFORMER_FILE,
+    FeatureSpec,
+    load_prepared,
+)
+from stages.lib.config import SPLIT_NAMES, FeaturesConfig, TrainConfig, Window, load_params
+from stages.lib.contract import DataContract
 from stages.lib.drift import sorted_columns
 from stages.lib.errors import fail, run_stage
+from stages.lib.features import (
+    INPUT_TYPES,
+    build_transformer,
+    describe_outputs,
+    history_features,
+    history_name,
+    plan_features,
+    select_features,
+    train_statistics,
+)
 from stages.lib.io import json_writer, parquet_writer, read_yaml, write_outputs
+from stages.lib.models import model_writer
 
-OTHER = "__other__"
-NUMERIC_TYPES = ("numeric", "boolean")
-
-
-def _derived(frame: pd.DataFrame, schema: dict[str, Any], config: FeaturizeConfig) -> pd.DataFrame:
-    if not config.day_of_week:
-        return frame
-    # The calendar of the place the data comes from, not UTC's.
-    times = frame[schema["time"]]
-    local = times.dt.tz_convert(schema["timezone"]) if schema.get("timezone") else times
-    return frame.assign(day_of_week=local.dt.day_of_week.astype("float64"))
+LIBRARIES = ("scikit-learn", "pandas", "numpy", "holidays")
+FAMILIES = ("datetime", "numeric", "categorical", "history")
 
 
-def fit_spec(train: pd.DataFrame, schema: dict[str, Any], config: FeaturizeConfig) -> FeatureSpec:
-    """Fit the feature spec on the train split only, so no later data leaks into it."""
-    columns = schema["columns"]
-    unknown = [column for column in config.exclude if column not in columns]
-    if unknown:
-        fail(
-            f"params.yaml: 'featurize.exclude' names '{unknown[0]}', which is not a prepared column; columns are: {', '.join(sorted(columns))}"
-        )
-    candidates = [
-        column for column in train.columns if column in columns and "role" not in columns[column] and column not in config.exclude
-    ]
-    numeric = [column for column in candidates if columns[column]["type"] in NUMERIC_TYPES]
-    for column in numeric:
-        if not pd.api.types.is_numeric_dtype(train[column]):
-            fail(
-                f"{SCHEMA_FILE}: column '{column}' is typed {columns[column]['type']} but holds {train[column].dtype}; fix data.types in conf/data/"
-            )
-    categorical = {}
-    for column in (column for column in candidates if columns[column]["type"] == "categorical"):
-        counts = train[column].dropna().astype(str).value_counts()
-        categorical[column] = [*sorted(counts.index[counts >= config.min_category_count]), OTHER]
-    if config.day_of_week:
-        numeric.append("day_of_week")
-    if not numeric and not categorical:
-        fail(f"{SCHEMA_FILE}: no numeric or categorical column is left to learn from; check data.drop and featurize.exclude")
-    return FeatureSpec(numeric=numeric, categorical=categorical, target=schema["target"], time=schema["time"], task=schema["task"])
+@dataclass(frozen=True)
+class Featurized:
+    spec: FeatureSpec
+    frames: dict[str, pd.DataFrame]  # split name -> features, target, time
+    transformer: ColumnTransformer
+    events: pd.DataFrame  # labelled rows the history features look back on
+    manifest: dict[str, Any]
+    counts: dict[str, Any]
 
 
-def apply_spec(frame: pd.DataFrame, spec: FeatureSpec, schema: dict[str, Any], config: FeaturizeConfig, where: str) -> pd.DataFrame:
-    """Model inputs for one split: features in spec order, then target and time."""
-    frame = _derived(frame, schema, config)
-    missing = [column for column in [*spec.features, spec.target, spec.time] if column not in frame.columns]
-    if missing:
-        fail(f"{where}: no column '{missing[0]}', which the feature spec needs")
-    features = {column: frame[column].astype("float64") for column in spec.numeric}
-    for column, levels in spec.categorical.items():
-        text = frame[column].astype("string")
-        # Categories unseen or rare in train share one level, so the model handles them alike.
-        grouped = text.where(text.isin(levels[:-1]) | text.isna(), OTHER)
-        features[column] = pd.Categorical(grouped, categories=levels)
-    features[spec.target] = frame[spec.target].astype(np.int8 if spec.task == "classification" else np.float64)
-    features[spec.time] = frame[spec.time]
-    return pd.DataFrame(features)
+def history_events(splits: dict[str, pd.DataFrame], windows: Sequence[Window], columns: Sequence[str], time: str) -> pd.DataFrame:
+    """Every labelled row once: splits may overlap, and a row inside two windows is the same row."""
+    covered: list[Window] = []
+    parts = []
+    for window in windows:
+        rows = splits[window.name]
+        stamps = rows[time]
+        seen = np.zeros(len(rows), dtype=bool)
+        for earlier in covered:
+            seen |= ((stamps >= earlier.start) & (stamps < earlier.end)).to_numpy()
+        parts.append(rows.loc[~seen, list(columns)])
+        covered.append(window)
+    return pd.concat(parts, ignore_index=True).sort_values(time, kind="stable", ignore_index=True)
 
 
 def featurize(
-    splits: dict[str, pd.DataFrame], schema: dict[str, Any], config: FeaturizeConfig
-) -> tuple[FeatureSpec, dict[str, pd.DataFrame]]:
-    spec = fit_spec(splits["train"], schema, config)
-    return spec, {name: apply_spec(frame, spec, schema, config, f"{PREPARED_DIR}/{name}.parquet") for name, frame in splits.items()}
+    splits: dict[str, pd.DataFrame], schema: dict[str, Any], config: FeaturesConfig, windows: Sequence[Window], seed: int = 0
+) -> Featurized:
+    """Fit on train, apply to every split; pure apart from its inputs."""
+    train = splits["train"]
+    target, time_column = schema["target"], schema["time"]
+    plan = plan_features(train, schema, config)
+    transformer = build_transformer(plan, schema, config, train, seed)
+    try:
+        transformer.fit(train)
+    except ValueError as error:
+        fail(f"conf/features/: cannot build the features ({str(error).splitlines()[0]})")
+    described = describe_outputs(transformer)
+    history_names = {
+        history_name(key, window, target, what): {"family": "history", "sources": list(key), "transform": f"past {what} of {target}"}
+        for key in plan.history_keys
+        for window in config.history.windows
+        for what in ("mean", "rows")
+    }
+    planned = {**described, **history_names}
+    if len(planned) > config.max_features:
+        by_family = {family: sum(entry["family"] == family for entry in planned.values()) for family in FAMILIES}
+        fail(
+            f"params.yaml: the feature plan has {len(planned)} features ({', '.join(f'{k} {v}' for k, v in by_family.items())}), "
+            f"more than features.max_features = {config.max_features}; raise it, lower features.categorical.max_onehot, "
+            f"or list fewer history keys/windows in conf/features/"
+        )
+    if not planned:
+        fail(f"{SCHEMA_FILE}: no feature is left to learn from; check data.drop, features.exclude and the families in conf/features/")
+
+    prior = float(train[target].mean())
+    known_after = pd.Timedelta(schema["known_after"]) if plan.history_keys else pd.Timedelta(0)
+    events = history_events(splits, windows, sorted({time_column, target, *(c for key in plan.history_keys for c in key)}), time_column)
+    built = {}
+    for name, rows in splits.items():
+        frame = transformer.transform(rows)
+        if plan.history_keys:
+            frame = pd.concat(
+                [frame, history_features(rows, events, plan.history_keys, config.history, time_column, target, prior, known_after)], axis=1
+            )
+        built[name] = frame
+    dropped = select_features(built["train"], config.selection)
+    features = [name for name in built["train"].columns if name not in dropped]
+    categorical = [name for name in features if name in plan.high_cardinality]
+    frames = {}
+    for name, frame in built.items():
+        output = {column: frame[column] if column in categorical else frame[column].astype(np.float64) for column in features}
+        output[target] = splits[name][target].to_numpy(dtype=np.int8 if schema["task"] == "classification" else np.float64)
+        output[time_column] = splits[name][time_column].to_numpy()
+        frames[name] = pd.DataFrame(output)
+
+    columns = schema["columns"]
+    inputs = {name: columns[name]["type"] for name in sorted({*plan.numeric, *plan.onehot, *plan.high_cardinality})}
+    spec = FeatureSpec(
+        features=features,
+        categorical=categorical,
+        target_encoded=config.categorical.target_encoding,
+        inputs=inputs,
+        sources={name: planned[name]["sources"] for name in features},
+        target=target,
+        time=time_column,
+        task=schema["task"],
+    )
+    kept = {family: sum(planned[name]["family"] == family for name in features) for family in FAMILIES}
+    filters = {kind: sum(reason.startswith(kind) for reason in dropped.values()) for kind in ("near-constant", "duplicate", "correlated")}
+    manifest_features = {}
+    for name in sorted(planned):
+        entry = dict(planned[name])
+        if name in categorical:
+            entry["transform"] += " -> target encoding out of fold in train" if config.categorical.target_encoding else ""
+        entry["train"] = train_statistics(built["train"][name])
+        entry["selected"] = name not in dropped
+        if name in dropped:
+            entry["reason"] = dropped[name]
+        manifest_features[name] = entry
+    manifest = {
+        "dataset": schema.get("dataset"),
+        "task": schema["task"],
+        "target": target,
+        "train_rows": len(train),
+        "features": {"selected": len(features), "planned": len(planned), "by_family": kept, "dropped_by_filter": filters},
+        "not_built": dict(sorted(plan.skipped.items())),
+        "libraries": {name: version(name) for name in LIBRARIES},
+        "columns": manifest_features,
+    }
+    counts = {"features": len(features), "planned": len(planned), "by_family": kept, "dropped_by_filter": filters}
+    return Featurized(spec=spec, frames=frames, transformer=transformer, events=events, manifest=manifest, counts=counts)
 
 
 def main() -> None:
-    config = FeaturizeConfig.from_params(load_params())
+    started = time.perf_counter()
+    params = load_params()
+    config = FeaturesConfig.from_params(params)
+    seed = TrainConfig.from_params(params).seed
+    windows = DataContract.from_params(params).splits
     schema = read_yaml(SCHEMA_FILE, "run `dvc repro prepare` first")
     splits = {name: load_prepared(name) for name in SPLIT_NAMES}
-    spec, features = featurize(splits, schema, config)
-    outputs = {FEATURES_DIR / f"{name}.parquet": parquet_writer(frame) for name, frame in features.items()}
-    outputs[FEATURE_SPEC] = json_writer(spec.to_json())
+    result = featurize(splits, schema, config, windows, seed)
+    outputs = {FEATURES_DIR / f"{name}.parquet": parquet_writer(frame) for name, frame in result.frames.items()}
+    outputs[FEATURE_SPEC] = json_writer(result.spec.to_json())
+    outputs[TRANSFORMER_FILE] = model_writer(result.transformer)
+    outputs[HISTORY_EVENTS] = parquet_writer(result.events)
     # Sorted once here, so the drift check only has to sort the current window.
-    outputs[REFERENCE_PROFILE] = parquet_writer(sorted_columns(features["reference"], spec.numeric))
+    numeric_inputs = [name for name, kind in result.spec.inputs.items() if kind in INPUT_TYPES[:2]]
+    outputs[REFERENCE_PROFILE] = parquet_writer(sorted_columns(splits["reference"], numeric_inputs))
+    manifest_text = yaml.safe_dump(result.manifest, sort_keys=False, allow_unicode=True, width=140)
+    outputs[FEATURE_MANIFEST] = lambda path: path.write_text(
+        f"# Written by featurize from conf/features/ and the train split; review its diff like code.\n{manifest_text}", encoding="utf-8"
+    )
+    rows = sum(len(frame) for frame in splits.values())
+    seconds = time.perf_counter() - started
+    # Timing is the one thing here that varies between runs; everything else is deterministic.
+    summary = {"seconds": round(seconds, 2), "rows_per_second": round(rows / seconds), "rows": rows, **result.counts}
+    outputs[FEATURIZE_SUMMARY] = json_writer(summary)
     write_outputs(outputs)
-    print(f"featurize: {len(spec.numeric)} numeric + {len(spec.categorical)} categorical features -> {FEATURES_DIR}/")
+    families = ", ".join(f"{family} {count}" for family, count in result.counts["by_family"].items())
+    print(f"featurize: {result.counts['features']} features ({families}) in {seconds:.1f} s -> {FEATURES_DIR}/, {FEATURE_MANIFEST}")
 
 
 if __name__ == "__main__":

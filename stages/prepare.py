@@ -129,6 +129,8 @@ def prepare(
     if table.empty:
         fail(f"{where}: no rows; point data.source in conf/data/ at a non-empty file")
     dropped = [*contract.identifiers, *contract.leaks, *contract.other_drops]
+    # The target's source column is the outcome itself: it never stays as an input.
+    source_of_target = [contract.target_column] if contract.target_column != contract.target else []
     _require(table, where, [contract.target_column, contract.time], "the target and time columns")
     _require(table, where, dropped, "listed in data.drop")
     numeric = {column for column, kind in contract.types.items() if kind == "numeric"}
@@ -159,7 +161,9 @@ def prepare(
         target = (labelled[contract.target_column] > contract.greater_than).astype(np.int8)
     else:
         target = labelled[contract.target_column].astype(np.float64)
-    prepared = labelled.drop(columns=[column for column in dropped if column in labelled.columns]).assign(**{contract.target: target})
+    prepared = labelled.drop(columns=[column for column in [*dropped, *source_of_target] if column in labelled.columns]).assign(
+        **{contract.target: target}
+    )
     prepared = prepared.sort_values(contract.time, kind="stable", ignore_index=True)
 
     violations = validate(prepared, contract)

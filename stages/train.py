@@ -1,43 +1,95 @@
-"""train: fit the model chosen by `conf/model/` on the train features; save it with skops and a model card."""
+"""train: cross-validate and fit target encoding, selection and the model of `conf/model/` together.
+
+Everything fitted on the target lives in one scikit-learn pipeline, so cross-validation refits it
+inside every fold and no fold's score sees encodings fitted on its own rows.
+"""
 
 from __future__ import annotations
 
 import platform
+from dataclasses import dataclass
 from importlib.metadata import version
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator
+from sklearn.base import clone
+from sklearn.metrics import mean_squared_error, roc_auc_score
+from sklearn.model_selection import TimeSeriesSplit
+from sklearn.pipeline import Pipeline
 
-from stages.lib.catalog import FEATURE_SPEC, FEATURES_DIR, MODEL_CARD, MODEL_FILE, FeatureSpec, load_features
+from stages.lib.catalog import FEATURE_SPEC, FEATURES_DIR, MODEL_CARD, MODEL_FILE, TRAIN_SUMMARY, FeatureSpec, load_features
 from stages.lib.config import ModelConfig, TrainConfig, load_params
 from stages.lib.errors import fail, run_stage
 from stages.lib.io import json_writer, sha256_file, write_outputs
-from stages.lib.models import build_model, model_writer
+from stages.lib.models import build_pipeline, model_writer, predict_scores
 
 LIBRARIES = ("scikit-learn", "pandas", "numpy", "scipy", "pyarrow", "skops")
+DIGITS = 6
 
 
-def train_model(train: pd.DataFrame, spec: FeatureSpec, model_config: ModelConfig, train_config: TrainConfig) -> BaseEstimator:
-    """Fit an estimator on the train split's features and target."""
+@dataclass(frozen=True)
+class Trained:
+    model: Pipeline
+    summary: dict[str, Any]  # cross-validation scores and the selected features (reports/train.json)
+
+
+def score(task: str, actual: np.ndarray, predicted: np.ndarray) -> tuple[str, float]:
+    """The main metric: ROC AUC for classification, RMSE for regression."""
+    if task == "classification":
+        return "roc_auc", float(roc_auc_score(actual, predicted)) if len(np.unique(actual)) == 2 else float("nan")
+    return "rmse", float(np.sqrt(mean_squared_error(actual, predicted)))
+
+
+def cross_validate(train: pd.DataFrame, spec: FeatureSpec, pipeline: Pipeline, folds: int) -> dict[str, Any]:
+    """Time-ordered folds: each fold trains on earlier rows and scores the next block."""
+    scores, name = [], ""
+    for fit_rows, score_rows in TimeSeriesSplit(n_splits=folds).split(train):
+        fold_train, fold_score = train.iloc[fit_rows], train.iloc[score_rows]
+        fold_model = clone(pipeline).fit(fold_train[spec.features], fold_train[spec.target])
+        name, value = score(spec.task, fold_score[spec.target].to_numpy(), predict_scores(fold_model, fold_score[spec.features], spec.task))
+        scores.append(round(value, DIGITS))
+    return {
+        "metric": name,
+        "folds": scores,
+        "mean": round(float(np.nanmean(scores)), DIGITS),
+        "std": round(float(np.nanstd(scores)), DIGITS),
+    }
+
+
+def train_model(train: pd.DataFrame, spec: FeatureSpec, model_config: ModelConfig, train_config: TrainConfig) -> Trained:
+    """Cross-validate on the train split, then fit the whole pipeline on all of it."""
     if train.empty:
         fail(f"{FEATURES_DIR}/train.parquet: no rows to train on; widen data.splits.train in conf/data/")
-    classes = sorted(train[spec.target].unique().tolist())
-    if len(classes) < 2:
-        fail(f"{FEATURES_DIR}/train.parquet: target '{spec.target}' has one class only ({classes[0]}); a classifier needs both")
-    model = build_model(model_config, spec.numeric, list(spec.categorical), train_config.seed)
-    model.fit(train[spec.features], train[spec.target])
-    return model
+    if spec.task == "classification":
+        classes = sorted(train[spec.target].unique().tolist())
+        if len(classes) < 2:
+            fail(f"{FEATURES_DIR}/train.parquet: target '{spec.target}' has one class only ({classes[0]}); a classifier needs both")
+    pipeline = build_pipeline(spec, model_config, train_config)
+    summary: dict[str, Any] = {"rows": len(train), "features_in": len(spec.features)}
+    if train_config.cv_folds:
+        if len(train) < 2 * (train_config.cv_folds + 1):
+            fail(
+                f"{FEATURES_DIR}/train.parquet: {len(train)} rows are too few for train.cv_folds = {train_config.cv_folds}; lower it or set 0"
+            )
+        summary["cv"] = cross_validate(train, spec, pipeline, train_config.cv_folds)
+    model = pipeline.fit(train[spec.features], train[spec.target])
+    if "select" in model.named_steps:
+        summary["selected"] = [str(name) for name in model[:-1].get_feature_names_out()]
+    return Trained(model=model, summary=summary)
 
 
-def model_card(spec: FeatureSpec, params: dict[str, Any], inputs: dict[str, str], rows: int) -> dict[str, Any]:
+def model_card(spec: FeatureSpec, params: dict[str, Any], inputs: dict[str, str], summary: dict[str, Any]) -> dict[str, Any]:
     return {
         "model": params["model"],
         "train": params["train"],
+        "task": spec.task,
         "features": spec.features,
-        "categorical": sorted(spec.categorical),
+        "target_encoded": spec.categorical if spec.target_encoded else [],
+        "selected": summary.get("selected", spec.features),
         "target": spec.target,
-        "train_rows": rows,
+        "train_rows": summary["rows"],
+        "cv": summary.get("cv"),
         "inputs_sha256": inputs,
         "libraries": {name: version(name) for name in LIBRARIES},
         "python": ".".join(platform.python_version_tuple()[:2]),
@@ -48,11 +100,13 @@ def main() -> None:
     params = load_params()
     model_config, train_config = ModelConfig.from_params(params), TrainConfig.from_params(params)
     spec, train = load_features("train")
-    model = train_model(train, spec, model_config, train_config)
+    trained = train_model(train, spec, model_config, train_config)
     inputs = {str(path): sha256_file(path) for path in (FEATURES_DIR / "train.parquet", FEATURE_SPEC)}
-    card = model_card(spec, {"model": params["model"], "train": params["train"]}, inputs, len(train))
-    write_outputs({MODEL_FILE: model_writer(model), MODEL_CARD: json_writer(card)})
-    print(f"train: {model_config.name} on {len(train):,} rows, {len(spec.features)} features -> {MODEL_FILE}")
+    card = model_card(spec, {"model": params["model"], "train": params["train"]}, inputs, trained.summary)
+    write_outputs({MODEL_FILE: model_writer(trained.model), MODEL_CARD: json_writer(card), TRAIN_SUMMARY: json_writer(trained.summary)})
+    cv = trained.summary.get("cv")
+    cv_text = f", cross-validated {cv['metric']} {cv['mean']:.4f} ± {cv['std']:.4f}" if cv else ""
+    print(f"train: {model_config.name} on {len(train):,} rows, {len(spec.features)} features{cv_text} -> {MODEL_FILE}")
 
 
 if __name__ == "__main__":

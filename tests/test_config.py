@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from stages.lib.config import DriftConfig, EvaluateConfig, FeaturizeConfig, ModelConfig, TrainConfig, load_params
+from stages.lib.config import DriftConfig, EvaluateConfig, FeaturesConfig, ModelConfig, TrainConfig, load_params
 from stages.lib.contract import DataContract
 from stages.lib.errors import UserError
 
@@ -15,7 +15,7 @@ def test_committed_params_load_into_every_stage_config(params):
     data = DataContract.from_params(params)
     assert [window.name for window in data.splits] == ["train", "test", "reference", "current"]
     assert data.split("train").end <= data.split("test").start
-    FeaturizeConfig.from_params(params)
+    FeaturesConfig.from_params(params)
     assert ModelConfig.from_params(params).name == "hgb"
     TrainConfig.from_params(params)
     EvaluateConfig.from_params(params)
@@ -39,7 +39,20 @@ def test_committed_params_load_into_every_stage_config(params):
         (("train", "seed"), 1.5, "'train.seed' must be int, got 1.5"),
         (("evaluate", "threshold"), 1.5, "'evaluate.threshold' must be between 0 and 1"),
         (("evaluate", "importance_rows"), 0, "'evaluate.importance_rows' must be at least 1"),
-        (("featurize", "exclude"), "temp", "'featurize.exclude' must be list, got 'temp'"),
+        (("features", "exclude"), "temp", "'features.exclude' must be list, got 'temp'"),
+        (("features", "datetime", "parts"), ["hour", "week"], "'features.datetime.parts' has 'week'; choose from hour, day_of_week"),
+        (("features", "numeric", "impute"), "zero", "'features.numeric.impute' must be one of median, mean, none, got 'zero'"),
+        (
+            ("features", "numeric", "ratios"),
+            [["a"]],
+            "'features.numeric.ratios' must be a list of \\[numerator, denominator\\] column pairs",
+        ),
+        (("features", "history", "windows"), ["7 days", "soon"], "'features.history.windows\\[1\\]' = 'soon' is not a duration"),
+        (("features", "history", "keys"), "carrier", "'features.history.keys' must be auto or a list of column lists"),
+        (("features", "selection", "max_correlation"), 1.5, "'features.selection.max_correlation' must be in \\(0, 1\\] or null"),
+        (("features", "max_features"), 0, "'features.max_features' must be at least 1"),
+        (("data", "target", "known_after"), "-1h", "'data.target.known_after' must be positive"),
+        (("train", "cv_folds"), 1, "'train.cv_folds' must be 0 \\(off\\) or at least 2"),
     ],
 )
 def test_bad_param_is_named_with_its_path(params, path, value, message):
@@ -48,8 +61,9 @@ def test_bad_param_is_named_with_its_path(params, path, value, message):
     for key in path[:-1]:
         node = node[key]
     node[path[-1]] = value
-    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        for config in (DataContract, FeaturizeConfig, TrainConfig, EvaluateConfig, DriftConfig):
+    pattern = message if "\\" in message else message.replace("(", r"\(").replace(")", r"\)")
+    with pytest.raises(UserError, match=pattern):
+        for config in (DataContract, FeaturesConfig, TrainConfig, EvaluateConfig, DriftConfig):
             config.from_params(params)
 
 

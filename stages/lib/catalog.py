@@ -23,6 +23,11 @@ SCHEMA_FILE = Path("data/schema.yaml")
 FEATURES_DIR = Path("data/features")
 FEATURE_SPEC = FEATURES_DIR / "spec.json"
 REFERENCE_PROFILE = FEATURES_DIR / "reference_sorted.parquet"
+TRANSFORMER_FILE = FEATURES_DIR / "transformer.skops"
+HISTORY_EVENTS = FEATURES_DIR / "history.parquet"
+FEATURE_MANIFEST = Path("data/feature_manifest.yaml")
+FEATURIZE_SUMMARY = Path("reports/featurize.json")
+TRAIN_SUMMARY = Path("reports/train.json")
 MODEL_FILE = Path("models/model.skops")
 MODEL_CARD = Path("models/model_card.json")
 METRICS_FILE = Path("reports/metrics.json")
@@ -36,20 +41,36 @@ DRIFT_REPORT = Path("reports/drift_report.html")
 
 @dataclass(frozen=True)
 class FeatureSpec:
-    """What the model sees: numeric columns, and categorical columns with their train levels."""
+    """The contract between featurize and the later stages: what the model sees and where it comes from."""
 
-    numeric: list[str]
-    categorical: dict[str, list[str]]
+    features: list[str]  # model inputs, in order
+    categorical: list[str]  # of them, pandas categories: target-encoded in train, or native/one-hot in the model
+    target_encoded: bool  # train target-encodes `categorical` out of fold
+    inputs: dict[str, str]  # prepared input column -> type (numeric, boolean, categorical); the drift check compares these
+    sources: dict[str, list[str]]  # feature -> prepared columns it is computed from
     target: str = TARGET
     time: str = TIME
     task: str = "classification"
 
     @property
-    def features(self) -> list[str]:
-        return [*self.numeric, *self.categorical]
+    def numeric(self) -> list[str]:
+        return [name for name in self.features if name not in self.categorical]
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def plain(cls, numeric: list[str], categorical: list[str], **fields: Any) -> FeatureSpec:
+        """A spec whose features are the inputs as they are (numeric columns, then categorical ones)."""
+        inputs = {name: "numeric" for name in numeric} | {name: "categorical" for name in categorical}
+        return cls(
+            features=[*numeric, *categorical],
+            categorical=list(categorical),
+            target_encoded=False,
+            inputs=dict(sorted(inputs.items())),
+            sources={name: [name] for name in inputs},
+            **fields,
+        )
 
     @classmethod
     def from_json(cls, payload: dict[str, Any]) -> FeatureSpec:

@@ -95,21 +95,180 @@ class Window:
     end: pd.Timestamp
 
 
+DATETIME_PARTS = ("hour", "day_of_week", "month", "day_of_year")
+NUMERIC_IMPUTE = ("median", "mean", "none")
+NUMERIC_TRANSFORMS = ("none", "log", "quantile")
+
+
+def parse_duration(section: Section, key: str) -> pd.Timedelta:
+    raw = section.get(key, str)
+    try:
+        duration = pd.Timedelta(raw)
+    except ValueError:
+        fail(f"{PARAMS_FILE}: '{section.where}.{key}' = {raw!r} is not a duration (e.g. 6h, 1D, 28D)")
+    if duration <= pd.Timedelta(0):
+        fail(f"{PARAMS_FILE}: '{section.where}.{key}' must be positive, got {raw!r}")
+    return duration
+
+
+def _choice(section: Section, key: str, choices: tuple[str, ...]) -> str:
+    value = section.get(key, str)
+    if value not in choices:
+        fail(f"{PARAMS_FILE}: '{section.where}.{key}' must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _share(section: Section, key: str) -> float | None:
+    value = section.get(key, (int, float, type(None)))
+    if value is not None and not 0.0 < value <= 1.0:
+        fail(f"{PARAMS_FILE}: '{section.where}.{key}' must be in (0, 1] or null, got {value!r}")
+    return None if value is None else float(value)
+
+
 @dataclass(frozen=True)
-class FeaturizeConfig:
-    day_of_week: bool
-    min_category_count: int
+class DatetimeFeatures:
+    enabled: bool
+    parts: tuple[str, ...]
+    cyclical: bool
+    holidays: str | None  # a country code of the `holidays` package
+
+
+@dataclass(frozen=True)
+class NumericFeatures:
+    enabled: bool
+    impute: str
+    missing_indicators: bool
+    transform: str
+    ratios: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class CategoricalFeatures:
+    enabled: bool
+    min_count: int
+    max_onehot: int
+    frequency: bool
+    target_encoding: bool
+
+
+@dataclass(frozen=True)
+class HistoryFeatures:
+    enabled: bool
+    keys: tuple[tuple[str, ...], ...] | None  # None: automatic (every categorical input, and all rows)
+    windows: tuple[pd.Timedelta, ...]
+    smoothing: float
+    max_key_levels: int
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    near_constant: float | None
+    duplicates: bool
+    max_correlation: float | None
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    """The `conf/features/` group: which feature families featurize builds, and how."""
+
     exclude: tuple[str, ...]
+    max_features: int
+    datetime: DatetimeFeatures
+    numeric: NumericFeatures
+    categorical: CategoricalFeatures
+    history: HistoryFeatures
+    selection: SelectionConfig
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> FeaturizeConfig:
-        section = Section(params.get("featurize"), "featurize")
+    def from_params(cls, params: Mapping[str, Any]) -> FeaturesConfig:
+        section = Section(params.get("features"), "features")
+
+        block = section.section("datetime")
+        parts = block.names("parts")
+        unknown = [part for part in parts if part not in DATETIME_PARTS]
+        if unknown:
+            fail(f"{PARAMS_FILE}: 'features.datetime.parts' has '{unknown[0]}'; choose from {', '.join(DATETIME_PARTS)}")
+        datetime_features = DatetimeFeatures(
+            enabled=block.get("enabled", bool),
+            parts=tuple(sorted(set(parts), key=DATETIME_PARTS.index)),
+            cyclical=block.get("cyclical", bool),
+            holidays=block.get("holidays", (str, type(None))),
+        )
+        block.done()
+
+        block = section.section("numeric")
+        ratios = block.get("ratios", list)
+        if not all(isinstance(pair, list) and len(pair) == 2 and all(isinstance(name, str) for name in pair) for pair in ratios):
+            fail(f"{PARAMS_FILE}: 'features.numeric.ratios' must be a list of [numerator, denominator] column pairs, got {ratios!r}")
+        numeric = NumericFeatures(
+            enabled=block.get("enabled", bool),
+            impute=_choice(block, "impute", NUMERIC_IMPUTE),
+            missing_indicators=block.get("missing_indicators", bool),
+            transform=_choice(block, "transform", NUMERIC_TRANSFORMS),
+            ratios=tuple((pair[0], pair[1]) for pair in ratios),
+        )
+        block.done()
+
+        block = section.section("categorical")
+        categorical = CategoricalFeatures(
+            enabled=block.get("enabled", bool),
+            min_count=block.get("min_count", int),
+            max_onehot=block.get("max_onehot", int),
+            frequency=block.get("frequency", bool),
+            target_encoding=block.get("target_encoding", bool),
+        )
+        block.done()
+
+        block = section.section("history")
+        keys = block.get("keys", (str, list))
+        if keys == "auto":
+            key_sets = None
+        elif isinstance(keys, list) and all(isinstance(key, list) and all(isinstance(name, str) for name in key) for key in keys):
+            key_sets = tuple(tuple(key) for key in keys)
+        else:
+            fail(f"{PARAMS_FILE}: 'features.history.keys' must be auto or a list of column lists ([] means all rows), got {keys!r}")
+        windows = block.get("windows", list)
+        if not windows or not all(isinstance(window, str) for window in windows):
+            fail(f"{PARAMS_FILE}: 'features.history.windows' must be a non-empty list of durations (e.g. [1D, 7D]), got {windows!r}")
+        history = HistoryFeatures(
+            enabled=block.get("enabled", bool),
+            keys=key_sets,
+            windows=tuple(
+                parse_duration(Section({f"windows[{index}]": window}, block.where), f"windows[{index}]")
+                for index, window in enumerate(windows)
+            ),
+            smoothing=float(block.get("smoothing", (int, float))),
+            max_key_levels=block.get("max_key_levels", int),
+        )
+        block.done()
+
+        block = section.section("selection")
+        selection = SelectionConfig(
+            near_constant=_share(block, "near_constant"),
+            duplicates=block.get("duplicates", bool),
+            max_correlation=_share(block, "max_correlation"),
+        )
+        block.done()
+
         config = cls(
-            day_of_week=section.get("day_of_week", bool),
-            min_category_count=section.get("min_category_count", int),
             exclude=section.names("exclude"),
+            max_features=section.get("max_features", int),
+            datetime=datetime_features,
+            numeric=numeric,
+            categorical=categorical,
+            history=history,
+            selection=selection,
         )
         section.done()
+        for key, value in (
+            ("max_features", config.max_features),
+            ("categorical.min_count", categorical.min_count),
+            ("history.max_key_levels", history.max_key_levels),
+        ):
+            if value < 1:
+                fail(f"{PARAMS_FILE}: 'features.{key}' must be at least 1, got {value}")
+        if categorical.max_onehot < 0 or history.smoothing < 0:
+            fail(f"{PARAMS_FILE}: 'features.categorical.max_onehot' and 'features.history.smoothing' must not be negative")
         return config
 
 
@@ -131,12 +290,26 @@ class ModelConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int
+    cv_folds: int  # time-ordered folds inside the train split; 0 skips cross-validation
+    encoding_folds: int  # folds of out-of-fold target encoding
+    max_selected: int | None  # keep the best-scoring features (F-test, fitted inside each fold); None keeps all
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> TrainConfig:
         section = Section(params.get("train"), "train")
-        config = cls(seed=section.get("seed", int))
+        config = cls(
+            seed=section.get("seed", int),
+            cv_folds=section.get("cv_folds", int),
+            encoding_folds=section.get("encoding_folds", int),
+            max_selected=section.get("max_selected", (int, type(None))),
+        )
         section.done()
+        if config.cv_folds == 1 or config.cv_folds < 0:
+            fail(f"{PARAMS_FILE}: 'train.cv_folds' must be 0 (off) or at least 2, got {config.cv_folds}")
+        if config.encoding_folds < 2:
+            fail(f"{PARAMS_FILE}: 'train.encoding_folds' must be at least 2, got {config.encoding_folds}")
+        if config.max_selected is not None and config.max_selected < 1:
+            fail(f"{PARAMS_FILE}: 'train.max_selected' must be at least 1 or null, got {config.max_selected}")
         return config
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from stages.lib.config import PARAMS_FILE, SPLIT_NAMES, Section, Window, parse_timestamp
+from stages.lib.config import PARAMS_FILE, SPLIT_NAMES, Section, Window, parse_duration, parse_timestamp
 from stages.lib.errors import fail
 
 TASKS = ("classification", "regression")
@@ -78,6 +78,7 @@ class DataContract:
     greater_than: float | None  # classification: target = target_column > greater_than
     time: str
     timezone: str | None
+    known_after: str | None  # how long after its row's time an outcome is known; history features wait this long
     identifiers: tuple[str, ...]
     leaks: tuple[str, ...]
     other_drops: tuple[str, ...]
@@ -116,6 +117,9 @@ class DataContract:
         if task == "regression" and greater_than is not None:
             fail(f"{PARAMS_FILE}: 'data.target.greater_than' makes a binary target; remove it for regression")
         target_name, target_column = target.get("name", str), target.get("column", str)
+        known_after = target.get("known_after", (str, type(None)), None)
+        if known_after is not None:
+            parse_duration(target, "known_after")
         target.done()
         time = data.section("time")
         time_column, timezone = time.get("column", str), time.get("timezone", (str, type(None)), None)
@@ -167,6 +171,7 @@ class DataContract:
             greater_than=None if greater_than is None else float(greater_than),
             time=time_column,
             timezone=timezone,
+            known_after=known_after,
             identifiers=identifiers,
             leaks=leaks,
             other_drops=other,
@@ -229,5 +234,6 @@ def infer_schema(train: pd.DataFrame, contract: DataContract) -> dict[str, Any]:
         "target": contract.target,
         "time": contract.time,
         "timezone": contract.timezone,
+        "known_after": contract.known_after,
         "columns": columns,
     }

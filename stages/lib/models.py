@@ -5,37 +5,46 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import skops.io as sio
 from sklearn.base import BaseEstimator
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.compose import ColumnTransformer, make_column_selector
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.feature_selection import SelectKBest, f_classif, f_regression
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
 
-from stages.lib.config import ModelConfig
+from stages.lib.catalog import FeatureSpec
+from stages.lib.config import ModelConfig, TrainConfig
 from stages.lib.errors import fail
 
 
-def _hgb(numeric: Sequence[str], categorical: Sequence[str], seed: int) -> BaseEstimator:
+def _hgb(task: str, seed: int) -> BaseEstimator:
     # Categorical columns arrive as pandas categories; HGB splits on them natively.
+    if task == "regression":
+        return HistGradientBoostingRegressor(categorical_features="from_dtype", random_state=seed)
     return HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=seed)
 
 
-def _logreg(numeric: Sequence[str], categorical: Sequence[str], seed: int) -> BaseEstimator:
+def _logreg(task: str, seed: int) -> BaseEstimator:
+    if task != "classification":
+        fail("params.yaml: model 'logreg' is a classifier, but data.task is regression; choose model=hgb")
     columns = ColumnTransformer(
         [
             (
                 "numeric",
                 Pipeline([("impute", SimpleImputer(strategy="median", add_indicator=True)), ("scale", StandardScaler())]),
-                list(numeric),
+                make_column_selector(dtype_include="number"),
             ),
-            ("categorical", OneHotEncoder(handle_unknown="ignore"), list(categorical)),
+            ("categorical", OneHotEncoder(handle_unknown="ignore"), make_column_selector(dtype_include="category")),
         ],
         verbose_feature_names_out=False,
     )
@@ -43,18 +52,18 @@ def _logreg(numeric: Sequence[str], categorical: Sequence[str], seed: int) -> Ba
 
 
 # name -> (builder, step whose hyperparameters `conf/model/<name>.yaml` sets)
-MODELS: dict[str, tuple[Callable[[Sequence[str], Sequence[str], int], BaseEstimator], str | None]] = {
+MODELS: dict[str, tuple[Callable[[str, int], BaseEstimator], str | None]] = {
     "hgb": (_hgb, None),
     "logreg": (_logreg, "classifier"),
 }
 
 
-def build_model(config: ModelConfig, numeric: Sequence[str], categorical: Sequence[str], seed: int) -> BaseEstimator:
-    """An unfitted estimator for `config`, with its hyperparameters checked by name."""
+def build_model(config: ModelConfig, task: str, seed: int) -> BaseEstimator:
+    """An unfitted estimator for `config` and the task, with its hyperparameters checked by name."""
     if config.name not in MODELS:
         fail(f"params.yaml: unknown model '{config.name}'; choose one of {', '.join(sorted(MODELS))} (conf/model/<name>.yaml)")
     builder, step = MODELS[config.name]
-    model = builder(numeric, categorical, seed)
+    model = builder(task, seed)
     target = model if step is None else model.named_steps[step]
     valid = target.get_params(deep=False)
     for key in config.hyperparameters:
@@ -65,6 +74,53 @@ def build_model(config: ModelConfig, numeric: Sequence[str], categorical: Sequen
             )
     target.set_params(**config.hyperparameters)
     return model
+
+
+def _median_filled(features: Any) -> np.ndarray:
+    values = np.asarray(features, dtype=np.float64)
+    medians = np.nanmedian(np.where(np.isnan(values).all(axis=0), 0.0, values), axis=0) if len(values) else 0.0
+    return np.where(np.isnan(values), medians, values)
+
+
+def f_classif_filled(features: Any, target: Any) -> tuple[np.ndarray, np.ndarray]:
+    """ANOVA F-test with missing values at the column median (sklearn's refuses NaN)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return f_classif(_median_filled(features), target)
+
+
+def f_regression_filled(features: Any, target: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Univariate linear-regression F-test with missing values at the column median."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return f_regression(_median_filled(features), target)
+
+
+def build_pipeline(spec: FeatureSpec, model_config: ModelConfig, train_config: TrainConfig) -> Pipeline:
+    """Target encoding (out of fold), optional target-based selection, then the model: all fitted together."""
+    steps: list[tuple[str, Any]] = []
+    if spec.categorical and spec.target_encoded:
+        # TargetEncoder cross-fits inside fit_transform, so each train row is encoded by folds that never saw it.
+        classification = spec.task == "classification"
+        folds = (StratifiedKFold if classification else KFold)(train_config.encoding_folds, shuffle=True, random_state=train_config.seed)
+        encoder = TargetEncoder(target_type="binary" if classification else "continuous", cv=folds)
+        steps.append(
+            ("encode", ColumnTransformer([("target", encoder, spec.categorical)], remainder="passthrough", verbose_feature_names_out=False))
+        )
+    if train_config.max_selected is not None:
+        if spec.categorical and not spec.target_encoded:
+            fail(
+                "params.yaml: 'train.max_selected' needs numeric features; set features.categorical.target_encoding: true or max_selected: null"
+            )
+        score = f_classif_filled if spec.task == "classification" else f_regression_filled
+        steps.append(("select", SelectKBest(score, k=min(train_config.max_selected, len(spec.features)))))
+    steps.append(("model", build_model(model_config, spec.task, train_config.seed)))
+    return Pipeline(steps).set_output(transform="pandas")
+
+
+def predict_scores(model: BaseEstimator, features: pd.DataFrame, task: str) -> np.ndarray:
+    """Probability of the positive class for classification, the prediction for regression."""
+    if task == "classification":
+        return model.predict_proba(features)[:, 1]
+    return np.asarray(model.predict(features), dtype=np.float64)
 
 
 def _stable_skops_bytes(model: BaseEstimator) -> bytes:
@@ -113,11 +169,21 @@ def model_writer(model: BaseEstimator) -> Callable[[Path], None]:
     return lambda path: path.write_bytes(payload)
 
 
-# Types our own models contain beyond skops' defaults. Anything else in a model file is refused.
+# Types our own models and feature transformers contain beyond skops' defaults. Anything else is refused.
 TRUSTED_TYPES = frozenset(
     {
         "functools.partial",
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.model_selection._split.KFold",
+        "sklearn.model_selection._split.StratifiedKFold",
+        "stages.lib.features.CalendarFeatures",
+        "stages.lib.features.FrequencyEncoder",
+        "stages.lib.features.RareCategories",
+        "stages.lib.features.RatioFeatures",
+        "stages.lib.features.TextCategories",
+        "stages.lib.features.signed_log1p",
+        "stages.lib.models.f_classif_filled",
+        "stages.lib.models.f_regression_filled",
         "sklearn.utils.validation.check_array",
         "sklearn.utils._bunch.Bunch",
         "numpy.dtype",
