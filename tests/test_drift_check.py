@@ -21,7 +21,8 @@ from stages.lib.errors import UserError
 from stages.train import train_model
 from tests.conftest import run_module
 
-SPEC = FeatureSpec(numeric=["temp", "dewp", "distance"], categorical={"dest": ["ATL", "ORD", "SEA", "__other__"]})
+SPEC = FeatureSpec.plain(["temp", "dewp", "distance"], ["dest"])
+DESTINATIONS = ["ATL", "ORD", "SEA", "__other__"]
 
 
 def window(rows: int, seed: int, summer: bool) -> pd.DataFrame:
@@ -33,7 +34,7 @@ def window(rows: int, seed: int, summer: bool) -> pd.DataFrame:
             "temp": temp,
             "dewp": temp - rng.gamma(2, 5, rows),
             "distance": rng.integers(200, 2500, rows).astype(float),
-            "dest": pd.Categorical(destinations, categories=SPEC.categorical["dest"]),
+            "dest": pd.Categorical(destinations, categories=DESTINATIONS),
             "late": (rng.random(rows) < 0.15 + 0.004 * (temp - 40)).astype(np.int8),
             "time_hour": pd.Timestamp("2013-01-01", tz="UTC"),
         }
@@ -42,7 +43,12 @@ def window(rows: int, seed: int, summer: bool) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def model():
-    return train_model(window(4000, 0, False), SPEC, ModelConfig("hgb", {"max_iter": 30}), TrainConfig(seed=0))
+    return train_model(
+        window(4000, 0, False),
+        SPEC,
+        ModelConfig("hgb", {"max_iter": 30}),
+        TrainConfig(seed=0, cv_folds=0, encoding_folds=5, max_selected=None),
+    ).model
 
 
 @pytest.fixture
@@ -109,7 +115,7 @@ def test_empty_current_window_is_a_clear_error(model, config):
 
 
 def test_column_missing_from_current_is_a_clear_error(model, config):
-    with pytest.raises(UserError, match="current window: feature column 'dewp' is missing"):
+    with pytest.raises(UserError, match="current window: input column 'dewp' is missing"):
         drift_check(window(100, 1, False), window(100, 2, True).drop(columns="dewp"), SPEC, model, config)
 
 

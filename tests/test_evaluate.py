@@ -12,7 +12,8 @@ from stages.lib.config import EvaluateConfig, ModelConfig, TrainConfig
 from stages.lib.errors import UserError
 from stages.train import train_model
 
-SPEC = FeatureSpec(numeric=["signal", "noise"], categorical={"carrier": ["AA", "UA", "__other__"]})
+SPEC = FeatureSpec.plain(["signal", "noise"], ["carrier"])
+CARRIERS = ["AA", "UA", "__other__"]
 
 
 def frame(rows: int, seed: int) -> pd.DataFrame:
@@ -23,7 +24,7 @@ def frame(rows: int, seed: int) -> pd.DataFrame:
         {
             "signal": signal,
             "noise": rng.normal(size=rows),
-            "carrier": pd.Categorical(rng.choice(["AA", "UA"], rows), categories=SPEC.categorical["carrier"]),
+            "carrier": pd.Categorical(rng.choice(["AA", "UA"], rows), categories=CARRIERS),
             "late": (signal + rng.normal(0, 0.5, rows) > 0.8).astype(np.int8),
             "time_hour": pd.Timestamp("2013-09-01", tz="UTC"),
         }
@@ -32,7 +33,9 @@ def frame(rows: int, seed: int) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def model():
-    return train_model(frame(3000, 0), SPEC, ModelConfig("hgb", {"max_iter": 50}), TrainConfig(seed=0))
+    return train_model(
+        frame(3000, 0), SPEC, ModelConfig("hgb", {"max_iter": 50}), TrainConfig(seed=0, cv_folds=0, encoding_folds=5, max_selected=None)
+    ).model
 
 
 @pytest.fixture
@@ -57,7 +60,7 @@ def test_threshold_moves_the_confusion_matrix(model, config):
     assert (low.confusion["predicted"] == "late").sum() > (high.confusion["predicted"] == "late").sum()
     assert low.metrics["roc_auc"] == high.metrics["roc_auc"]  # threshold-free
     assert len(low.confusion) == 2000
-    assert (low.confusion["actual"] == np.where(test["late"] == 1, "late", "on_time")).all()
+    assert (low.confusion["actual"] == np.where(test["late"] == 1, "late", "not late")).all()
 
 
 def test_curves_span_the_unit_square_and_stay_small(model, config):
@@ -73,7 +76,7 @@ def test_calibration_bins_cover_every_row(model, config):
     calibration = pd.DataFrame(evaluate_model(model, frame(2000, 3), SPEC, config).plots["calibration"])
     assert calibration["rows"].sum() == 2000
     assert calibration["mean_predicted"].is_monotonic_increasing
-    assert calibration["fraction_late"].between(0, 1).all()
+    assert calibration["mean_observed"].between(0, 1).all()
 
 
 def test_importance_ranks_the_signal_first(model, config):
@@ -91,5 +94,22 @@ def test_evaluation_is_deterministic(model, config):
 
 
 def test_one_class_test_split_is_refused(model, config):
-    with pytest.raises(UserError, match="target 'late' has one class only"):
+    with pytest.raises(UserError, match="the target has one class only"):
         evaluate_model(model, frame(100, 6).assign(late=0), SPEC, config)
+
+
+def test_regression_metrics_and_plots():
+    rng = np.random.default_rng(7)
+    x = rng.normal(size=3000)
+    frame = pd.DataFrame(
+        {"x": x, "noise": rng.normal(size=3000), "y": 2 * x + rng.normal(0, 0.5, 3000), "date": pd.Timestamp("2015-01-01")}
+    )
+    spec = FeatureSpec.plain(["x", "noise"], [], target="y", time="date", task="regression")
+    model = train_model(frame[:2000], spec, ModelConfig("hgb", {"max_iter": 50}), TrainConfig(0, 0, 5, None)).model
+    evaluation = evaluate_model(model, frame[2000:], spec, EvaluateConfig(0.5, 10, 2, 1000, 0))
+    metrics = evaluation.metrics
+    assert metrics["rmse"] < 0.7 < metrics["rmse_constant"] and metrics["r2"] > 0.85
+    assert evaluation.plots["roc"] == [] and evaluation.plots["precision_recall"] == []
+    calibration = pd.DataFrame(evaluation.plots["calibration"])
+    assert calibration["rows"].sum() == 1000 and calibration["mean_observed"].is_monotonic_increasing
+    assert evaluation.plots["importance"][0]["feature"] == "x"

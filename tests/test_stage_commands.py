@@ -22,7 +22,7 @@ def featurized(tmp_path_factory):
     params = project_params()
     params["data"]["source"] = {"path": str(folder / "source/flights.csv"), "package": None}
     params["data"]["join"][0]["source"] = {"path": str(folder / "source/weather.csv"), "package": None}
-    params["featurize"]["min_category_count"] = 2
+    params["features"]["categorical"]["min_count"] = 2
     params["model"] = {"name": "hgb", "max_iter": 20}
     params["evaluate"]["importance_repeats"] = 2
     (folder / "params.yaml").write_text(yaml.safe_dump(params))
@@ -38,13 +38,17 @@ def test_train_then_evaluate_write_model_card_metrics_and_plots(featurized):
         assert result.returncode == 0, result.stderr
     card = json.loads((featurized / "models/model_card.json").read_text())
     spec = json.loads((featurized / "data/features/spec.json").read_text())
-    assert card["features"] == [*spec["numeric"], *spec["categorical"]]
+    assert card["features"] == spec["features"]
     assert card["model"] == {"name": "hgb", "max_iter": 20}
     assert set(card["inputs_sha256"]) == {"data/features/train.parquet", "data/features/spec.json"}
     metrics = json.loads((featurized / "reports/metrics.json").read_text())
     assert {"roc_auc", "average_precision", "log_loss", "brier", "accuracy", "f1"} <= set(metrics)
     for name in ("roc", "precision_recall", "calibration", "importance"):
         assert json.loads((featurized / f"reports/plots/{name}.json").read_text())
+    assert json.loads((featurized / "reports/train.json").read_text())["cv"]["metric"] == "roc_auc"
+    featurize_summary = json.loads((featurized / "reports/featurize.json").read_text())
+    assert featurize_summary["features"] == len(spec["features"]) and featurize_summary["rows_per_second"] > 0
+    assert (featurized / "data/feature_manifest.yaml").read_text().startswith("# Written by featurize")
     confusion = pd.read_csv(featurized / "reports/confusion.csv")
     assert len(confusion) == metrics["rows"]
 

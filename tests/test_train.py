@@ -12,9 +12,11 @@ import pytest
 import skops.io as sio
 from sklearn.preprocessing import FunctionTransformer
 
+from sklearn.metrics import roc_auc_score
+
 from stages.featurize import featurize
 from stages.lib.catalog import FeatureSpec
-from stages.lib.config import FeaturizeConfig, ModelConfig, TrainConfig
+from stages.lib.config import FeaturesConfig, ModelConfig, TrainConfig
 from stages.lib.errors import UserError
 from stages.lib.models import MODELS, build_model, load_model, model_writer
 from stages.prepare import prepare
@@ -22,18 +24,24 @@ from stages.train import model_card, train_model
 from tests.conftest import PROJECT
 
 
+def train_config(seed: int = 0, **changes) -> TrainConfig:
+    return dataclasses.replace(TrainConfig(seed=seed, cv_folds=0, encoding_folds=5, max_selected=None), **changes)
+
+
 @pytest.fixture
 def features(flights, weather, contract, params) -> tuple[FeatureSpec, dict[str, pd.DataFrame]]:
-    config = dataclasses.replace(FeaturizeConfig.from_params(params), min_category_count=2)
+    base = FeaturesConfig.from_params(params)
+    config = dataclasses.replace(base, categorical=dataclasses.replace(base.categorical, min_count=2, max_onehot=3))
     prepared = prepare(flights, [weather], contract)
-    return featurize(prepared.splits, prepared.schema, config)
+    result = featurize(prepared.splits, prepared.schema, config, contract.splits)
+    return result.spec, result.frames
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_each_model_in_the_group_trains_and_predicts(features, name, params):
     spec, splits = features
     model_config = ModelConfig.from_params({"model": yaml_model(name)})
-    model = train_model(splits["train"], spec, model_config, TrainConfig(seed=1))
+    model = train_model(splits["train"], spec, model_config, train_config(1)).model
     scores = model.predict_proba(splits["test"][spec.features])[:, 1]
     assert scores.shape == (len(splits["test"]),)
     assert ((scores >= 0) & (scores <= 1)).all()
@@ -50,11 +58,11 @@ def test_every_model_file_in_conf_is_buildable():
     assert names == sorted(MODELS)
     for name in names:
         config = ModelConfig.from_params({"model": yaml_model(name)})
-        build_model(config, ["distance"], ["carrier"], seed=0)
+        build_model(config, "classification", seed=0)
 
 
 def test_hyperparameters_from_conf_reach_the_estimator():
-    model = build_model(ModelConfig("hgb", {"learning_rate": 0.2, "max_iter": 7}), ["a"], [], seed=5)
+    model = build_model(ModelConfig("hgb", {"learning_rate": 0.2, "max_iter": 7}), "classification", seed=5)
     assert model.get_params()["learning_rate"] == 0.2
     assert model.get_params()["max_iter"] == 7
     assert model.get_params()["random_state"] == 5
@@ -62,7 +70,7 @@ def test_hyperparameters_from_conf_reach_the_estimator():
 
 def test_unknown_model_name_lists_the_choices():
     with pytest.raises(UserError, match="unknown model 'xgb'; choose one of hgb, logreg"):
-        build_model(ModelConfig("xgb", {}), ["a"], [], seed=0)
+        build_model(ModelConfig("xgb", {}), "classification", seed=0)
 
 
 @pytest.mark.parametrize("key", ["learning_rte", "random_state"])
@@ -71,19 +79,19 @@ def test_unknown_or_reserved_hyperparameter_is_named(key):
         UserError,
         match=f"'model.{key}' \\(from conf/model/hgb.yaml or a -S override\\) is not a hyperparameter of HistGradientBoostingClassifier",
     ):
-        build_model(ModelConfig("hgb", {key: 1}), ["a"], [], seed=0)
+        build_model(ModelConfig("hgb", {key: 1}), "classification", seed=0)
 
 
 def test_one_class_target_is_refused(features):
     spec, splits = features
     with pytest.raises(UserError, match="target 'late' has one class only"):
-        train_model(splits["train"].assign(late=0), spec, ModelConfig("hgb", {}), TrainConfig(seed=0))
+        train_model(splits["train"].assign(late=0), spec, ModelConfig("hgb", {}), train_config())
 
 
 def test_same_seed_same_model_different_seed_different_model(features):
     spec, splits = features
     config = ModelConfig("hgb", {"max_iter": 20, "max_features": 0.5})
-    first, again, other = (train_model(splits["train"], spec, config, TrainConfig(seed=seed)) for seed in (1, 1, 2))
+    first, again, other = (train_model(splits["train"], spec, config, train_config(seed)).model for seed in (1, 1, 2))
     test = splits["test"][spec.features]
     assert np.array_equal(first.predict_proba(test), again.predict_proba(test))
     assert not np.array_equal(first.predict_proba(test), other.predict_proba(test))
@@ -113,7 +121,7 @@ def test_model_file_is_byte_identical_across_processes(tmp_path):
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_model_file_round_trips(features, tmp_path, name):
     spec, splits = features
-    model = train_model(splits["train"], spec, ModelConfig(name, {}), TrainConfig(seed=0))
+    model = train_model(splits["train"], spec, ModelConfig(name, {}), train_config()).model
     path = tmp_path / "model.skops"
     model_writer(model)(path)
     loaded = load_model(path)
@@ -135,8 +143,86 @@ def test_missing_model_file_says_how_to_make_it(tmp_path):
 
 def test_model_card_records_params_inputs_features_and_versions(features):
     spec, _splits = features
-    card = model_card(spec, {"model": {"name": "hgb"}, "train": {"seed": 1}}, {"data/features/train.parquet": "ab" * 32}, rows=10)
+    card = model_card(spec, {"model": {"name": "hgb"}, "train": {"seed": 1}}, {"data/features/train.parquet": "ab" * 32}, {"rows": 10})
     assert card["model"] == {"name": "hgb"} and card["train"] == {"seed": 1}
     assert card["features"] == spec.features
     assert card["inputs_sha256"] == {"data/features/train.parquet": "ab" * 32}
     assert set(card["libraries"]) >= {"scikit-learn", "pandas", "numpy", "skops"}
+
+
+def high_cardinality_frame(rows: int, seed: int, shuffled: bool) -> pd.DataFrame:
+    """`late` follows `signal`; `route` has many small levels and, unshuffled, a per-level rate."""
+    rng = np.random.default_rng(seed)
+    route = rng.integers(0, rows // 8, rows)
+    signal = rng.normal(size=rows)
+    late = (signal + (route % 7 == 0) * 1.5 + rng.normal(0, 1, rows) > 1).astype(np.int8)
+    if shuffled:
+        late = rng.permutation(late)
+    return pd.DataFrame(
+        {
+            "signal": signal,
+            "route": pd.Categorical([f"r{value}" for value in route]),
+            "late": late,
+            "time_hour": pd.date_range("2013-01-01", periods=rows, freq="h", tz="UTC"),
+        }
+    )
+
+
+TE_SPEC = FeatureSpec(
+    features=["signal", "route"],
+    categorical=["route"],
+    target_encoded=True,
+    inputs={"route": "categorical", "signal": "numeric"},
+    sources={"signal": ["signal"], "route": ["route"]},
+)
+
+
+def test_target_encoding_is_out_of_fold_so_a_shuffled_target_gives_chance():
+    train, test = high_cardinality_frame(4000, 0, shuffled=True), high_cardinality_frame(2000, 1, shuffled=True)
+    model = train_model(train, TE_SPEC, ModelConfig("hgb", {"max_iter": 50}), train_config()).model
+    # The encodings the model was fitted on: in-sample encoding of ~8 rows per level would
+    # memorise the shuffled labels (AUC far above 0.5); out of fold they carry nothing.
+    encoded = model[:-1].fit_transform(train[TE_SPEC.features], train["late"])
+    assert abs(roc_auc_score(train["late"], encoded["route"]) - 0.5) < 0.05
+    test_auc = roc_auc_score(test["late"], model.predict_proba(test[TE_SPEC.features])[:, 1])
+    assert abs(test_auc - 0.5) < 0.05
+
+
+def test_target_encoding_learns_a_real_per_level_rate():
+    train, test = high_cardinality_frame(4000, 0, shuffled=False), high_cardinality_frame(4000, 1, shuffled=False)
+    test = test.assign(route=pd.Categorical(test["route"].astype(str), categories=train["route"].cat.categories))
+    model = train_model(train, TE_SPEC, ModelConfig("hgb", {"max_iter": 50}), train_config()).model
+    signal_only = dataclasses.replace(TE_SPEC, features=["signal"], categorical=[], inputs={"signal": "numeric"})
+    baseline = train_model(train, signal_only, ModelConfig("hgb", {"max_iter": 50}), train_config()).model
+    with_route = roc_auc_score(test["late"], model.predict_proba(test[TE_SPEC.features])[:, 1])
+    without = roc_auc_score(test["late"], baseline.predict_proba(test[["signal"]])[:, 1])
+    assert with_route > without + 0.02
+
+
+def test_cross_validation_scores_time_ordered_folds(features):
+    spec, splits = features
+    trained = train_model(splits["train"], spec, ModelConfig("hgb", {"max_iter": 20}), train_config(cv_folds=3))
+    cv = trained.summary["cv"]
+    assert cv["metric"] == "roc_auc" and len(cv["folds"]) == 3
+    assert cv["mean"] == pytest.approx(np.nanmean(cv["folds"]), abs=1e-6)
+
+
+def test_target_based_selection_keeps_at_most_the_cap(features):
+    spec, splits = features
+    trained = train_model(splits["train"], spec, ModelConfig("hgb", {"max_iter": 20}), train_config(max_selected=5))
+    assert len(trained.summary["selected"]) == 5
+    assert set(trained.summary["selected"]) <= set(spec.features)
+    scores = trained.model.predict_proba(splits["test"][spec.features])[:, 1]
+    assert scores.shape == (len(splits["test"]),)
+
+
+def test_regression_task_trains_a_regressor():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=600)
+    frame = pd.DataFrame({"x": x, "y": 3 * x + rng.normal(0, 0.1, 600), "date": pd.Timestamp("2015-01-01", tz="UTC")})
+    spec = FeatureSpec.plain(["x"], [], target="y", time="date", task="regression")
+    trained = train_model(frame, spec, ModelConfig("hgb", {"max_iter": 50}), train_config(cv_folds=2))
+    assert trained.summary["cv"]["metric"] == "rmse" and trained.summary["cv"]["mean"] < 1.0
+    assert np.corrcoef(trained.model.predict(frame[["x"]]), frame["y"])[0, 1] > 0.95
+    with pytest.raises(UserError, match="model 'logreg' is a classifier, but data.task is regression"):
+        train_model(frame, spec, ModelConfig("logreg", {}), train_config())

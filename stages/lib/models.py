@@ -174,6 +174,7 @@ TRUSTED_TYPES = frozenset(
     {
         "functools.partial",
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.compose._column_transformer.make_column_selector",
         "sklearn.model_selection._split.KFold",
         "sklearn.model_selection._split.StratifiedKFold",
         "stages.lib.features.CalendarFeatures",
