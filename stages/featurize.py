@@ -30,7 +30,7 @@ from stages.lib.catalog import (
     FeatureSpec,
     load_prepared,
 )
-from stages.lib.config import SPLIT_NAMES, FeaturesConfig, TrainConfig, Window, load_params
+from stages.lib.config import SPLIT_NAMES, FeaturesConfig, Window, load_params
 from stages.lib.contract import DataContract
 from stages.lib.drift import sorted_columns
 from stages.lib.errors import fail, run_stage
@@ -76,14 +76,12 @@ def history_events(splits: dict[str, pd.DataFrame], windows: Sequence[Window], c
     return pd.concat(parts, ignore_index=True).sort_values(time, kind="stable", ignore_index=True)
 
 
-def featurize(
-    splits: dict[str, pd.DataFrame], schema: dict[str, Any], config: FeaturesConfig, windows: Sequence[Window], seed: int = 0
-) -> Featurized:
+def featurize(splits: dict[str, pd.DataFrame], schema: dict[str, Any], config: FeaturesConfig, windows: Sequence[Window]) -> Featurized:
     """Fit on train, apply to every split; pure apart from its inputs."""
     train = splits["train"]
     target, time_column = schema["target"], schema["time"]
     plan = plan_features(train, schema, config)
-    transformer = build_transformer(plan, schema, config, train, seed)
+    transformer = build_transformer(plan, schema, config, train)
     try:
         transformer.fit(train)
     except ValueError as error:
@@ -109,14 +107,17 @@ def featurize(
     prior = float(train[target].mean())
     known_after = pd.Timedelta(schema["known_after"]) if plan.history_keys else pd.Timedelta(0)
     events = history_events(splits, windows, sorted({time_column, target, *(c for key in plan.history_keys for c in key)}), time_column)
-    built = {}
-    for name, rows in splits.items():
-        frame = transformer.transform(rows)
-        if plan.history_keys:
-            frame = pd.concat(
-                [frame, history_features(rows, events, plan.history_keys, config.history, time_column, target, prior, known_after)], axis=1
-            )
-        built[name] = frame
+    built = {name: transformer.transform(rows) for name, rows in splits.items()}
+    if plan.history_keys:
+        # One pass over every split's rows, so the events are indexed once per key.
+        lookup = [time_column, *sorted({column for key in plan.history_keys for column in key})]
+        queries = pd.concat([rows[lookup] for rows in splits.values()], ignore_index=True)
+        history = history_features(queries, events, plan.history_keys, config.history, time_column, target, prior, known_after)
+        start = 0
+        for name, rows in splits.items():
+            part = history.iloc[start : start + len(rows)].set_axis(built[name].index)
+            built[name] = pd.concat([built[name], part], axis=1)
+            start += len(rows)
     dropped = select_features(built["train"], config.selection)
     features = [name for name in built["train"].columns if name not in dropped]
     categorical = [name for name in features if name in plan.high_cardinality]
@@ -124,7 +125,7 @@ def featurize(
     for name, frame in built.items():
         output = {column: frame[column] if column in categorical else frame[column].astype(np.float64) for column in features}
         output[target] = splits[name][target].to_numpy(dtype=np.int8 if schema["task"] == "classification" else np.float64)
-        output[time_column] = splits[name][time_column].to_numpy()
+        output[time_column] = splits[name][time_column].array  # .to_numpy() would box every timestamp
         frames[name] = pd.DataFrame(output)
 
     columns = schema["columns"]
@@ -169,11 +170,10 @@ def main() -> None:
     started = time.perf_counter()
     params = load_params()
     config = FeaturesConfig.from_params(params)
-    seed = TrainConfig.from_params(params).seed
     windows = DataContract.from_params(params).splits
     schema = read_yaml(SCHEMA_FILE, "run `dvc repro prepare` first")
     splits = {name: load_prepared(name) for name in SPLIT_NAMES}
-    result = featurize(splits, schema, config, windows, seed)
+    result = featurize(splits, schema, config, windows)
     outputs = {FEATURES_DIR / f"{name}.parquet": parquet_writer(frame) for name, frame in result.frames.items()}
     outputs[FEATURE_SPEC] = json_writer(result.spec.to_json())
     outputs[TRANSFORMER_FILE] = model_writer(result.transformer)

@@ -82,7 +82,7 @@ def test_each_stage_tracks_only_its_own_params_sections():
     tracked = {name: stage.get("params", []) for name, stage in stages.items()}
     assert tracked == {
         "prepare": ["data"],
-        "featurize": ["features", "data.splits", "train.seed"],
+        "featurize": ["features", "data.splits"],
         "train": ["model", "train"],
         "evaluate": ["evaluate"],
         "drift-check": ["drift"],

@@ -48,6 +48,7 @@ def test_committed_params_load_into_every_stage_config(params):
             "'features.numeric.ratios' must be a list of \\[numerator, denominator\\] column pairs",
         ),
         (("features", "history", "windows"), ["7 days", "soon"], "'features.history.windows\\[1\\]' = 'soon' is not a duration"),
+        (("features", "history", "windows"), ["1D", "24h"], "'features.history.windows' lists one duration twice"),
         (("features", "history", "keys"), "carrier", "'features.history.keys' must be auto or a list of column lists"),
         (("features", "selection", "max_correlation"), 1.5, "'features.selection.max_correlation' must be in \\(0, 1\\] or null"),
         (("features", "max_features"), 0, "'features.max_features' must be at least 1"),

@@ -43,10 +43,9 @@ def config(params) -> FeaturesConfig:
 
 def test_inputs_are_the_schema_typed_columns_minus_target_time_and_drops(splits, schema, config, windows):
     spec = featurize(splits, schema, config, windows).spec
-    assert sorted(spec.inputs) == sorted(
-        ["carrier", "dest", "origin", "distance", "hour", "minute", "sched_dep_time", "sched_arr_time"]
-        + ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
-    )
+    flight = ["carrier", "dest", "origin", "distance", "hour", "minute", "sched_dep_time", "sched_arr_time"]
+    weather = ["temp", "dewp", "humid", "wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"]
+    assert sorted(spec.inputs) == sorted([*flight, *weather])
     used = {source for sources in spec.sources.values() for source in sources}
     assert not {"late", "year", "month", "day", "tailnum", "arr_delay", "dep_delay"} & used
     assert (spec.target, spec.time, spec.task) == ("late", "time_hour", "classification")

@@ -10,9 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io as sio
-from sklearn.preprocessing import FunctionTransformer
-
 from sklearn.metrics import roc_auc_score
+from sklearn.preprocessing import FunctionTransformer
 
 from stages.featurize import featurize
 from stages.lib.catalog import FeatureSpec

@@ -173,6 +173,7 @@ class FeaturesConfig:
 
     exclude: tuple[str, ...]
     max_features: int
+    seed: int  # the quantile transform's row sample
     datetime: DatetimeFeatures
     numeric: NumericFeatures
     categorical: CategoricalFeatures
@@ -230,6 +231,11 @@ class FeaturesConfig:
         windows = block.get("windows", list)
         if not windows or not all(isinstance(window, str) for window in windows):
             fail(f"{PARAMS_FILE}: 'features.history.windows' must be a non-empty list of durations (e.g. [1D, 7D]), got {windows!r}")
+        parsed_windows = tuple(
+            parse_duration(Section({f"windows[{index}]": window}, block.where), f"windows[{index}]") for index, window in enumerate(windows)
+        )
+        if len(set(parsed_windows)) < len(parsed_windows):
+            fail(f"{PARAMS_FILE}: 'features.history.windows' lists one duration twice: {windows!r}")
         history = HistoryFeatures(
             enabled=block.get("enabled", bool),
             keys=key_sets,
@@ -253,6 +259,7 @@ class FeaturesConfig:
         config = cls(
             exclude=section.names("exclude"),
             max_features=section.get("max_features", int),
+            seed=section.get("seed", int),
             datetime=datetime_features,
             numeric=numeric,
             categorical=categorical,

@@ -42,7 +42,13 @@ def signed_log1p(values: np.ndarray) -> np.ndarray:
 
 def _text(frame: pd.DataFrame) -> np.ndarray:
     """Categories as plain strings, missing values as their own level."""
-    return frame.astype("object").where(frame.notna(), MISSING).astype(str).to_numpy(dtype=object)
+    columns = []
+    for name in frame.columns:
+        series = frame[name]
+        if not (pd.api.types.is_string_dtype(series) or isinstance(series.dtype, pd.CategoricalDtype)):
+            series = series.astype("string")  # numbers or flags used as categories: their text
+        columns.append(series.to_numpy(dtype=object, na_value=MISSING))
+    return np.column_stack(columns) if columns else np.empty((len(frame), 0), dtype=object)
 
 
 class TextCategories(TransformerMixin, BaseEstimator):
@@ -283,7 +289,7 @@ FAMILY_OF_ENTRY = {
 }
 
 
-def build_transformer(plan: Plan, schema: dict[str, Any], config: FeaturesConfig, train: pd.DataFrame, seed: int = 0) -> ColumnTransformer:
+def build_transformer(plan: Plan, schema: dict[str, Any], config: FeaturesConfig, train: pd.DataFrame) -> ColumnTransformer:
     """An unfitted ColumnTransformer for the datetime, numeric and categorical families (pandas output)."""
     entries: list[tuple[str, Any, list[str]]] = []
     if plan.numeric:
@@ -293,7 +299,9 @@ def build_transformer(plan: Plan, schema: dict[str, Any], config: FeaturesConfig
         if config.numeric.transform == "log":
             steps.append(("log", FunctionTransformer(signed_log1p, feature_names_out="one-to-one")))
         elif config.numeric.transform == "quantile":
-            steps.append(("quantile", QuantileTransformer(output_distribution="normal", subsample=QUANTILE_SUBSAMPLE, random_state=seed)))
+            steps.append(
+                ("quantile", QuantileTransformer(output_distribution="normal", subsample=QUANTILE_SUBSAMPLE, random_state=config.seed))
+            )
         entries.append(("numeric", Pipeline(steps) if steps else "passthrough", plan.numeric))
         with_missing = [column for column in plan.numeric if train[column].isna().any()]
         if config.numeric.missing_indicators and with_missing:
@@ -348,8 +356,12 @@ def history_name(key: Sequence[str], window: pd.Timedelta, target: str, what: st
 
 
 def _duration(span: pd.Timedelta) -> str:
-    hours = int(span / pd.Timedelta(hours=1))
-    return f"{hours // 24}d" if hours % 24 == 0 else f"{hours}h"
+    """The largest whole unit that states the span exactly: 7d, 12h, 90min, 45s."""
+    seconds = int(span.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def _key_codes(events: pd.DataFrame, rows: pd.DataFrame, key: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -360,6 +372,11 @@ def _key_codes(events: pd.DataFrame, rows: pd.DataFrame, key: Sequence[str]) -> 
     row_keys = pd.MultiIndex.from_frame(pd.DataFrame({name: _text(rows[[name]])[:, 0] for name in key}))
     levels = event_keys.unique().sort_values()
     return levels.get_indexer(event_keys).astype(np.int64), levels.get_indexer(row_keys).astype(np.int64)
+
+
+def _nanoseconds(times: pd.Series) -> np.ndarray:
+    """Timestamps as int64 nanoseconds since the epoch (UTC), without a per-value Python detour."""
+    return pd.DatetimeIndex(times).as_unit("ns").asi8
 
 
 def _position(composite: np.ndarray, unique_times: np.ndarray, codes: np.ndarray, stride: int, bound: np.ndarray) -> np.ndarray:
@@ -384,8 +401,7 @@ def history_features(
     known_after <= t`, and while it is in the window, `t - known_after - window < event time`.
     `known_after` must be positive, so a row never sees its own outcome or any later one.
     """
-    event_times = events[time].to_numpy(dtype="datetime64[ns]").astype(np.int64)
-    row_times = rows[time].to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    event_times, row_times = _nanoseconds(events[time]), _nanoseconds(rows[time])
     values = events[target].to_numpy(dtype=np.float64)
     unique_times = np.unique(event_times)
     stride = len(unique_times) + 1
@@ -407,7 +423,8 @@ def history_features(
             lower = _position(composite, unique_times, row_codes, stride, row_times - lag - window.value)
             count = np.where(known, upper - lower, 0).astype(np.float64)
             total = np.where(known, sums[upper] - sums[lower], 0.0)
-            mean = (total + config.smoothing * prior) / (count + config.smoothing) if config.smoothing > 0 else total / count
+            with np.errstate(divide="ignore", invalid="ignore"):  # no known outcome yet: NaN, or the prior when smoothed
+                mean = (total + config.smoothing * prior) / (count + config.smoothing) if config.smoothing > 0 else total / count
             columns[history_name(key, window, target, "mean")] = np.where(count > 0, mean, prior if config.smoothing > 0 else np.nan)
             columns[history_name(key, window, target, "rows")] = count
     return pd.DataFrame(columns, index=rows.index)
@@ -432,7 +449,8 @@ def select_features(train: pd.DataFrame, config: SelectionConfig) -> dict[str, s
         for name in names:
             if name in dropped:
                 continue
-            digest = np.where(np.isnan(matrix[name]), np.inf, matrix[name]).tobytes()
+            # One bit pattern for every NaN, and -0.0 equal to 0.0, so equal values give equal bytes.
+            digest = np.where(np.isnan(matrix[name]), np.nan, matrix[name] + 0.0).tobytes()
             if digest in seen:
                 dropped[name] = f"duplicate of {seen[digest]}"
             else:
