@@ -24,6 +24,7 @@ import argparse
 import dataclasses
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -31,6 +32,8 @@ import numpy as np
 import pandas as pd
 import yaml
 from sklearn.metrics import roc_auc_score
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from the repository root
 
 from stages.featurize import featurize, history_events
 from stages.lib.catalog import load_prepared

@@ -123,7 +123,7 @@ def drift_check(
     """
     for name, frame in (("reference", reference), ("current", current)):
         if frame.empty:
-            fail(f"data/features/{name}.parquet: the {name} window has no rows; widen data.splits.{name} in conf/data/")
+            fail(f"data/prepared/{name}.parquet: the {name} window has no rows; widen data.splits.{name} in conf/data/")
     inputs = sorted(spec.inputs)
     missing = [column for column in inputs if column not in current.columns]
     if missing:

@@ -30,6 +30,7 @@ def test_committed_params_load_into_every_stage_config(params):
         (("data", "task"), "ranking", "'data.task' must be one of classification, regression, got 'ranking'"),
         (("data", "types"), {"dest": "text"}, "'data.types.dest' must be one of numeric, categorical, boolean, datetime, identifier"),
         (("data", "on_violation"), "ignore", "'data.on_violation' must be error or warn"),
+        (("data", "checks"), {"arr_delay": {"min": 0}}, "'data.checks.arr_delay' checks a column that prepare drops"),
         (("drift", "drift_share"), 1.5, "'drift.drift_share' must be in (0, 1]"),
         (("data", "sample_rows"), True, "'data.sample_rows' must be int or null, got True"),
         (("data", "sample_rows"), 0, "'data.sample_rows' must be a positive number of rows or null"),

@@ -110,7 +110,7 @@ def test_schema_changes_name_added_removed_and_retyped_columns():
 
 
 def test_empty_current_window_is_a_clear_error(model, config):
-    with pytest.raises(UserError, match="data/features/current.parquet: the current window has no rows"):
+    with pytest.raises(UserError, match="data/prepared/current.parquet: the current window has no rows"):
         drift_check(window(100, 1, False), window(100, 2, True).iloc[:0], SPEC, model, config)
 
 

@@ -143,6 +143,13 @@ class DataContract:
                 max_null_share=rules.get("max_null_share", (int, float, type(None)), None),
             )
             rules.done()
+        removed = {*identifiers, *leaks, *other} | ({target_column} - {target_name})
+        checked_but_removed = sorted(set(checks) & removed)
+        if checked_but_removed:
+            fail(
+                f"{PARAMS_FILE}: 'data.checks.{checked_but_removed[0]}' checks a column that prepare drops (data.drop, or the target's "
+                f"source column); checks run on prepared data: remove the check or the drop"
+            )
         on_violation = data.get("on_violation", str, "error")
         if on_violation not in ("error", "warn"):
             fail(f"{PARAMS_FILE}: 'data.on_violation' must be error or warn, got {on_violation!r}")
