@@ -56,4 +56,7 @@ def test_a_typo_in_the_contract_is_named(project):
     (project / "params.yaml").write_text(compose(project / "conf", ["data=my_weather"]))
     result = run_module("stages.prepare", project)
     assert result.returncode == 2
-    assert result.stderr == "error: weather.csv: missing column 'day' (the target and time columns); rename it in the source or fix conf/data/\n"
+    assert (
+        result.stderr
+        == "error: weather.csv: missing column 'day' (the target and time columns); rename it in the source or fix conf/data/\n"
+    )

@@ -73,3 +73,21 @@ def test_featurize_without_prepare_says_what_to_run(tmp_path):
     result = run_module("stages.featurize", tmp_path)
     assert result.returncode == 2
     assert result.stderr == "error: data/schema.yaml: file not found; run `dvc repro prepare` first\n"
+
+
+def test_saved_transformer_recomputes_the_features_of_new_rows(featurized):
+    """Serving path: the skops transformer, loaded through the allow-list, gives the stored features."""
+    from stages.lib.models import load_model
+
+    transformer = load_model(featurized / "data/features/transformer.skops")
+    spec = json.loads((featurized / "data/features/spec.json").read_text())
+    prepared = pd.read_parquet(featurized / "data/prepared/test.parquet")
+    stored = pd.read_parquet(featurized / "data/features/test.parquet")
+    recomputed = transformer.transform(prepared)
+    built_here = [name for name in spec["features"] if name in recomputed.columns]
+    assert built_here and all(name.startswith("history_") for name in set(spec["features"]) - set(built_here))
+    pd.testing.assert_frame_equal(
+        recomputed[built_here].astype({name: "float64" for name in built_here if name not in spec["categorical"]}),
+        stored[built_here],
+        check_categorical=False,
+    )
