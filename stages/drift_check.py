@@ -21,6 +21,7 @@ from stages.lib.catalog import (
     DRIFT_FILE,
     DRIFT_PLOTS_DIR,
     DRIFT_REPORT,
+    FEATURE_MANIFEST,
     IMPORTANCE_FILE,
     METRICS_FILE,
     MODEL_FILE,
@@ -34,7 +35,7 @@ from stages.lib.config import DriftConfig, GateConfig, load_params
 from stages.lib.drift import ColumnDrift, DriftResult, DriftThresholds, detect_drift, json_ready, read_sorted_columns
 from stages.lib.drift_html import render_report
 from stages.lib.errors import fail, run_stage
-from stages.lib.io import json_writer, read_json, read_parquet, write_outputs
+from stages.lib.io import json_writer, read_json, read_parquet, read_yaml, write_outputs
 from stages.lib.models import load_model, predict_scores
 
 PREDICTION = "prediction"
@@ -104,6 +105,36 @@ def _gate(result: DriftResult, prediction: ColumnDrift, roc_auc_drop: float | No
     return {"passed": not reasons, "reasons": reasons}
 
 
+FEATURE_SHIFTS_REPORTED = 10
+
+
+def feature_shifts(current: pd.DataFrame, train_statistics: dict[str, dict[str, Any]], features: list[str]) -> list[dict[str, Any]]:
+    """Engineered features whose current mean moved furthest from train, in train standard deviations.
+
+    Reuses the train statistics of the feature manifest, so the drift check also sees the features
+    the model reads (history shares, encodings), not only the inputs they are built from.
+    """
+    shifts = []
+    for name in features:
+        stats = train_statistics.get(name, {})
+        if "mean" not in stats or not stats.get("std") or not pd.api.types.is_numeric_dtype(current[name]):
+            continue
+        values = current[name].to_numpy(dtype=np.float64, na_value=np.nan)
+        if np.isnan(values).all():
+            continue
+        current_mean = float(np.nanmean(values))
+        shifts.append(
+            {
+                "feature": name,
+                "train_mean": stats["mean"],
+                "current_mean": round(current_mean, 6),
+                "shift_in_train_std": round(abs(current_mean - stats["mean"]) / stats["std"], 6),
+            }
+        )
+    shifts.sort(key=lambda shift: (-shift["shift_in_train_std"], shift["feature"]))
+    return shifts[:FEATURE_SHIFTS_REPORTED]
+
+
 def drift_check(
     reference: pd.DataFrame,
     current: pd.DataFrame,
@@ -115,6 +146,7 @@ def drift_check(
     reference_sorted: dict[str, np.ndarray] | None = None,
     schemas: tuple[dict[str, str], dict[str, str]] | None = None,
     features: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+    train_statistics: dict[str, dict[str, Any]] | None = None,
 ) -> DriftReport:
     """Every drift finding for the current window; pure apart from its inputs.
 
@@ -150,6 +182,7 @@ def drift_check(
     changes = schema_changes(*schemas) if schemas else []
 
     summary = {
+        "feature_shifts": feature_shifts(current_features, train_statistics, spec.features) if train_statistics else [],
         "dataset_drift": result.dataset_drift,
         "drift_share": result.drift_share,
         "drifted_columns": len(result.drifted),
@@ -196,8 +229,20 @@ def main() -> None:
     test_metrics = read_json(METRICS_FILE, "run `dvc repro evaluate` first")
     profile = read_sorted_columns(read_parquet(REFERENCE_PROFILE, "run `dvc repro featurize` first"))
     schemas = (_schema(PREPARED_DIR / "reference.parquet"), _schema(PREPARED_DIR / "current.parquet"))
+    manifest = read_yaml(FEATURE_MANIFEST, "run `dvc repro featurize` first")
+    train_statistics = {name: entry.get("train", {}) for name, entry in manifest["columns"].items()}
     report = drift_check(
-        reference, current, spec, model, config, importance, test_metrics, profile, schemas, (reference_features, current_features)
+        reference,
+        current,
+        spec,
+        model,
+        config,
+        importance,
+        test_metrics,
+        profile,
+        schemas,
+        (reference_features, current_features),
+        train_statistics,
     )
     html = render_report(report.summary, report.ranked, report.prediction, report.target)
     outputs = {DRIFT_FILE: json_writer(report.summary), DRIFT_REPORT: lambda path: path.write_text(html, encoding="utf-8")}

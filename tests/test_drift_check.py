@@ -169,3 +169,14 @@ def test_report_renders_in_a_headless_browser_and_shows_the_drifted_columns(seas
     assert dom.count("<svg") >= 4  # a chart per feature, plus predictions and target
     shot = (tmp_path / "shot.png").read_bytes()
     assert shot.startswith(b"\x89PNG") and len(shot) > 20_000  # a rendered page, not a blank one
+
+
+def test_feature_shifts_compare_the_current_features_with_the_manifests_train_statistics(model, config):
+    reference, current = window(3000, 1, False), window(3000, 2, True)
+    train_statistics = {name: {"mean": float(reference[name].mean()), "std": float(reference[name].std())} for name in SPEC.numeric}
+    report = drift_check(reference, current, SPEC, model, config, train_statistics=train_statistics)
+    shifts = report.summary["feature_shifts"]
+    assert [shift["feature"] for shift in shifts][:2] == ["temp", "dewp"]  # summer is ~35 degrees warmer: ~4 train sd
+    assert shifts[0]["shift_in_train_std"] > 3 > shifts[-1]["shift_in_train_std"]
+    assert shifts[-1]["feature"] == "distance"
+    assert drift_check(reference, current, SPEC, model, config).summary["feature_shifts"] == []

@@ -153,7 +153,18 @@ def render_report(summary: dict[str, Any], ranked: list[ColumnDrift], prediction
         if schema_rows
         else '<p class="muted">Same columns and types in both windows.</p>'
     )
-    model_rows = [("predicted probability of late", prediction)] + ([("target: late", target)] if target else [])
+    model_rows = [("model prediction", prediction)] + ([("target", target)] if target else [])
+    shift_rows = "".join(
+        f"<tr><td>{_e(shift['feature'])}</td><td class='num'>{_number(shift['train_mean'])}</td>"
+        f"<td class='num'>{_number(shift['current_mean'])}</td><td class='num'>{_number(shift['shift_in_train_std'])}</td></tr>"
+        for shift in summary.get("feature_shifts", [])
+    )
+    shift_html = (
+        "<h2>Engineered features furthest from train</h2>"
+        f"<table><tr><th>feature</th><th>train mean</th><th>current mean</th><th>shift (train sd)</th></tr>{shift_rows}</table>"
+        if shift_rows
+        else ""
+    )
     model_table = "".join(
         f"<tr><td>{_e(label)}</td><td>{_e(column.method)}</td><td class='num'>{_number(column.score)}</td><td class='num'>{_number(column.threshold)}</td>"
         f"<td>{'yes' if column.drifted else 'no'}</td></tr>"
@@ -178,6 +189,7 @@ def render_report(summary: dict[str, Any], ranked: list[ColumnDrift], prediction
 <div class="wide"><table>{header}{rows}</table></div>
 <h2>Missing values</h2>{missing_html}
 <h2>Schema</h2>{schema_html}
+{shift_html}
 <h2>Model</h2>
 <table><tr><th>what</th><th>verdict by</th><th>score</th><th>threshold</th><th>drifted</th></tr>{model_table}</table>
 {f"<h3>Metrics on the current window</h3><table>{metric_rows}</table>" if metric_rows else ""}
