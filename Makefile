@@ -9,7 +9,8 @@ STAMP := $(VENV)/.installed
 # Stage commands in dvc.yaml call `python`: make it the project's interpreter.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help setup params check-params repro drift-gate test test-fast lint dag metrics plots lock clean
+.PHONY: help setup params check-params repro check-lock ci-repro report pr-comment push drift-gate test test-fast lint dag metrics plots lock clean
+BASE ?= main
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -32,6 +33,21 @@ check-params: setup  ## fail if params.yaml differs from the composition of conf
 repro: params  ## set up, compose params and run the pipeline (only what changed)
 	$(BIN)/dvc repro
 	@echo; echo "Metrics (reports/metrics.json):"; $(BIN)/dvc metrics show reports/metrics.json
+
+check-lock: repro  ## fail if `dvc repro` changed dvc.lock: the committed pipeline must be up to date
+	@git diff --exit-code --stat -- dvc.lock || { echo "error: dvc.lock changed after dvc repro: run make repro and commit dvc.lock" >&2; exit 1; }
+
+ci-repro: params  ## CI: pull what the DVC remote has, run the rest, log to reports/pr/ (remote optional)
+	.ci/repro
+
+report: setup  ## Markdown report of this workspace against BASE (default main): make report BASE=<rev>
+	$(BIN)/python -m stages.report --base $(BASE) $(if $(wildcard reports/pr/repro.log),--repro-log reports/pr/repro.log) $(REPORT_ARGS)
+
+pr-comment:  ## CI: post or update the one pull-request comment holding reports/pr/report.md
+	.ci/pr-comment reports/pr/report.md
+
+push: setup  ## push data, models and the run cache to the default DVC remote
+	$(BIN)/dvc push --run-cache
 
 drift-gate: setup  ## exit non-zero when the last drift check failed its gate (thresholds in conf/drift/)
 	$(BIN)/python -m stages.drift_gate

@@ -8,11 +8,12 @@ import pytest
 
 from stages.evaluate import MAX_CURVE_POINTS, evaluate_model
 from stages.lib.catalog import FeatureSpec
-from stages.lib.config import EvaluateConfig, ModelConfig, TrainConfig
+from stages.lib.config import EvaluateConfig, ModelConfig, ReportGate, TrainConfig
 from stages.lib.errors import UserError
 from stages.train import train_model
 
 SPEC = FeatureSpec.plain(["signal", "noise"], ["carrier"])
+NO_GATE = ReportGate(minimum={}, maximum={}, max_drop={})
 CARRIERS = ["AA", "UA", "__other__"]
 
 
@@ -40,7 +41,7 @@ def model():
 
 @pytest.fixture
 def config() -> EvaluateConfig:
-    return EvaluateConfig(threshold=0.5, calibration_bins=10, importance_repeats=3, importance_rows=1000, seed=0)
+    return EvaluateConfig(threshold=0.5, calibration_bins=10, importance_repeats=3, importance_rows=1000, seed=0, gate=NO_GATE)
 
 
 def test_metrics_reflect_a_model_that_learned_the_signal(model, config):
@@ -106,7 +107,7 @@ def test_regression_metrics_and_plots():
     )
     spec = FeatureSpec.plain(["x", "noise"], [], target="y", time="date", task="regression")
     model = train_model(frame[:2000], spec, ModelConfig("hgb", {"max_iter": 50}), TrainConfig(0, 0, 5, None)).model
-    evaluation = evaluate_model(model, frame[2000:], spec, EvaluateConfig(0.5, 10, 2, 1000, 0))
+    evaluation = evaluate_model(model, frame[2000:], spec, EvaluateConfig(0.5, 10, 2, 1000, 0, NO_GATE))
     metrics = evaluation.metrics
     assert metrics["rmse"] < 0.7 < metrics["rmse_constant"] and metrics["r2"] > 0.85
     assert evaluation.plots["roc"] == [] and evaluation.plots["precision_recall"] == []

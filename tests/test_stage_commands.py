@@ -47,7 +47,9 @@ def test_train_then_evaluate_write_model_card_metrics_and_plots(featurized):
         assert json.loads((featurized / f"reports/plots/{name}.json").read_text())
     assert json.loads((featurized / "reports/train.json").read_text())["cv"]["metric"] == "roc_auc"
     featurize_summary = json.loads((featurized / "reports/featurize.json").read_text())
-    assert featurize_summary["features"] == len(spec["features"]) and featurize_summary["rows_per_second"] > 0
+    assert featurize_summary["features"] == len(spec["features"]) and sum(featurize_summary["by_family"].values()) == len(spec["features"])
+    timing = json.loads((featurized / "reports/featurize_timing.json").read_text())
+    assert timing["rows"] == featurize_summary["rows"] and timing["rows_per_second"] > 0 and timing["seconds"] > 0
     assert (featurized / "data/feature_manifest.yaml").read_text().startswith("# Written by featurize")
     confusion = pd.read_csv(featurized / "reports/confusion.csv")
     assert len(confusion) == metrics["rows"]

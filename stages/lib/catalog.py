@@ -27,6 +27,7 @@ TRANSFORMER_FILE = FEATURES_DIR / "transformer.skops"
 HISTORY_EVENTS = FEATURES_DIR / "history.parquet"
 FEATURE_MANIFEST = Path("data/feature_manifest.yaml")
 FEATURIZE_SUMMARY = Path("reports/featurize.json")
+FEATURIZE_TIMING = Path("reports/featurize_timing.json")  # not a DVC output: it differs on every run
 TRAIN_SUMMARY = Path("reports/train.json")
 MODEL_FILE = Path("models/model.skops")
 MODEL_CARD = Path("models/model_card.json")

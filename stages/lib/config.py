@@ -321,12 +321,38 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class ReportGate:
+    """The pull-request report's verdict on the test metrics (`make report`)."""
+
+    minimum: dict[str, float]  # fail when a metric is below
+    maximum: dict[str, float]  # fail when a metric is above
+    max_drop: dict[str, float]  # fail when a metric worsens against the base by more than this
+
+    @classmethod
+    def parse(cls, section: Section) -> ReportGate:
+        bounds = {}
+        for key in ("minimum", "maximum", "max_drop"):
+            values = section.get(key, (Mapping, type(None))) or {}
+            wrong = [name for name, value in values.items() if isinstance(value, bool) or not isinstance(value, int | float)]
+            if wrong:
+                fail(f"{PARAMS_FILE}: '{section.where}.{key}.{wrong[0]}' must be a number, got {values[wrong[0]]!r}")
+            bounds[key] = {name: float(value) for name, value in sorted(values.items())}
+        section.done()
+        return cls(**bounds)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> ReportGate:
+        return EvaluateConfig.from_params(params).gate
+
+
+@dataclass(frozen=True)
 class EvaluateConfig:
     threshold: float
     calibration_bins: int
     importance_repeats: int
     importance_rows: int
     seed: int
+    gate: ReportGate
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> EvaluateConfig:
@@ -337,6 +363,7 @@ class EvaluateConfig:
             importance_repeats=section.get("importance_repeats", int),
             importance_rows=section.get("importance_rows", int),
             seed=section.get("seed", int),
+            gate=ReportGate.parse(section.section("gate")),
         )
         section.done()
         if not 0.0 < config.threshold < 1.0:

@@ -1,0 +1,372 @@
+"""The pull-request report: what a change did to params, metrics, plots, data and drift, against a base revision.
+
+    python -m stages.report --base main [--output reports/pr/report.md] [--repro-log repro.log]
+    make report BASE=main
+
+The base revision's artifacts are really materialized: its commit is checked out into a temporary
+git worktree sharing this repository's DVC cache, and `dvc checkout` (then `dvc pull`, then
+`dvc repro` as the last resort) brings back its data, model and metrics. Exits 1 when the verdict
+against the gates in `params.yaml` (`evaluate.gate`, and the drift gate) fails, after writing the report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from stages.lib.catalog import DRIFT_FILE, FEATURES_DIR, METRICS_FILE, MODEL_FILE, TRAIN_SUMMARY, FeatureSpec
+from stages.lib.config import ReportGate, load_params
+from stages.lib.errors import fail, run_stage
+from stages.lib.io import read_json, read_parquet, write_outputs
+from stages.lib.models import load_model, predict_scores
+
+MARKER = "<!-- mlops-pr-report -->"
+LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss", "brier"})
+MAIN_METRIC = {"classification": "roc_auc", "regression": "rmse"}
+PLOTS = {
+    "reports/plots/roc.json": "ROC",
+    "reports/plots/precision_recall.json": "Precision-recall",
+    "reports/plots/calibration.json": "Calibration",
+    "reports/plots/importance.json": "Permutation importance",
+}
+BOOTSTRAP_SAMPLES = 1000
+REMOTE_NOTE = Path("reports/pr/remote.txt")  # written by .ci/repro
+
+
+@dataclass
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class Revision:
+    label: str
+    sha: str
+    root: Path
+    notes: list[str] = field(default_factory=list)
+
+
+def _run(command: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        fail(f"`{' '.join(command)}` failed in {cwd}: {detail[-1] if detail else 'no output'}")
+    return result
+
+
+def _dvc(*arguments: str) -> list[str]:
+    return [sys.executable, "-m", "dvc", *arguments]
+
+
+@contextlib.contextmanager
+def materialized(base: str, repo: Path) -> Iterator[Revision]:
+    """The base commit in a temporary worktree with its DVC outputs in place."""
+    resolved = _run(["git", "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"], repo, check=False)
+    if resolved.returncode != 0:
+        fail(f"--base {base}: no such git revision here; fetch it first (e.g. `git fetch origin {base}`)")
+    sha = resolved.stdout.strip()
+    cache = _run(_dvc("cache", "dir"), repo).stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="report-base-") as scratch:
+        root = Path(scratch) / "base"
+        _run(["git", "worktree", "add", "--detach", "--quiet", str(root), sha], repo)
+        try:
+            revision = Revision(label=base, sha=sha, root=root)
+            _run(_dvc("cache", "dir", "--local", cache), root)
+            if _run(_dvc("checkout", "--quiet"), root, check=False).returncode != 0:
+                if _run(_dvc("pull", "--quiet"), root, check=False).returncode == 0:
+                    revision.notes.append("base outputs pulled from the DVC remote")
+                else:
+                    revision.notes.append(
+                        "base outputs were not in the cache and the DVC remote was not available: reproduced with `dvc repro`"
+                    )
+                    _run(_dvc("repro", "--quiet"), root)
+            yield revision
+        finally:
+            _run(["git", "worktree", "remove", "--force", str(root)], repo, check=False)
+
+
+def group_choices(root: Path, params: dict[str, Any]) -> dict[str, str]:
+    """Which `conf/<group>/<option>.yaml` each params section equals ("custom" when overridden)."""
+    defaults = yaml.safe_load((root / "conf/config.yaml").read_text())["defaults"]
+    choices = {}
+    for entry in defaults:
+        if not isinstance(entry, dict):
+            continue
+        ((group, _),) = entry.items()
+        options = sorted((root / "conf" / group).glob("*.yaml"))
+        matching = [option.stem for option in options if yaml.safe_load(option.read_text()) == params.get(group)]
+        choices[group] = matching[0] if matching else "custom"
+    return choices
+
+
+def weighted_metric(
+    metric: str, actual: np.ndarray, scores: np.ndarray, weights: np.ndarray, order: np.ndarray, starts: np.ndarray
+) -> float:
+    """ROC AUC or RMSE with row weights (bootstrap counts); `order`/`starts` group tied scores."""
+    if metric == "rmse":
+        return float(np.sqrt(np.sum(weights * (actual - scores) ** 2) / np.sum(weights)))
+    positive = np.add.reduceat((weights * actual)[order], starts)
+    negative = np.add.reduceat((weights * (1 - actual))[order], starts)
+    below = np.concatenate([[0.0], np.cumsum(negative)[:-1]])
+    total = positive.sum() * negative.sum()
+    return float(np.sum(positive * (below + 0.5 * negative)) / total) if total > 0 else float("nan")
+
+
+def bootstrap_change(
+    metric: str, base: tuple[np.ndarray, np.ndarray], head: tuple[np.ndarray, np.ndarray], paired: bool, seed: int = 0
+) -> tuple[float, float, float]:
+    """The change head - base of the metric and its 95% bootstrap interval (paired when both scored the same rows)."""
+    rng = np.random.default_rng(seed)
+    prepared = []
+    for actual, scores in (base, head):
+        order = np.argsort(scores, kind="stable")
+        starts = np.flatnonzero(np.concatenate([[True], np.diff(scores[order]) != 0]))
+        prepared.append((actual.astype(np.float64), scores, order, starts))
+    ones = [np.ones(len(actual)) for actual, *_ in prepared]
+    change = weighted_metric(metric, *prepared[1][:2], ones[1], *prepared[1][2:]) - weighted_metric(
+        metric, *prepared[0][:2], ones[0], *prepared[0][2:]
+    )
+    changes = []
+    for _ in range(BOOTSTRAP_SAMPLES):
+        weights = [
+            np.bincount(rng.integers(0, len(actual), len(actual)), minlength=len(actual)).astype(np.float64) for actual, *_ in prepared
+        ]
+        if paired:
+            weights[1] = weights[0]
+        values = [
+            weighted_metric(metric, actual, scores, weight, order, starts)
+            for (actual, scores, order, starts), weight in zip(prepared, weights, strict=True)
+        ]
+        changes.append(values[1] - values[0])
+    low, high = np.nanpercentile(changes, [2.5, 97.5])
+    return change, float(low), float(high)
+
+
+def test_scores(root: Path) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+    """Task, actual target, predictions and times of a revision's model on its test split."""
+    spec = FeatureSpec.from_json(read_json(root / FEATURES_DIR / "spec.json", "run `dvc repro` first"))
+    test = read_parquet(root / FEATURES_DIR / "test.parquet", "run `dvc repro` first")
+    model = load_model(root / MODEL_FILE)
+    times = test[spec.time].to_numpy(dtype="datetime64[ns]") if spec.time in test else np.arange(len(test))
+    return spec.task, test[spec.target].to_numpy(dtype=np.float64), predict_scores(model, test[spec.features], spec.task), times
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "—" if value is None else f"`{value}`"
+    return f"{value:,}" if isinstance(value, int) else f"{value:.4f}"
+
+
+def verdict_checks(head: dict[str, Any], base: dict[str, Any], gate: ReportGate, drift: dict[str, Any] | None) -> list[Check]:
+    checks = []
+    # A gate on a metric this task does not produce (roc_auc for a regression) is skipped, and says so.
+    for name, bound in sorted(gate.minimum.items()):
+        value = head.get(name)
+        checks.append(
+            Check(
+                f"{name} >= {bound}",
+                value is None or value >= bound,
+                f"{name} = {_number(value)}" if value is not None else "not measured: skipped",
+            )
+        )
+    for name, bound in sorted(gate.maximum.items()):
+        value = head.get(name)
+        checks.append(
+            Check(
+                f"{name} <= {bound}",
+                value is None or value <= bound,
+                f"{name} = {_number(value)}" if value is not None else "not measured: skipped",
+            )
+        )
+    for name, allowed in sorted(gate.max_drop.items()):
+        if name not in head or name not in base:
+            checks.append(Check(f"{name} worsens by at most {allowed}", True, "not measured on both revisions: skipped"))
+            continue
+        worsening = head[name] - base[name] if name in LOWER_IS_BETTER else base[name] - head[name]
+        checks.append(Check(f"{name} worsens by at most {allowed}", worsening <= allowed, f"worsened by {worsening:+.4f}"))
+    if drift is not None:
+        reasons = "; ".join(drift["gate"]["reasons"]) or "no gate condition holds"
+        checks.append(Check("drift gate", bool(drift["gate"]["passed"]), reasons))
+    return checks
+
+
+def stage_runs(log: str) -> dict[str, list[str]]:
+    return {
+        "ran": sorted(set(re.findall(r"Running stage '([\w-]+)'", log))),
+        "restored from the run cache": sorted(set(re.findall(r"Stage '([\w-]+)' is cached", log))),
+        "unchanged": sorted(set(re.findall(r"Stage '([\w-]+)' didn't change", log))),
+    }
+
+
+def render_plots(repo: Path, base_sha: str, images: Path) -> dict[str, str]:
+    """PNG images (base vs head) of the evaluation plots, from DVC's own Vega-Lite specs."""
+    import vl_convert
+
+    result = _run(_dvc("plots", "diff", base_sha, "--json", "--targets", *PLOTS), repo, check=False)
+    if result.returncode != 0:
+        return {}
+    rendered = {}
+    images.mkdir(parents=True, exist_ok=True)
+    data = json.loads(result.stdout).get("data", {})
+    for path in PLOTS:
+        entries = data.get(path)
+        if not entries or not entries[0]["content"]["data"]["values"]:
+            continue
+        name = f"{Path(path).stem}.png"
+        (images / name).write_bytes(vl_convert.vegalite_to_png(entries[0]["content"], scale=1))
+        rendered[PLOTS[path]] = name
+    return rendered
+
+
+def build_report(
+    repo: Path, base: Revision, gate: ReportGate, output: Path, repro_log: str | None, artifact_url: str | None
+) -> tuple[str, bool]:
+    """The Markdown report and whether the verdict passed."""
+    head_params, base_params = load_params(repo / "params.yaml"), load_params(base.root / "params.yaml")
+    head_metrics = read_json(repo / METRICS_FILE, "run `dvc repro` first")
+    base_metrics = read_json(base.root / METRICS_FILE, "the base revision has no metrics")
+    head_sha = _run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+    dirty = bool(_run(["git", "status", "--porcelain", "--untracked-files=no"], repo).stdout.strip())
+    drift = read_json(repo / DRIFT_FILE, "run `dvc repro` first") if (repo / DRIFT_FILE).exists() else None
+
+    checks = verdict_checks(head_metrics, base_metrics, gate, drift)
+    passed = all(check.passed for check in checks)
+    lines = [
+        MARKER,
+        f"## Pipeline report: `{base.label}` ({base.sha[:8]}) → this change ({head_sha[:8]}{', with uncommitted changes' if dirty else ''})",
+        "",
+    ]
+    lines.append(
+        f"**Verdict: {'PASSED' if passed else 'FAILED'}** ({sum(check.passed for check in checks)} of {len(checks)} gates pass; gates in `params.yaml`: `evaluate.gate`, `drift.gate`)"
+    )
+    lines += ["", "| Gate | Result | Detail |", "|---|---|---|"]
+    lines += [f"| {check.name} | {'pass' if check.passed else '**FAIL**'} | {check.detail} |" for check in checks]
+
+    choices = (group_choices(base.root, base_params), group_choices(repo, head_params))
+    changed_groups = [group for group in choices[1] if choices[0].get(group) != choices[1][group]]
+    params_diff = json.loads(_run(_dvc("params", "diff", base.sha, "--json"), repo).stdout or "{}").get("params.yaml", {})
+    lines += ["", "### Parameters"]
+    if changed_groups:
+        lines.append(
+            "Config groups: " + ", ".join(f"`{group}`: {choices[0].get(group, '—')} → **{choices[1][group]}**" for group in changed_groups)
+        )
+    if params_diff:
+        lines += ["", "| Parameter | Base | This change |", "|---|---|---|"]
+        lines += [
+            f"| `{name}` | {_number(change.get('old'))} | {_number(change.get('new'))} |" for name, change in sorted(params_diff.items())
+        ]
+    else:
+        lines.append("No parameter changed.")
+
+    lines += ["", "### Metrics (test split)", "", "| Metric | Base | This change | Change |", "|---|---:|---:|---:|"]
+    for name in sorted(set(head_metrics) | set(base_metrics)):
+        old, new = base_metrics.get(name), head_metrics.get(name)
+        numeric = all(isinstance(value, int | float) and not isinstance(value, bool) for value in (old, new))
+        change = (f"{new - old:+,}" if isinstance(new, int) and isinstance(old, int) else f"{new - old:+.4f}") if numeric else "—"
+        lines.append(f"| {name} | {_number(old)} | {_number(new)} | {change} |")
+    head_train = read_json(repo / TRAIN_SUMMARY, "") if (repo / TRAIN_SUMMARY).exists() else {}
+    base_train = read_json(base.root / TRAIN_SUMMARY, "") if (base.root / TRAIN_SUMMARY).exists() else {}
+    if head_train.get("cv"):
+        cv = head_train["cv"]
+        before = f"{base_train['cv']['mean']:.4f} → " if base_train.get("cv") else ""
+        lines.append(f"\nCross-validated {cv['metric']} within train: {before}{cv['mean']:.4f} ± {cv['std']:.4f}.")
+
+    task, head_actual, head_scores, head_times = test_scores(repo)
+    _, base_actual, base_scores, base_times = test_scores(base.root)
+    metric = MAIN_METRIC[task]
+    paired = len(head_actual) == len(base_actual) and np.array_equal(head_actual, base_actual) and np.array_equal(head_times, base_times)
+    change, low, high = bootstrap_change(metric, (base_actual, base_scores), (head_actual, head_scores), paired)
+    better = (change < 0) if metric in LOWER_IS_BETTER else (change > 0)
+    beyond_noise = low > 0 or high < 0
+    meaning = ("an improvement" if better else "a deterioration") + " beyond noise" if beyond_noise else "within noise: not a real change"
+    lines.append(
+        f"\n**{metric} change {change:+.4f}** (95% bootstrap interval {low:+.4f} to {high:+.4f}, {BOOTSTRAP_SAMPLES} resamples of the test rows"
+        f"{', paired' if paired else ', independent: the test rows differ'}): {meaning}."
+    )
+
+    lines += ["", "### Plots (base vs this change)"]
+    rendered = render_plots(repo, base.sha, output.parent / "images")
+    if not rendered:
+        lines.append("No plot data.")
+    elif artifact_url:
+        # A comment cannot show local files, and no third-party host is used: the images travel as an artifact.
+        lines.append(f"{', '.join(rendered)}: PNG images in the `pr-report` artifact of this run, {artifact_url}")
+    else:
+        lines += [f"![{title}](images/{name})" for title, name in rendered.items()]
+
+    data_diff = json.loads(_run(_dvc("diff", base.sha, "--json"), repo).stdout or "{}")
+    lines += ["", "### Data and model files (`dvc diff`)"]
+    changed = [
+        (kind, entry["path"])
+        for kind in ("added", "modified", "deleted", "renamed")
+        for entry in data_diff.get(kind, [])
+        if not entry["path"].endswith("/")
+    ]
+    lines += [f"- {kind}: `{path}`" for kind, path in changed] or ["No DVC-tracked file changed."]
+
+    if drift is not None:
+        lines += ["", "### Drift (current window vs reference)"]
+        lines.append(
+            f"{'**Dataset drift**' if drift['dataset_drift'] else 'No dataset drift'}: {drift['drifted_columns']} of {drift['columns_checked']} "
+            f"input columns drifted ({', '.join(drift['drifted']) or 'none'}); prediction drift: {'yes' if drift['prediction_drift']['drifted'] else 'no'}. "
+            "Full report: `reports/drift_report.html`."
+        )
+
+    lines += ["", "### Stages"]
+    if repro_log is None:
+        lines.append("Not recorded (pass `--repro-log` with the output of `dvc repro`).")
+    else:
+        runs = stage_runs(repro_log)
+        lines += [f"- {kind}: {', '.join(f'`{name}`' for name in names)}" for kind, names in runs.items() if names] or [
+            "- nothing ran: up to date"
+        ]
+    lines += [f"- {note}" for note in base.notes]
+    if REMOTE_NOTE.exists():
+        lines.append(f"- {REMOTE_NOTE.read_text(encoding='utf-8').strip()}")
+
+    lines += [
+        "",
+        "### Reproduce",
+        "```sh",
+        f"git checkout {head_sha} && dvc pull && dvc repro    # this change",
+        f"git checkout {base.sha} && dvc pull && dvc repro    # the base",
+        "```",
+        "",
+    ]
+    return "\n".join(lines), passed
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", default="main", help="git revision to compare with (default: main)")
+    parser.add_argument("--output", type=Path, default=Path("reports/pr/report.md"))
+    parser.add_argument("--repro-log", type=Path, help="the output of `dvc repro`, to list which stages ran")
+    parser.add_argument("--artifact-url", help="link to the rendered plots instead of embedding them (CI)")
+    args = parser.parse_args(argv)
+    repo = Path.cwd()
+    gate = ReportGate.from_params(load_params())
+    log = args.repro_log.read_text(encoding="utf-8") if args.repro_log else None
+    with materialized(args.base, repo) as base:
+        text, passed = build_report(repo, base, gate, args.output, log, args.artifact_url)
+    write_outputs({args.output: lambda path: path.write_text(text, encoding="utf-8")})
+    print(f"report: verdict {'PASSED' if passed else 'FAILED'} against {args.base} -> {args.output}")
+    if not passed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    run_stage(main)

@@ -1,0 +1,84 @@
+"""The GitHub workflows and CI scripts: linted offline with zero findings, least privilege, pinned, thin."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import PROJECT
+
+WORKFLOWS = sorted((PROJECT / ".github/workflows").glob("*.yml"))
+BIN = Path(sys.executable).parent
+ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}  # actionlint finds shellcheck here
+
+
+def tool(*command: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / command[0]), *command[1:]], cwd=PROJECT, env=ENV, capture_output=True, text=True, timeout=300)
+
+
+def test_there_are_ci_and_report_workflows():
+    assert [path.name for path in WORKFLOWS] == ["ci.yml", "pr-report.yml"]
+
+
+def test_actionlint_with_shellcheck_finds_nothing():
+    result = tool("actionlint", *map(str, WORKFLOWS))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_workflows_match_the_vendored_github_schema():
+    result = tool("check-jsonschema", "--builtin-schema", "vendor.github-workflows", *map(str, WORKFLOWS))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_zizmor_offline_finds_nothing():
+    result = tool("zizmor", "--offline", "--no-progress", ".github/workflows")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "No findings" in result.stdout
+
+
+def test_shellcheck_passes_on_the_ci_scripts():
+    scripts = [path for path in (PROJECT / ".ci").iterdir() if path.is_file()]
+    result = tool("shellcheck", *map(str, scripts))
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda path: path.name)
+def test_least_privilege_pinned_and_no_untrusted_expressions_in_run(path):
+    workflow = yaml.safe_load(path.read_text())
+    triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
+    assert "pull_request_target" not in triggers
+    assert workflow["permissions"] == {}  # nothing by default; each job asks for what it needs
+    for name, job in workflow["jobs"].items():
+        assert set(job["permissions"]) <= {"contents", "pull-requests"}, name
+        assert job["permissions"].get("contents") == "read", name
+        for step in job["steps"]:
+            if "uses" in step:
+                assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", step["uses"]), step["uses"]  # pinned by commit SHA
+            if "run" in step:
+                assert "${{" not in step["run"], step["run"]  # expressions go through env:, never into the shell
+                assert re.fullmatch(r"(make [\w-]+.*|\.ci/[\w-]+.*)", step["run"].strip()), step["run"]  # thin: make or .ci/
+            if step.get("uses", "").startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] is False
+
+
+def test_only_the_report_job_may_write_and_only_to_pull_requests():
+    writers = {
+        (path.name, name): job["permissions"]
+        for path in WORKFLOWS
+        for name, job in yaml.safe_load(path.read_text())["jobs"].items()
+        if "write" in job["permissions"].values()
+    }
+    assert writers == {("pr-report.yml", "report"): {"contents": "read", "pull-requests": "write"}}
+
+
+def test_make_targets_the_workflows_call_exist():
+    targets = set(re.findall(r"^([a-z-]+):", (PROJECT / "Makefile").read_text(), flags=re.MULTILINE))
+    runs = [step.get("run", "") for path in WORKFLOWS for job in yaml.safe_load(path.read_text())["jobs"].values() for step in job["steps"]]
+    called = {match for run in runs for match in re.findall(r"^make ([a-z-]+)", run)}
+    assert called and called <= targets
