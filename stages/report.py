@@ -212,11 +212,11 @@ def stage_runs(log: str) -> dict[str, list[str]]:
     }
 
 
-def render_plots(repo: Path, base_sha: str, images: Path) -> dict[str, str]:
+def render_plots(repo: Path, base_revision: str, images: Path) -> dict[str, str]:
     """PNG images (base vs head) of the evaluation plots, from DVC's own Vega-Lite specs."""
     import vl_convert
 
-    result = _run(_dvc("plots", "diff", base_sha, "--json", "--targets", *PLOTS), repo, check=False)
+    result = _run(_dvc("plots", "diff", base_revision, "--json", "--targets", *PLOTS), repo, check=False)
     if result.returncode != 0:
         return {}
     rendered = {}
@@ -299,7 +299,7 @@ def build_report(
     )
 
     lines += ["", "### Plots (base vs this change)"]
-    rendered = render_plots(repo, base.sha, output.parent / "images")
+    rendered = render_plots(repo, base.label, output.parent / "images")
     if not rendered:
         lines.append("No plot data.")
     elif artifact_url:

@@ -241,3 +241,59 @@ def test_second_dataset_runs_by_config_alone(pipeline):
         run(repo, sys.executable, "-m", "stages.compose")
         run(repo, "dvc", "repro")
     assert out_hashes(repo) == hashes
+
+
+def report(repo: Path, output: Path, *arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "stages.report", "--output", str(output), *arguments],
+        cwd=repo,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def section(text: str, title: str) -> str:
+    start = text.index(f"### {title}")
+    end = text.find("\n### ", start + 1)
+    return text[start : end if end > 0 else None]
+
+
+def test_pull_request_report_against_the_base_commit(pipeline, tmp_path):
+    """Two commits that change one param: the report names exactly it, both metric values and a verdict."""
+    repo, _, hashes = pipeline
+    first = run(repo, "git", "rev-parse", "HEAD").strip()
+    run(repo, "git", "branch", "-f", "baseline", first)
+    try:
+        run(repo, sys.executable, "-m", "stages.compose", "evaluate.threshold=0.4")
+        (tmp_path / "repro.log").write_text(run(repo, "dvc", "repro"))
+        run(repo, "git", "commit", "-qam", "evaluate at threshold 0.4")
+        output = tmp_path / "pr/report.md"
+        result = report(repo, output, "--base", "baseline", "--repro-log", str(tmp_path / "repro.log"))
+        assert result.returncode == 0, result.stderr
+        text = output.read_text()
+        assert text.startswith("<!-- mlops-pr-report -->") and "**Verdict: PASSED**" in text
+        assert re.findall(r"^\| `([\w.]+)` \|", section(text, "Parameters"), flags=re.MULTILINE) == ["evaluate.threshold"]
+        accuracy = re.search(r"^\| accuracy \| ([\d.]+) \| ([\d.]+) \|", section(text, "Metrics"), flags=re.MULTILINE)
+        assert accuracy and accuracy.group(1) != accuracy.group(2)  # the base's metrics, really from the base
+        assert re.search(r"\*\*roc_auc change \+0\.0000\*\* .*paired\): within noise", text)  # same model, same rows
+        assert "- ran: `drift-check`, `evaluate`" in section(text, "Stages")
+        assert sorted(path.name for path in (output.parent / "images").iterdir()) == [
+            "calibration.png", "importance.png", "precision_recall.png", "roc.png",
+        ]  # fmt: skip
+        assert f"git checkout {first} && dvc pull && dvc repro" in text
+        if os.environ.get("PR_REPORT_SAMPLE"):  # refresh the sample kept in docs/
+            shutil.rmtree(PROJECT / "docs/pr-report-sample", ignore_errors=True)
+            shutil.copytree(output.parent, PROJECT / "docs/pr-report-sample")
+
+        run(repo, sys.executable, "-m", "stages.compose", "evaluate.threshold=0.4", "evaluate.gate.minimum.roc_auc=0.99")
+        run(repo, "dvc", "repro")
+        failed = report(repo, tmp_path / "failed/report.md", "--base", "baseline")
+        assert failed.returncode == 1
+        assert "**Verdict: FAILED**" in (tmp_path / "failed/report.md").read_text()
+        assert "| roc_auc >= 0.99 | **FAIL** |" in (tmp_path / "failed/report.md").read_text()
+    finally:
+        run(repo, "git", "reset", "-q", "--hard", first)
+        run(repo, "dvc", "checkout", "-q")
+    assert out_hashes(repo) == hashes

@@ -82,3 +82,15 @@ def test_make_targets_the_workflows_call_exist():
     runs = [step.get("run", "") for path in WORKFLOWS for job in yaml.safe_load(path.read_text())["jobs"].values() for step in job["steps"]]
     called = {match for run in runs for match in re.findall(r"^make ([a-z-]+)", run)}
     assert called and called <= targets
+
+
+@pytest.mark.slow
+def test_every_pre_commit_hook_passes_on_a_clean_clone(tmp_path):
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(PROJECT), str(clone)], check=True, timeout=120)
+    (clone / ".venv").symlink_to(BIN.parent)  # the hooks that are `language: system` use the project's venv
+    result = subprocess.run(
+        [str(BIN / "pre-commit"), "run", "--all-files"], cwd=clone, env=ENV, capture_output=True, text=True, timeout=900
+    )
+    assert result.returncode == 0, result.stdout[-4000:]
+    assert "Failed" not in result.stdout
