@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -94,3 +96,54 @@ def test_every_pre_commit_hook_passes_on_a_clean_clone(tmp_path):
     )
     assert result.returncode == 0, result.stdout[-4000:]
     assert "Failed" not in result.stdout
+
+
+GH_STUB = """#!/usr/bin/env bash
+# Stands in for the GitHub CLI (no GitHub here): lists canned comments, records writes.
+echo "$*" >> "$STUB_LOG"
+if [[ "$*" == *--paginate* ]]; then
+  printf '%s' "$STUB_COMMENTS" | jq -r "${@: -1}"  # the --jq filter is the last argument
+else
+  cat > "$STUB_BODY"
+fi
+"""
+
+
+@pytest.mark.skipif(shutil.which("jq") is None, reason="jq is not installed (`make test` installs it when run as root)")
+@pytest.mark.parametrize("existing", [False, True], ids=["creates", "updates"])
+def test_pr_comment_creates_one_sticky_comment_then_updates_it(tmp_path, existing):
+    """The GitHub API cannot be reached here, so `gh` is a stub; the upsert logic and the body are real."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "gh").write_text(GH_STUB)
+    (bin_dir / "gh").chmod(0o755)
+    report = tmp_path / "report.md"
+    report.write_text('<!-- mlops-pr-report -->\n## Report with "quotes" and `code`\n')
+    comments = [{"id": 11, "body": "a human comment"}] + ([{"id": 42, "body": "<!-- mlops-pr-report -->\nold"}] if existing else [])
+    env = {
+        **ENV,
+        "PATH": f"{bin_dir}{os.pathsep}{ENV['PATH']}",
+        "PR_NUMBER": "7",
+        "GITHUB_REPOSITORY": "team/project",
+        "STUB_LOG": str(tmp_path / "calls.log"),
+        "STUB_BODY": str(tmp_path / "body.json"),
+        "STUB_COMMENTS": json.dumps(comments),
+    }
+    result = subprocess.run([str(PROJECT / ".ci/pr-comment"), str(report)], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    calls = (tmp_path / "calls.log").read_text().splitlines()
+    write = calls[-1]
+    if existing:
+        assert write.startswith("api --method PATCH repos/team/project/issues/comments/42")
+    else:
+        assert write.startswith("api --method POST repos/team/project/issues/7/comments")
+    assert json.loads((tmp_path / "body.json").read_text()) == {"body": report.read_text()}
+
+
+def test_pr_comment_refuses_a_file_without_the_marker(tmp_path):
+    report = tmp_path / "report.md"
+    report.write_text("# not a report\n")
+    env = {**ENV, "PR_NUMBER": "7", "GITHUB_REPOSITORY": "team/project"}
+    result = subprocess.run([str(PROJECT / ".ci/pr-comment"), str(report)], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "does not start with <!-- mlops-pr-report -->" in result.stderr
