@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Stage commands in dvc.yaml call `python`: make it the project's interpreter.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help setup params check-params repro check-lock ci-repro report pr-comment push drift-gate test test-fast lint dag metrics plots lock clean
+.PHONY: help setup params check-params repro check-lock ci-repro report checkout pr-comment push drift-gate test test-fast lint dag metrics plots lock clean
 BASE ?= main
 
 help:  ## list the targets
@@ -42,6 +42,12 @@ ci-repro: params  ## CI: pull what the DVC remote has, run the rest, log to repo
 
 report: setup  ## Markdown report of this workspace against BASE (default main): make report BASE=<rev>
 	$(BIN)/python -m stages.report --base $(BASE) $(if $(wildcard reports/pr/repro.log),--repro-log reports/pr/repro.log) $(REPORT_ARGS)
+
+checkout: setup  ## restore code, data, features, model and metrics of a revision: make checkout REV=<tag, branch or sha>
+	@test -n "$(REV)" || { echo "error: say which revision: make checkout REV=<tag, branch or sha>" >&2; exit 2; }
+	git checkout --quiet $(REV)
+	$(BIN)/dvc checkout --force --quiet
+	@echo "workspace at $(REV) ($$(git rev-parse --short HEAD)): code, params, data, features, model and metrics"
 
 pr-comment:  ## CI: post or update the one pull-request comment holding reports/pr/report.md
 	.ci/pr-comment reports/pr/report.md

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -296,4 +297,35 @@ def test_pull_request_report_against_the_base_commit(pipeline, tmp_path):
     finally:
         run(repo, "git", "reset", "-q", "--hard", first)
         run(repo, "dvc", "checkout", "-q")
+    assert out_hashes(repo) == hashes
+
+
+def test_time_travel_restores_each_revision_byte_for_byte(pipeline):
+    """Three tagged revisions with different params: `make checkout REV=...` gives each its own outputs back."""
+    repo, _, hashes = pipeline
+    first = run(repo, "git", "rev-parse", "HEAD").strip()
+    venv = Path(sys.executable).parent.parent
+    produced = {"v1": hashes}
+    try:
+        run(repo, "git", "tag", "v1")
+        for tag, override in (("v2", "model.max_leaf_nodes=15"), ("v3", "model.learning_rate=0.1")):
+            run(repo, sys.executable, "-m", "stages.compose", override)
+            run(repo, "dvc", "repro")
+            run(repo, "git", "commit", "-qam", f"{tag}: {override}")
+            run(repo, "git", "tag", tag)
+            produced[tag] = out_hashes(repo)
+        assert produced["v1"]["models/model.skops"] != produced["v2"]["models/model.skops"] != produced["v3"]["models/model.skops"]
+        for tag in ("v1", "v2", "v3", "v1", "main"):
+            output = run(repo, "make", "-o", f"{venv}/.installed", "checkout", f"REV={tag}", f"VENV={venv}")
+            assert f"workspace at {tag}" in output
+            expected = produced["v3" if tag == "main" else tag]
+            assert out_hashes(repo) == expected  # the revision's dvc.lock
+            for path in ("models/model.skops", "models/model_card.json", "reports/metrics.json", "data/feature_manifest.yaml"):
+                assert hashlib.md5((repo / path).read_bytes()).hexdigest() == expected[path], (tag, path)  # the bytes themselves
+            assert "Data and pipelines are up to date" in run(repo, "dvc", "status")  # features and every other out
+    finally:
+        run(repo, "git", "checkout", "-q", "main")
+        run(repo, "git", "reset", "-q", "--hard", first)
+        run(repo, "git", "tag", "-d", "v1", "v2", "v3")
+        run(repo, "dvc", "checkout", "-q", "--force")
     assert out_hashes(repo) == hashes
