@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Stage commands in dvc.yaml call `python`: make it the project's interpreter.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help setup params check-params repro check-lock ci-repro report checkout pr-comment push drift-gate test test-fast lint dag metrics plots lock clean
+.PHONY: help setup params check-params repro check-lock ci-repro report checkout verify-cache repair-cache pr-comment push drift-gate test test-fast lint dag metrics plots lock clean
 BASE ?= main
 
 help:  ## list the targets
@@ -48,6 +48,12 @@ checkout: setup  ## restore code, data, features, model and metrics of a revisio
 	git checkout --quiet $(REV)
 	$(BIN)/dvc checkout --force --quiet
 	@echo "workspace at $(REV) ($$(git rev-parse --short HEAD)): code, params, data, features, model and metrics"
+
+verify-cache: setup  ## check every DVC cache object against its hash (exit 1 if any is corrupted)
+	$(BIN)/python -m stages.verify_cache
+
+repair-cache: setup  ## remove corrupted cache objects, fetch them again from the remote, restore the workspace
+	$(BIN)/python -m stages.verify_cache --repair
 
 pr-comment:  ## CI: post or update the one pull-request comment holding reports/pr/report.md
 	.ci/pr-comment reports/pr/report.md

@@ -120,3 +120,42 @@ def test_ssh_host_key_mismatch_refuses_to_push(project, tmp_path):
         dvc(project, "remote", "modify", "--local", "team", "keyfile", str(server.key), env=env)
         pushed = dvc(project, "push", env=env)
         assert pushed.returncode != 0 and "host key" in pushed.stderr.lower()
+
+
+def run_module_in(repo: Path, module: str, *arguments: str) -> subprocess.CompletedProcess:
+    env = {**ENV, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    return subprocess.run([sys.executable, "-m", module, *arguments], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_a_corrupted_cache_object_is_detected_and_fetched_again(project, tmp_path):
+    assert dvc(project, "remote", "add", "-d", "team", str(tmp_path / "remote")).returncode == 0
+    assert dvc(project, "push").returncode == 0
+    target = project / "data/part03.csv"
+    good = target.read_bytes()
+    digest = hashlib.md5(good).hexdigest()
+    cached = next((project / ".dvc/cache/files/md5").glob(f"{digest[:2]}/{digest[2:]}"))
+    cached.chmod(0o644)
+    cached.write_bytes(b"flipped bits\n")
+    target.unlink()
+    dvc(project, "checkout")
+    assert target.read_bytes() == b"flipped bits\n"  # DVC itself checks out the corrupted copy
+
+    check = run_module_in(project, "stages.verify_cache")
+    assert check.returncode == 1
+    assert f"corrupted: files/md5/{digest[:2]}/{digest[2:]}" in check.stdout
+    repaired = run_module_in(project, "stages.verify_cache", "--repair")
+    assert repaired.returncode == 0, repaired.stderr
+    assert "repaired 1 object(s)" in repaired.stdout
+    assert target.read_bytes() == good and cached.read_bytes() == good
+    assert "up to date" in dvc(project, "status").stdout
+    assert run_module_in(project, "stages.verify_cache").returncode == 0
+
+
+def test_repair_without_a_remote_says_what_failed(project):
+    digest = hashlib.md5((project / "data/part03.csv").read_bytes()).hexdigest()
+    cached = project / ".dvc/cache/files/md5" / digest[:2] / digest[2:]
+    cached.chmod(0o644)
+    cached.write_bytes(b"flipped bits\n")
+    repaired = run_module_in(project, "stages.verify_cache", "--repair")
+    assert repaired.returncode == 2
+    assert repaired.stderr.startswith("error: removed 1 corrupted object(s) but could not fetch them again:")
