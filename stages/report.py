@@ -12,14 +12,10 @@ against the gates in `params.yaml` (`evaluate.gate`, and the drift gate) fails, 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import re
-import subprocess
 import sys
-import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +24,10 @@ import yaml
 
 from stages.lib.catalog import DRIFT_FILE, FEATURES_DIR, METRICS_FILE, MODEL_FILE, TRAIN_SUMMARY, FeatureSpec
 from stages.lib.config import ReportGate, load_params
-from stages.lib.errors import fail, run_stage
+from stages.lib.errors import run_stage
 from stages.lib.io import read_json, read_parquet, write_outputs
 from stages.lib.models import load_model, predict_scores
+from stages.lib.revisions import Revision, dvc, materialized, run
 
 MARKER = "<!-- mlops-pr-report -->"
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss", "brier"})
@@ -50,53 +47,6 @@ class Check:
     name: str
     passed: bool
     detail: str
-
-
-@dataclass
-class Revision:
-    label: str
-    sha: str
-    root: Path
-    notes: list[str] = field(default_factory=list)
-
-
-def _run(command: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        detail = (result.stderr or result.stdout).strip().splitlines()
-        fail(f"`{' '.join(command)}` failed in {cwd}: {detail[-1] if detail else 'no output'}")
-    return result
-
-
-def _dvc(*arguments: str) -> list[str]:
-    return [sys.executable, "-m", "dvc", *arguments]
-
-
-@contextlib.contextmanager
-def materialized(base: str, repo: Path) -> Iterator[Revision]:
-    """The base commit in a temporary worktree with its DVC outputs in place."""
-    resolved = _run(["git", "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}"], repo, check=False)
-    if resolved.returncode != 0:
-        fail(f"--base {base}: no such git revision here; fetch it first (e.g. `git fetch origin {base}`)")
-    sha = resolved.stdout.strip()
-    cache = _run(_dvc("cache", "dir"), repo).stdout.strip()
-    with tempfile.TemporaryDirectory(prefix="report-base-") as scratch:
-        root = Path(scratch) / "base"
-        _run(["git", "worktree", "add", "--detach", "--quiet", str(root), sha], repo)
-        try:
-            revision = Revision(label=base, sha=sha, root=root)
-            _run(_dvc("cache", "dir", "--local", cache), root)
-            if _run(_dvc("checkout", "--quiet"), root, check=False).returncode != 0:
-                if _run(_dvc("pull", "--quiet"), root, check=False).returncode == 0:
-                    revision.notes.append("base outputs pulled from the DVC remote")
-                else:
-                    revision.notes.append(
-                        "base outputs were not in the cache and the DVC remote was not available: reproduced with `dvc repro`"
-                    )
-                    _run(_dvc("repro", "--quiet"), root)
-            yield revision
-        finally:
-            _run(["git", "worktree", "remove", "--force", str(root)], repo, check=False)
 
 
 def group_choices(root: Path, params: dict[str, Any]) -> dict[str, str]:
@@ -216,7 +166,7 @@ def render_plots(repo: Path, base_revision: str, images: Path) -> dict[str, str]
     """PNG images (base vs head) of the evaluation plots, from DVC's own Vega-Lite specs."""
     import vl_convert
 
-    result = _run(_dvc("plots", "diff", base_revision, "--json", "--targets", *PLOTS), repo, check=False)
+    result = run(dvc("plots", "diff", base_revision, "--json", "--targets", *PLOTS), repo, check=False)
     if result.returncode != 0:
         return {}
     rendered = {}
@@ -239,8 +189,8 @@ def build_report(
     head_params, base_params = load_params(repo / "params.yaml"), load_params(base.root / "params.yaml")
     head_metrics = read_json(repo / METRICS_FILE, "run `dvc repro` first")
     base_metrics = read_json(base.root / METRICS_FILE, "the base revision has no metrics")
-    head_sha = _run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
-    dirty = bool(_run(["git", "status", "--porcelain", "--untracked-files=no"], repo).stdout.strip())
+    head_sha = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
+    dirty = bool(run(["git", "status", "--porcelain", "--untracked-files=no"], repo).stdout.strip())
     drift = read_json(repo / DRIFT_FILE, "run `dvc repro` first") if (repo / DRIFT_FILE).exists() else None
 
     checks = verdict_checks(head_metrics, base_metrics, gate, drift)
@@ -258,7 +208,7 @@ def build_report(
 
     choices = (group_choices(base.root, base_params), group_choices(repo, head_params))
     changed_groups = [group for group in choices[1] if choices[0].get(group) != choices[1][group]]
-    params_diff = json.loads(_run(_dvc("params", "diff", base.sha, "--json"), repo).stdout or "{}").get("params.yaml", {})
+    params_diff = json.loads(run(dvc("params", "diff", base.sha, "--json"), repo).stdout or "{}").get("params.yaml", {})
     lines += ["", "### Parameters"]
     if changed_groups:
         lines.append(
@@ -308,7 +258,7 @@ def build_report(
     else:
         lines += [f"![{title}](images/{name})" for title, name in rendered.items()]
 
-    data_diff = json.loads(_run(_dvc("diff", base.sha, "--json"), repo).stdout or "{}")
+    data_diff = json.loads(run(dvc("diff", base.sha, "--json"), repo).stdout or "{}")
     lines += ["", "### Data and model files (`dvc diff`)"]
     changed = [
         (kind, entry["path"])

@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from stages.lib.config import ReportGate
-from stages.lib.errors import UserError
-from stages.report import bootstrap_change, group_choices, materialized, stage_runs, verdict_checks, weighted_metric
+from stages.report import bootstrap_change, group_choices, stage_runs, verdict_checks, weighted_metric
 from tests.conftest import PROJECT
 
 
@@ -104,31 +97,3 @@ def test_stage_runs_from_a_dvc_repro_log():
         ]
     )
     assert stage_runs(log) == {"ran": ["evaluate", "train"], "restored from the run cache": ["featurize"], "unchanged": ["prepare"]}
-
-
-def test_base_outputs_are_materialized_from_the_cache_not_taken_from_the_workspace(tmp_path, monkeypatch):
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e"}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-
-    def run(*command: str) -> None:
-        subprocess.run(command, cwd=tmp_path, env=env, check=True, capture_output=True)
-
-    run("git", "init", "-q", "-b", "main")
-    run(sys.executable, "-m", "dvc", "init", "-q")
-    for version in ("base", "head"):
-        (tmp_path / "model.bin").write_text(f"{version} model")
-        run(sys.executable, "-m", "dvc", "add", "-q", "model.bin")
-        run("git", "add", "-A")
-        run("git", "commit", "-qm", version)
-    monkeypatch.setattr(os, "environ", env)
-    with materialized("HEAD~1", tmp_path) as base:
-        assert (base.root / "model.bin").read_text() == "base model"
-        assert base.notes == []
-        root = base.root
-    assert not root.exists()  # the worktree is removed afterwards
-    assert (tmp_path / "model.bin").read_text() == "head model"
-    assert "report-base" not in subprocess.run(["git", "worktree", "list"], cwd=tmp_path, capture_output=True, text=True).stdout
-    shutil.rmtree(tmp_path / ".dvc/cache")
-    # Nothing cached and no remote: it falls back to reproducing, which fails here (no pipeline).
-    with pytest.raises(UserError, match="dvc repro"), materialized("HEAD~1", tmp_path):
-        pass
