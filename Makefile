@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Stage commands in dvc.yaml call `python`: make it the project's interpreter.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help setup params check-params repro check-lock ci-repro report checkout verify-cache repair-cache pr-comment push drift-gate test test-fast lint dag metrics plots lock clean
+.PHONY: help setup params check-params repro check-lock ci-repro report checkout register promote predict verify-cache repair-cache pr-comment push drift-gate test test-fast lint dag metrics plots lock clean
 BASE ?= main
 
 help:  ## list the targets
@@ -48,6 +48,16 @@ checkout: setup  ## restore code, data, features, model and metrics of a revisio
 	git checkout --quiet $(REV)
 	$(BIN)/dvc checkout --force --quiet
 	@echo "workspace at $(REV) ($$(git rev-parse --short HEAD)): code, params, data, features, model and metrics"
+
+register: setup  ## register the committed model as a new version (a GTO git tag): make register [VERSION=v1.0.0]
+	$(BIN)/gto register model HEAD $(if $(VERSION),--version $(VERSION))
+
+promote: setup  ## assign a stage to a model version: make promote STAGE=prod [VERSION=v1.0.0] (default: the latest)
+	@test -n "$(STAGE)" || { echo "error: say which stage: make promote STAGE=prod [VERSION=v1.0.0]" >&2; exit 2; }
+	$(BIN)/gto assign model $(if $(VERSION),--version $(VERSION),HEAD) --stage $(STAGE)
+
+predict: setup  ## score a file with a registered model: make predict MODEL=model@v1.0.0 INPUT=rows.csv OUTPUT=scores.csv
+	$(BIN)/python -m stages.predict --model "$(MODEL)" --input "$(INPUT)" --output "$(OUTPUT)"
 
 verify-cache: setup  ## check every DVC cache object against its hash (exit 1 if any is corrupted)
 	$(BIN)/python -m stages.verify_cache

@@ -140,6 +140,15 @@ def featurize(splits: dict[str, pd.DataFrame], schema: dict[str, Any], config: F
         target=target,
         time=time_column,
         task=schema["task"],
+        history={
+            "keys": [list(key) for key in plan.history_keys],
+            "windows": [str(window) for window in config.history.windows],
+            "smoothing": config.history.smoothing,
+            "prior": prior,
+            "known_after": str(known_after),
+        }
+        if plan.history_keys
+        else None,
     )
     kept = {family: sum(planned[name]["family"] == family for name in features) for family in FAMILIES}
     filters = {kind: sum(reason.startswith(kind) for reason in dropped.values()) for kind in ("near-constant", "duplicate", "correlated")}

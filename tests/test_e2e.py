@@ -12,10 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
 from stages.compose import compose
+from stages.lib.models import load_model
 from tests import servers
 from tests.conftest import PROJECT
 
@@ -378,3 +381,64 @@ def test_push_to_a_real_server_then_pull_into_a_fresh_clone(pipeline, tmp_path, 
     finally:
         (repo / ".dvc/config.local").unlink(missing_ok=True)
         run(repo, "git", "reset", "-q", "--hard", first)
+
+
+def test_registered_model_versions_score_new_rows(pipeline, tmp_path):
+    """GTO versions and stages as git tags; `make predict` scores a CSV through that version's own features."""
+    repo, _, hashes = pipeline
+    first = run(repo, "git", "rev-parse", "HEAD").strip()
+    venv = Path(sys.executable).parent.parent
+
+    def make(*arguments: str) -> str:
+        return run(repo, "make", "-o", f"{venv}/.installed", *arguments, f"VENV={venv}")
+
+    def predict(model: str, rows: Path, output: Path) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "stages.predict", "--model", model, "--input", str(rows), "--output", str(output)]
+        return subprocess.run(command, cwd=repo, env=ENV, capture_output=True, text=True, timeout=600)
+
+    try:
+        make("register")
+        make("promote", "STAGE=prod")
+        run(repo, sys.executable, "-m", "stages.compose", "model.learning_rate=0.2")
+        run(repo, "dvc", "repro")
+        run(repo, "git", "commit", "-qam", "faster learning rate")
+        make("register")
+        tags = run(repo, "git", "tag", "--list", "model*").split()
+        assert {"model@v0.0.1", "model@v0.0.2"} <= set(tags) and any(tag.startswith("model#prod") for tag in tags)
+        shown = run(repo, "gto", "show")
+        assert "model" in shown and "v0.0.2" in shown and "prod" in shown
+
+        test = pd.read_parquet(repo / "data/prepared/test.parquet").head(300)
+        rows = tmp_path / "rows.csv"
+        test.drop(columns=["late"]).assign(time_hour=test["time_hour"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")).to_csv(rows, index=False)
+        scored = {}
+        for model in ("model@v0.0.1", "model#prod", "model@v0.0.2"):
+            output = tmp_path / f"{model.replace('#', '-')}.csv"
+            result = predict(model, rows, output)
+            assert result.returncode == 0, result.stderr
+            scored[model] = pd.read_csv(output)
+            assert list(scored[model].columns) == [*pd.read_csv(rows).columns, "prediction"]
+        assert scored["model#prod"]["prediction"].equals(scored["model@v0.0.1"]["prediction"])  # prod is v0.0.1
+        assert not scored["model@v0.0.2"]["prediction"].equals(scored["model@v0.0.1"]["prediction"])
+        # v0.0.2 is the workspace: its scores equal the model's on the features featurize stored for those rows.
+        spec = json.loads((repo / "data/features/spec.json").read_text())
+        stored = pd.read_parquet(repo / "data/features/test.parquet").head(300)
+        expected = load_model(repo / "models/model.skops").predict_proba(stored[spec["features"]])[:, 1]
+        assert np.allclose(scored["model@v0.0.2"]["prediction"], expected, rtol=0, atol=1e-12)
+
+        broken = tmp_path / "broken.csv"
+        pd.read_csv(rows).drop(columns=["temp"]).to_csv(broken, index=False)
+        result = predict("model@v0.0.1", broken, tmp_path / "never.csv")
+        assert result.returncode == 2 and "missing column 'temp'" in result.stderr and "Traceback" not in result.stderr
+        pd.read_csv(rows).assign(temp="warm").to_csv(broken, index=False)
+        result = predict("model@v0.0.1", broken, tmp_path / "never.csv")
+        assert result.returncode == 2 and "column 'temp' must be numeric (as in training), got 'warm'" in result.stderr
+        result = predict("model@v9.9.9", rows, tmp_path / "never.csv")
+        assert result.returncode == 2 and "--model model@v9.9.9: no such git revision" in result.stderr
+        assert not (tmp_path / "never.csv").exists()
+    finally:
+        run(repo, "git", "reset", "-q", "--hard", first)
+        for tag in run(repo, "git", "tag", "--list", "model*").split():
+            run(repo, "git", "tag", "-d", tag)
+        run(repo, "dvc", "checkout", "-q", "--force")
+    assert out_hashes(repo) == hashes

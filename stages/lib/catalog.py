@@ -52,6 +52,9 @@ class FeatureSpec:
     target: str = TARGET
     time: str = TIME
     task: str = "classification"
+    # How featurize built history features, so scoring can build them the same way:
+    # keys, windows, smoothing, prior (the train target mean) and known_after. None: no history.
+    history: dict[str, Any] | None = None
 
     @property
     def numeric(self) -> list[str]:

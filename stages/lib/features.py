@@ -491,3 +491,27 @@ def train_statistics(values: pd.Series) -> dict[str, Any]:
             "max": float(np.round(present.max(), 6)),
         }
     return stats
+
+
+def apply_features(rows: pd.DataFrame, transformer: ColumnTransformer, events: pd.DataFrame, spec: Any) -> pd.DataFrame:
+    """Model inputs for new rows, exactly as featurize built them: the fitted transformer, then history.
+
+    `spec` is the FeatureSpec featurize wrote; `events` the labelled past it looked back on.
+    """
+    built = transformer.transform(rows)
+    if spec.history:
+        history = spec.history
+        config = HistoryFeatures(
+            enabled=True,
+            keys=tuple(tuple(key) for key in history["keys"]),
+            windows=tuple(pd.Timedelta(window) for window in history["windows"]),
+            smoothing=float(history["smoothing"]),
+            max_key_levels=0,
+        )
+        past = history_features(
+            rows, events, config.keys, config, spec.time, spec.target, history["prior"], pd.Timedelta(history["known_after"])
+        )
+        built = pd.concat([built, past.set_axis(built.index)], axis=1)
+    return pd.DataFrame(
+        {name: built[name] if name in spec.categorical else built[name].astype(np.float64) for name in spec.features}, index=built.index
+    )

@@ -1,0 +1,111 @@
+"""predict: score a CSV or Parquet file with a registered model version, through the features it was trained with.
+
+    python -m stages.predict --model model@v1.0.0 --input rows.csv --output scores.csv
+    python -m stages.predict --model model#prod --input rows.parquet --output scores.parquet
+    make predict MODEL=model@v1.0.0 INPUT=rows.csv OUTPUT=scores.csv
+
+The model version is a GTO registry entry (a git tag). Its revision is materialized in a temporary
+worktree (data contract, schema, fitted feature transformer, labelled history, model) and the input
+rows must look like that revision's prepared table: every input column of `data/schema.yaml`, with
+its type. The output is the input with a `prediction` column: the probability of the positive
+class, or the predicted value for regression.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from stages.lib.catalog import FEATURE_SPEC, HISTORY_EVENTS, MODEL_FILE, SCHEMA_FILE, TRANSFORMER_FILE, FeatureSpec
+from stages.lib.errors import fail, run_stage
+from stages.lib.features import apply_features
+from stages.lib.io import parquet_writer, read_json, read_parquet, read_yaml, write_outputs
+from stages.lib.models import load_model, predict_scores
+from stages.lib.revisions import materialized, run
+from stages.prepare import read_table
+
+PREDICTION = "prediction"
+MODEL_REFERENCE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9-]*)(?:@(?P<version>v[\w.+-]+)|#(?P<stage>[\w-]+))$")
+
+
+def model_ref(reference: str, repo: Path) -> str:
+    """The git tag behind `name@version` or `name#stage` in the GTO registry."""
+    match = MODEL_REFERENCE.match(reference)
+    if not match:
+        fail(f"--model {reference!r}: expected <name>@<version> (e.g. model@v1.0.0) or <name>#<stage> (e.g. model#prod); see `gto show`")
+    if match["version"]:
+        return f"{match['name']}@{match['version']}"
+    shown = run(["gto", "show", reference, "--ref"], repo, check=False)
+    ref = shown.stdout.strip().splitlines()[-1] if shown.returncode == 0 and shown.stdout.strip() else ""
+    if not ref:
+        fail(f"--model {reference}: no version of '{match['name']}' is in stage '{match['stage']}'; see `gto show` and `make promote`")
+    return ref
+
+
+def validate_rows(rows: pd.DataFrame, schema: dict[str, Any], spec: FeatureSpec, where: str) -> pd.DataFrame:
+    """The rows typed as training saw them, or a clear error naming the column and what was expected."""
+    if rows.empty:
+        fail(f"{where}: no rows to score")
+    key_columns = {column for key in (spec.history or {}).get("keys", []) for column in key}
+    needed = sorted({*spec.inputs, spec.time, *key_columns})
+    missing = [column for column in needed if column not in rows.columns]
+    if missing:
+        fail(
+            f"{where}: missing column '{missing[0]}' (the model was trained on {', '.join(needed)}; "
+            f"see data/schema.yaml at that version); add it to the file"
+        )
+    typed = rows.copy()
+    try:
+        typed[spec.time] = pd.to_datetime(rows[spec.time], utc=True, format="ISO8601")
+    except (ValueError, TypeError):
+        fail(f"{where}: column '{spec.time}' must hold ISO-8601 timestamps (e.g. 2013-09-01T14:00:00Z)")
+    for column in needed:
+        kind = schema["columns"].get(column, {}).get("type")
+        if kind in ("numeric", "boolean"):
+            values = pd.to_numeric(rows[column], errors="coerce")
+            bad = rows[column][values.isna() & rows[column].notna()]
+            if len(bad):
+                fail(f"{where}: column '{column}' must be {kind} (as in training), got {bad.iloc[0]!r} in {len(bad):,} row(s)")
+            typed[column] = values.astype(np.float64)
+        elif kind == "categorical":
+            typed[column] = rows[column].astype("string")
+    return typed
+
+
+def score(rows: pd.DataFrame, root: Path, where: str) -> pd.DataFrame:
+    """Predictions for the rows with the artifacts of one materialized revision."""
+    schema = read_yaml(root / SCHEMA_FILE, "this version has no data/schema.yaml")
+    spec = FeatureSpec.from_json(read_json(root / FEATURE_SPEC, "this version has no feature spec"))
+    transformer = load_model(root / TRANSFORMER_FILE)
+    model = load_model(root / MODEL_FILE)
+    events = read_parquet(root / HISTORY_EVENTS, "this version has no labelled history") if spec.history else pd.DataFrame()
+    typed = validate_rows(rows, schema, spec, where)
+    features = apply_features(typed, transformer, events, spec)
+    return rows.assign(**{PREDICTION: predict_scores(model, features, spec.task)})
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="<name>@<version> or <name>#<stage> from the GTO registry")
+    parser.add_argument("--input", required=True, type=Path, help="CSV or Parquet rows shaped like the prepared table")
+    parser.add_argument("--output", required=True, type=Path, help="where to write the rows with their prediction (.csv or .parquet)")
+    args = parser.parse_args(argv)
+    if args.output.suffix not in (".csv", ".parquet"):
+        fail(f"--output {args.output}: write .csv or .parquet")
+    repo = Path.cwd()
+    rows = read_table(args.input)
+    ref = model_ref(args.model, repo)
+    with materialized(ref, repo, what="--model") as revision:
+        scored = score(rows, revision.root, str(args.input))
+    writer = parquet_writer(scored) if args.output.suffix == ".parquet" else (lambda path: scored.to_csv(path, index=False))
+    write_outputs({args.output: writer})
+    print(f"predict: {len(scored):,} rows scored with {args.model} ({ref}, {revision.sha[:8]}) -> {args.output}")
+
+
+if __name__ == "__main__":
+    run_stage(main)
