@@ -106,7 +106,7 @@ def bootstrap_change(
     return change, float(low), float(high)
 
 
-def test_scores(root: Path) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+def scores_on_test(root: Path) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
     """Task, actual target, predictions and times of a revision's model on its test split."""
     spec = FeatureSpec.from_json(read_json(root / FEATURES_DIR / "spec.json", "run `dvc repro` first"))
     test = read_parquet(root / FEATURES_DIR / "test.parquet", "run `dvc repro` first")
@@ -235,8 +235,8 @@ def build_report(
         before = f"{base_train['cv']['mean']:.4f} → " if base_train.get("cv") else ""
         lines.append(f"\nCross-validated {cv['metric']} within train: {before}{cv['mean']:.4f} ± {cv['std']:.4f}.")
 
-    task, head_actual, head_scores, head_times = test_scores(repo)
-    _, base_actual, base_scores, base_times = test_scores(base.root)
+    task, head_actual, head_scores, head_times = scores_on_test(repo)
+    _, base_actual, base_scores, base_times = scores_on_test(base.root)
     metric = MAIN_METRIC[task]
     paired = len(head_actual) == len(base_actual) and np.array_equal(head_actual, base_actual) and np.array_equal(head_times, base_times)
     change, low, high = bootstrap_change(metric, (base_actual, base_scores), (head_actual, head_scores), paired)

@@ -108,3 +108,16 @@ def run_module(module: str, cwd: Path, *args: str) -> subprocess.CompletedProces
     """Run `python -m <module>` the way dvc.yaml does, from `cwd` (a project-shaped folder)."""
     env = {**os.environ, "PYTHONPATH": str(PROJECT), "PYTHONDONTWRITEBYTECODE": "1"}
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def tool_env() -> dict[str, str]:
+    """Where the tests run real `git` and `dvc`: this venv first on PATH, a git identity, no DVC analytics."""
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+        "GIT_AUTHOR_NAME": "test",
+        "GIT_AUTHOR_EMAIL": "test@example.com",
+        "GIT_COMMITTER_NAME": "test",
+        "GIT_COMMITTER_EMAIL": "test@example.com",
+    }

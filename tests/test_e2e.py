@@ -20,7 +20,7 @@ import yaml
 from stages.compose import compose
 from stages.lib.models import load_model
 from tests import servers
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, tool_env
 
 pytestmark = pytest.mark.slow
 
@@ -53,15 +53,7 @@ OUTPUTS = [
     "reports/drift_plots/top1.json",
 ]
 # Bytecode is written as usual: .dvcignore must keep __pycache__ out of the stages' code deps.
-ENV = {
-    **{key: value for key, value in os.environ.items() if key != "PYTHONDONTWRITEBYTECODE"},
-    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    "DVC_NO_ANALYTICS": "1",
-    "GIT_AUTHOR_NAME": "test",
-    "GIT_AUTHOR_EMAIL": "test@example.com",
-    "GIT_COMMITTER_NAME": "test",
-    "GIT_COMMITTER_EMAIL": "test@example.com",
-}
+ENV = {key: value for key, value in tool_env().items() if key != "PYTHONDONTWRITEBYTECODE"}
 
 
 def run(repo: Path, *command: str, check: bool = True) -> str:

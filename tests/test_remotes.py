@@ -13,16 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests import servers
+from tests.conftest import tool_env
 
-ENV = {
-    **os.environ,
-    "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    "DVC_NO_ANALYTICS": "1",
-    "GIT_AUTHOR_NAME": "test",
-    "GIT_AUTHOR_EMAIL": "test@example.com",
-    "GIT_COMMITTER_NAME": "test",
-    "GIT_COMMITTER_EMAIL": "test@example.com",
-}
+ENV = tool_env()
 
 
 def dvc(repo: Path, *arguments: str, env: dict | None = None) -> subprocess.CompletedProcess:
