@@ -15,6 +15,8 @@ import pytest
 from tests import servers
 from tests.conftest import tool_env
 
+pytestmark = pytest.mark.slow  # real servers
+
 ENV = tool_env()
 
 
