@@ -147,7 +147,13 @@ def verdict_checks(head: dict[str, Any], base: dict[str, Any], gate: ReportGate,
             checks.append(Check(f"{name} worsens by at most {allowed}", True, "not measured on both revisions: skipped"))
             continue
         worsening = head[name] - base[name] if name in LOWER_IS_BETTER else base[name] - head[name]
-        checks.append(Check(f"{name} worsens by at most {allowed}", worsening <= allowed, f"worsened by {worsening:+.4f}"))
+        checks.append(
+            Check(
+                f"{name} worsens by at most {allowed}",
+                worsening <= allowed,
+                "unchanged" if worsening == 0 else f"{'worse' if worsening > 0 else 'better'} by {abs(worsening):.4f}",
+            )
+        )
     if drift is not None:
         reasons = "; ".join(drift["gate"]["reasons"]) or "no gate condition holds"
         checks.append(Check("drift gate", bool(drift["gate"]["passed"]), reasons))

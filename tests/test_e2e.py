@@ -281,9 +281,6 @@ def test_pull_request_report_against_the_base_commit(pipeline, tmp_path):
             "calibration.png", "importance.png", "precision_recall.png", "roc.png",
         ]  # fmt: skip
         assert f"git checkout {first} && dvc pull && dvc repro" in text
-        if os.environ.get("PR_REPORT_SAMPLE"):  # refresh the sample kept in docs/
-            shutil.rmtree(PROJECT / "docs/pr-report-sample", ignore_errors=True)
-            shutil.copytree(output.parent, PROJECT / "docs/pr-report-sample")
 
         run(repo, sys.executable, "-m", "stages.compose", "evaluate.threshold=0.4", "evaluate.gate.minimum.roc_auc=0.99")
         run(repo, "dvc", "repro")
@@ -432,5 +429,39 @@ def test_registered_model_versions_score_new_rows(pipeline, tmp_path):
         run(repo, "git", "reset", "-q", "--hard", first)
         for tag in run(repo, "git", "tag", "--list", "model*").split():
             run(repo, "git", "tag", "-d", tag)
+        run(repo, "dvc", "checkout", "-q", "--force")
+    assert out_hashes(repo) == hashes
+
+
+def test_report_on_switching_the_feature_engine_on(pipeline, tmp_path):
+    """A pull request that turns on the feature engine (features=baseline -> default); the sample in docs/."""
+    repo, _, hashes = pipeline
+    first = run(repo, "git", "rev-parse", "HEAD").strip()
+    try:
+        run(repo, sys.executable, "-m", "stages.compose", "features=baseline")
+        run(repo, "dvc", "repro")
+        run(repo, "git", "commit", "-qam", "baseline features")
+        run(repo, "git", "branch", "-f", "main-before", "HEAD")
+        run(repo, sys.executable, "-m", "stages.compose")
+        (tmp_path / "repro.log").write_text(run(repo, "dvc", "repro"))
+        run(repo, "git", "commit", "-qam", "turn the feature engine on")
+        output = tmp_path / "pr/report.md"
+        result = report(repo, output, "--base", "main-before", "--repro-log", str(tmp_path / "repro.log"))
+        assert result.returncode in (0, 1), result.stderr
+        text = output.read_text()
+        assert "`features`: baseline → **default**" in section(text, "Parameters")
+        assert "data/features/train.parquet" in section(text, "Data and model files")
+        stages = section(text, "Stages")
+        # train onwards come back from DVC's run cache; featurize runs again (its manifest is a git-tracked output).
+        assert "- ran: `featurize`" in stages and "restored from the run cache: `drift-check`, `evaluate`, `train`" in stages
+        assert re.search(
+            r"\*\*roc_auc change [+-]0\.\d{4}\*\* \(95% bootstrap interval [+-]0\.\d{4} to [+-]0\.\d{4}, 1000 resamples of the test rows, paired\)",
+            text,
+        )
+        if os.environ.get("PR_REPORT_SAMPLE"):  # refresh the sample kept in docs/
+            shutil.rmtree(PROJECT / "docs/pr-report-sample", ignore_errors=True)
+            shutil.copytree(output.parent, PROJECT / "docs/pr-report-sample")
+    finally:
+        run(repo, "git", "reset", "-q", "--hard", first)
         run(repo, "dvc", "checkout", "-q", "--force")
     assert out_hashes(repo) == hashes
