@@ -121,3 +121,12 @@ def tool_env() -> dict[str, str]:
         "GIT_COMMITTER_NAME": "test",
         "GIT_COMMITTER_EMAIL": "test@example.com",
     }
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory) -> tuple[Path, str, dict[str, str]]:
+    """For end-to-end modules: the project after a first `dvc repro` on a data sample (its folder, the
+    run's output, the outs' hashes). Module-scoped, so each end-to-end module runs on its own copy."""
+    from tests.e2e_support import first_run  # here: e2e_support imports this module
+
+    return first_run(tmp_path_factory.mktemp("first") / "project")

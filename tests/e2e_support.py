@@ -1,0 +1,129 @@
+"""Helpers for the end-to-end tests: a project copy in a temporary git repo, and real git/dvc commands."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests import servers
+from tests.conftest import PROJECT, tool_env
+
+SAMPLE_ROWS = 30000
+OUTPUTS = [
+    "data/prepared/train.parquet",
+    "data/prepared/test.parquet",
+    "data/prepared/reference.parquet",
+    "data/prepared/current.parquet",
+    "data/features/spec.json",
+    "data/features/train.parquet",
+    "models/model.skops",
+    "models/model_card.json",
+    "reports/prepare.json",
+    "data/schema.yaml",
+    "reports/metrics.json",
+    "reports/plots/roc.json",
+    "reports/plots/precision_recall.json",
+    "reports/plots/calibration.json",
+    "reports/plots/importance.json",
+    "reports/confusion.csv",
+    "data/features/reference_sorted.parquet",
+    "data/features/transformer.skops",
+    "data/features/history.parquet",
+    "data/feature_manifest.yaml",
+    "reports/featurize.json",
+    "reports/train.json",
+    "reports/drift.json",
+    "reports/drift_report.html",
+    "reports/drift_plots/top1.json",
+]
+# Bytecode is written as usual: .dvcignore must keep __pycache__ out of the stages' code deps.
+ENV = {key: value for key, value in tool_env().items() if key != "PYTHONDONTWRITEBYTECODE"}
+
+
+def run(repo: Path, *command: str, check: bool = True) -> str:
+    result = subprocess.run(command, cwd=repo, env=ENV, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0 or not check, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([\w-]+)'", output))
+
+
+def out_hashes(repo: Path) -> dict[str, str]:
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())
+    return {out["path"]: out["md5"] for stage in lock["stages"].values() for out in stage.get("outs", [])}
+
+
+def new_project(folder: Path) -> Path:
+    """A git repo holding this project's files, with the data sample switched on in conf/."""
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=PROJECT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for name in files:
+        source = PROJECT / name
+        # Skip committed pipeline results: the copy must produce its own.
+        committed_results = ("dvc.lock", "data/schema.yaml", "data/feature_manifest.yaml")
+        if source.is_file() and name not in committed_results and not name.startswith(("reports/", "models/model_card")):
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, folder / name)
+    data_conf = folder / "conf/data/nycflights13.yaml"
+    data_conf.write_text(data_conf.read_text().replace("sample_rows: null", f"sample_rows: {SAMPLE_ROWS}"))
+    run(folder, sys.executable, "-m", "stages.compose")
+    run(folder, "git", "init", "-q", "-b", "main")
+    run(folder, "git", "add", "-A")
+    run(folder, "git", "commit", "-qm", "project")
+    return folder
+
+
+def report(repo: Path, output: Path, *arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "stages.report", "--output", str(output), *arguments],
+        cwd=repo,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def section(text: str, title: str) -> str:
+    start = text.index(f"### {title}")
+    end = text.find("\n### ", start + 1)
+    return text[start : end if end > 0 else None]
+
+
+@contextlib.contextmanager
+def remote(kind: str, folder: Path):
+    """A real server on 127.0.0.1, and how to point DVC at it: (tracked url settings, credentials for config.local)."""
+    if kind == "ssh":
+        with servers.sshd(folder / "sshd") as server:
+            yield [("url", server.url(folder / "store"))], [("keyfile", str(server.key))], server
+    else:
+        with servers.s3rver(folder / "s3") as server:
+            tracked = [("url", f"s3://{servers.BUCKET}/project"), ("endpointurl", server.endpoint)]
+            yield tracked, [("access_key_id", servers.S3RVER_KEY), ("secret_access_key", servers.S3RVER_KEY)], server
+
+
+def point_at(repo: Path, tracked: list[tuple[str, str]] | None, credentials: list[tuple[str, str]]) -> None:
+    if tracked:
+        run(repo, "dvc", "remote", "add", "--default", "team", tracked[0][1])
+        for key, value in tracked[1:]:
+            run(repo, "dvc", "remote", "modify", "team", key, value)
+    for key, value in credentials:
+        run(repo, "dvc", "remote", "modify", "--local", "team", key, value)  # .dvc/config.local: never in git
+
+
+def first_run(folder: Path) -> tuple[Path, str, dict[str, str]]:
+    """A new project after its first `dvc repro`, committed: its folder, the run's output, the outs' hashes."""
+    repo = new_project(folder)
+    output = run(repo, "dvc", "repro")
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "first run")
+    return repo, output, out_hashes(repo)

@@ -1,0 +1,210 @@
+"""End to end, the project's life cycle on a data sample: pull-request reports, time travel, remotes on real servers, registry and scoring."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stages.lib.models import load_model
+from tests.conftest import PROJECT
+from tests.e2e_support import ENV, out_hashes, point_at, remote, report, run, section, stages_run
+
+pytestmark = pytest.mark.slow
+
+
+def test_pull_request_report_against_the_base_commit(pipeline, tmp_path):
+    """Two commits that change one param: the report names exactly it, both metric values and a verdict."""
+    repo, _, hashes = pipeline
+    first = run(repo, "git", "rev-parse", "HEAD").strip()
+    run(repo, "git", "branch", "-f", "baseline", first)
+    try:
+        run(repo, sys.executable, "-m", "stages.compose", "evaluate.threshold=0.4")
+        (tmp_path / "repro.log").write_text(run(repo, "dvc", "repro"))
+        run(repo, "git", "commit", "-qam", "evaluate at threshold 0.4")
+        output = tmp_path / "pr/report.md"
+        result = report(repo, output, "--base", "baseline", "--repro-log", str(tmp_path / "repro.log"))
+        assert result.returncode == 0, result.stderr
+        text = output.read_text()
+        assert text.startswith("<!-- mlops-pr-report -->") and "**Verdict: PASSED**" in text
+        assert re.findall(r"^\| `([\w.]+)` \|", section(text, "Parameters"), flags=re.MULTILINE) == ["evaluate.threshold"]
+        accuracy = re.search(r"^\| accuracy \| ([\d.]+) \| ([\d.]+) \|", section(text, "Metrics"), flags=re.MULTILINE)
+        assert accuracy and accuracy.group(1) != accuracy.group(2)  # the base's metrics, really from the base
+        assert re.search(r"\*\*roc_auc change \+0\.0000\*\* .*paired\): within noise", text)  # same model, same rows
+        assert "- ran: `drift-check`, `evaluate`" in section(text, "Stages")
+        assert sorted(path.name for path in (output.parent / "images").iterdir()) == [
+            "calibration.png", "importance.png", "precision_recall.png", "roc.png",
+        ]  # fmt: skip
+        assert f"git checkout {first} && dvc pull && dvc repro" in text
+
+        run(repo, sys.executable, "-m", "stages.compose", "evaluate.threshold=0.4", "evaluate.gate.minimum.roc_auc=0.99")
+        run(repo, "dvc", "repro")
+        failed = report(repo, tmp_path / "failed/report.md", "--base", "baseline")
+        assert failed.returncode == 1
+        assert "**Verdict: FAILED**" in (tmp_path / "failed/report.md").read_text()
+        assert "| roc_auc >= 0.99 | **FAIL** |" in (tmp_path / "failed/report.md").read_text()
+    finally:
+        run(repo, "git", "reset", "-q", "--hard", first)
+        run(repo, "dvc", "checkout", "-q")
+    assert out_hashes(repo) == hashes
+
+
+def test_time_travel_restores_each_revision_byte_for_byte(pipeline):
+    """Three tagged revisions with different params: `make checkout REV=...` gives each its own outputs back."""
+    repo, _, hashes = pipeline
+    first = run(repo, "git", "rev-parse", "HEAD").strip()
+    venv = Path(sys.executable).parent.parent
+    produced = {"v1": hashes}
+    try:
+        run(repo, "git", "tag", "v1")
+        for tag, override in (("v2", "model.max_leaf_nodes=15"), ("v3", "model.learning_rate=0.1")):
+            run(repo, sys.executable, "-m", "stages.compose", override)
+            run(repo, "dvc", "repro")
+            run(repo, "git", "commit", "-qam", f"{tag}: {override}")
+            run(repo, "git", "tag", tag)
+            produced[tag] = out_hashes(repo)
+        assert produced["v1"]["models/model.skops"] != produced["v2"]["models/model.skops"] != produced["v3"]["models/model.skops"]
+        for tag in ("v1", "v2", "v3", "v1", "main"):
+            output = run(repo, "make", "-o", f"{venv}/.installed", "checkout", f"REV={tag}", f"VENV={venv}")
+            assert f"workspace at {tag}" in output
+            expected = produced["v3" if tag == "main" else tag]
+            assert out_hashes(repo) == expected  # the revision's dvc.lock
+            for path in ("models/model.skops", "models/model_card.json", "reports/metrics.json", "data/feature_manifest.yaml"):
+                assert hashlib.md5((repo / path).read_bytes()).hexdigest() == expected[path], (tag, path)  # the bytes themselves
+            assert "Data and pipelines are up to date" in run(repo, "dvc", "status")  # features and every other out
+    finally:
+        run(repo, "git", "checkout", "-q", "main")
+        run(repo, "git", "reset", "-q", "--hard", first)
+        run(repo, "git", "tag", "-d", "v1", "v2", "v3")
+        run(repo, "dvc", "checkout", "-q", "--force")
+    assert out_hashes(repo) == hashes
+
+
+@pytest.mark.parametrize("kind", ["ssh", "s3"])
+def test_push_to_a_real_server_then_pull_into_a_fresh_clone(pipeline, tmp_path, kind):
+    repo, _, hashes = pipeline
+    first = run(repo, "git", "rev-parse", "HEAD").strip()
+    try:
+        with remote(kind, tmp_path) as (tracked, credentials, _server):
+            point_at(repo, tracked, credentials)
+            run(repo, "git", "commit", "-qam", f"team remote on {kind}")
+            assert "pushed" in run(repo, "dvc", "push")
+            committed = run(repo, "git", "show", "HEAD:.dvc/config")
+            assert all(key not in committed for key, _ in credentials)  # credentials stay out of git...
+            assert all(f"{key} = {value}" in (repo / ".dvc/config.local").read_text() for key, value in credentials)  # ...in config.local
+            assert ".dvc/config.local" not in run(repo, "git", "ls-files")
+            clone = tmp_path / "clone"
+            run(tmp_path, "git", "clone", "-q", str(repo), str(clone))
+            point_at(clone, None, credentials)
+            run(clone, "dvc", "pull")
+            assert out_hashes(clone) == hashes
+            assert (clone / "models/model.skops").read_bytes() == (repo / "models/model.skops").read_bytes()
+            assert "in sync" in run(clone, "dvc", "status", "--cloud")
+            assert stages_run(run(clone, "dvc", "repro")) == set()
+    finally:
+        (repo / ".dvc/config.local").unlink(missing_ok=True)
+        run(repo, "git", "reset", "-q", "--hard", first)
+
+
+def test_registered_model_versions_score_new_rows(pipeline, tmp_path):
+    """GTO versions and stages as git tags; `make predict` scores a CSV through that version's own features."""
+    repo, _, hashes = pipeline
+    first = run(repo, "git", "rev-parse", "HEAD").strip()
+    venv = Path(sys.executable).parent.parent
+
+    def make(*arguments: str) -> str:
+        return run(repo, "make", "-o", f"{venv}/.installed", *arguments, f"VENV={venv}")
+
+    def predict(model: str, rows: Path, output: Path) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "stages.predict", "--model", model, "--input", str(rows), "--output", str(output)]
+        return subprocess.run(command, cwd=repo, env=ENV, capture_output=True, text=True, timeout=600)
+
+    try:
+        make("register")
+        make("promote", "STAGE=prod")
+        run(repo, sys.executable, "-m", "stages.compose", "model.learning_rate=0.2")
+        run(repo, "dvc", "repro")
+        run(repo, "git", "commit", "-qam", "faster learning rate")
+        make("register")
+        tags = run(repo, "git", "tag", "--list", "model*").split()
+        assert {"model@v0.0.1", "model@v0.0.2"} <= set(tags) and any(tag.startswith("model#prod") for tag in tags)
+        shown = run(repo, "gto", "show")
+        assert "model" in shown and "v0.0.2" in shown and "prod" in shown
+
+        test = pd.read_parquet(repo / "data/prepared/test.parquet").head(300)
+        rows = tmp_path / "rows.csv"
+        test.drop(columns=["late"]).assign(time_hour=test["time_hour"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")).to_csv(rows, index=False)
+        scored = {}
+        for model in ("model@v0.0.1", "model#prod", "model@v0.0.2"):
+            output = tmp_path / f"{model.replace('#', '-')}.csv"
+            result = predict(model, rows, output)
+            assert result.returncode == 0, result.stderr
+            scored[model] = pd.read_csv(output)
+            assert list(scored[model].columns) == [*pd.read_csv(rows).columns, "prediction"]
+        assert scored["model#prod"]["prediction"].equals(scored["model@v0.0.1"]["prediction"])  # prod is v0.0.1
+        assert not scored["model@v0.0.2"]["prediction"].equals(scored["model@v0.0.1"]["prediction"])
+        # v0.0.2 is the workspace: its scores equal the model's on the features featurize stored for those rows.
+        spec = json.loads((repo / "data/features/spec.json").read_text())
+        stored = pd.read_parquet(repo / "data/features/test.parquet").head(300)
+        expected = load_model(repo / "models/model.skops").predict_proba(stored[spec["features"]])[:, 1]
+        assert np.allclose(scored["model@v0.0.2"]["prediction"], expected, rtol=0, atol=1e-12)
+
+        broken = tmp_path / "broken.csv"
+        pd.read_csv(rows).drop(columns=["temp"]).to_csv(broken, index=False)
+        result = predict("model@v0.0.1", broken, tmp_path / "never.csv")
+        assert result.returncode == 2 and "missing column 'temp'" in result.stderr and "Traceback" not in result.stderr
+        pd.read_csv(rows).assign(temp="warm").to_csv(broken, index=False)
+        result = predict("model@v0.0.1", broken, tmp_path / "never.csv")
+        assert result.returncode == 2 and "column 'temp' must be numeric (as in training), got 'warm'" in result.stderr
+        result = predict("model@v9.9.9", rows, tmp_path / "never.csv")
+        assert result.returncode == 2 and "--model model@v9.9.9: no such git revision" in result.stderr
+        assert not (tmp_path / "never.csv").exists()
+    finally:
+        run(repo, "git", "reset", "-q", "--hard", first)
+        for tag in run(repo, "git", "tag", "--list", "model*").split():
+            run(repo, "git", "tag", "-d", tag)
+        run(repo, "dvc", "checkout", "-q", "--force")
+    assert out_hashes(repo) == hashes
+
+
+def test_report_on_switching_the_feature_engine_on(pipeline, tmp_path):
+    """A pull request that turns on the feature engine (features=baseline -> default); the sample in docs/."""
+    repo, _, hashes = pipeline
+    first = run(repo, "git", "rev-parse", "HEAD").strip()
+    try:
+        run(repo, sys.executable, "-m", "stages.compose", "features=baseline")
+        run(repo, "dvc", "repro")
+        run(repo, "git", "commit", "-qam", "baseline features")
+        run(repo, "git", "branch", "-f", "main-before", "HEAD")
+        run(repo, sys.executable, "-m", "stages.compose")
+        (tmp_path / "repro.log").write_text(run(repo, "dvc", "repro"))
+        run(repo, "git", "commit", "-qam", "turn the feature engine on")
+        output = tmp_path / "pr/report.md"
+        result = report(repo, output, "--base", "main-before", "--repro-log", str(tmp_path / "repro.log"))
+        assert result.returncode in (0, 1), result.stderr
+        text = output.read_text()
+        assert "`features`: baseline → **default**" in section(text, "Parameters")
+        assert "data/features/train.parquet" in section(text, "Data and model files")
+        stages = section(text, "Stages")
+        # train onwards come back from DVC's run cache; featurize runs again (its manifest is a git-tracked output).
+        assert "- ran: `featurize`" in stages and "restored from the run cache: `drift-check`, `evaluate`, `train`" in stages
+        assert re.search(
+            r"\*\*roc_auc change [+-]0\.\d{4}\*\* \(95% bootstrap interval [+-]0\.\d{4} to [+-]0\.\d{4}, 1000 resamples of the test rows, paired\)",
+            text,
+        )
+        if os.environ.get("PR_REPORT_SAMPLE"):  # refresh the sample kept in docs/
+            shutil.rmtree(PROJECT / "docs/pr-report-sample", ignore_errors=True)
+            shutil.copytree(output.parent, PROJECT / "docs/pr-report-sample")
+    finally:
+        run(repo, "git", "reset", "-q", "--hard", first)
+        run(repo, "dvc", "checkout", "-q", "--force")
+    assert out_hashes(repo) == hashes
