@@ -41,6 +41,7 @@ from stages.lib.features import (
     describe_outputs,
     history_features,
     history_name,
+    model_columns,
     plan_features,
     select_features,
     train_statistics,
@@ -57,7 +58,7 @@ class Featurized:
     spec: FeatureSpec
     frames: dict[str, pd.DataFrame]  # split name -> features, target, time
     transformer: ColumnTransformer
-    events: pd.DataFrame  # labelled rows the history features look back on
+    events: pd.DataFrame  # labelled rows the history features look back on (empty without history)
     manifest: dict[str, Any]
     counts: dict[str, Any]
 
@@ -107,9 +108,10 @@ def featurize(splits: dict[str, pd.DataFrame], schema: dict[str, Any], config: F
 
     prior = float(train[target].mean())
     known_after = pd.Timedelta(schema["known_after"]) if plan.history_keys else pd.Timedelta(0)
-    events = history_events(splits, windows, sorted({time_column, target, *(c for key in plan.history_keys for c in key)}), time_column)
     built = {name: transformer.transform(rows) for name, rows in splits.items()}
+    events = pd.DataFrame()  # the labelled past, needed only by history features
     if plan.history_keys:
+        events = history_events(splits, windows, sorted({time_column, target, *(c for key in plan.history_keys for c in key)}), time_column)
         # One pass over every split's rows, so the events are indexed once per key.
         lookup = [time_column, *sorted({column for key in plan.history_keys for column in key})]
         queries = pd.concat([rows[lookup] for rows in splits.values()], ignore_index=True)
@@ -124,10 +126,12 @@ def featurize(splits: dict[str, pd.DataFrame], schema: dict[str, Any], config: F
     categorical = [name for name in features if name in plan.high_cardinality]
     frames = {}
     for name, frame in built.items():
-        output = {column: frame[column] if column in categorical else frame[column].astype(np.float64) for column in features}
-        output[target] = splits[name][target].to_numpy(dtype=np.int8 if schema["task"] == "classification" else np.float64)
-        output[time_column] = splits[name][time_column].array  # .to_numpy() would box every timestamp
-        frames[name] = pd.DataFrame(output)
+        frames[name] = model_columns(frame, features, categorical).assign(
+            **{
+                target: splits[name][target].to_numpy(dtype=np.int8 if schema["task"] == "classification" else np.float64),
+                time_column: splits[name][time_column].array,  # .to_numpy() would box every timestamp
+            }
+        )
 
     columns = schema["columns"]
     inputs = {name: columns[name]["type"] for name in sorted({*plan.numeric, *plan.onehot, *plan.high_cardinality})}
@@ -187,7 +191,8 @@ def main() -> None:
     outputs = {FEATURES_DIR / f"{name}.parquet": parquet_writer(frame) for name, frame in result.frames.items()}
     outputs[FEATURE_SPEC] = json_writer(result.spec.to_json())
     outputs[TRANSFORMER_FILE] = model_writer(result.transformer)
-    outputs[HISTORY_EVENTS] = parquet_writer(result.events)
+    if result.spec.history:
+        outputs[HISTORY_EVENTS] = parquet_writer(result.events)
     # Sorted once here, so the drift check only has to sort the current window.
     numeric_inputs = [name for name, kind in result.spec.inputs.items() if kind in INPUT_TYPES[:2]]
     outputs[REFERENCE_PROFILE] = parquet_writer(sorted_columns(splits["reference"], numeric_inputs))

@@ -20,12 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import yaml
 
-from stages.lib.catalog import DRIFT_FILE, FEATURES_DIR, METRICS_FILE, MODEL_FILE, TRAIN_SUMMARY, FeatureSpec
+from stages.lib.catalog import DRIFT_FILE, METRICS_FILE, MODEL_FILE, TRAIN_SUMMARY, load_features
 from stages.lib.config import ReportGate, load_params
 from stages.lib.errors import run_stage
-from stages.lib.io import read_json, read_parquet, write_outputs
+from stages.lib.io import read_json, write_outputs
 from stages.lib.models import load_model, predict_scores
 from stages.lib.revisions import Revision, dvc, materialized, run
 
@@ -108,10 +109,9 @@ def bootstrap_change(
 
 def scores_on_test(root: Path) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
     """Task, actual target, predictions and times of a revision's model on its test split."""
-    spec = FeatureSpec.from_json(read_json(root / FEATURES_DIR / "spec.json", "run `dvc repro` first"))
-    test = read_parquet(root / FEATURES_DIR / "test.parquet", "run `dvc repro` first")
+    spec, test = load_features("test", root)
     model = load_model(root / MODEL_FILE)
-    times = test[spec.time].to_numpy(dtype="datetime64[ns]") if spec.time in test else np.arange(len(test))
+    times = pd.DatetimeIndex(test[spec.time]).asi8 if spec.time in test else np.arange(len(test))
     return spec.task, test[spec.target].to_numpy(dtype=np.float64), predict_scores(model, test[spec.features], spec.task), times
 
 

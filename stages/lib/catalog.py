@@ -85,7 +85,7 @@ def load_prepared(name: str) -> pd.DataFrame:
     return read_parquet(PREPARED_DIR / f"{name}.parquet", "run `dvc repro prepare` first")
 
 
-def load_features(name: str) -> tuple[FeatureSpec, pd.DataFrame]:
-    """The feature spec and one featurized split, as later stages read them."""
-    spec = FeatureSpec.from_json(read_json(FEATURE_SPEC, "run `dvc repro featurize` first"))
-    return spec, read_parquet(FEATURES_DIR / f"{name}.parquet", "run `dvc repro featurize` first")
+def load_features(name: str, root: Path = Path()) -> tuple[FeatureSpec, pd.DataFrame]:
+    """The feature spec and one featurized split, as later stages read them (`root`: another checkout)."""
+    spec = FeatureSpec.from_json(read_json(root / FEATURE_SPEC, "run `dvc repro featurize` first"))
+    return spec, read_parquet(root / FEATURES_DIR / f"{name}.parquet", "run `dvc repro featurize` first")

@@ -51,6 +51,12 @@ def _text(frame: pd.DataFrame) -> np.ndarray:
     return np.column_stack(columns) if columns else np.empty((len(frame), 0), dtype=object)
 
 
+def _level_counts(frame: pd.DataFrame) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Each column's distinct levels (as text, sorted) and how many rows hold each."""
+    text = _text(frame)
+    return [np.unique(text[:, index], return_counts=True) for index in range(text.shape[1])]
+
+
 class TextCategories(TransformerMixin, BaseEstimator):
     """Cast categorical columns to strings, with missing values as a level of their own."""
 
@@ -70,11 +76,7 @@ class FrequencyEncoder(TransformerMixin, BaseEstimator):
 
     def fit(self, frame: pd.DataFrame, target: Any = None) -> FrequencyEncoder:
         self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
-        text = _text(frame)
-        self.shares_ = []
-        for index in range(text.shape[1]):
-            levels, counts = np.unique(text[:, index], return_counts=True)
-            self.shares_.append(dict(zip(levels.tolist(), (counts / len(text)).tolist(), strict=True)))
+        self.shares_ = [dict(zip(levels.tolist(), (counts / len(frame)).tolist(), strict=True)) for levels, counts in _level_counts(frame)]
         return self
 
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -97,11 +99,7 @@ class RareCategories(TransformerMixin, BaseEstimator):
 
     def fit(self, frame: pd.DataFrame, target: Any = None) -> RareCategories:
         self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
-        text = _text(frame)
-        self.levels_ = []
-        for index in range(text.shape[1]):
-            levels, counts = np.unique(text[:, index], return_counts=True)
-            self.levels_.append([*sorted(levels[counts >= self.min_count].tolist()), OTHER])
+        self.levels_ = [[*sorted(levels[counts >= self.min_count].tolist()), OTHER] for levels, counts in _level_counts(frame)]
         return self
 
     def transform(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -512,6 +510,11 @@ def apply_features(rows: pd.DataFrame, transformer: ColumnTransformer, events: p
             rows, events, config.keys, config, spec.time, spec.target, history["prior"], pd.Timedelta(history["known_after"])
         )
         built = pd.concat([built, past.set_axis(built.index)], axis=1)
+    return model_columns(built, spec.features, spec.categorical)
+
+
+def model_columns(built: pd.DataFrame, features: Sequence[str], categorical: Sequence[str]) -> pd.DataFrame:
+    """The selected features in order: categories as they are, everything else as float64."""
     return pd.DataFrame(
-        {name: built[name] if name in spec.categorical else built[name].astype(np.float64) for name in spec.features}, index=built.index
+        {name: built[name] if name in categorical else built[name].astype(np.float64) for name in features}, index=built.index
     )
