@@ -11,7 +11,7 @@ import yaml
 
 from stages.compose import compose
 from stages.lib.errors import UserError
-from tests.conftest import PROJECT, run_module
+from tests.conftest import PROJECT, TEST_CHOICES, choice_overrides, run_module
 
 
 def test_committed_params_equal_the_composition_of_conf():
@@ -28,11 +28,55 @@ def test_group_override_swaps_only_that_section():
     }
 
 
-def test_every_group_option_composes():
-    for group in sorted(path for path in (PROJECT / "conf").iterdir() if path.is_dir()):
-        for option in sorted(group.glob("*.yaml")):
-            composed = yaml.safe_load(compose(PROJECT / "conf", [f"{group.name}={option.stem}"]))
-            assert group.name in composed
+def groups() -> list[Path]:
+    return sorted(path for path in (PROJECT / "conf").iterdir() if path.is_dir())
+
+
+@pytest.mark.parametrize("group", [path.name for path in groups()])
+def test_each_option_of_a_group_becomes_its_section_and_leaves_the_others(group, params):
+    options = sorted((PROJECT / "conf" / group).glob("*.yaml"))
+    sections = {}
+    for option in options:
+        composed = yaml.safe_load(compose(PROJECT / "conf", [*choice_overrides(), f"{group}={option.stem}"]))
+        # The expected section is the option file itself, read with plain YAML, not through Hydra.
+        assert composed[group] == yaml.safe_load(option.read_text()), option.name
+        assert {key: value for key, value in composed.items() if key != group} == {
+            key: value for key, value in params.items() if key != group
+        }, option.name
+        sections[option.stem] = composed[group]
+    # Choosing another option changes the section: no two options of a group compose alike.
+    assert len({yaml.safe_dump(section, sort_keys=True) for section in sections.values()}) == len(options)
+
+
+def test_the_tests_choose_an_existing_option_in_every_group_of_the_defaults():
+    defaults = yaml.safe_load((PROJECT / "conf/config.yaml").read_text())["defaults"]
+    selected_groups = [next(iter(entry)) for entry in defaults if isinstance(entry, dict)]
+    assert sorted(TEST_CHOICES) == sorted(selected_groups) == [path.name for path in groups()]
+    for group, option in TEST_CHOICES.items():
+        assert (PROJECT / "conf" / group / f"{option}.yaml").is_file(), f"{group}={option}"
+
+
+def test_the_tests_configuration_ignores_what_conf_config_yaml_selects(tmp_path, params):
+    # A user selects other options in conf/config.yaml (as the README invites): in a copy of conf/,
+    # every group with another option gets it.
+    conf = shutil.copytree(PROJECT / "conf", tmp_path / "conf")
+    config = yaml.safe_load((conf / "config.yaml").read_text())
+    others = {}
+    for entry in config["defaults"]:
+        if isinstance(entry, dict):
+            ((group, _),) = entry.items()
+            alternatives = sorted(path.stem for path in (conf / group).glob("*.yaml") if path.stem != TEST_CHOICES[group])
+            if alternatives:
+                entry[group] = others[group] = alternatives[0]
+    (conf / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    assert {"data", "features", "model"} <= set(others)
+    # The edit has teeth: composed as a user would (no overrides), those sections change.
+    users = yaml.safe_load(compose(conf))
+    for group in others:
+        assert users[group] == yaml.safe_load((conf / group / f"{others[group]}.yaml").read_text()) != params[group]
+    # What the tests compose (their fixture's overrides) stays exactly the same.
+    assert yaml.safe_load(compose(conf, choice_overrides())) == params
+    assert (params["data"]["name"], params["model"]["name"]) == ("nycflights13", "hgb")
 
 
 def test_unknown_group_option_is_one_clear_line():
@@ -76,9 +120,8 @@ def test_dvc_composes_the_same_conf_dir():
     assert config["hydra"].get("config_name", "config") == "config"
 
 
-def test_each_stage_tracks_only_its_own_params_sections():
+def test_each_stage_tracks_only_its_own_params_sections(params):
     stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
-    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
     tracked = {name: stage.get("params", []) for name, stage in stages.items()}
     assert tracked == {
         "prepare": ["data"],
