@@ -10,7 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import skops.io as sio
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 from stages.featurize import featurize
@@ -19,7 +21,7 @@ from stages.lib.config import FeaturesConfig, ModelConfig, TrainConfig
 from stages.lib.errors import UserError
 from stages.lib.models import MODELS, build_model, load_model, model_writer
 from stages.prepare import prepare
-from stages.train import model_card, train_model
+from stages.train import cross_validate, model_card, train_model
 from tests.conftest import PROJECT
 
 
@@ -198,12 +200,71 @@ def test_target_encoding_learns_a_real_per_level_rate():
     assert with_route > without + 0.02
 
 
-def test_cross_validation_scores_time_ordered_folds(features):
+def test_cross_validation_reports_each_fold_and_their_mean(features):
     spec, splits = features
     trained = train_model(splits["train"], spec, ModelConfig("hgb", {"max_iter": 20}), train_config(cv_folds=3))
     cv = trained.summary["cv"]
     assert cv["metric"] == "roc_auc" and len(cv["folds"]) == 3
     assert cv["mean"] == pytest.approx(np.nanmean(cv["folds"]), abs=1e-6)
+
+
+FOLDS_SEEN: list[tuple[np.ndarray, np.ndarray]] = []  # (rows fitted on, rows scored) per fold, in order
+
+
+class FoldRecorder(ClassifierMixin, BaseEstimator):
+    """A stand-in model that records which rows (by index) each fold fits on and scores."""
+
+    def fit(self, features: pd.DataFrame, target: pd.Series) -> FoldRecorder:
+        self.fitted_rows_ = features.index.to_numpy()
+        self.classes_ = np.unique(target)
+        return self
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        FOLDS_SEEN.append((self.fitted_rows_, features.index.to_numpy()))
+        return np.full((len(features), 2), 0.5)
+
+
+def assert_folds_follow_time(times: pd.Series, folds: list[tuple[np.ndarray, np.ndarray]], count: int) -> None:
+    """Expected from the timestamps alone: each fold fits on every row strictly earlier than all the rows it
+    scores, and no other; the scored blocks are disjoint, follow one another and run to the end of train."""
+    assert len(folds) == count
+    previous_end = None
+    for fitted, scored in folds:
+        assert len(fitted) and len(scored)
+        first_scored = times[scored].min()
+        assert times[fitted].max() < first_scored  # strictly after its training rows
+        assert sorted(fitted) == sorted(times.index[times < first_scored])  # and every earlier row is used
+        if previous_end is not None:
+            assert first_scored > previous_end
+        previous_end = times[scored].max()
+    assert previous_end == times.max()
+    scored_rows = np.concatenate([scored for _, scored in folds])
+    assert sorted(scored_rows) == sorted(times.index[times >= times[folds[0][1]].min()])
+
+
+def test_cross_validation_fits_each_fold_on_rows_strictly_before_the_ones_it_scores(features):
+    spec, splits = features
+    train = splits["train"]
+    FOLDS_SEEN.clear()
+    cross_validate(train, spec, Pipeline([("model", FoldRecorder())]), folds=3)
+    assert_folds_follow_time(train[spec.time], FOLDS_SEEN, 3)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="cross_validate cuts folds by row count (TimeSeriesSplit), so rows sharing a timestamp (many flights per "
+    "time_hour) straddle a fold boundary: the fold trains on rows as late as the first ones it scores",
+)
+def test_cross_validation_folds_do_not_split_rows_that_share_a_timestamp():
+    # 30 hours, 7 rows each: a cut by row count lands inside an hour.
+    times = pd.Series(np.repeat(pd.date_range("2013-01-01", periods=30, freq="h", tz="UTC"), 7))
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"x": rng.normal(size=len(times)), "late": np.resize([0, 1], len(times)).astype(np.int8), "time_hour": times})
+    spec = FeatureSpec.plain(["x"], [], target="late", time="time_hour", task="classification")
+    FOLDS_SEEN.clear()
+    cross_validate(train, spec, Pipeline([("model", FoldRecorder())]), folds=3)
+    assert_folds_follow_time(train["time_hour"], FOLDS_SEEN, 3)
 
 
 def test_target_based_selection_keeps_at_most_the_cap(features):
