@@ -166,3 +166,116 @@ def test_log_and_ratio_transforms(splits, schema, config, windows):
     raw = splits["test"]["distance"] / splits["test"]["wind_speed"].where(splits["test"]["wind_speed"] != 0)
     assert result.manifest["columns"]["distance_per_wind_speed"]["sources"] == ["distance", "wind_speed"]
     assert np.allclose(test["distance_per_wind_speed"], raw, equal_nan=True)  # NaN where there is no wind
+
+
+# ---------------------------------------------------------------- options of conf/features/ set as a user sets them
+
+
+def features_config(params: dict, **sections: dict) -> FeaturesConfig:
+    """The features section with some keys changed in params (as conf/ or `-S` would), read by the real parser."""
+    changed = copy.deepcopy(params)
+    block = changed["features"]
+    block["categorical"] |= {"min_count": 2, "max_onehot": 3}  # tiny data: keep the levels
+    for section, values in sections.items():
+        block[section] |= values
+    return FeaturesConfig.from_params(changed)
+
+
+def test_quantile_transform_maps_train_ranks_to_normal_scores_fitted_on_train_only(splits, schema, params, windows):
+    from scipy.stats import norm
+
+    config = features_config(params, numeric={"transform": "quantile"})
+    result = featurize(splits, schema, config, windows)
+    train_dewp = splits["train"]["dewp"].to_numpy()
+    assert not np.isnan(train_dewp).any() and len(np.unique(train_dewp)) == len(train_dewp)  # no ties: ranks are exact
+    # Expected by hand: the k-th smallest of n train values sits at quantile k/(n-1); other values are
+    # interpolated between train values, and quantiles are kept inside [1e-7, 1 - 1e-7] before the normal's inverse.
+    reference = np.sort(train_dewp)
+    levels = np.linspace(0, 1, len(reference))
+
+    def expected(values: np.ndarray) -> np.ndarray:
+        return norm.ppf(np.clip(np.interp(values, reference, levels), 1e-7, 1 - 1e-7))
+
+    np.testing.assert_allclose(result.frames["train"]["dewp"], expected(train_dewp), atol=1e-9)
+    test_dewp = splits["test"]["dewp"].to_numpy()
+    np.testing.assert_allclose(result.frames["test"]["dewp"], expected(test_dewp), atol=1e-9)
+    # Test values outside train's range land on the ends: the map is train's, not refitted on test.
+    outside = (test_dewp < reference[0]) | (test_dewp > reference[-1])
+    shifted = featurize({**splits, "test": splits["test"].assign(dewp=splits["test"]["dewp"] + 1000)}, schema, config, windows)
+    assert np.allclose(shifted.frames["test"]["dewp"], norm.ppf(1 - 1e-7))
+    pd.testing.assert_frame_equal(shifted.frames["train"], result.frames["train"])
+    assert outside.sum() < len(test_dewp)  # most test values are inside train's range: the comparison above has teeth
+    assert result.manifest["columns"]["dewp"]["transform"] == "SimpleImputer -> QuantileTransformer"
+
+
+HISTORY_KEYS = [["carrier"], ["origin", "dest"], []]
+
+
+def test_explicit_history_keys_build_exactly_those_keys(splits, schema, params, windows):
+    config = features_config(params, history={"keys": HISTORY_KEYS, "windows": ["30D"]})
+    result = featurize(splits, schema, config, windows)
+    built = sorted(name for name in result.manifest["columns"] if name.startswith("history_"))
+    assert built == sorted(f"history_{key}_30d_late_{what}" for key in ("carrier", "origin_dest", "all") for what in ("mean", "rows"))
+    assert result.spec.history["keys"] == HISTORY_KEYS
+    # The (origin, dest) counts, recounted directly from the labelled rows: known data.target.known_after after their time, within 30 days.
+    labelled = pd.concat([splits["train"], splits["test"]])  # reference lies inside train, current equals test
+    lag, window = pd.Timedelta(params["data"]["target"]["known_after"]), pd.Timedelta("30D")
+    test = splits["test"]
+    counts = [
+        int(
+            (
+                (labelled["origin"] == row.origin)
+                & (labelled["dest"] == row.dest)
+                & (labelled["time_hour"] <= row.time_hour - lag)
+                & (labelled["time_hour"] > row.time_hour - lag - window)
+            ).sum()
+        )
+        for row in test.itertuples()
+    ]
+    assert result.frames["test"]["history_origin_dest_30d_late_rows"].tolist() == counts
+    assert sum(counts) > 0
+
+
+@pytest.mark.parametrize("unknown", ["gate", "tailnum"])  # never in the data; in the source but dropped as an identifier
+def test_a_history_key_naming_no_prepared_column_is_one_clear_error(splits, schema, params, windows, unknown):
+    config = features_config(params, history={"keys": [["carrier"], ["origin", unknown]]})
+    with pytest.raises(UserError) as raised:
+        featurize(splits, schema, config, windows)
+    message = str(raised.value)
+    assert message.startswith(f"params.yaml: 'features.history.keys' names '{unknown}', which is not a prepared column; columns are: ")
+    assert "\n" not in message and "carrier" in message.split("columns are: ")[1]
+
+
+def test_max_key_levels_skips_wider_automatic_keys_with_a_reason(splits, schema, params, windows):
+    train = splits["train"]
+    levels = {column: int(train[column].nunique(dropna=False)) for column in ("carrier", "dest", "origin")}
+    assert levels == {"carrier": 4, "dest": 4, "origin": 3}
+    config = features_config(params, history={"keys": "auto", "max_key_levels": 3, "windows": ["1D"]})
+    result = featurize(splits, schema, config, windows)
+    assert result.spec.history["keys"] == [["origin"], []]  # at the cap is kept; all rows is never skipped
+    assert result.manifest["not_built"]["history by carrier"] == "4 levels, more than features.history.max_key_levels"
+    assert result.manifest["not_built"]["history by dest"] == "4 levels, more than features.history.max_key_levels"
+    assert not any(name.startswith(("history_carrier", "history_dest")) for name in result.manifest["columns"])
+    # One level more and they are built again.
+    wider = featurize(splits, schema, features_config(params, history={"keys": "auto", "max_key_levels": 4, "windows": ["1D"]}), windows)
+    assert wider.spec.history["keys"] == [["carrier"], ["dest"], ["origin"], []]
+    assert not any(name.startswith("history by") for name in wider.manifest["not_built"])
+
+
+def test_max_key_levels_leaves_explicit_keys_alone(splits, schema, params, windows):
+    config = features_config(params, history={"keys": [["carrier"]], "max_key_levels": 1, "windows": ["1D"]})
+    result = featurize(splits, schema, config, windows)
+    assert result.spec.history["keys"] == [["carrier"]]
+    assert "history_carrier_1d_late_mean" in result.manifest["columns"]
+
+
+@pytest.mark.parametrize(("column", "role"), [("late", "target"), ("time_hour", "time")])
+def test_a_history_key_naming_the_target_or_the_time_is_refused(splits, schema, params, windows, column, role):
+    # Keyed by the target, each row's history mean is its own outcome (ROC AUC 1 on test): a leak.
+    config = features_config(params, history={"keys": [["origin"], [column]]})
+    with pytest.raises(UserError) as raised:
+        featurize(splits, schema, config, windows)
+    assert str(raised.value) == (
+        f"params.yaml: 'features.history.keys' names '{column}', the {role} column; "
+        "a history key must be an input column, e.g. one of carrier, dest, origin"
+    )

@@ -271,6 +271,13 @@ def plan_features(train: pd.DataFrame, schema: dict[str, Any], config: FeaturesC
                     fail(
                         f"params.yaml: 'features.history.keys' names '{missing[0]}', which is not a prepared column; columns are: {', '.join(sorted(columns))}"
                     )
+                # Keyed by its own outcome a row's history is that outcome (a leak); keyed by its time it is empty.
+                roles = [(column, columns[column]["role"]) for column in key if "role" in columns.get(column, {})]
+                if roles:
+                    fail(
+                        f"params.yaml: 'features.history.keys' names '{roles[0][0]}', the {roles[0][1]} column; "
+                        f"a history key must be an input column, e.g. one of {', '.join(categorical) or 'the categorical inputs'}"
+                    )
                 keys.append(tuple(key))
     return Plan(numeric=numeric, onehot=onehot, high_cardinality=high_cardinality, calendar_parts=parts, history_keys=keys, skipped=skipped)
 
