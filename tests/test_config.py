@@ -11,7 +11,7 @@ from stages.lib.contract import DataContract
 from stages.lib.errors import UserError
 
 
-def test_committed_params_load_into_every_stage_config(params):
+def test_the_composed_params_load_into_every_stage_config(params):
     data = DataContract.from_params(params)
     assert [window.name for window in data.splits] == ["train", "test", "reference", "current"]
     assert data.split("train").end <= data.split("test").start
