@@ -9,6 +9,7 @@ from __future__ import annotations
 import platform
 from dataclasses import dataclass
 from importlib.metadata import version
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -41,10 +42,26 @@ def score(task: str, actual: np.ndarray, predicted: np.ndarray) -> tuple[str, fl
     return "rmse", float(np.sqrt(mean_squared_error(actual, predicted)))
 
 
+def time_folds(times: pd.Series, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Positions (fit, score) of `folds` time-ordered folds: TimeSeriesSplit's blocks over the rows sorted by
+    time, each cut moved back to the first row of its timestamp, so rows sharing a timestamp (many flights
+    per hour) never straddle a boundary: every fold fits only on rows strictly earlier than those it scores."""
+    order = np.argsort(pd.DatetimeIndex(times).as_unit("ns").asi8, kind="stable")
+    ordered = pd.DatetimeIndex(times).as_unit("ns").asi8[order]
+    starts = [score[0] for _, score in TimeSeriesSplit(n_splits=folds).split(ordered)]
+    cuts = [*np.searchsorted(ordered, ordered[starts], side="left").tolist(), len(ordered)]
+    if cuts[0] == 0 or any(end <= start for start, end in pairwise(cuts)):
+        fail(
+            f"{FEATURES_DIR}/train.parquet: {len(np.unique(ordered))} distinct times in '{times.name}' are too few "
+            f"for train.cv_folds = {folds} time-ordered folds; lower it or set 0"
+        )
+    return [(order[:start], order[start:end]) for start, end in pairwise(cuts)]
+
+
 def cross_validate(train: pd.DataFrame, spec: FeatureSpec, pipeline: Pipeline, folds: int) -> dict[str, Any]:
-    """Time-ordered folds: each fold trains on earlier rows and scores the next block."""
+    """Time-ordered folds: each fold trains on the rows before a time and scores the next block."""
     scores, name = [], ""
-    for fit_rows, score_rows in TimeSeriesSplit(n_splits=folds).split(train):
+    for fit_rows, score_rows in time_folds(train[spec.time], folds):
         fold_train, fold_score = train.iloc[fit_rows], train.iloc[score_rows]
         fold_model = clone(pipeline).fit(fold_train[spec.features], fold_train[spec.target])
         name, value = score(spec.task, fold_score[spec.target].to_numpy(), predict_scores(fold_model, fold_score[spec.features], spec.task))

@@ -250,12 +250,6 @@ def test_cross_validation_fits_each_fold_on_rows_strictly_before_the_ones_it_sco
     assert_folds_follow_time(train[spec.time], FOLDS_SEEN, 3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="cross_validate cuts folds by row count (TimeSeriesSplit), so rows sharing a timestamp (many flights per "
-    "time_hour) straddle a fold boundary: the fold trains on rows as late as the first ones it scores",
-)
 def test_cross_validation_folds_do_not_split_rows_that_share_a_timestamp():
     # 30 hours, 7 rows each: a cut by row count lands inside an hour.
     times = pd.Series(np.repeat(pd.date_range("2013-01-01", periods=30, freq="h", tz="UTC"), 7))
@@ -279,10 +273,23 @@ def test_target_based_selection_keeps_at_most_the_cap(features):
 def test_regression_task_trains_a_regressor():
     rng = np.random.default_rng(0)
     x = rng.normal(size=600)
-    frame = pd.DataFrame({"x": x, "y": 3 * x + rng.normal(0, 0.1, 600), "date": pd.Timestamp("2015-01-01", tz="UTC")})
+    frame = pd.DataFrame(
+        {"x": x, "y": 3 * x + rng.normal(0, 0.1, 600), "date": pd.date_range("2015-01-01", periods=600, freq="D", tz="UTC")}
+    )
     spec = FeatureSpec.plain(["x"], [], target="y", time="date", task="regression")
     trained = train_model(frame, spec, ModelConfig("hgb", {"max_iter": 50}), train_config(cv_folds=2))
     assert trained.summary["cv"]["metric"] == "rmse" and trained.summary["cv"]["mean"] < 1.0
     assert np.corrcoef(trained.model.predict(frame[["x"]]), frame["y"])[0, 1] > 0.95
     with pytest.raises(UserError, match="model 'logreg' is a classifier, but data.task is regression"):
         train_model(frame, spec, ModelConfig("logreg", {}), train_config())
+
+
+def test_cross_validation_refuses_folds_that_cannot_be_cut_between_distinct_times():
+    # Two distinct hours cannot give three folds that each fit on strictly earlier rows.
+    times = pd.Series(np.repeat(pd.date_range("2013-01-01", periods=2, freq="h", tz="UTC"), 20), name="time_hour")
+    train = pd.DataFrame(
+        {"x": np.arange(len(times), dtype=float), "late": np.resize([0, 1], len(times)).astype(np.int8), "time_hour": times}
+    )
+    spec = FeatureSpec.plain(["x"], [], target="late", time="time_hour", task="classification")
+    with pytest.raises(UserError, match=r"2 distinct times in 'time_hour' are too few for train.cv_folds = 3"):
+        cross_validate(train, spec, Pipeline([("model", FoldRecorder())]), folds=3)
