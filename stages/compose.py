@@ -5,6 +5,8 @@ composition function, so the file is byte-for-byte what `dvc exp run` would writ
 
     python -m stages.compose [OVERRIDE ...]     # e.g. model=logreg train.seed=7
     python -m stages.compose --check            # exit 1 if params.yaml is stale
+
+Exit codes: 0 done (or in sync), 1 the check found params.yaml stale, 2 conf/ cannot be composed.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from stages.lib.io import write_outputs
 CONFIG_DIR = Path("conf")
 CONFIG_NAME = "config"
 PARAMS_FILE = Path("params.yaml")
+CHECK_FAILED_EXIT = 1  # a finding, not a usage error (those exit 2, from run_stage)
 
 
 def compose(config_dir: Path = CONFIG_DIR, overrides: list[str] | None = None) -> str:
@@ -54,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
         if current != composed:
             diff = "".join(difflib.unified_diff(current.splitlines(True), composed.splitlines(True), "params.yaml", "composed conf/"))
             print(diff, file=sys.stderr)
-            fail("params.yaml differs from the composition of conf/; run `make params` and commit it")
+            print("error: params.yaml differs from the composition of conf/; run `make params` and commit it", file=sys.stderr)
+            sys.exit(CHECK_FAILED_EXIT)
         print("params.yaml matches conf/")
         return 0
     if current != composed:

@@ -92,17 +92,44 @@ def _window_metrics(actual: np.ndarray, scores: np.ndarray, task: str) -> dict[s
     }
 
 
-def _gate(result: DriftResult, prediction: ColumnDrift, roc_auc_drop: float | None, gate: GateConfig) -> dict[str, Any]:
-    reasons = []
+def roc_auc_drop(
+    task: str, test_metrics: dict[str, Any], current_metrics: dict[str, float], labelled: bool
+) -> tuple[float | None, str | None]:
+    """The test split's ROC AUC minus the current window's, or why it cannot be measured.
+
+    (None, None) for a regression, which has no ROC AUC: the only case the gate may skip."""
+    if task != "classification":
+        return None, None
+    test_auc = test_metrics.get("roc_auc")
+    if isinstance(test_auc, bool) or not isinstance(test_auc, int | float):
+        return None, f"{METRICS_FILE} has no roc_auc to compare with"
+    if not labelled:
+        return None, "the current window has no complete target column"
+    if "roc_auc" not in current_metrics:
+        return None, "the current window's target has one class only"
+    return test_auc - current_metrics["roc_auc"], None
+
+
+def _gate(result: DriftResult, prediction: ColumnDrift, drop: tuple[float | None, str | None], gate: GateConfig) -> dict[str, Any]:
+    """The verdict, each failed condition by name (so a report can tell a new failure from an old one) and why."""
+    failed = {}
     if gate.fail_on_dataset_drift and result.dataset_drift:
-        reasons.append(
+        failed["dataset_drift"] = (
             f"dataset drift: {len(result.drifted)} of {len(result.columns)} feature columns drifted (share {result.drift_share:.2f} >= {result.thresholds.drift_share})"
         )
     if gate.fail_on_prediction_drift and prediction.drifted:
-        reasons.append(f"prediction drift: {prediction.method} {prediction.score:.3g} past {prediction.threshold}")
-    if gate.max_roc_auc_drop is not None and roc_auc_drop is not None and roc_auc_drop > gate.max_roc_auc_drop:
-        reasons.append(f"ROC AUC on the current window is {roc_auc_drop:.3f} below the test split's (allowed drop {gate.max_roc_auc_drop})")
-    return {"passed": not reasons, "reasons": reasons}
+        failed["prediction_drift"] = f"prediction drift: {prediction.method} {prediction.score:.3g} past {prediction.threshold}"
+    roc_auc_drop, unmeasured = drop
+    if gate.max_roc_auc_drop is not None and unmeasured is not None:
+        # A gate that cannot decide fails; it is off only when the config says so.
+        failed["roc_auc_drop"] = (
+            f"ROC AUC drop not measured: {unmeasured} (set drift.gate.max_roc_auc_drop: null to turn the condition off)"
+        )
+    elif gate.max_roc_auc_drop is not None and roc_auc_drop is not None and roc_auc_drop > gate.max_roc_auc_drop:
+        failed["roc_auc_drop"] = (
+            f"ROC AUC on the current window is {roc_auc_drop:.3f} below the test split's (allowed drop {gate.max_roc_auc_drop})"
+        )
+    return {"passed": not failed, "failed": list(failed), "reasons": list(failed.values())}
 
 
 FEATURE_SHIFTS_REPORTED = 10
@@ -173,12 +200,11 @@ def drift_check(
     labelled = spec.target in current.columns and current[spec.target].notna().all()
     target = detect_drift(reference, current, [spec.target], thresholds).columns[0] if labelled else None
     current_metrics = _window_metrics(current[spec.target].to_numpy(), current_scores, spec.task) if labelled else {}
-    test_auc = (test_metrics or {}).get("roc_auc")
-    roc_auc_drop = test_auc - current_metrics["roc_auc"] if test_auc is not None and "roc_auc" in current_metrics else None
+    drop = roc_auc_drop(spec.task, test_metrics or {}, current_metrics, labelled)
 
     weights = _importance_weights(inputs, importance or {}, spec.sources)
     ranked = sorted(result.columns, key=lambda column: (-column.severity * weights[column.column], -column.severity, column.column))
-    gate = _gate(result, prediction, roc_auc_drop, config.gate)
+    gate = _gate(result, prediction, drop, config.gate)
     changes = schema_changes(*schemas) if schemas else []
 
     summary = {
@@ -194,7 +220,7 @@ def drift_check(
         "prediction_drift": prediction.to_json(),
         "target_drift": target.to_json() if target else None,
         "current_metrics": current_metrics,
-        "roc_auc_drop": roc_auc_drop,
+        "roc_auc_drop": drop[0],
         "rows": {"reference": len(reference), "current": len(current)},
         "columns": {
             column.column: column.to_json()

@@ -6,13 +6,15 @@
 The base revision's artifacts are really materialized: its commit is checked out into a temporary
 git worktree sharing this repository's DVC cache, and `dvc checkout` (then `dvc pull`, then
 `dvc repro` as the last resort) brings back its data, model and metrics. Exits 1 when the verdict
-against the gates in `params.yaml` (`evaluate.gate`, and the drift gate) fails, after writing the report.
+against the gates in `params.yaml` (`evaluate.gate`, and the drift gate where this change newly fails it)
+fails, after writing the report; exits 2 when it cannot build the report.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from dataclasses import dataclass
@@ -23,15 +25,16 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from stages.drift_gate import GateVerdict, gate_verdict, read_summary
+from stages.evaluate import LOWER_IS_BETTER, TASK_METRICS
 from stages.lib.catalog import DRIFT_FILE, METRICS_FILE, MODEL_FILE, TRAIN_SUMMARY, load_features
 from stages.lib.config import ReportGate, load_params
-from stages.lib.errors import run_stage
+from stages.lib.errors import UserError, run_stage
 from stages.lib.io import read_json, write_outputs
 from stages.lib.models import load_model, predict_scores
 from stages.lib.revisions import Revision, dvc, materialized, run
 
 MARKER = "<!-- mlops-pr-report -->"
-LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss", "brier"})
 MAIN_METRIC = {"classification": "roc_auc", "regression": "rmse"}
 PLOTS = {
     "reports/plots/roc.json": "ROC",
@@ -121,43 +124,97 @@ def _number(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else f"{value:.4f}"
 
 
-def verdict_checks(head: dict[str, Any], base: dict[str, Any], gate: ReportGate, drift: dict[str, Any] | None) -> list[Check]:
+def _measured(metrics: dict[str, Any], name: str) -> float | None:
+    value = metrics.get(name)
+    return None if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) else float(value)
+
+
+def _unmeasurable(name: str, task: str, revisions: dict[str, dict[str, Any]]) -> tuple[bool, str] | None:
+    """(passed, detail) for a gate that cannot compare `name`; None when every revision measured it.
+
+    Only a metric the task cannot produce (roc_auc for a regression) is skipped; a metric the task
+    produces but a metrics file lacks (a renamed key, an evaluate bug) fails, and so does a name no task produces."""
+    if task not in TASK_METRICS:
+        return False, f"unknown task {task!r}: cannot tell which metrics it produces"
+    if name not in TASK_METRICS[task]:
+        producers = [other for other, names in TASK_METRICS.items() if name in names]
+        if producers:
+            return True, f"not a {task} metric ({' and '.join(producers)} only): skipped"
+        return False, f"no task produces `{name}`: check the name in evaluate.gate ({task} metrics: {', '.join(TASK_METRICS[task])})"
+    absent = [where for where, metrics in revisions.items() if _measured(metrics, name) is None]
+    if absent:
+        return False, f"`{name}` is missing from {' and from '.join(absent)} (a {task} metric, so evaluate should write it)"
+    return None
+
+
+def metric_checks(head: dict[str, Any], base: dict[str, Any], gate: ReportGate, task: str) -> list[Check]:
+    """The `evaluate.gate` checks on this change's metrics (and the base's, for `max_drop`)."""
+    head_only = {f"this change's {METRICS_FILE}": head}
+    both = head_only | {f"the base's {METRICS_FILE}": base}
     checks = []
-    # A gate on a metric this task does not produce (roc_auc for a regression) is skipped, and says so.
-    for name, bound in sorted(gate.minimum.items()):
-        value = head.get(name)
-        checks.append(
-            Check(
-                f"{name} >= {bound}",
-                value is None or value >= bound,
-                f"{name} = {_number(value)}" if value is not None else "not measured: skipped",
-            )
-        )
-    for name, bound in sorted(gate.maximum.items()):
-        value = head.get(name)
-        checks.append(
-            Check(
-                f"{name} <= {bound}",
-                value is None or value <= bound,
-                f"{name} = {_number(value)}" if value is not None else "not measured: skipped",
-            )
-        )
-    for name, allowed in sorted(gate.max_drop.items()):
-        if name not in head or name not in base:
-            checks.append(Check(f"{name} worsens by at most {allowed}", True, "not measured on both revisions: skipped"))
-            continue
-        worsening = head[name] - base[name] if name in LOWER_IS_BETTER else base[name] - head[name]
-        checks.append(
-            Check(
-                f"{name} worsens by at most {allowed}",
-                worsening <= allowed,
-                "unchanged" if worsening == 0 else f"{'worse' if worsening > 0 else 'better'} by {abs(worsening):.4f}",
-            )
-        )
-    if drift is not None:
-        reasons = "; ".join(drift["gate"]["reasons"]) or "no gate condition holds"
-        checks.append(Check("drift gate", bool(drift["gate"]["passed"]), reasons))
+    for kind, bounds, revisions in (
+        ("minimum", gate.minimum, head_only),
+        ("maximum", gate.maximum, head_only),
+        ("max_drop", gate.max_drop, both),
+    ):
+        for name, bound in sorted(bounds.items()):
+            title = {"minimum": f"{name} >= {bound}", "maximum": f"{name} <= {bound}"}.get(kind, f"{name} worsens by at most {bound}")
+            unmeasurable = _unmeasurable(name, task, revisions)
+            if unmeasurable is not None:
+                checks.append(Check(title, *unmeasurable))
+                continue
+            value = _measured(head, name)
+            if kind == "minimum":
+                checks.append(Check(title, value >= bound, f"{name} = {_number(value)}"))
+            elif kind == "maximum":
+                checks.append(Check(title, value <= bound, f"{name} = {_number(value)}"))
+            else:
+                before = _measured(base, name)
+                worsening = value - before if name in LOWER_IS_BETTER else before - value
+                detail = "unchanged" if worsening == 0 else f"{'worse' if worsening > 0 else 'better'} by {abs(worsening):.4f}"
+                checks.append(Check(title, worsening <= bound, detail))
     return checks
+
+
+def drift_gate_check(head: GateVerdict | str, base: GateVerdict | str) -> Check:
+    """The drift gate in the PR verdict: it fails only when this change fails a drift condition the base
+    did not (data drift is not the change's fault), or when there is no verdict to go by (a string: why)."""
+    name = "drift gate (new failures only)"
+    if isinstance(head, str):
+        return Check(name, False, head)
+    reasons = "; ".join(head.reasons) or "no reason recorded"
+    if head.passed:
+        on_base = "" if isinstance(base, str) or base.passed else " (it failed on the base)"
+        return Check(name, True, f"passed{on_base}")
+    if isinstance(base, str):
+        return Check(name, False, f"fails, and the base has no verdict to compare with ({base}): {reasons}")
+    if base.passed:
+        return Check(name, False, f"newly fails (passed on the base): {reasons}")
+    # Both failed: new only when this change fails a condition the base passed (when both name them).
+    new = sorted(head.failed - base.failed) if head.failed is not None and base.failed is not None else []
+    if new:
+        return Check(
+            name, False, f"newly fails on {', '.join(new)} (the base failed on {', '.join(sorted(base.failed)) or 'nothing'}): {reasons}"
+        )
+    return Check(name, True, f"failed on base and head, not caused by this change: {reasons}")
+
+
+def read_gate_verdict(root: Path, label: str) -> GateVerdict | str:
+    """A revision's drift gate verdict, or why there is none."""
+    path = root / DRIFT_FILE
+    if not path.exists():
+        return f"{label} has no {DRIFT_FILE}; run `dvc repro`"
+    try:
+        return gate_verdict(read_summary(path), DRIFT_FILE)
+    except UserError as error:
+        return f"{label}: {error}"
+
+
+def verdict_checks(
+    head: dict[str, Any], base: dict[str, Any], gate: ReportGate, task: str, drift: tuple[GateVerdict | str, GateVerdict | str]
+) -> list[Check]:
+    """Every check of the PR verdict: the metric gates, then the drift gate (this change's verdict vs the base's)."""
+    return [*metric_checks(head, base, gate, task), drift_gate_check(*drift)]
 
 
 def stage_runs(log: str) -> dict[str, list[str]]:
@@ -188,6 +245,22 @@ def render_plots(repo: Path, base_revision: str, images: Path) -> dict[str, str]
     return rendered
 
 
+def plot_lines(rendered: dict[str, str], artifact_url: str | None) -> list[str]:
+    """The plots section's body: images beside the report, or with `--artifact-url` a link to where they are."""
+    if not rendered:
+        return ["No plot data."]
+    if artifact_url:
+        # A comment cannot show local files, and no third-party host is used: the images travel as an artifact.
+        return [f"{', '.join(rendered)}: PNG images in the `pr-report` artifact of [this run]({artifact_url})."]
+    return [f"![{title}](images/{name})" for title, name in rendered.items()]
+
+
+def _gate_state(verdict: GateVerdict | str) -> str:
+    if isinstance(verdict, str):
+        return f"no verdict ({verdict})"
+    return "passed" if verdict.passed else f"failed ({'; '.join(verdict.reasons) or 'no reason recorded'})"
+
+
 def build_report(
     repo: Path, base: Revision, gate: ReportGate, output: Path, repro_log: str | None, artifact_url: str | None
 ) -> tuple[str, bool]:
@@ -197,9 +270,11 @@ def build_report(
     base_metrics = read_json(base.root / METRICS_FILE, "the base revision has no metrics")
     head_sha = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
     dirty = bool(run(["git", "status", "--porcelain", "--untracked-files=no"], repo).stdout.strip())
-    drift = read_json(repo / DRIFT_FILE, "run `dvc repro` first") if (repo / DRIFT_FILE).exists() else None
+    head_drift, base_drift = read_gate_verdict(repo, "this change"), read_gate_verdict(base.root, "the base")
+    task, head_actual, head_scores, head_times = scores_on_test(repo)
+    _, base_actual, base_scores, base_times = scores_on_test(base.root)
 
-    checks = verdict_checks(head_metrics, base_metrics, gate, drift)
+    checks = verdict_checks(head_metrics, base_metrics, gate, task, (head_drift, base_drift))
     passed = all(check.passed for check in checks)
     lines = [
         MARKER,
@@ -241,8 +316,6 @@ def build_report(
         before = f"{base_train['cv']['mean']:.4f} → " if base_train.get("cv") else ""
         lines.append(f"\nCross-validated {cv['metric']} within train: {before}{cv['mean']:.4f} ± {cv['std']:.4f}.")
 
-    task, head_actual, head_scores, head_times = scores_on_test(repo)
-    _, base_actual, base_scores, base_times = scores_on_test(base.root)
     metric = MAIN_METRIC[task]
     paired = len(head_actual) == len(base_actual) and np.array_equal(head_actual, base_actual) and np.array_equal(head_times, base_times)
     change, low, high = bootstrap_change(metric, (base_actual, base_scores), (head_actual, head_scores), paired)
@@ -255,14 +328,7 @@ def build_report(
     )
 
     lines += ["", "### Plots (base vs this change)"]
-    rendered = render_plots(repo, base.label, output.parent / "images")
-    if not rendered:
-        lines.append("No plot data.")
-    elif artifact_url:
-        # A comment cannot show local files, and no third-party host is used: the images travel as an artifact.
-        lines.append(f"{', '.join(rendered)}: PNG images in the `pr-report` artifact of this run, {artifact_url}")
-    else:
-        lines += [f"![{title}](images/{name})" for title, name in rendered.items()]
+    lines += plot_lines(render_plots(repo, base.label, output.parent / "images"), artifact_url)
 
     data_diff = json.loads(run(dvc("diff", base.sha, "--json"), repo).stdout or "{}")
     lines += ["", "### Data and model files (`dvc diff`)"]
@@ -274,13 +340,15 @@ def build_report(
     ]
     lines += [f"- {kind}: `{path}`" for kind, path in changed] or ["No DVC-tracked file changed."]
 
-    if drift is not None:
+    if isinstance(head_drift, GateVerdict):
+        drift = read_summary(repo / DRIFT_FILE)
         lines += ["", "### Drift (current window vs reference)"]
         lines.append(
             f"{'**Dataset drift**' if drift['dataset_drift'] else 'No dataset drift'}: {drift['drifted_columns']} of {drift['columns_checked']} "
             f"input columns drifted ({', '.join(drift['drifted']) or 'none'}); prediction drift: {'yes' if drift['prediction_drift']['drifted'] else 'no'}. "
             "Full report: `reports/drift_report.html`."
         )
+    lines.append(f"\nDrift gate on this change: {_gate_state(head_drift)}. On the base: {_gate_state(base_drift)}.")
 
     lines += ["", "### Stages"]
     if repro_log is None:

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.drift_check import drift_check, schema_changes
+from stages.drift_check import drift_check, roc_auc_drop, schema_changes
 from stages.lib.catalog import FeatureSpec
-from stages.lib.config import DriftConfig, ModelConfig, TrainConfig
+from stages.lib.config import DriftConfig, GateConfig, ModelConfig, TrainConfig
 from stages.lib.drift_html import render_report
 from stages.lib.errors import UserError
 from stages.train import train_model
@@ -86,18 +86,67 @@ def test_plots_hold_reference_and_current_shares_of_the_top_columns(seasonal, co
     assert sum(row["current"] for row in top) == pytest.approx(1.0, abs=1e-4)
 
 
+AT_CHANCE = {"roc_auc": 0.5}  # a test split ROC AUC no current window falls far below
+
+
 def test_gate_fails_on_dataset_drift_and_on_a_metric_drop(model, config):
+    config = dataclasses.replace(config, gate=GateConfig(fail_on_dataset_drift=True, fail_on_prediction_drift=False, max_roc_auc_drop=0.05))
     reference = window(3000, 1, False)
-    quiet = drift_check(reference, window(3000, 3, False), SPEC, model, config)
-    assert quiet.summary["gate"] == {"passed": True, "reasons": []}
-    drifted = drift_check(reference, window(3000, 2, True), SPEC, model, config)
-    assert not drifted.summary["gate"]["passed"]
+    quiet = drift_check(reference, window(3000, 3, False), SPEC, model, config, test_metrics=AT_CHANCE)
+    assert quiet.summary["gate"] == {"passed": True, "failed": [], "reasons": []}
+    drifted = drift_check(reference, window(3000, 2, True), SPEC, model, config, test_metrics=AT_CHANCE)
+    assert not drifted.summary["gate"]["passed"] and drifted.summary["gate"]["failed"] == ["dataset_drift"]
     assert drifted.summary["gate"]["reasons"][0].startswith("dataset drift: 3 of 4 feature columns drifted")
     optimistic = {"roc_auc": 0.99}
     dropped = drift_check(reference, window(3000, 3, False), SPEC, model, config, test_metrics=optimistic)
-    assert any("ROC AUC on the current window" in reason for reason in dropped.summary["gate"]["reasons"])
+    assert dropped.summary["gate"]["failed"] == ["roc_auc_drop"]
+    assert dropped.summary["gate"]["reasons"][0].startswith("ROC AUC on the current window is")
     relaxed = dataclasses.replace(config, gate=dataclasses.replace(config.gate, max_roc_auc_drop=None))
     assert drift_check(reference, window(3000, 3, False), SPEC, model, relaxed, test_metrics=optimistic).summary["gate"]["passed"]
+
+
+@pytest.mark.parametrize(
+    ("test_metrics", "current", "why"),
+    [
+        (None, window(3000, 3, False), "reports/metrics.json has no roc_auc to compare with"),
+        ({"auc": 0.7}, window(3000, 3, False), "reports/metrics.json has no roc_auc to compare with"),
+        (AT_CHANCE, window(3000, 3, False).drop(columns="late"), "the current window has no complete target column"),
+        (AT_CHANCE, window(3000, 3, False).assign(late=np.int8(0)), "the current window's target has one class only"),
+    ],
+)
+def test_roc_auc_gate_fails_closed_when_the_drop_cannot_be_measured(model, config, test_metrics, current, why):
+    gate = GateConfig(fail_on_dataset_drift=False, fail_on_prediction_drift=False, max_roc_auc_drop=0.05)
+    summary = drift_check(
+        window(3000, 1, False), current, SPEC, model, dataclasses.replace(config, gate=gate), test_metrics=test_metrics
+    ).summary
+    assert summary["gate"]["passed"] is False and summary["gate"]["failed"] == ["roc_auc_drop"]
+    assert summary["gate"]["reasons"] == [
+        f"ROC AUC drop not measured: {why} (set drift.gate.max_roc_auc_drop: null to turn the condition off)"
+    ]
+    off = dataclasses.replace(config, gate=dataclasses.replace(gate, max_roc_auc_drop=None))
+    assert drift_check(window(3000, 1, False), current, SPEC, model, off, test_metrics=test_metrics).summary["gate"]["passed"]
+
+
+def test_roc_auc_drop_is_skipped_only_for_a_regression():
+    assert roc_auc_drop("regression", {"rmse": 3.0}, {"rmse": 3.5}, labelled=True) == (None, None)
+    assert roc_auc_drop("classification", {"rmse": 3.0}, {"roc_auc": 0.7}, labelled=True)[1] is not None
+    drop, why = roc_auc_drop("classification", {"roc_auc": 0.75}, {"roc_auc": 0.7}, labelled=True)
+    assert drop == pytest.approx(0.05) and why is None
+
+
+@pytest.mark.parametrize("fail_on_prediction_drift", [True, False])
+def test_fail_on_prediction_drift_decides_whether_prediction_drift_fails_the_gate(model, config, fail_on_prediction_drift):
+    gate = GateConfig(fail_on_dataset_drift=False, fail_on_prediction_drift=fail_on_prediction_drift, max_roc_auc_drop=None)
+    config = dataclasses.replace(config, gate=gate)
+    reference = window(3000, 1, False)
+    summer = drift_check(reference, window(3000, 2, True), SPEC, model, config).summary
+    assert summer["prediction_drift"]["drifted"] is True and summer["dataset_drift"] is True  # found either way
+    assert summer["gate"]["passed"] is not fail_on_prediction_drift
+    if fail_on_prediction_drift:
+        assert summer["gate"]["failed"] == ["prediction_drift"]
+        assert summer["gate"]["reasons"][0].startswith("prediction drift: ")
+    winter = drift_check(reference, window(3000, 3, False), SPEC, model, config).summary
+    assert winter["prediction_drift"]["drifted"] is False and winter["gate"]["passed"]  # no prediction drift: nothing to fail on
 
 
 def test_schema_changes_name_added_removed_and_retyped_columns():
@@ -131,9 +180,29 @@ def test_gate_command_exit_codes(seasonal, tmp_path):
     failed = run_module("stages.drift_gate", tmp_path)
     assert failed.returncode == 1
     assert "drift gate: FAILED: dataset drift" in failed.stderr
-    passing = {**seasonal.summary, "gate": {"passed": True, "reasons": []}}
+    passing = {**seasonal.summary, "gate": {"passed": True, "failed": [], "reasons": []}}
     (tmp_path / "reports/drift.json").write_text(json.dumps(passing))
     assert run_module("stages.drift_gate", tmp_path).returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (None, "error: reports/drift.json: file not found; run `dvc repro drift-check` first"),
+        ("{not json", "error: reports/drift.json: not valid JSON (Expecting property name enclosed in double quotes at line 1); rerun"),
+        ('{"drifted": []}', "error: reports/drift.json: no drift gate verdict (expected 'gate.passed' true or false); rerun"),
+        ('{"gate": {"passed": null, "reasons": []}}', "error: reports/drift.json: no drift gate verdict"),
+        ('{"gate": {"passed": false, "reasons": "dataset drift"}}', "error: reports/drift.json: 'gate.reasons' must be a list"),
+    ],
+)
+def test_gate_command_without_a_verdict_exits_2_with_one_line(tmp_path, payload, message):
+    """A gate that cannot decide must not pass: exit 2 (no verdict), not 0, and no traceback."""
+    if payload is not None:
+        (tmp_path / "reports").mkdir()
+        (tmp_path / "reports/drift.json").write_text(payload)
+    result = run_module("stages.drift_gate", tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith(message) and result.stderr.count("\n") == 1, result.stderr
 
 
 def test_report_is_self_contained_and_deterministic(seasonal):

@@ -49,14 +49,38 @@ def test_drift_check_tells_the_seasonal_story(pipeline):
     assert {"temp", "dewp"} <= set(drift["drifted"])
     assert drift["columns"]["dest"]["statistics"]["p_value_adjusted"] < 0.05  # the destination mix changes too
     assert "temp" in (repo / "reports/drift_report.html").read_text()
-    gate = subprocess.run(
-        ["make", "-o", f"{Path(sys.executable).parent.parent}/.installed", "drift-gate", f"VENV={Path(sys.executable).parent.parent}"],
-        cwd=repo,
-        env=ENV,
-        capture_output=True,
-        text=True,
-    )
-    assert gate.returncode == (0 if drift["gate"]["passed"] else 2), gate.stderr
+
+
+def test_drift_gate_exit_codes_in_both_constructed_situations(pipeline):
+    """The drift gate's exit code with `drift.drift_share` set just below and just above the share of
+    columns the check found drifted (counted here from its per-column findings): 1, then 0."""
+    repo, _, hashes = pipeline
+    first = run(repo, "git", "rev-parse", "HEAD").strip()
+    findings = json.loads((repo / "reports/drift.json").read_text())["columns"].values()
+    drifted = sum(bool(column["drifted"] or column["missing_drifted"]) for column in findings)
+    assert 0 < drifted < len(findings)  # so both situations exist
+    venv = Path(sys.executable).parent.parent
+    only_dataset_drift = [
+        "drift.gate.fail_on_dataset_drift=true",
+        "drift.gate.fail_on_prediction_drift=false",
+        "drift.gate.max_roc_auc_drop=null",
+    ]
+    try:
+        for share, expected, make_expected in (((drifted - 0.5) / len(findings), 1, 2), ((drifted + 0.5) / len(findings), 0, 0)):
+            run(repo, sys.executable, "-m", "stages.compose", f"drift.drift_share={share}", *only_dataset_drift)
+            run(repo, "dvc", "repro", "drift-check")
+            gate = subprocess.run([sys.executable, "-m", "stages.drift_gate"], cwd=repo, env=ENV, capture_output=True, text=True)
+            assert gate.returncode == expected, gate.stderr
+            assert ("drift gate: FAILED: dataset drift" in gate.stderr) == (expected == 1)
+            # make reports any failed command as its own exit 2.
+            made = subprocess.run(
+                ["make", "-o", f"{venv}/.installed", "drift-gate", f"VENV={venv}"], cwd=repo, env=ENV, capture_output=True, text=True
+            )
+            assert made.returncode == make_expected, made.stderr
+    finally:
+        run(repo, "git", "reset", "-q", "--hard", first)
+        run(repo, "dvc", "checkout", "-q", "--force")
+    assert out_hashes(repo) == hashes
 
 
 def test_second_repro_runs_nothing(pipeline):

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from stages.lib.models import load_model
 from tests.conftest import PROJECT
@@ -27,8 +28,11 @@ def test_pull_request_report_against_the_base_commit(pipeline, tmp_path):
     repo, _, hashes = pipeline
     first = run(repo, "git", "rev-parse", "HEAD").strip()
     run(repo, "git", "branch", "-f", "baseline", first)
+    # The threshold leaves ROC AUC unchanged: gates set from the base's own value surely pass, then surely fail.
+    roc_auc = json.loads((repo / "reports/metrics.json").read_text())["roc_auc"]
+    below, above = round(roc_auc - 0.01, 4), round(roc_auc + 0.01, 4)
     try:
-        run(repo, sys.executable, "-m", "stages.compose", "evaluate.threshold=0.4")
+        run(repo, sys.executable, "-m", "stages.compose", "evaluate.threshold=0.4", f"evaluate.gate.minimum.roc_auc={below}")
         (tmp_path / "repro.log").write_text(run(repo, "dvc", "repro"))
         run(repo, "git", "commit", "-qam", "evaluate at threshold 0.4")
         output = tmp_path / "pr/report.md"
@@ -36,7 +40,10 @@ def test_pull_request_report_against_the_base_commit(pipeline, tmp_path):
         assert result.returncode == 0, result.stderr
         text = output.read_text()
         assert text.startswith("<!-- mlops-pr-report -->") and "**Verdict: PASSED**" in text
-        assert re.findall(r"^\| `([\w.]+)` \|", section(text, "Parameters"), flags=re.MULTILINE) == ["evaluate.threshold"]
+        assert f"| roc_auc >= {below} | pass | roc_auc = {roc_auc:.4f} |" in text
+        assert re.findall(r"^\| `([\w.]+)` \|", section(text, "Parameters"), flags=re.MULTILINE) == [
+            "evaluate.gate.minimum.roc_auc", "evaluate.threshold",
+        ]  # fmt: skip
         accuracy = re.search(r"^\| accuracy \| ([\d.]+) \| ([\d.]+) \|", section(text, "Metrics"), flags=re.MULTILINE)
         assert accuracy and accuracy.group(1) != accuracy.group(2)  # the base's metrics, really from the base
         assert re.search(r"\*\*roc_auc change \+0\.0000\*\* .*paired\): within noise", text)  # same model, same rows
@@ -46,12 +53,16 @@ def test_pull_request_report_against_the_base_commit(pipeline, tmp_path):
         ]  # fmt: skip
         assert f"git checkout {first} && dvc pull && dvc repro" in text
 
-        run(repo, sys.executable, "-m", "stages.compose", "evaluate.threshold=0.4", "evaluate.gate.minimum.roc_auc=0.99")
+        run(repo, sys.executable, "-m", "stages.compose", "evaluate.threshold=0.4", f"evaluate.gate.minimum.roc_auc={above}")
         run(repo, "dvc", "repro")
-        failed = report(repo, tmp_path / "failed/report.md", "--base", "baseline")
-        assert failed.returncode == 1
-        assert "**Verdict: FAILED**" in (tmp_path / "failed/report.md").read_text()
-        assert "| roc_auc >= 0.99 | **FAIL** |" in (tmp_path / "failed/report.md").read_text()
+        url = "https://github.com/owner/project/actions/runs/42"
+        failed = report(repo, tmp_path / "failed/report.md", "--base", "baseline", "--artifact-url", url)
+        assert failed.returncode == 1, failed.stderr
+        failed_text = (tmp_path / "failed/report.md").read_text()
+        assert "**Verdict: FAILED**" in failed_text
+        assert f"| roc_auc >= {above} | **FAIL** | roc_auc = {roc_auc:.4f} |" in failed_text
+        plots = section(failed_text, "Plots")
+        assert f"[this run]({url})" in plots and "![" not in plots  # a link to the artifact, no embedded images
     finally:
         run(repo, "git", "reset", "-q", "--hard", first)
         run(repo, "dvc", "checkout", "-q")
@@ -190,8 +201,18 @@ def test_report_on_switching_the_feature_engine_on(pipeline, tmp_path):
         run(repo, "git", "commit", "-qam", "turn the feature engine on")
         output = tmp_path / "pr/report.md"
         result = report(repo, output, "--base", "main-before", "--repro-log", str(tmp_path / "repro.log"))
-        assert result.returncode in (0, 1), result.stderr
+        # The expected verdict, computed here from both revisions' files and the gate in params.yaml.
+        gate = yaml.safe_load((repo / "params.yaml").read_text())["evaluate"]["gate"]
+        assert set(gate["minimum"]) | set(gate["max_drop"]) == {"roc_auc"} and not gate["maximum"]
+        head, base = (json.loads(run(repo, "git", "show", f"{rev}:reports/metrics.json")) for rev in ("HEAD", "main-before"))
+        drift = [
+            set(json.loads(run(repo, "git", "show", f"{rev}:reports/drift.json"))["gate"]["failed"]) for rev in ("HEAD", "main-before")
+        ]
+        expected = head["roc_auc"] >= gate["minimum"]["roc_auc"] and base["roc_auc"] - head["roc_auc"] <= gate["max_drop"]["roc_auc"]
+        expected = expected and drift[0] <= drift[1]  # the same data on both sides: no drift condition is new
+        assert result.returncode == (0 if expected else 1), result.stderr
         text = output.read_text()
+        assert f"**Verdict: {'PASSED' if expected else 'FAILED'}**" in text
         assert "`features`: baseline → **default**" in section(text, "Parameters")
         assert "data/features/train.parquet" in section(text, "Data and model files")
         stages = section(text, "Stages")

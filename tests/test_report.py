@@ -1,13 +1,30 @@
-"""The pull-request report's parts: bootstrap intervals, gates, group choices, stage logs, base materialization."""
+"""The pull-request report's parts: bootstrap intervals, gates and the verdict, plots, group choices, stage logs."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from stages.lib.config import ReportGate
-from stages.report import bootstrap_change, group_choices, stage_runs, verdict_checks, weighted_metric
+from stages.drift_gate import GateVerdict
+from stages.evaluate import TASK_METRICS, evaluate_model
+from stages.lib.catalog import FeatureSpec
+from stages.lib.config import EvaluateConfig, ModelConfig, ReportGate, TrainConfig
+from stages.report import (
+    bootstrap_change,
+    drift_gate_check,
+    group_choices,
+    metric_checks,
+    plot_lines,
+    read_gate_verdict,
+    stage_runs,
+    verdict_checks,
+    weighted_metric,
+)
+from stages.train import train_model
 from tests.conftest import PROJECT
 
 
@@ -64,20 +81,128 @@ def test_rmse_change_for_regression():
     assert high < 0 and change == pytest.approx(-0.5, abs=0.1)  # lower error: a negative change
 
 
-def test_gates_pass_fail_and_skip_metrics_the_task_lacks():
-    gate = ReportGate(minimum={"roc_auc": 0.7}, maximum={"rmse": 3.0}, max_drop={"roc_auc": 0.01, "log_loss": 0.02})
-    checks = verdict_checks(
-        {"roc_auc": 0.705, "log_loss": 0.50},
-        {"roc_auc": 0.72, "log_loss": 0.47},
-        gate,
-        {"gate": {"passed": False, "reasons": ["dataset drift"]}},
-    )
-    results = {check.name: (check.passed, check.detail) for check in checks}
-    assert results["roc_auc >= 0.7"][0] is True
-    assert results["rmse <= 3.0"] == (True, "not measured: skipped")
+PASSING_DRIFT = (GateVerdict(True, (), frozenset()), GateVerdict(True, (), frozenset()))
+
+
+def checks_by_name(checks) -> dict[str, tuple[bool, str]]:
+    return {check.name: (check.passed, check.detail) for check in checks}
+
+
+def test_gates_pass_and_fail_on_measured_metrics():
+    gate = ReportGate(minimum={"roc_auc": 0.7}, maximum={"brier": 0.2}, max_drop={"roc_auc": 0.01, "log_loss": 0.02})
+    head = {"roc_auc": 0.705, "log_loss": 0.50, "brier": 0.21}
+    base = {"roc_auc": 0.72, "log_loss": 0.47, "brier": 0.19}
+    results = checks_by_name(verdict_checks(head, base, gate, "classification", PASSING_DRIFT))
+    assert results["roc_auc >= 0.7"] == (True, "roc_auc = 0.7050")
+    assert results["brier <= 0.2"] == (False, "brier = 0.2100")
     assert results["roc_auc worsens by at most 0.01"] == (False, "worse by 0.0150")
     assert results["log_loss worsens by at most 0.02"] == (False, "worse by 0.0300")  # lower is better: a rise is worse
-    assert results["drift gate"] == (False, "dataset drift")
+    assert results["drift gate (new failures only)"] == (True, "passed")
+
+
+@pytest.mark.parametrize(
+    ("gate", "head", "base", "missing_from"),
+    [
+        (ReportGate(minimum={"roc_auc": 0.5}, maximum={}, max_drop={}), {"auc": 0.9}, {"roc_auc": 0.9}, "this change's"),
+        (ReportGate(minimum={}, maximum={"brier": 0.3}, max_drop={}), {"roc_auc": 0.9}, {"brier": 0.1}, "this change's"),
+        (ReportGate(minimum={}, maximum={}, max_drop={"roc_auc": 0.01}), {"roc_auc": 0.9}, {"auc": 0.9}, "the base's"),
+        (ReportGate(minimum={}, maximum={}, max_drop={"log_loss": 0.01}), {"log_loss": None}, {"log_loss": 0.4}, "this change's"),
+    ],
+)
+def test_a_gate_on_a_metric_the_task_produces_but_the_file_lacks_fails_with_its_name(gate, head, base, missing_from):
+    """A renamed key or an evaluate bug must not pass the verdict."""
+    ((passed, detail),) = checks_by_name(metric_checks(head, base, gate, "classification")).values()
+    assert passed is False
+    name = next(iter(gate.minimum or gate.maximum or gate.max_drop))
+    assert f"`{name}` is missing from {missing_from} reports/metrics.json" in detail
+
+
+def test_only_gates_on_metrics_the_task_cannot_produce_are_skipped():
+    gate = ReportGate(minimum={"roc_auc": 0.65, "roc-auc": 0.65}, maximum={"rmse": 3.0}, max_drop={"r2": 0.1})
+    classification = checks_by_name(metric_checks({"roc_auc": 0.7}, {"roc_auc": 0.7}, gate, "classification"))
+    assert classification["rmse <= 3.0"] == (True, "not a classification metric (regression only): skipped")
+    assert classification["r2 worsens by at most 0.1"][0] is True
+    assert classification["roc_auc >= 0.65"] == (True, "roc_auc = 0.7000")
+    passed, detail = classification["roc-auc >= 0.65"]  # a typo: no task produces it
+    assert passed is False and "no task produces `roc-auc`" in detail
+    regression = checks_by_name(metric_checks({"rmse": 2.0, "r2": 0.5}, {"rmse": 2.5, "r2": 0.55}, gate, "regression"))
+    assert regression["roc_auc >= 0.65"] == (True, "not a regression metric (classification only): skipped")
+    assert regression["rmse <= 3.0"] == (True, "rmse = 2.0000")
+    assert regression["r2 worsens by at most 0.1"] == (True, "worse by 0.0500")
+    assert all(not passed for passed, _ in checks_by_name(metric_checks({}, {}, gate, "ranking")).values())  # unknown task
+
+
+def test_the_task_metric_table_is_what_evaluate_writes():
+    """The gates' skip rule reads TASK_METRICS: it must list exactly what evaluate_model produces per task."""
+    rng = np.random.default_rng(0)
+    rows = 400
+    x = rng.normal(size=rows)
+    frame = pd.DataFrame({"x": x, "late": (x + rng.normal(size=rows) > 0.5).astype(np.int8), "y": 3 * x + rng.normal(size=rows)})
+    config = EvaluateConfig(
+        threshold=0.35, calibration_bins=5, importance_repeats=1, importance_rows=100, seed=0, gate=ReportGate({}, {}, {})
+    )
+    train = TrainConfig(seed=0, cv_folds=0, encoding_folds=2, max_selected=None)
+    for task, target in (("classification", "late"), ("regression", "y")):
+        spec = FeatureSpec.plain(["x"], [], target=target, task=task)
+        model = train_model(frame, spec, ModelConfig("hgb", {"max_iter": 5}), train).model
+        assert set(evaluate_model(model, frame, spec, config).metrics) == set(TASK_METRICS[task]), task
+
+
+FAILED_DRIFT = GateVerdict(False, ("dataset drift: 3 of 4 feature columns drifted",), frozenset({"dataset_drift"}))
+AUC_DROP = GateVerdict(
+    False, ("dataset drift: 3 of 4", "ROC AUC on the current window is 0.080 below"), frozenset({"dataset_drift", "roc_auc_drop"})
+)
+PASSED_DRIFT = GateVerdict(True, (), frozenset())
+
+
+@pytest.mark.parametrize(
+    ("head", "base", "passed", "detail"),
+    [
+        (PASSED_DRIFT, PASSED_DRIFT, True, "passed"),
+        (PASSED_DRIFT, FAILED_DRIFT, True, "passed (it failed on the base)"),
+        (FAILED_DRIFT, PASSED_DRIFT, False, "newly fails (passed on the base): dataset drift: 3 of 4 feature columns drifted"),
+        (
+            FAILED_DRIFT,
+            FAILED_DRIFT,
+            True,
+            "failed on base and head, not caused by this change: dataset drift: 3 of 4 feature columns drifted",
+        ),
+        (AUC_DROP, FAILED_DRIFT, False, "newly fails on roc_auc_drop (the base failed on dataset_drift)"),
+        # A base whose drift.json predates the list of failed conditions: compared by the verdict alone.
+        (FAILED_DRIFT, GateVerdict(False, ("old",), None), True, "failed on base and head, not caused by this change"),
+        ("this change has no reports/drift.json; run `dvc repro`", PASSED_DRIFT, False, "this change has no reports/drift.json"),
+        (FAILED_DRIFT, "the base has no reports/drift.json", False, "fails, and the base has no verdict to compare with"),
+        (PASSED_DRIFT, "the base has no reports/drift.json", True, "passed"),
+    ],
+)
+def test_the_pr_verdict_fails_on_drift_only_when_this_change_newly_fails_the_gate(head, base, passed, detail):
+    check = drift_gate_check(head, base)
+    assert check.passed is passed
+    assert check.detail.startswith(detail)
+
+
+def test_drift_verdicts_are_read_fail_closed(tmp_path):
+    assert read_gate_verdict(tmp_path, "the base") == "the base has no reports/drift.json; run `dvc repro`"
+    (tmp_path / "reports").mkdir()
+    drift = tmp_path / "reports/drift.json"
+    for payload in ('{"dataset_drift": true}', '{"gate": {"passed": "no"}}', "[1, 2]", "{not json"):
+        drift.write_text(payload)
+        verdict = read_gate_verdict(tmp_path, "the base")
+        assert (
+            isinstance(verdict, str) and verdict.startswith("the base: reports/drift.json: ") and "rerun `dvc repro drift-check`" in verdict
+        )
+        assert drift_gate_check(verdict, PASSED_DRIFT).passed is False
+    drift.write_text(json.dumps({"gate": {"passed": False, "failed": ["dataset_drift"], "reasons": ["dataset drift"]}}))
+    assert read_gate_verdict(tmp_path, "the base") == GateVerdict(False, ("dataset drift",), frozenset({"dataset_drift"}))
+
+
+def test_artifact_url_links_to_the_plots_instead_of_embedding_them():
+    rendered = {"ROC": "roc.png", "Calibration": "calibration.png"}
+    url = "https://github.com/owner/repo/actions/runs/42"
+    linked = plot_lines(rendered, url)
+    assert linked == [f"ROC, Calibration: PNG images in the `pr-report` artifact of [this run]({url})."]
+    assert plot_lines(rendered, None) == ["![ROC](images/roc.png)", "![Calibration](images/calibration.png)"]
+    assert plot_lines({}, url) == ["No plot data."]
 
 
 def test_group_choices_name_the_option_or_say_custom(params):
