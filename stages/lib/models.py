@@ -195,12 +195,40 @@ TRUSTED_TYPES = frozenset(
 )
 
 
+def _skops_archive(data: bytes) -> bool:
+    """A zip archive, intact (every member's CRC), whose schema.json is a skops schema: checked before skops reads it."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            if "schema.json" not in archive.namelist() or archive.testzip() is not None:
+                return False
+            schema = json.loads(archive.read("schema.json"))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, OSError):
+        return False
+    return isinstance(schema, dict) and "protocol" in schema and "__class__" in schema
+
+
 def load_model(path: str | Path) -> BaseEstimator:
-    """Load a model file, refusing any type outside our allow-list (never unpickles)."""
+    """Load a model file, refusing anything but a skops archive of allow-listed types (never unpickles).
+
+    The file is read once: the bytes that are checked are the bytes that are loaded.
+    """
     path = Path(path)
     if not path.exists():
         fail(f"{path}: model file not found; run `dvc repro train` (or `dvc pull`) first")
-    untrusted = sorted(set(sio.get_untrusted_types(file=path)) - TRUSTED_TYPES)
+    data = path.read_bytes()
+    not_ours = (
+        f"{path}: not a model file this project wrote (not an intact skops archive: a pickle, a truncated copy?); refusing to load it"
+    )
+    if not _skops_archive(data):
+        fail(f"{not_ours}; rebuild it with `dvc repro` or fetch it with `dvc pull`")
+    try:
+        found = set(sio.get_untrusted_types(data=data))
+    except (KeyError, TypeError, ValueError) as error:
+        fail(f"{not_ours} ({type(error).__name__}: {error})")
+    untrusted = sorted(found - TRUSTED_TYPES)
     if untrusted:
         fail(f"{path}: refusing to load untrusted types {', '.join(untrusted)}; only load models this project trained")
-    return sio.load(path, trusted=sorted(set(sio.get_untrusted_types(file=path))))
+    try:
+        return sio.loads(data, trusted=sorted(found))
+    except (KeyError, TypeError, ValueError, AttributeError, ImportError) as error:
+        fail(f"{not_ours} ({type(error).__name__}: {error})")

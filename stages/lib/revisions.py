@@ -7,6 +7,8 @@ The revision is checked out into a temporary git worktree that shares this repos
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -15,6 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from stages.lib.errors import fail
+
+# git and dvc may wait on a network remote that never answers: every command gets a deadline.
+TIMEOUT_VARIABLE = "COMMAND_TIMEOUT_SECONDS"
+DEFAULT_TIMEOUT_SECONDS = 3600.0  # generous: the last-resort `dvc repro` may train a model
 
 
 @dataclass
@@ -25,11 +31,46 @@ class Revision:
     notes: list[str] = field(default_factory=list)  # how its outputs were obtained, when not from the cache
 
 
+def command_timeout() -> float:
+    """Seconds a git or dvc command may take: COMMAND_TIMEOUT_SECONDS from the environment, else one hour."""
+    raw = os.environ.get(TIMEOUT_VARIABLE, "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT_SECONDS
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = 0.0
+    if not seconds > 0:
+        fail(f"{TIMEOUT_VARIABLE}={raw!r}: expected a positive number of seconds")
+    return seconds
+
+
+def last_line(result: subprocess.CompletedProcess) -> str:
+    """The last line a failed command printed (stderr first), or its exit code when it printed nothing."""
+    for stream in (result.stderr, result.stdout):
+        lines = (stream or "").strip().splitlines()
+        if lines:
+            return lines[-1]
+    return f"exit code {result.returncode}, no output"
+
+
+def shown(command: list[str]) -> str:
+    """A command as a user would type it (`dvc fetch`, not the interpreter's full path)."""
+    return " ".join(["dvc", *command[3:]] if command[:3] == [sys.executable, "-m", "dvc"] else command)
+
+
 def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    """Run a command with a deadline; with `check`, a non-zero exit is a one-line error."""
+    timeout = command_timeout()
+    try:
+        result = subprocess.run(command, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        fail(
+            f"`{shown(command)}` did not finish within {timeout:g} s in {cwd} and was stopped; "
+            f"check the network and the DVC remote, or set {TIMEOUT_VARIABLE} to wait longer"
+        )
     if check and result.returncode != 0:
-        detail = (result.stderr or result.stdout).strip().splitlines()
-        fail(f"`{' '.join(command)}` failed in {cwd}: {detail[-1] if detail else 'no output'}")
+        fail(f"`{shown(command)}` failed in {cwd}: {last_line(result)}")
     return result
 
 
@@ -55,6 +96,10 @@ def materialized(revision: str, repo: Path, what: str = "--base") -> Iterator[Re
         run(["git", "worktree", "add", "--detach", "--quiet", str(root), sha], repo)
         try:
             materialized_revision = Revision(label=revision, sha=sha, root=root)
+            # Remote credentials live in the git-ignored .dvc/config.local: the worktree needs them to pull.
+            local_config = repo / ".dvc" / "config.local"
+            if local_config.is_file():
+                shutil.copyfile(local_config, root / ".dvc" / "config.local")
             run(dvc("cache", "dir", "--local", cache), root)
             if run(dvc("checkout", "--quiet"), root, check=False).returncode != 0:
                 if run(dvc("pull", "--quiet"), root, check=False).returncode == 0:
