@@ -90,3 +90,26 @@ def test_a_remote_that_never_answers_stops_at_the_deadline(history, monkeypatch,
     with pytest.raises(UserError, match=r"^`dvc pull --quiet` did not finish within 3 s in "), materialized("HEAD~1", history):
         pass
     assert "revision-" not in worktrees(history)  # the worktree is removed on the way out
+
+
+def test_a_relative_remote_path_in_the_committed_config_resolves_from_the_project_not_the_worktree(history):
+    # The project's default remote is a folder beside the clone (`../../dvc-remote`, relative to .dvc/): in a
+    # temporary worktree elsewhere the same relative path names another folder, and the pull would miss.
+    def run(*command: str) -> None:
+        subprocess.run(command, cwd=history, check=True, capture_output=True, timeout=120)
+
+    run(sys.executable, "-m", "dvc", "remote", "modify", "team", "url", "../dvc-remote")  # from here; stored relative to .dvc/
+    assert "url = ../../dvc-remote" in (history / ".dvc/config").read_text()
+    run("git", "commit", "-qam", "relative remote")  # HEAD~1: "head model", the relative remote
+    (history / "model.bin").write_text("third model")
+    run(sys.executable, "-m", "dvc", "add", "-q", "model.bin")
+    run("git", "commit", "-qam", "third")
+    run(sys.executable, "-m", "dvc", "push", "-q")
+    run("git", "checkout", "-q", "HEAD~1")
+    run(sys.executable, "-m", "dvc", "push", "-q")
+    run("git", "checkout", "-q", "main")
+    assert len([path for path in (history.parent / "dvc-remote").rglob("*") if path.is_file()]) == 2
+    shutil.rmtree(history / ".dvc/cache")
+    with materialized("HEAD~1", history) as base:
+        assert (base.root / "model.bin").read_text() == "head model"
+        assert base.notes == ["outputs of HEAD~1 pulled from the DVC remote"]

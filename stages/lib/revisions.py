@@ -86,6 +86,16 @@ def resolve(revision: str, repo: Path, what: str) -> str:
     return resolved.stdout.strip()
 
 
+def pin_local_remotes(repo: Path, worktree: Path) -> None:
+    """A local remote's relative path (the default `../../dvc-remote`) is relative to .dvc/, so in a worktree
+    elsewhere it names another folder: give the worktree each such remote's absolute path, as resolved here."""
+    for line in run(dvc("remote", "list"), repo).stdout.splitlines():
+        name, _, url = line.partition(" ")
+        url = url.strip().removesuffix("(default)").strip()  # `dvc remote list`: name, url, maybe (default)
+        if url and Path(url).is_absolute():  # resolved local paths; URLs with a scheme are left alone
+            run(dvc("remote", "modify", "--local", name, "url", url), worktree)
+
+
 @contextlib.contextmanager
 def materialized(revision: str, repo: Path, what: str = "--base") -> Iterator[Revision]:
     """The revision in a temporary worktree with its DVC outputs in place; removed afterwards."""
@@ -100,6 +110,7 @@ def materialized(revision: str, repo: Path, what: str = "--base") -> Iterator[Re
             local_config = repo / ".dvc" / "config.local"
             if local_config.is_file():
                 shutil.copyfile(local_config, root / ".dvc" / "config.local")
+            pin_local_remotes(repo, root)
             run(dvc("cache", "dir", "--local", cache), root)
             if run(dvc("checkout", "--quiet"), root, check=False).returncode != 0:
                 if run(dvc("pull", "--quiet"), root, check=False).returncode == 0:
