@@ -99,14 +99,20 @@ def read_json(path: str | Path, hint: str) -> Any:
     path = Path(path)
     if not path.exists():
         fail(f"{path}: file not found; {hint}")
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        fail(f"{path}: not valid JSON ({error}); {hint}")
 
 
 def read_yaml(path: str | Path, hint: str) -> Any:
     path = Path(path)
     if not path.exists():
         fail(f"{path}: file not found; {hint}")
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        fail(f"{path}: not valid YAML ({str(error).splitlines()[0]}); {hint}")
 
 
 def sha256_file(path: str | Path) -> str:
