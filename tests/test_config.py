@@ -55,6 +55,8 @@ def test_the_composed_params_load_into_every_stage_config(params):
         (("features", "max_features"), 0, "'features.max_features' must be at least 1"),
         (("data", "target", "known_after"), "-1h", "'data.target.known_after' must be positive"),
         (("train", "cv_folds"), 1, "'train.cv_folds' must be 0 \\(off\\) or at least 2"),
+        (("evaluate", "gate", "max_drop"), {"roc_auc": -0.01}, "'evaluate.gate.max_drop.roc_auc' must be 0 or more, got -0.01"),
+        (("evaluate", "gate", "minimum"), {"roc_auc": "high"}, "'evaluate.gate.minimum.roc_auc' must be a number, got 'high'"),
     ],
 )
 def test_bad_param_is_named_with_its_path(params, path, value, message):

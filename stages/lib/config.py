@@ -337,6 +337,10 @@ class ReportGate:
             if wrong:
                 fail(f"{PARAMS_FILE}: '{section.where}.{key}.{wrong[0]}' must be a number, got {values[wrong[0]]!r}")
             bounds[key] = {name: float(value) for name, value in sorted(values.items())}
+        negative = [name for name, value in bounds["max_drop"].items() if value < 0]
+        if negative:
+            # A negative allowance would demand an improvement: every unchanged PR would fail.
+            fail(f"{PARAMS_FILE}: '{section.where}.max_drop.{negative[0]}' must be 0 or more, got {bounds['max_drop'][negative[0]]:g}")
         section.done()
         return cls(**bounds)
 
