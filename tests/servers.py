@@ -1,7 +1,8 @@
 """Real servers on 127.0.0.1 for the remote-storage tests: OpenSSH's sshd and the s3rver S3 server.
 
 Each starts in a scratch folder on a free port and stops when its context ends. `.ci/system-deps`
-installs what they need (Debian's openssh-server, nodejs and npm; s3rver from npm into .ci/.s3rver).
+installs what they need (Debian's openssh-server, nodejs and npm; s3rver from npm into .ci/.s3rver);
+without it a test skips, or fails when `CI` is set (`tests.conftest.require_tool`).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
+from tests.conftest import require_tool
 
 PROJECT = Path(__file__).resolve().parent.parent
 S3RVER = PROJECT / ".ci/.s3rver/node_modules/.bin/s3rver"
@@ -70,9 +70,8 @@ class SshServer:
 
 @contextlib.contextmanager
 def sshd(folder: Path) -> Iterator[SshServer]:
-    binary = shutil.which("sshd") or "/usr/sbin/sshd"
-    if not Path(binary).exists():
-        pytest.skip("openssh-server is not installed (`make test` installs it when run as root)")
+    binary = require_tool("sshd", "/usr/sbin/sshd")  # skips locally, fails in CI
+    require_tool("ssh-keygen")
     folder.mkdir(parents=True, mode=0o700)
     for name in ("host", "client"):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(folder / name)], check=True)
@@ -118,8 +117,7 @@ class S3Server:
 
 @contextlib.contextmanager
 def s3rver(folder: Path) -> Iterator[S3Server]:
-    if not S3RVER.exists():
-        pytest.skip("s3rver is not installed (`make test` installs it with npm into .ci/.s3rver)")
+    require_tool(S3RVER, install="`make test` installs it with npm into .ci/.s3rver")
     folder.mkdir(parents=True)
     port = free_port()
     command = [

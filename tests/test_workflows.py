@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, require_tool, tool_env
 
 WORKFLOWS = sorted((PROJECT / ".github/workflows").glob("*.yml"))
 BIN = Path(sys.executable).parent
 ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}  # actionlint finds shellcheck here
+TOOLS = tool_env()  # real git and dvc in temporary repositories
 
 
 def tool(*command: str) -> subprocess.CompletedProcess:
@@ -109,10 +110,10 @@ fi
 """
 
 
-@pytest.mark.skipif(shutil.which("jq") is None, reason="jq is not installed (`make test` installs it when run as root)")
 @pytest.mark.parametrize("existing", [False, True], ids=["creates", "updates"])
 def test_pr_comment_creates_one_sticky_comment_then_updates_it(tmp_path, existing):
     """The GitHub API cannot be reached here, so `gh` is a stub; the upsert logic and the body are real."""
+    require_tool("jq")  # skips locally, fails in CI
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "gh").write_text(GH_STUB)
@@ -147,3 +148,218 @@ def test_pr_comment_refuses_a_file_without_the_marker(tmp_path):
     result = subprocess.run([str(PROJECT / ".ci/pr-comment"), str(report)], env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "does not start with <!-- mlops-pr-report -->" in result.stderr
+
+
+# --- The DVC remote in CI: `.ci/repro`'s note says what the remote really held -------------------------
+
+STAGE_YAML = "stages:\n  count:\n    cmd: wc -c < in.txt > out.txt\n    deps: [in.txt]\n    outs: [out.txt]\n"
+
+
+def git_dvc(repo: Path, *command: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`git ...` or `dvc ...` (this venv's) in `repo`; fails the test on a non-zero exit."""
+    program = [command[0]] if command[0] == "git" else [sys.executable, "-m", "dvc"]
+    result = subprocess.run([*program, *command[1:]], cwd=repo, env=env or TOOLS, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"{' '.join(command)}: {result.stdout}{result.stderr}"
+    return result
+
+
+def ci_clone(origin: Path, folder: Path, remote_url: str) -> Path:
+    """A fresh clone of `origin` as a CI runner gets it: the project's CI scripts and venv, `remote_url` as its remote."""
+    git_dvc(origin.parent, "git", "clone", "-q", str(origin), str(folder))
+    (folder / ".venv").symlink_to(BIN.parent)
+    git_dvc(folder, "dvc", "remote", "add", "--local", "-f", "-d", "team", remote_url)
+    return folder
+
+
+@pytest.fixture
+def published(tmp_path) -> tuple[Path, Path]:
+    """A git+dvc project with one stage whose output was pushed to a local folder remote, and that folder."""
+    origin, remote = tmp_path / "origin", tmp_path / "remote"
+    origin.mkdir()
+    git_dvc(origin, "git", "init", "-q", "-b", "main")
+    git_dvc(origin, "dvc", "init", "-q")
+    shutil.copytree(PROJECT / ".ci", origin / ".ci", ignore=shutil.ignore_patterns(".s3rver"))
+    (origin / "in.txt").write_text("twelve bytes")
+    (origin / "dvc.yaml").write_text(STAGE_YAML)
+    (origin / ".venv").symlink_to(BIN.parent)
+    (origin / ".gitignore").write_text(".venv\n")
+    git_dvc(origin, "dvc", "repro", "-q")
+    git_dvc(origin, "dvc", "remote", "add", "-d", "team", str(remote))
+    git_dvc(origin, "dvc", "push", "-q")
+    git_dvc(origin, "git", "add", "-A")
+    git_dvc(origin, "git", "commit", "-qm", "pipeline")
+    return origin, remote
+
+
+def ci_repro(repo: Path, **env: str) -> tuple[str, str]:
+    """Run `.ci/repro` in `repo`: (the note it wrote, its repro log)."""
+    environ = {key: value for key, value in TOOLS.items() if key != "CI"} | env
+    result = subprocess.run([str(repo / ".ci/repro")], cwd=repo, env=environ, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return (repo / "reports/pr/remote.txt").read_text().strip(), (repo / "reports/pr/repro.log").read_text()
+
+
+def test_ci_repro_pulls_from_a_remote_that_holds_the_outputs_and_says_so(published, tmp_path):
+    origin, remote = published
+    clone = ci_clone(origin, tmp_path / "clone", str(remote))
+    note, log = ci_repro(clone)
+    assert note == "DVC remote 'team' available: outputs it holds were pulled, not recomputed (it holds every output of this revision)"
+    assert "Running stage 'count'" not in log  # pulled, not recomputed
+    assert (clone / "out.txt").read_text().strip() == "12"
+
+
+def test_ci_repro_says_not_available_when_the_remote_folder_does_not_exist(published, tmp_path):
+    origin, _ = published
+    missing = tmp_path / "nowhere"
+    clone = ci_clone(origin, tmp_path / "clone", str(missing))
+    note, log = ci_repro(clone)
+    assert note == f"DVC remote not available (remote 'team': the folder {missing} does not exist): every stage ran here"
+    assert "Running stage 'count'" in log
+    assert not missing.exists()
+
+
+def test_ci_repro_in_ci_refuses_a_local_folder_remote_even_when_it_exists(published, tmp_path):
+    origin, remote = published
+    clone = ci_clone(origin, tmp_path / "clone", str(remote))
+    note, log = ci_repro(clone, CI="true")
+    assert note == (
+        f"DVC remote not available (remote 'team' is a local folder ({remote}) that a CI runner does not keep; "
+        "set DVC_REMOTE_URL): every stage ran here"
+    )
+    assert "Running stage 'count'" in log
+
+
+def remote_script(repo: Path, *arguments: str, **env: str) -> subprocess.CompletedProcess:
+    environ = {key: value for key, value in TOOLS.items() if key not in ("CI", "DVC_REMOTE_URL", "DVC_REMOTE_ENDPOINT_URL")} | env
+    return subprocess.run([sys.executable, ".ci/remote.py", *arguments], cwd=repo, env=environ, capture_output=True, text=True, timeout=300)
+
+
+def test_publishing_refuses_a_local_folder_in_ci_and_allows_it_on_a_developers_machine(published):
+    origin, remote = published
+    refused = remote_script(origin, "check-publish", CI="true")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(f"error: the default DVC remote 'team' is a local folder ({remote}), thrown away with the CI runner")
+    assert "DVC_REMOTE_URL" in refused.stderr
+    assert remote_script(origin, "check-publish").returncode == 0
+
+
+def test_configure_makes_the_url_from_the_environment_the_default_remote_in_config_local(published):
+    origin, _ = published
+    configured = remote_script(
+        origin, "configure", CI="true", DVC_REMOTE_URL="s3://bucket/flights", DVC_REMOTE_ENDPOINT_URL="http://127.0.0.1:9"
+    )
+    assert configured.returncode == 0, configured.stderr
+    local = (origin / ".dvc/config.local").read_text()
+    assert "remote = ci" in local and "url = s3://bucket/flights" in local and "endpointurl = http://127.0.0.1:9" in local
+    assert "s3://" not in (origin / ".dvc/config").read_text()  # the tracked config is untouched
+    assert remote_script(origin, "check-publish", CI="true").returncode == 0  # a real remote may be published to
+    unset = remote_script(origin, "configure", CI="true")
+    assert unset.returncode == 0 and "DVC_REMOTE_URL is not set" in unset.stdout
+
+
+def test_ci_repro_says_not_available_when_the_remote_server_does_not_answer(published, tmp_path):
+    origin, _ = published
+    clone = ci_clone(origin, tmp_path / "clone", "s3://bucket/flights")
+    git_dvc(clone, "dvc", "remote", "modify", "--local", "team", "endpointurl", "http://127.0.0.1:9")  # nothing listens there
+    note, log = ci_repro(clone, AWS_ACCESS_KEY_ID="unused", AWS_SECRET_ACCESS_KEY="unused")
+    assert note.startswith("DVC remote not available (remote 'team' did not answer: ")
+    assert note.endswith("): every stage ran here")
+    assert "Running stage 'count'" in log
+
+
+# --- Tools the tests need: a skip on a developer's machine, a failure in CI ------------------------------
+
+
+@pytest.mark.parametrize("ci", ["true", "1"])
+def test_a_missing_tool_fails_the_test_in_ci(monkeypatch, ci):
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(pytest.fail.Exception, match="no-such-tool-x1 is not installed .*fails instead of skipping"):
+        require_tool("no-such-tool-x1")
+
+
+@pytest.mark.parametrize("ci", [None, "", "false"])
+def test_a_missing_tool_skips_the_test_outside_ci(monkeypatch, ci):
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
+    with pytest.raises(pytest.skip.Exception, match=r"no-such-tool-x1 is not installed \(`make test` installs it"):
+        require_tool("no-such-tool-x1", Path("/no/such/dir/no-such-tool-x2"))
+
+
+def test_a_tool_found_by_name_or_path_is_returned(monkeypatch, tmp_path):
+    monkeypatch.setenv("CI", "true")
+    assert require_tool("no-such-tool-x1", "sh") == shutil.which("sh")
+    script = tmp_path / "tool"
+    script.write_text("#!/bin/sh\n")
+    assert require_tool(script) == str(script)
+
+
+def test_every_test_tool_check_goes_through_require_tool():
+    """No test skips on a missing tool by itself (that would pass CI without running)."""
+    offenders = [
+        f"{path.name}:{number}"
+        for path in sorted((PROJECT / "tests").glob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), start=1)
+        if re.search(r"skipif\(.*(which|is None|exists)|pytest\.skip\(", line) and path.name != "conftest.py"
+    ]
+    assert offenders == []
+
+
+# --- make: values reach commands as one argument, never as shell text -----------------------------------
+
+# A plain `;` (and the way out of double quotes), a backquoted command, a make function (in a value from the
+# environment, as a workflow passes it, make must not evaluate it).
+PAYLOADS = ['x" ; touch {marker}; echo "', "x `touch {marker}`", "x $(shell touch {marker})"]
+TARGETS = [
+    ("checkout", "REV"),
+    ("report", "BASE"),
+    ("predict", "MODEL"),
+    ("predict", "OUTPUT"),
+    ("register", "VERSION"),
+    ("promote", "STAGE"),
+]
+
+
+@pytest.fixture
+def scratch_repo(tmp_path) -> Path:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git_dvc(repo, "git", "init", "-q", "-b", "main")
+    (repo / "README").write_text("scratch\n")
+    git_dvc(repo, "git", "add", "-A")
+    git_dvc(repo, "git", "commit", "-qm", "one")
+    (repo / ".venv").symlink_to(BIN.parent)
+    return repo
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+@pytest.mark.parametrize(("target", "variable"), TARGETS, ids=[f"{t}-{v}" for t, v in TARGETS])
+def test_make_variables_are_never_executed_as_shell(scratch_repo, tmp_path, target, variable, payload):
+    marker = tmp_path / "injected"
+    env = {**TOOLS, "PYTHONPATH": str(PROJECT), "STAGE": "prod", variable: payload.format(marker=marker)}
+    # -o: the venv counts as installed (never reinstall the shared one); the recipe's own command may fail.
+    subprocess.run(
+        ["make", "-f", str(PROJECT / "Makefile"), "-o", ".venv/.installed", target],
+        cwd=scratch_repo, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert not marker.exists(), f"make {target} ran a command hidden in {variable}"
+
+
+@pytest.mark.parametrize("source", ["command line", "environment"])
+def test_make_passes_a_value_with_spaces_and_semicolons_as_one_argument(scratch_repo, tmp_path, source):
+    value = f"no such; rev $(touch {tmp_path / 'injected'})"
+    command = ["make", "-f", str(PROJECT / "Makefile"), "-o", ".venv/.installed", "checkout"]
+    env = {**TOOLS, "REV": value} if source == "environment" else TOOLS
+    result = subprocess.run(
+        command + ([f"REV={value}"] if source == "command line" else []),
+        cwd=scratch_repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+    shown = value if source == "environment" else "no such; rev "  # make reads $(...) on its own command line as a variable
+    assert f"error: REV={shown} is not a tag, branch or commit of this repository" in result.stderr
+    assert not (tmp_path / "injected").exists()
