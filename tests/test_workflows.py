@@ -25,8 +25,8 @@ def tool(*command: str) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / command[0]), *command[1:]], cwd=PROJECT, env=ENV, capture_output=True, text=True, timeout=300)
 
 
-def test_there_are_ci_and_report_workflows():
-    assert [path.name for path in WORKFLOWS] == ["ci.yml", "pr-report.yml"]
+def test_there_are_ci_report_and_comment_workflows():
+    assert [path.name for path in WORKFLOWS] == ["ci.yml", "pr-comment.yml", "pr-report.yml"]
 
 
 def test_actionlint_with_shellcheck_finds_nothing():
@@ -46,19 +46,45 @@ def test_zizmor_offline_finds_nothing():
 
 
 def test_shellcheck_passes_on_the_ci_scripts():
-    scripts = [path for path in (PROJECT / ".ci").iterdir() if path.is_file()]
+    """Every file in .ci/ but the Python one (ruff checks that), as the pre-commit hook selects them."""
+    hook = next(
+        hook
+        for repo in yaml.safe_load((PROJECT / ".pre-commit-config.yaml").read_text())["repos"]
+        for hook in repo["hooks"]
+        if hook["id"] == "shellcheck"
+    )
+    scripts = sorted(path for path in (PROJECT / ".ci").iterdir() if path.is_file() and re.search(hook["files"], f".ci/{path.name}"))
+    others = sorted(path.name for path in (PROJECT / ".ci").iterdir() if path.is_file() and path not in scripts)
+    assert {path.name for path in scripts} >= {"repro", "pr-comment", "run", "system-deps"} and others == ["remote.py"]
     result = tool("shellcheck", *map(str, scripts))
     assert result.returncode == 0, result.stdout
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((PROJECT / ".github/workflows" / name).read_text())
+
+
+def jobs() -> dict[tuple[str, str], dict]:
+    return {(path.name, name): job for path in WORKFLOWS for name, job in yaml.safe_load(path.read_text())["jobs"].items()}
+
+
+def secrets_used(job: dict) -> set[str]:
+    return set(re.findall(r"secrets\.(\w+)", yaml.safe_dump(job)))
+
+
+def runs_pull_request_code(workflow: dict) -> bool:
+    """A workflow that `pull_request` triggers checks out and runs the pull request's own code."""
+    return "pull_request" in workflow[True]  # YAML 1.1 reads the key `on` as true
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda path: path.name)
 def test_least_privilege_pinned_and_no_untrusted_expressions_in_run(path):
     workflow = yaml.safe_load(path.read_text())
-    triggers = workflow[True]  # YAML 1.1 reads the key `on` as true
+    triggers = workflow[True]
     assert "pull_request_target" not in triggers
     assert workflow["permissions"] == {}  # nothing by default; each job asks for what it needs
     for name, job in workflow["jobs"].items():
-        assert set(job["permissions"]) <= {"contents", "pull-requests"}, name
+        assert set(job["permissions"]) <= {"contents", "pull-requests", "actions"}, name
         assert job["permissions"].get("contents") == "read", name
         for step in job["steps"]:
             if "uses" in step:
@@ -70,14 +96,62 @@ def test_least_privilege_pinned_and_no_untrusted_expressions_in_run(path):
                 assert step["with"]["persist-credentials"] is False
 
 
-def test_only_the_report_job_may_write_and_only_to_pull_requests():
-    writers = {
-        (path.name, name): job["permissions"]
-        for path in WORKFLOWS
-        for name, job in yaml.safe_load(path.read_text())["jobs"].items()
-        if "write" in job["permissions"].values()
+@pytest.mark.parametrize(
+    "path", [path for path in WORKFLOWS if runs_pull_request_code(yaml.safe_load(path.read_text()))], ids=lambda p: p.name
+)
+def test_jobs_that_run_pull_request_code_can_read_only(path):
+    """Pull-request code could read any token or secret its job holds: give it nothing that writes."""
+    for name, job in yaml.safe_load(path.read_text())["jobs"].items():
+        if job.get("if", "").startswith("github.event_name == 'push'"):
+            continue  # never runs for a pull request
+        assert job["permissions"] == {"contents": "read"}, name
+        assert "environment" not in job, name  # environments hold the write secrets
+        assert all(secret.startswith("DVC_REMOTE_READ_") for secret in secrets_used(job)), (name, secrets_used(job))
+
+
+def test_only_the_comment_job_writes_and_only_to_pull_requests():
+    writers = {key: job["permissions"] for key, job in jobs().items() if "write" in job["permissions"].values()}
+    assert writers == {("pr-comment.yml", "comment"): {"contents": "read", "actions": "read", "pull-requests": "write"}}
+
+
+def test_the_comment_job_runs_no_pull_request_code_and_only_reads_the_artifact():
+    workflow = load("pr-comment.yml")
+    assert set(workflow[True]) == {"workflow_run"}  # runs the default branch's workflow, whatever the PR changed
+    assert workflow[True]["workflow_run"]["workflows"] == [load("pr-report.yml")["name"]]
+    (job,) = workflow["jobs"].values()
+    assert "pull_request" in job["if"]
+    uses = [step["uses"].split("@")[0] for step in job["steps"] if "uses" in step]
+    assert uses == ["actions/checkout", "actions/download-artifact"]
+    checkout, download = (step for step in job["steps"] if "uses" in step)
+    assert set(checkout["with"]) == {"persist-credentials"}  # no ref/repository: the default branch, never the PR head
+    assert download["with"]["name"] == "pr-report"
+    assert download["with"]["run-id"] == "${{ github.event.workflow_run.id }}"  # the run that triggered this one
+    runs = [step["run"] for step in job["steps"] if "run" in step]
+    assert runs == [".ci/pr-comment pr-report/report.md"]  # the artifact is an argument (data), never a command
+    env = next(step["env"] for step in job["steps"] if "run" in step)
+    assert env["HEAD_SHA"] == "${{ github.event.workflow_run.head_sha }}" and "PR_NUMBER" not in env  # the PR from the API
+    assert secrets_used(job) == set()
+    report_job = load("pr-report.yml")["jobs"]["report"]
+    uploads = [step["with"] for step in report_job["steps"] if step.get("uses", "").startswith("actions/upload-artifact@")]
+    assert [(upload["name"], upload["path"]) for upload in uploads] == [("pr-report", "reports/pr/")]
+
+
+def test_write_secrets_only_in_the_publish_job_behind_its_protected_environment():
+    holders = {
+        key: job for key, job in jobs().items() if secrets_used(job) - {s for s in secrets_used(job) if s.startswith("DVC_REMOTE_READ_")}
     }
-    assert writers == {("pr-report.yml", "report"): {"contents": "read", "pull-requests": "write"}}
+    assert list(holders) == [("ci.yml", "publish")]
+    publish = holders["ci.yml", "publish"]
+    assert publish["environment"] == "dvc-publish"
+    assert publish["if"] == "github.event_name == 'push' && github.ref == 'refs/heads/main'"
+    steps = [step.get("run") for step in publish["steps"] if "run" in step]
+    assert steps == ["make ci-remote", "make ci-repro", "make push"]  # the remote is configured before anything uses it
+
+
+def test_concurrency_cancels_superseded_pull_request_runs_but_never_a_publish_run():
+    concurrency = load("ci.yml")["concurrency"]
+    assert concurrency["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
+    assert load("pr-report.yml")["concurrency"]["cancel-in-progress"] is True  # pull requests only
 
 
 def test_make_targets_the_workflows_call_exist():
@@ -100,45 +174,91 @@ def test_every_pre_commit_hook_passes_on_a_clean_clone(tmp_path):
 
 
 GH_STUB = """#!/usr/bin/env bash
-# Stands in for the GitHub CLI (no GitHub here): lists canned comments, records writes.
+# Stands in for the GitHub CLI (no GitHub here): lists canned pull requests and comments, records writes.
 echo "$*" >> "$STUB_LOG"
-if [[ "$*" == *--paginate* ]]; then
-  printf '%s' "$STUB_COMMENTS" | jq -r "${@: -1}"  # the --jq filter is the last argument
+if [[ "$*" == *--paginate*/pulls?* ]]; then
+  printf '%s' "$STUB_PULLS" | jq -r "${@: -1}"  # the --jq filter is the last argument
+elif [[ "$*" == *--paginate* ]]; then
+  printf '%s' "$STUB_COMMENTS" | jq -r "${@: -1}"
 else
   cat > "$STUB_BODY"
 fi
 """
+BOT = "github-actions[bot]"
+MARKER = "<!-- mlops-pr-report -->"
+HEAD = "0123456789abcdef0123456789abcdef01234567"
 
 
-@pytest.mark.parametrize("existing", [False, True], ids=["creates", "updates"])
-def test_pr_comment_creates_one_sticky_comment_then_updates_it(tmp_path, existing):
-    """The GitHub API cannot be reached here, so `gh` is a stub; the upsert logic and the body are real."""
+def pr_comment(tmp_path: Path, comments: list[dict], pulls: list[dict] | None = None, **env: str) -> subprocess.CompletedProcess:
+    """Run .ci/pr-comment against the stub `gh` (the GitHub API cannot be reached here); jq and the logic are real."""
     require_tool("jq")  # skips locally, fails in CI
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+    bin_dir.mkdir(exist_ok=True)
     (bin_dir / "gh").write_text(GH_STUB)
     (bin_dir / "gh").chmod(0o755)
     report = tmp_path / "report.md"
-    report.write_text('<!-- mlops-pr-report -->\n## Report with "quotes" and `code`\n')
-    comments = [{"id": 11, "body": "a human comment"}] + ([{"id": 42, "body": "<!-- mlops-pr-report -->\nold"}] if existing else [])
-    env = {
-        **ENV,
+    report.write_text(f'{MARKER}\n## Report with "quotes" and `code`\n')
+    environ = {key: value for key, value in ENV.items() if key not in ("PR_NUMBER", "HEAD_SHA", "PR_COMMENT_BOT")}
+    environ |= {
         "PATH": f"{bin_dir}{os.pathsep}{ENV['PATH']}",
-        "PR_NUMBER": "7",
         "GITHUB_REPOSITORY": "team/project",
         "STUB_LOG": str(tmp_path / "calls.log"),
         "STUB_BODY": str(tmp_path / "body.json"),
         "STUB_COMMENTS": json.dumps(comments),
+        "STUB_PULLS": json.dumps(pulls or []),
+        **env,
     }
-    result = subprocess.run([str(PROJECT / ".ci/pr-comment"), str(report)], env=env, capture_output=True, text=True, timeout=60)
+    return subprocess.run([str(PROJECT / ".ci/pr-comment"), str(report)], env=environ, capture_output=True, text=True, timeout=60)
+
+
+def last_write(tmp_path: Path) -> str:
+    return (tmp_path / "calls.log").read_text().splitlines()[-1]
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["creates", "updates"])
+def test_pr_comment_creates_one_sticky_comment_then_updates_it(tmp_path, existing):
+    comments = [{"id": 11, "user": {"login": "alice"}, "body": "a human comment"}]
+    comments += [{"id": 42, "user": {"login": BOT}, "body": f"{MARKER}\nold"}] if existing else []
+    result = pr_comment(tmp_path, comments, PR_NUMBER="7")
     assert result.returncode == 0, result.stderr
-    calls = (tmp_path / "calls.log").read_text().splitlines()
-    write = calls[-1]
     if existing:
-        assert write.startswith("api --method PATCH repos/team/project/issues/comments/42")
+        assert last_write(tmp_path).startswith("api --method PATCH repos/team/project/issues/comments/42")
     else:
-        assert write.startswith("api --method POST repos/team/project/issues/7/comments")
-    assert json.loads((tmp_path / "body.json").read_text()) == {"body": report.read_text()}
+        assert last_write(tmp_path).startswith("api --method POST repos/team/project/issues/7/comments")
+    assert json.loads((tmp_path / "body.json").read_text()) == {"body": (tmp_path / "report.md").read_text()}
+
+
+def test_pr_comment_never_edits_a_marked_comment_someone_else_wrote(tmp_path):
+    comments = [
+        {"id": 5, "user": {"login": "mallory"}, "body": f"{MARKER}\nlooks like the report"},
+        {"id": 42, "user": {"login": BOT}, "body": f"{MARKER}\nold"},
+    ]
+    result = pr_comment(tmp_path, comments, PR_NUMBER="7")
+    assert result.returncode == 0, result.stderr
+    assert last_write(tmp_path).startswith("api --method PATCH repos/team/project/issues/comments/42")
+    only_mallory = pr_comment(tmp_path, comments[:1], PR_NUMBER="7")
+    assert only_mallory.returncode == 0, only_mallory.stderr
+    assert last_write(tmp_path).startswith("api --method POST repos/team/project/issues/7/comments")
+
+
+def test_pr_comment_bot_login_is_configurable(tmp_path):
+    comments = [{"id": 42, "user": {"login": BOT}, "body": f"{MARKER}\nold"}, {"id": 43, "user": {"login": "my-app[bot]"}, "body": MARKER}]
+    result = pr_comment(tmp_path, comments, PR_NUMBER="7", PR_COMMENT_BOT="my-app[bot]")
+    assert result.returncode == 0, result.stderr
+    assert last_write(tmp_path).startswith("api --method PATCH repos/team/project/issues/comments/43")
+    bad = pr_comment(tmp_path, comments, PR_NUMBER="7", PR_COMMENT_BOT='x" or true')
+    assert bad.returncode == 2 and "PR_COMMENT_BOT is not a GitHub login" in bad.stderr
+
+
+def test_pr_comment_finds_the_pull_request_by_the_reports_commit(tmp_path):
+    pulls = [{"number": 3, "head": {"sha": "f" * 40}}, {"number": 9, "head": {"sha": HEAD}}]
+    result = pr_comment(tmp_path, [], pulls, HEAD_SHA=HEAD)
+    assert result.returncode == 0, result.stderr
+    assert last_write(tmp_path).startswith("api --method POST repos/team/project/issues/9/comments")
+    none = pr_comment(tmp_path, [], pulls[:1], HEAD_SHA=HEAD)
+    assert none.returncode == 2 and f"expected one open pull request with head {HEAD}, found: none" in none.stderr
+    forged = pr_comment(tmp_path, [], pulls, HEAD_SHA="9; rm -rf /")
+    assert forged.returncode == 2 and "HEAD_SHA is not a commit sha" in forged.stderr
 
 
 def test_pr_comment_refuses_a_file_without_the_marker(tmp_path):
