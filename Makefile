@@ -11,7 +11,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Values a user or a workflow passes (make checkout REV=..., make predict MODEL=...) reach the recipes as
 # environment variables, quoted there ("$$REV", $${VERSION:+...}): never pasted into the shell's text, where
 # `;`, spaces or $(...) would run, and never expanded by make itself (so set from the environment they stay inert).
-export BASE REV MODEL INPUT OUTPUT VERSION STAGE ARTIFACT_URL
+export BASE REV MODEL INPUT OUTPUT VERSION STAGE ARTIFACT_URL REVS
 
 .PHONY: help setup params check-params repro check-lock ci-remote ci-repro report checkout register promote predict verify-cache repair-cache pr-comment push drift-gate test test-fast lint dag metrics plots lock clean
 BASE ?= main
@@ -99,8 +99,8 @@ dag: setup  ## draw the pipeline
 metrics: setup  ## metrics of the workspace against HEAD
 	$(BIN)/dvc metrics diff
 
-plots: setup  ## render plots of the workspace against HEAD to dvc_plots/index.html
-	$(BIN)/dvc plots diff
+plots: setup  ## draw the plots of the workspace against HEAD (or REVS="main v1") to dvc_plots/index.html, offline
+	@read -r -a revs <<< "$$REVS"; set -x; $(BIN)/python -m stages.plots "$${revs[@]}"
 
 lock:  ## re-pin requirements.lock from pyproject.toml in a scratch venv
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
