@@ -97,6 +97,7 @@ def test_make_plots_renders_every_plot_with_no_network(repo, tmp_path):
     assert ids and len(ids) == len(set(ids))  # each chart's clip paths are its own
 
 
+@pytest.mark.slow  # real dvc and make in a temporary repository
 def test_plots_against_a_named_revision_and_a_clear_error_for_an_unknown_one(repo):
     made = run(repo, "make", "-f", str(PROJECT / "Makefile"), "-o", ".venv/.installed", "plots", "REVS=main")
     assert "2 plot(s) drawn to dvc_plots/index.html" in made.stdout

@@ -319,6 +319,7 @@ def ci_repro(repo: Path, **env: str) -> tuple[str, str]:
     return (repo / "reports/pr/remote.txt").read_text().strip(), (repo / "reports/pr/repro.log").read_text()
 
 
+@pytest.mark.slow  # real git, dvc and make in temporary repositories
 def test_ci_repro_pulls_from_a_remote_that_holds_the_outputs_and_says_so(published, tmp_path):
     origin, remote = published
     clone = ci_clone(origin, tmp_path / "clone", str(remote))
@@ -328,6 +329,7 @@ def test_ci_repro_pulls_from_a_remote_that_holds_the_outputs_and_says_so(publish
     assert (clone / "out.txt").read_text().strip() == "12"
 
 
+@pytest.mark.slow  # real git, dvc and make in temporary repositories
 def test_ci_repro_says_not_available_when_the_remote_folder_does_not_exist(published, tmp_path):
     origin, _ = published
     missing = tmp_path / "nowhere"
@@ -338,6 +340,7 @@ def test_ci_repro_says_not_available_when_the_remote_folder_does_not_exist(publi
     assert not missing.exists()
 
 
+@pytest.mark.slow  # real git, dvc and make in temporary repositories
 def test_ci_repro_in_ci_refuses_a_local_folder_remote_even_when_it_exists(published, tmp_path):
     origin, remote = published
     clone = ci_clone(origin, tmp_path / "clone", str(remote))
@@ -354,6 +357,7 @@ def remote_script(repo: Path, *arguments: str, **env: str) -> subprocess.Complet
     return subprocess.run([sys.executable, ".ci/remote.py", *arguments], cwd=repo, env=environ, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow  # real git, dvc and make in temporary repositories
 def test_publishing_refuses_a_local_folder_in_ci_and_allows_it_on_a_developers_machine(published):
     origin, remote = published
     refused = remote_script(origin, "check-publish", CI="true")
@@ -363,6 +367,7 @@ def test_publishing_refuses_a_local_folder_in_ci_and_allows_it_on_a_developers_m
     assert remote_script(origin, "check-publish").returncode == 0
 
 
+@pytest.mark.slow  # real git, dvc and make in temporary repositories
 def test_configure_makes_the_url_from_the_environment_the_default_remote_in_config_local(published):
     origin, _ = published
     configured = remote_script(
@@ -377,6 +382,7 @@ def test_configure_makes_the_url_from_the_environment_the_default_remote_in_conf
     assert unset.returncode == 0 and "DVC_REMOTE_URL is not set" in unset.stdout
 
 
+@pytest.mark.slow  # real git, dvc and make in temporary repositories
 def test_ci_repro_says_not_available_when_the_remote_server_does_not_answer(published, tmp_path):
     origin, _ = published
     clone = ci_clone(origin, tmp_path / "clone", "s3://bucket/flights")
@@ -453,6 +459,7 @@ def scratch_repo(tmp_path) -> Path:
     return repo
 
 
+@pytest.mark.slow  # real git, dvc and make in temporary repositories
 @pytest.mark.parametrize("payload", PAYLOADS)
 @pytest.mark.parametrize(("target", "variable"), TARGETS, ids=[f"{t}-{v}" for t, v in TARGETS])
 def test_make_variables_are_never_executed_as_shell(scratch_repo, tmp_path, target, variable, payload):
@@ -467,6 +474,7 @@ def test_make_variables_are_never_executed_as_shell(scratch_repo, tmp_path, targ
 
 
 @pytest.mark.parametrize("source", ["command line", "environment"])
+@pytest.mark.slow  # real git, dvc and make in temporary repositories
 def test_make_passes_a_value_with_spaces_and_semicolons_as_one_argument(scratch_repo, tmp_path, source):
     value = f"no such; rev $(touch {tmp_path / 'injected'})"
     command = ["make", "-f", str(PROJECT / "Makefile"), "-o", ".venv/.installed", "checkout"]
