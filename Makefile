@@ -8,8 +8,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Stage commands in dvc.yaml call `python`: make it the project's interpreter.
 export PATH := $(abspath $(BIN)):$(PATH)
+# Values a user or a workflow passes (make checkout REV=..., make predict MODEL=...) reach the recipes as
+# environment variables, quoted there ("$$REV", $${VERSION:+...}): never pasted into the shell's text, where
+# `;`, spaces or $(...) would run, and never expanded by make itself (so set from the environment they stay inert).
+export BASE REV MODEL INPUT OUTPUT VERSION STAGE ARTIFACT_URL REVS
 
-.PHONY: help setup params check-params repro check-lock ci-repro report checkout register promote predict verify-cache repair-cache pr-comment push drift-gate test test-fast lint dag metrics plots lock clean
+.PHONY: help setup params check-params repro check-lock ci-remote ci-repro report checkout register promote predict verify-cache repair-cache pr-comment push drift-gate test test-fast lint dag metrics plots lock clean
 BASE ?= main
 
 help:  ## list the targets
@@ -37,27 +41,31 @@ repro: params  ## set up, compose params and run the pipeline (only what changed
 check-lock: repro  ## fail if `dvc repro` changed dvc.lock: the committed pipeline must be up to date
 	@git diff --exit-code --stat -- dvc.lock || { echo "error: dvc.lock changed after dvc repro: run make repro and commit dvc.lock" >&2; exit 1; }
 
-ci-repro: params  ## CI: pull what the DVC remote has, run the rest, log to reports/pr/ (remote optional)
+ci-remote: setup  ## CI: make DVC_REMOTE_URL (+ DVC_REMOTE_ENDPOINT_URL) the default remote, in .dvc/config.local
+	$(BIN)/python .ci/remote.py configure
+
+ci-repro: params  ## CI: pull what the DVC remote really holds, run the rest, log to reports/pr/ (remote optional)
 	.ci/repro
 
-report: setup  ## Markdown report of this workspace against BASE (default main): make report BASE=<rev>
-	$(BIN)/python -m stages.report --base $(BASE) $(if $(wildcard reports/pr/repro.log),--repro-log reports/pr/repro.log) $(REPORT_ARGS)
+report: setup  ## Markdown report of this workspace against BASE (default main): make report BASE=<rev> [ARTIFACT_URL=<url>]
+	$(BIN)/python -m stages.report --base "$$BASE" $(if $(wildcard reports/pr/repro.log),--repro-log reports/pr/repro.log) $${ARTIFACT_URL:+--artifact-url "$$ARTIFACT_URL"}
 
 checkout: setup  ## restore code, data, features, model and metrics of a revision: make checkout REV=<tag, branch or sha>
-	@test -n "$(REV)" || { echo "error: say which revision: make checkout REV=<tag, branch or sha>" >&2; exit 2; }
-	git checkout --quiet $(REV)
+	@test -n "$$REV" || { echo "error: say which revision: make checkout REV=<tag, branch or sha>" >&2; exit 2; }
+	@git rev-parse --verify --quiet --end-of-options "$$REV^{commit}" >/dev/null || { echo "error: REV=$$REV is not a tag, branch or commit of this repository (see git tag, git branch -a)" >&2; exit 2; }
+	git checkout --quiet "$$REV" --
 	$(BIN)/dvc checkout --force --quiet
-	@echo "workspace at $(REV) ($$(git rev-parse --short HEAD)): code, params, data, features, model and metrics"
+	@echo "workspace at $$REV ($$(git rev-parse --short HEAD)): code, params, data, features, model and metrics"
 
 register: setup  ## register the committed model as a new version (a GTO git tag): make register [VERSION=v1.0.0]
-	$(BIN)/gto register model HEAD $(if $(VERSION),--version $(VERSION))
+	$(BIN)/gto register model HEAD $${VERSION:+--version "$$VERSION"}
 
 promote: setup  ## assign a stage to a model version: make promote STAGE=prod [VERSION=v1.0.0] (default: the latest)
-	@test -n "$(STAGE)" || { echo "error: say which stage: make promote STAGE=prod [VERSION=v1.0.0]" >&2; exit 2; }
-	$(BIN)/gto assign model $(if $(VERSION),--version $(VERSION),HEAD) --stage $(STAGE)
+	@test -n "$$STAGE" || { echo "error: say which stage: make promote STAGE=prod [VERSION=v1.0.0]" >&2; exit 2; }
+	$(BIN)/gto assign model $${VERSION:+--version} "$${VERSION:-HEAD}" --stage "$$STAGE"
 
 predict: setup  ## score a file with a registered model: make predict MODEL=model@v1.0.0 INPUT=rows.csv OUTPUT=scores.csv
-	$(BIN)/python -m stages.predict --model "$(MODEL)" --input "$(INPUT)" --output "$(OUTPUT)"
+	$(BIN)/python -m stages.predict --model "$$MODEL" --input "$$INPUT" --output "$$OUTPUT"
 
 verify-cache: setup  ## check every DVC cache object against its hash (exit 1 if any is corrupted)
 	$(BIN)/python -m stages.verify_cache
@@ -68,7 +76,8 @@ repair-cache: setup  ## remove corrupted cache objects, fetch them again from th
 pr-comment:  ## CI: post or update the one pull-request comment holding reports/pr/report.md
 	.ci/pr-comment reports/pr/report.md
 
-push: setup  ## push data, models and the run cache to the default DVC remote
+push: setup  ## push data, models and the run cache to the default DVC remote (in CI: refuses a local folder)
+	$(BIN)/python .ci/remote.py check-publish
 	$(BIN)/dvc push --run-cache
 
 drift-gate: setup  ## exit non-zero when the last drift check failed its gate (thresholds in conf/drift/)
@@ -90,8 +99,8 @@ dag: setup  ## draw the pipeline
 metrics: setup  ## metrics of the workspace against HEAD
 	$(BIN)/dvc metrics diff
 
-plots: setup  ## render plots of the workspace against HEAD to dvc_plots/index.html
-	$(BIN)/dvc plots diff
+plots: setup  ## draw the plots of the workspace against HEAD (or REVS="main v1") to dvc_plots/index.html, offline
+	@read -r -a revs <<< "$$REVS"; set -x; $(BIN)/python -m stages.plots "$${revs[@]}"
 
 lock:  ## re-pin requirements.lock from pyproject.toml in a scratch venv
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,27 @@ from stages.lib.contract import DataContract
 
 PROJECT = Path(__file__).resolve().parent.parent
 ORIGINS = ("EWR", "JFK", "LGA")
+SYSTEM_DEPS_HINT = "`make test` installs it with .ci/system-deps when run as root"
+
+
+def in_ci() -> bool:
+    """True on a CI runner: GitHub Actions and this project's CI set `CI=true`."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require_tool(*names: str | Path, install: str = SYSTEM_DEPS_HINT) -> str:
+    """The path of the first of `names` found (a command on PATH, or a file path) for a test that needs it.
+
+    When none is found the test skips on a developer's machine but FAILS in CI, where `.ci/system-deps`
+    must have installed it: a skip there would hide a broken set-up behind a green run."""
+    for name in names:
+        found = str(name) if "/" in str(name) and Path(name).exists() else shutil.which(str(name))
+        if found:
+            return found
+    message = f"{Path(str(names[0])).name} is not installed ({install})"
+    if in_ci():
+        pytest.fail(f"{message}; CI must run every test, so this one fails instead of skipping", pytrace=False)
+    pytest.skip(message)
 
 
 def make_flights(rows_per_month: int = 12, seed: int = 0) -> pd.DataFrame:

@@ -1,23 +1,26 @@
 """Real servers on 127.0.0.1 for the remote-storage tests: OpenSSH's sshd and the s3rver S3 server.
 
 Each starts in a scratch folder on a free port and stops when its context ends. `.ci/system-deps`
-installs what they need (Debian's openssh-server, nodejs and npm; s3rver from npm into .ci/.s3rver).
+installs what they need (Debian's openssh-server, nodejs and npm; s3rver from npm into .ci/.s3rver);
+without it a test skips, or fails when `CI` is set (`tests.conftest.require_tool`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import getpass
+import http.client
 import os
-import shutil
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
+from tests.conftest import require_tool
 
 PROJECT = Path(__file__).resolve().parent.parent
 S3RVER = PROJECT / ".ci/.s3rver/node_modules/.bin/s3rver"
@@ -63,6 +66,7 @@ class SshServer:
     user: str
     key: Path  # the client's private key, authorized on the server
     host_key_line: str  # the server's public host key as a known_hosts line
+    log: Path  # sshd's own log (LogLevel DEBUG1: it names each channel request, such as agent forwarding)
 
     def url(self, path: Path) -> str:
         return f"ssh://{self.user}@127.0.0.1:{self.port}{path}"
@@ -70,9 +74,8 @@ class SshServer:
 
 @contextlib.contextmanager
 def sshd(folder: Path) -> Iterator[SshServer]:
-    binary = shutil.which("sshd") or "/usr/sbin/sshd"
-    if not Path(binary).exists():
-        pytest.skip("openssh-server is not installed (`make test` installs it when run as root)")
+    binary = require_tool("sshd", "/usr/sbin/sshd")  # skips locally, fails in CI
+    require_tool("ssh-keygen")
     folder.mkdir(parents=True, mode=0o700)
     for name in ("host", "client"):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", name, "-f", str(folder / name)], check=True)
@@ -93,6 +96,7 @@ def sshd(folder: Path) -> Iterator[SshServer]:
                 "KbdInteractiveAuthentication no",
                 "PermitRootLogin prohibit-password",
                 "UsePAM no",
+                "LogLevel DEBUG1",
                 "StrictModes no",  # the scratch folder's owner and modes are not sshd's business here
                 "Subsystem sftp internal-sftp",
                 "",
@@ -102,8 +106,9 @@ def sshd(folder: Path) -> Iterator[SshServer]:
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege-separation directory
     kind, key, _ = (folder / "host.pub").read_text().split()
-    with running([binary, "-D", "-e", "-f", str(config)], port, folder / "sshd.log"):
-        yield SshServer(port=port, user=getpass.getuser(), key=folder / "client", host_key_line=f"[127.0.0.1]:{port} {kind} {key}")
+    log = folder / "sshd.log"
+    with running([binary, "-D", "-e", "-f", str(config)], port, log):
+        yield SshServer(port=port, user=getpass.getuser(), key=folder / "client", host_key_line=f"[127.0.0.1]:{port} {kind} {key}", log=log)
 
 
 @dataclass
@@ -118,8 +123,7 @@ class S3Server:
 
 @contextlib.contextmanager
 def s3rver(folder: Path) -> Iterator[S3Server]:
-    if not S3RVER.exists():
-        pytest.skip("s3rver is not installed (`make test` installs it with npm into .ci/.s3rver)")
+    require_tool(S3RVER, install="`make test` installs it with npm into .ci/.s3rver")
     folder.mkdir(parents=True)
     port = free_port()
     command = [
@@ -136,3 +140,66 @@ def s3rver(folder: Path) -> Iterator[S3Server]:
     ]
     with running(command, port, folder.parent / f"{folder.name}.log"):
         yield S3Server(port=port, directory=folder)
+
+
+class Gate:
+    """What a gated proxy has let through, and the moment it starts holding requests."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.uploads = 0  # object uploads (PUT under files/md5/) passed to the server
+        self.holding = threading.Event()  # set when an upload beyond the limit arrived and was held
+        self.release = threading.Event()  # set to let held requests go (they are dropped, never forwarded)
+        self.lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def gated_proxy(upstream_port: int, limit: int) -> Iterator[tuple[str, Gate]]:
+    """An HTTP proxy on 127.0.0.1 in front of an S3 server that forwards the first `limit` object uploads and holds
+    every later one unanswered: a client stuck at a known point (exactly `limit` objects on the server).
+    Headers, Host included, go through unchanged, so S3 request signatures stay valid."""
+    gate = Gate(limit)
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *arguments) -> None:  # quiet
+            pass
+
+        def forward(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if self.command == "PUT" and "/files/md5/" in self.path:
+                with gate.lock:
+                    held = gate.uploads >= gate.limit
+                    gate.uploads += 0 if held else 1
+                if held:
+                    gate.holding.set()
+                    gate.release.wait()
+                    self.close_connection = True
+                    return
+            upstream = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=60)
+            upstream.request(self.command, self.path, body=body or None, headers=dict(self.headers.items()))
+            response = upstream.getresponse()
+            data = response.read()
+            self.send_response(response.status, response.reason)
+            for name, value in response.getheaders():
+                if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                    self.send_header(name, value)
+            self.send_header("Content-Length", response.getheader("Content-Length", "0") if self.command == "HEAD" else str(len(data)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(data)
+            upstream.close()
+
+        do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = forward
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", gate
+    finally:
+        gate.release.set()
+        server.shutdown()
+        server.server_close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import shutil
 import subprocess
 import tempfile
 
@@ -19,7 +18,7 @@ from stages.lib.config import DriftConfig, GateConfig, ModelConfig, TrainConfig
 from stages.lib.drift_html import render_report
 from stages.lib.errors import UserError
 from stages.train import train_model
-from tests.conftest import run_module
+from tests.conftest import require_tool, run_module
 
 SPEC = FeatureSpec.plain(["temp", "dewp", "distance"], ["dest"])
 DESTINATIONS = ["ATL", "ORD", "SEA", "__other__"]
@@ -213,11 +212,8 @@ def test_report_is_self_contained_and_deterministic(seasonal):
     assert page == render_report(seasonal.summary, seasonal.ranked, seasonal.prediction, seasonal.target)
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (`make test` installs it when run as root)")
 def test_report_renders_in_a_headless_browser_and_shows_the_drifted_columns(seasonal, tmp_path):
+    chromium = require_tool("chromium", "chromium-browser")  # skips locally, fails in CI
     page = tmp_path / "drift_report.html"
     page.write_text(render_report(seasonal.summary, seasonal.ranked, seasonal.prediction, seasonal.target))
     flags = [
@@ -226,10 +222,10 @@ def test_report_renders_in_a_headless_browser_and_shows_the_drifted_columns(seas
     ]  # fmt: skip
     with tempfile.TemporaryDirectory() as profile:
         dom = subprocess.run(
-            [CHROMIUM, *flags, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
+            [chromium, *flags, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
         ).stdout
         subprocess.run(
-            [CHROMIUM, *flags, f"--user-data-dir={profile}", "--window-size=1200,1600", f"--screenshot={tmp_path / 'shot.png'}", page.as_uri()],
+            [chromium, *flags, f"--user-data-dir={profile}", "--window-size=1200,1600", f"--screenshot={tmp_path / 'shot.png'}", page.as_uri()],
             capture_output=True, timeout=120, check=True,
         )  # fmt: skip
     drifted_rows = re.findall(r'<tr class="drifted"><td>([^<]+)</td>', dom)
