@@ -31,12 +31,13 @@ from stages.lib.catalog import (
     load_features,
     load_prepared,
 )
-from stages.lib.config import DriftConfig, GateConfig, load_params
-from stages.lib.drift import ColumnDrift, DriftResult, DriftThresholds, detect_drift, json_ready, read_sorted_columns
+from stages.lib.config import DriftConfig, DriftThresholds, GateConfig, load_params
+from stages.lib.drift import ColumnDrift, DriftResult, detect_drift, json_ready
 from stages.lib.drift_html import render_report
 from stages.lib.errors import fail, run_stage
 from stages.lib.io import json_writer, read_json, read_parquet, read_yaml, write_outputs
 from stages.lib.models import load_model, predict_scores
+from stages.lib.profile import read_sorted_columns
 
 PREDICTION = "prediction"
 

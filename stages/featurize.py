@@ -33,7 +33,6 @@ from stages.lib.catalog import (
 )
 from stages.lib.config import SPLIT_NAMES, FeaturesConfig, Window, load_params
 from stages.lib.contract import DataContract
-from stages.lib.drift import sorted_columns
 from stages.lib.errors import fail, run_stage
 from stages.lib.features import (
     INPUT_TYPES,
@@ -48,6 +47,7 @@ from stages.lib.features import (
 )
 from stages.lib.io import json_writer, parquet_writer, read_yaml, write_outputs
 from stages.lib.models import model_writer
+from stages.lib.profile import sorted_columns
 
 LIBRARIES = ("scikit-learn", "pandas", "numpy", "holidays")
 FAMILIES = ("datetime", "numeric", "categorical", "history")

@@ -15,7 +15,6 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from stages.lib.drift import DriftThresholds
 from stages.lib.errors import fail
 
 PARAMS_FILE = "params.yaml"
@@ -123,6 +122,20 @@ def _share(section: Section, key: str) -> float | None:
     if value is not None and not 0.0 < value <= 1.0:
         fail(f"{PARAMS_FILE}: '{section.where}.{key}' must be in (0, 1] or null, got {value!r}")
     return None if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class DriftThresholds:
+    """The verdict rule and its thresholds (conf/drift/)."""
+
+    small_reference_rows: int = 1000  # at or below: p-value tests; above: effect sizes
+    p_value: float = 0.05
+    wasserstein: float = 0.1  # Wasserstein distance / reference standard deviation
+    jensen_shannon: float = 0.1
+    few_values: int = 5  # numeric columns with at most this many distinct values count as categorical
+    psi_bins: int = 10
+    missing_share: float = 0.05  # absolute change in the share of missing values
+    drift_share: float = 0.5  # the dataset drifts when this share of columns drifts
 
 
 @dataclass(frozen=True)
