@@ -22,11 +22,13 @@ import numpy as np
 import pandas as pd
 
 from stages.lib.catalog import FEATURE_SPEC, HISTORY_EVENTS, MODEL_FILE, SCHEMA_FILE, TRANSFORMER_FILE, FeatureSpec
+from stages.lib.config import load_params
 from stages.lib.errors import fail, run_stage
 from stages.lib.features import apply_features
 from stages.lib.io import parquet_writer, read_json, read_parquet, read_yaml, write_outputs
 from stages.lib.models import load_model, predict_scores
 from stages.lib.revisions import materialized, run
+from stages.lib.runtime import limit_threads
 from stages.prepare import read_table
 
 PREDICTION = "prediction"
@@ -97,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.output.suffix not in (".csv", ".parquet"):
         fail(f"--output {args.output}: write .csv or .parquet")
+    limit_threads(load_params())
     repo = Path.cwd()
     rows = read_table(args.input)
     ref = model_ref(args.model, repo)

@@ -22,6 +22,7 @@ from stages.lib.config import Window, load_params
 from stages.lib.contract import DataContract, Join, infer_schema
 from stages.lib.errors import fail, run_stage
 from stages.lib.io import json_writer, parquet_writer, sha256_file, write_outputs
+from stages.lib.runtime import limit_threads
 
 MAX_REPORTED_VIOLATIONS = 20
 
@@ -226,7 +227,9 @@ def read_table(path: Path) -> pd.DataFrame:
 
 
 def main() -> None:
-    contract = DataContract.from_params(load_params())
+    params = load_params()
+    limit_threads(params)
+    contract = DataContract.from_params(params)
     paths = [contract.source.locate(), *(join.source.locate() for join in contract.joins)]
     tables = [read_table(path) for path in paths]
     sources = {path.name: {"sha256": sha256_file(path), "rows": len(frame)} for path, frame in zip(paths, tables, strict=True)}

@@ -139,6 +139,26 @@ class DriftThresholds:
 
 
 @dataclass(frozen=True)
+class RuntimeConfig:
+    """How the stages use this machine (conf/runtime/). No stage tracks it as a param: results do not depend on it."""
+
+    threads: int | None  # threads of OpenMP, BLAS and the drift columns; None: auto (stages/lib/runtime.py)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> RuntimeConfig:
+        if "runtime" not in params:
+            fail(f"{PARAMS_FILE}: missing section 'runtime'; run `make params` to compose it from conf/")
+        section = Section(params["runtime"], "runtime")
+        threads = section.get("threads", (int, str))
+        section.done()
+        if threads == "auto":
+            return cls(threads=None)
+        if isinstance(threads, str) or threads < 1:
+            fail(f"{PARAMS_FILE}: 'runtime.threads' must be auto or a whole number of at least 1, got {threads!r}")
+        return cls(threads=threads)
+
+
+@dataclass(frozen=True)
 class DatetimeFeatures:
     enabled: bool
     parts: tuple[str, ...]
@@ -399,8 +419,7 @@ class GateConfig:
 @dataclass(frozen=True)
 class DriftConfig:
     thresholds: DriftThresholds
-    plots: int
-    threads: int
+    plots: int  # features in reports/drift_plots.json, the most drifted first
     gate: GateConfig
 
     @classmethod
@@ -424,13 +443,13 @@ class DriftConfig:
             max_roc_auc_drop=None if drop is None else float(drop),
         )
         gate_section.done()
-        config = cls(thresholds=thresholds, plots=section.get("plots", int), threads=section.get("threads", int), gate=gate)
+        config = cls(thresholds=thresholds, plots=section.get("plots", int), gate=gate)
         section.done()
         for key in ("p_value", "drift_share"):
             if not 0.0 < getattr(thresholds, key) <= 1.0:
                 fail(f"{PARAMS_FILE}: 'drift.{key}' must be in (0, 1], got {getattr(thresholds, key)}")
         if thresholds.psi_bins < 2:
             fail(f"{PARAMS_FILE}: 'drift.psi_bins' must be at least 2, got {thresholds.psi_bins}")
-        if config.threads < 1:
-            fail(f"{PARAMS_FILE}: 'drift.threads' must be at least 1, got {config.threads}")
+        if config.plots < 1:
+            fail(f"{PARAMS_FILE}: 'drift.plots' must be at least 1, got {config.plots}")
         return config
