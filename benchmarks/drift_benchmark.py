@@ -216,7 +216,9 @@ def child_ours(data: Path, presorted: bool, threads: int, repeats: int) -> dict[
     sys.path.insert(0, str(REPO))
     import pandas as pd
 
-    from stages.lib.drift import DriftThresholds, detect_drift, read_sorted_columns
+    from stages.lib.config import DriftThresholds
+    from stages.lib.drift import detect_drift
+    from stages.lib.profile import read_sorted_columns
 
     reference = pd.read_parquet(data / "reference.parquet")
     current = pd.read_parquet(data / "current.parquet")
@@ -347,7 +349,7 @@ def frames_bytes(reference: Any, current: Any) -> int:
 def prepare(rows: int, seed: int, directory: Path, exclude: list[str]) -> int:
     """Write the frames and the stored reference profile as Parquet; the two frames' size in memory."""
     sys.path.insert(0, str(REPO))
-    from stages.lib.drift import sorted_columns
+    from stages.lib.profile import sorted_columns
 
     reference, current = (frame.drop(columns=exclude) for frame in build_frames(rows, seed))
     size = frames_bytes(reference, current)

@@ -9,6 +9,7 @@ exit code.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_s
 
 from stages.lib.catalog import (
     DRIFT_FILE,
-    DRIFT_PLOTS_DIR,
+    DRIFT_PLOTS,
     DRIFT_REPORT,
     FEATURE_MANIFEST,
     IMPORTANCE_FILE,
@@ -31,12 +32,14 @@ from stages.lib.catalog import (
     load_features,
     load_prepared,
 )
-from stages.lib.config import DriftConfig, GateConfig, load_params
-from stages.lib.drift import ColumnDrift, DriftResult, DriftThresholds, detect_drift, json_ready, read_sorted_columns
+from stages.lib.config import DriftConfig, DriftThresholds, GateConfig, load_params
+from stages.lib.drift import ColumnDrift, DriftResult, detect_drift, json_ready
 from stages.lib.drift_html import render_report
 from stages.lib.errors import fail, run_stage
-from stages.lib.io import json_writer, read_json, read_parquet, read_yaml, write_outputs
+from stages.lib.io import Writer, json_writer, read_json, read_parquet, read_yaml, write_outputs
 from stages.lib.models import load_model, predict_scores
+from stages.lib.profile import read_sorted_columns
+from stages.lib.runtime import limit_threads
 
 PREDICTION = "prediction"
 
@@ -47,7 +50,7 @@ class DriftReport:
     ranked: list[ColumnDrift]  # feature columns, most important drift first
     prediction: ColumnDrift
     target: ColumnDrift | None
-    plots: dict[str, list[dict[str, Any]]]
+    plots: list[dict[str, Any]]  # DRIFT_PLOTS: one row per feature and bin, features ranked as in `ranked`
 
 
 def schema_changes(reference: dict[str, str], current: dict[str, str]) -> list[dict[str, str]]:
@@ -174,6 +177,7 @@ def drift_check(
     schemas: tuple[dict[str, str], dict[str, str]] | None = None,
     features: tuple[pd.DataFrame, pd.DataFrame] | None = None,
     train_statistics: dict[str, dict[str, Any]] | None = None,
+    threads: int = 1,
 ) -> DriftReport:
     """Every drift finding for the current window; pure apart from its inputs.
 
@@ -188,7 +192,7 @@ def drift_check(
     if missing:
         fail(f"current window: input column '{missing[0]}' is missing; the current data must have every model input")
     thresholds: DriftThresholds = config.thresholds
-    result = detect_drift(reference, current, inputs, thresholds, reference_sorted, threads=config.threads)
+    result = detect_drift(reference, current, inputs, thresholds, reference_sorted, threads=threads)
 
     reference_features, current_features = features or (reference, current)
     reference_scores = predict_scores(model, reference_features[spec.features], spec.task)
@@ -228,16 +232,14 @@ def drift_check(
             for column in ranked
         },
     }
-    plots = {}
-    for rank, column in enumerate(ranked[: config.plots], start=1):
-        histogram = column.histogram
-        # `bin` is the x axis for numeric and categorical columns alike; `value` labels it.
-        plots[f"top{rank}"] = [
-            {"feature": column.column, "bin": index, "value": value, "reference": reference_share, "current": current_share}
-            for index, (value, reference_share, current_share) in enumerate(
-                zip(histogram.get("value", []), histogram.get("reference", []), histogram.get("current", []), strict=True)
-            )
-        ]
+    # `bin` is the x axis for numeric and categorical columns alike; `value` labels it.
+    plots = [
+        {"feature": column.column, "rank": rank, "bin": index, "value": value, "reference": reference_share, "current": current_share}
+        for rank, column in enumerate(ranked[: config.plots], start=1)
+        for index, (value, reference_share, current_share) in enumerate(
+            zip(column.histogram.get("value", []), column.histogram.get("reference", []), column.histogram.get("current", []), strict=True)
+        )
+    ]
     return DriftReport(summary=json_ready(summary), ranked=ranked, prediction=prediction, target=target, plots=plots)
 
 
@@ -245,8 +247,20 @@ def _schema(path) -> dict[str, str]:
     return {field.name: str(field.type) for field in pq.read_schema(path)}
 
 
+def drift_outputs(report: DriftReport) -> dict[Path, Writer]:
+    """Every file drift-check writes: the same set whatever the number of features (dvc.yaml declares them)."""
+    html = render_report(report.summary, report.ranked, report.prediction, report.target)
+    return {
+        DRIFT_FILE: json_writer(report.summary),
+        DRIFT_REPORT: lambda path: path.write_text(html, encoding="utf-8"),
+        DRIFT_PLOTS: json_writer(report.plots),
+    }
+
+
 def main() -> None:
-    config = DriftConfig.from_params(load_params())
+    params = load_params()
+    threads = limit_threads(params)
+    config = DriftConfig.from_params(params)
     spec, reference_features = load_features("reference")
     _, current_features = load_features("current")
     reference, current = load_prepared("reference"), load_prepared("current")
@@ -269,11 +283,9 @@ def main() -> None:
         schemas,
         (reference_features, current_features),
         train_statistics,
+        threads,
     )
-    html = render_report(report.summary, report.ranked, report.prediction, report.target)
-    outputs = {DRIFT_FILE: json_writer(report.summary), DRIFT_REPORT: lambda path: path.write_text(html, encoding="utf-8")}
-    outputs |= {DRIFT_PLOTS_DIR / f"{name}.json": json_writer(rows) for name, rows in report.plots.items()}
-    write_outputs(outputs)
+    write_outputs(drift_outputs(report))
     verdict = "DRIFT" if report.summary["dataset_drift"] else "no dataset drift"
     print(
         f"drift-check: {verdict}: {report.summary['drifted_columns']} of {report.summary['columns_checked']} columns drifted "

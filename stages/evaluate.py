@@ -30,6 +30,7 @@ from stages.lib.config import EvaluateConfig, load_params
 from stages.lib.errors import fail, run_stage
 from stages.lib.io import json_writer, write_outputs
 from stages.lib.models import load_model, predict_scores
+from stages.lib.runtime import limit_threads
 
 MAX_CURVE_POINTS = 400
 DIGITS = 6
@@ -155,7 +156,9 @@ def evaluate_model(model: BaseEstimator, test: pd.DataFrame, spec: FeatureSpec, 
 
 
 def main() -> None:
-    config = EvaluateConfig.from_params(load_params())
+    params = load_params()
+    limit_threads(params)
+    config = EvaluateConfig.from_params(params)
     spec, test = load_features("test")
     model = load_model(MODEL_FILE)
     evaluation = evaluate_model(model, test, spec, config)

@@ -33,7 +33,6 @@ from stages.lib.catalog import (
 )
 from stages.lib.config import SPLIT_NAMES, FeaturesConfig, Window, load_params
 from stages.lib.contract import DataContract
-from stages.lib.drift import sorted_columns
 from stages.lib.errors import fail, run_stage
 from stages.lib.features import (
     INPUT_TYPES,
@@ -48,6 +47,8 @@ from stages.lib.features import (
 )
 from stages.lib.io import json_writer, parquet_writer, read_yaml, write_outputs
 from stages.lib.models import model_writer
+from stages.lib.profile import sorted_columns
+from stages.lib.runtime import limit_threads
 
 LIBRARIES = ("scikit-learn", "pandas", "numpy", "holidays")
 FAMILIES = ("datetime", "numeric", "categorical", "history")
@@ -183,6 +184,7 @@ def featurize(splits: dict[str, pd.DataFrame], schema: dict[str, Any], config: F
 def main() -> None:
     started = time.perf_counter()
     params = load_params()
+    limit_threads(params)
     config = FeaturesConfig.from_params(params)
     windows = DataContract.from_params(params).splits
     schema = read_yaml(SCHEMA_FILE, "run `dvc repro prepare` first")

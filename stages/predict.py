@@ -23,12 +23,14 @@ import numpy as np
 import pandas as pd
 
 from stages.lib.catalog import FEATURE_SPEC, HISTORY_EVENTS, MODEL_FILE, SCHEMA_FILE, TRANSFORMER_FILE, FeatureSpec
+from stages.lib.config import load_params
 from stages.lib.contract import DEFAULT_MISSING_VALUES, parse_time, refuse_infinite
 from stages.lib.errors import fail, run_stage
 from stages.lib.features import apply_features
 from stages.lib.io import parquet_writer, read_json, read_parquet, read_table, read_yaml, write_outputs
 from stages.lib.models import load_model, predict_scores
 from stages.lib.revisions import materialized, run
+from stages.lib.runtime import limit_threads
 
 PREDICTION = "prediction"
 INPUT_HINT = "check --input (INPUT= with make predict)"
@@ -105,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"--output {args.output}: write .csv or .parquet")
     if not args.input.is_file():  # before the model version is materialized
         fail(f"{args.input}: file not found; {INPUT_HINT}")
+    limit_threads(load_params())
     repo = Path.cwd()
     ref = model_ref(args.model, repo)
     with materialized(ref, repo, what="--model") as revision:

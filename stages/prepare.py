@@ -21,6 +21,7 @@ from stages.lib.config import Window, load_params
 from stages.lib.contract import DataContract, Join, infer_schema, parse_time, refuse_infinite, refuse_text_in_numbers
 from stages.lib.errors import fail, run_stage
 from stages.lib.io import json_writer, parquet_writer, read_table, sha256_file, write_outputs
+from stages.lib.runtime import limit_threads
 
 MAX_REPORTED_VIOLATIONS = 20
 FIX_TIME = "fix the values, or data.time.format in conf/data/ (iso8601, year, epoch_s, epoch_ms or a strptime pattern)"
@@ -230,7 +231,9 @@ def source_summary(path: Path, table: pd.DataFrame) -> dict[str, Any]:
 
 
 def main() -> None:
-    contract = DataContract.from_params(load_params())
+    params = load_params()
+    limit_threads(params)
+    contract = DataContract.from_params(params)
     paths = [contract.source.locate(), *(join.source.locate() for join in contract.joins)]
     settings = ["data.source", *(f"data.join[{index}].source" for index in range(len(contract.joins)))]
     tables = [

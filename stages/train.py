@@ -24,6 +24,7 @@ from stages.lib.config import ModelConfig, TrainConfig, load_params
 from stages.lib.errors import fail, run_stage
 from stages.lib.io import json_writer, sha256_file, write_outputs
 from stages.lib.models import build_pipeline, model_writer, predict_scores
+from stages.lib.runtime import limit_threads
 
 LIBRARIES = ("scikit-learn", "pandas", "numpy", "scipy", "pyarrow", "skops")
 DIGITS = 6
@@ -115,6 +116,7 @@ def model_card(spec: FeatureSpec, params: dict[str, Any], inputs: dict[str, str]
 
 def main() -> None:
     params = load_params()
+    limit_threads(params)
     model_config, train_config = ModelConfig.from_params(params), TrainConfig.from_params(params)
     spec, train = load_features("train")
     trained = train_model(train, spec, model_config, train_config)

@@ -40,7 +40,7 @@ OUTPUTS = [
     "reports/train.json",
     "reports/drift.json",
     "reports/drift_report.html",
-    "reports/drift_plots/top1.json",
+    "reports/drift_plots.json",
 ]
 # Bytecode is written as usual: .dvcignore must keep __pycache__ out of the stages' code deps.
 ENV = {key: value for key, value in tool_env().items() if key != "PYTHONDONTWRITEBYTECODE"}

@@ -8,16 +8,15 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
+from stages.lib.config import DriftThresholds
 from stages.lib.drift import (
-    DriftThresholds,
     categorical_statistics,
     column_drift,
     detect_drift,
     ks_p_values,
     numeric_statistics,
-    read_sorted_columns,
-    sorted_columns,
 )
+from stages.lib.profile import read_sorted_columns, sorted_columns
 
 THRESHOLDS = DriftThresholds()
 

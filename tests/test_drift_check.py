@@ -5,20 +5,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
 import subprocess
 import tempfile
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from stages.drift_check import drift_check, roc_auc_drop, schema_changes
-from stages.lib.catalog import FeatureSpec
+from stages.drift_check import drift_check, drift_outputs, roc_auc_drop, schema_changes
+from stages.lib.catalog import DRIFT_PLOTS, FeatureSpec
 from stages.lib.config import DriftConfig, GateConfig, ModelConfig, TrainConfig
 from stages.lib.drift_html import render_report
 from stages.lib.errors import UserError
+from stages.lib.io import write_outputs
 from stages.train import train_model
-from tests.conftest import require_tool, run_module
+from tests.conftest import PROJECT, require_tool, run_module, tool_env
 
 SPEC = FeatureSpec.plain(["temp", "dewp", "distance"], ["dest"])
 DESTINATIONS = ["ATL", "ORD", "SEA", "__other__"]
@@ -77,12 +80,57 @@ def test_columns_are_ranked_by_importance_weighted_drift(seasonal):
     assert weights["temp"] == 1.0 and weights["distance"] == 0.0
 
 
-def test_plots_hold_reference_and_current_shares_of_the_top_columns(seasonal, config):
-    assert list(seasonal.plots) == [f"top{rank}" for rank in range(1, min(config.plots, 4) + 1)]
-    top = seasonal.plots["top1"]
+def test_plots_hold_reference_and_current_shares_of_the_top_columns(model, config):
+    two = dataclasses.replace(config, plots=2)
+    report = drift_check(window(3000, 1, False), window(3000, 2, True), SPEC, model, two, importance={"temp": 0.02, "distance": 0.0})
+    ranks = {row["feature"]: row["rank"] for row in report.plots}
+    assert ranks == {column.column: rank for rank, column in enumerate(report.ranked[:2], start=1)}
+    top = [row for row in report.plots if row["rank"] == 1]
     assert {row["feature"] for row in top} == {"temp"}
     assert sum(row["reference"] for row in top) == pytest.approx(1.0, abs=1e-4)
     assert sum(row["current"] for row in top) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_written_files_are_what_dvc_yaml_declares_with_fewer_inputs_than_plots(model, config, tmp_path, monkeypatch):
+    """Four inputs (like the Seattle data) and room for more plots: every declared and plotted file is written, nothing else."""
+    pipeline = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))
+    stage = pipeline["stages"]["drift-check"]
+    declared = {
+        next(iter(entry)) if isinstance(entry, dict) else entry for key in ("outs", "metrics", "plots") for entry in stage.get(key, [])
+    }
+
+    def inside(path: str) -> bool:
+        return any(path == out or path.startswith(f"{out}/") for out in declared)
+
+    plotted = {path for plot in pipeline["plots"] for definition in plot.values() for path in definition["y"] if inside(path)}
+
+    roomy = dataclasses.replace(config, plots=len(SPEC.inputs) + 3)
+    report = drift_check(window(3000, 1, False), window(3000, 2, True), SPEC, model, roomy)
+    monkeypatch.chdir(tmp_path)
+    write_outputs(drift_outputs(report))
+    written = {path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*") if path.is_file()}
+    assert plotted, "no top-level plot reads drift-check's plot data"
+    assert plotted <= written, f"plotted but not written: {sorted(plotted - written)}"
+    assert all(inside(path) for path in written), f"written but not declared: {sorted(path for path in written if not inside(path))}"
+    assert all(any(path == out or path.startswith(f"{out}/") for path in written) for out in declared)
+    rows = json.loads((tmp_path / DRIFT_PLOTS).read_text())
+    assert sorted({(row["rank"], row["feature"]) for row in rows}) == [
+        (rank, column.column) for rank, column in enumerate(report.ranked, 1)
+    ]
+
+    # DVC itself renders the declared top-level plot from these files: one panel per feature.
+    for command in (["git", "init", "-q"], ["dvc", "init", "-q"]):
+        subprocess.run(command, cwd=tmp_path, env=tool_env(), check=True, capture_output=True, timeout=120)
+    shutil.copy(PROJECT / "dvc.yaml", tmp_path / "dvc.yaml")
+    shutil.copytree(PROJECT / ".dvc/plots", tmp_path / ".dvc/plots")
+    shown = subprocess.run(["dvc", "plots", "show", "--json"], cwd=tmp_path, env=tool_env(), capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    specs = [spec for title, renders in json.loads(shown.stdout)["data"].items() if "drift" in title.lower() for spec in renders]
+    assert len(specs) == len(pipeline["plots"]) == 1
+    content = specs[0]["content"]
+    assert content["facet"]["field"] == "feature"
+    assert {row["feature"] for row in content["data"]["values"]} == {column.column for column in report.ranked}
+    assert {row["field"] for row in content["data"]["values"]} == {"reference", "current"}
 
 
 AT_CHANCE = {"roc_auc": 0.5}  # a test split ROC AUC no current window falls far below

@@ -15,7 +15,6 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from stages.lib.drift import DriftThresholds
 from stages.lib.errors import fail
 
 PARAMS_FILE = "params.yaml"
@@ -123,6 +122,40 @@ def _share(section: Section, key: str) -> float | None:
     if value is not None and not 0.0 < value <= 1.0:
         fail(f"{PARAMS_FILE}: '{section.where}.{key}' must be in (0, 1] or null, got {value!r}")
     return None if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class DriftThresholds:
+    """The verdict rule and its thresholds (conf/drift/)."""
+
+    small_reference_rows: int = 1000  # at or below: p-value tests; above: effect sizes
+    p_value: float = 0.05
+    wasserstein: float = 0.1  # Wasserstein distance / reference standard deviation
+    jensen_shannon: float = 0.1
+    few_values: int = 5  # numeric columns with at most this many distinct values count as categorical
+    psi_bins: int = 10
+    missing_share: float = 0.05  # absolute change in the share of missing values
+    drift_share: float = 0.5  # the dataset drifts when this share of columns drifts
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """How the stages use this machine (conf/runtime/). No stage tracks it as a param: results do not depend on it."""
+
+    threads: int | None  # threads of OpenMP, BLAS and the drift columns; None: auto (stages/lib/runtime.py)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> RuntimeConfig:
+        if "runtime" not in params:
+            fail(f"{PARAMS_FILE}: missing section 'runtime'; run `make params` to compose it from conf/")
+        section = Section(params["runtime"], "runtime")
+        threads = section.get("threads", (int, str))
+        section.done()
+        if threads == "auto":
+            return cls(threads=None)
+        if isinstance(threads, str) or threads < 1:
+            fail(f"{PARAMS_FILE}: 'runtime.threads' must be auto or a whole number of at least 1, got {threads!r}")
+        return cls(threads=threads)
 
 
 @dataclass(frozen=True)
@@ -390,8 +423,7 @@ class GateConfig:
 @dataclass(frozen=True)
 class DriftConfig:
     thresholds: DriftThresholds
-    plots: int
-    threads: int
+    plots: int  # features in reports/drift_plots.json, the most drifted first
     gate: GateConfig
 
     @classmethod
@@ -415,13 +447,13 @@ class DriftConfig:
             max_roc_auc_drop=None if drop is None else float(drop),
         )
         gate_section.done()
-        config = cls(thresholds=thresholds, plots=section.get("plots", int), threads=section.get("threads", int), gate=gate)
+        config = cls(thresholds=thresholds, plots=section.get("plots", int), gate=gate)
         section.done()
         for key in ("p_value", "drift_share"):
             if not 0.0 < getattr(thresholds, key) <= 1.0:
                 fail(f"{PARAMS_FILE}: 'drift.{key}' must be in (0, 1], got {getattr(thresholds, key)}")
         if thresholds.psi_bins < 2:
             fail(f"{PARAMS_FILE}: 'drift.psi_bins' must be at least 2, got {thresholds.psi_bins}")
-        if config.threads < 1:
-            fail(f"{PARAMS_FILE}: 'drift.threads' must be at least 1, got {config.threads}")
+        if config.plots < 1:
+            fail(f"{PARAMS_FILE}: 'drift.plots' must be at least 1, got {config.plots}")
         return config

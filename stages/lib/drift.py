@@ -21,22 +21,11 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from stages.lib.config import DriftThresholds
+from stages.lib.profile import is_numeric
+
 EPSILON_SHARE = 1e-4  # floor for empty bins in PSI and JS, as the widely used tools do
 MIN_STD = 1e-3  # floor for the Wasserstein normalisation of a constant reference
-
-
-@dataclass(frozen=True)
-class DriftThresholds:
-    """The verdict rule and its thresholds (conf/drift/)."""
-
-    small_reference_rows: int = 1000  # at or below: p-value tests; above: effect sizes
-    p_value: float = 0.05
-    wasserstein: float = 0.1  # Wasserstein distance / reference standard deviation
-    jensen_shannon: float = 0.1
-    few_values: int = 5  # numeric columns with at most this many distinct values count as categorical
-    psi_bins: int = 10
-    missing_share: float = 0.05  # absolute change in the share of missing values
-    drift_share: float = 0.5  # the dataset drifts when this share of columns drifts
 
 
 @dataclass
@@ -299,10 +288,6 @@ def _categorical_histogram(categories: np.ndarray, reference_counts: np.ndarray,
     return {"value": labels, "reference": np.round(reference_values, 6).tolist(), "current": np.round(current_values, 6).tolist()}
 
 
-def _is_numeric(series: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
-
-
 def column_drift(
     name: str,
     reference: pd.Series,
@@ -324,7 +309,7 @@ def column_drift(
         "threshold": math.nan,
         "drifted": False,
     }
-    if _is_numeric(reference) and _is_numeric(current):
+    if is_numeric(reference) and is_numeric(current):
         reference_values = reference_sorted if reference_sorted is not None else sorted_profile(reference)
         current_values = sorted_profile(current)
         if len(reference_values) and len(current_values) and not _few_values(reference_values, current_values, thresholds.few_values):
@@ -418,19 +403,3 @@ def detect_drift(
         results = list(pool.map(one, columns))
     _decide(results, thresholds)
     return DriftResult(columns=results, thresholds=thresholds)
-
-
-def sorted_columns(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """Each numeric column sorted on its own, missing values last: the stored reference profile."""
-    return pd.DataFrame(
-        {name: np.sort(frame[name].to_numpy(dtype=np.float64, na_value=np.nan)) for name in columns if _is_numeric(frame[name])}
-    )
-
-
-def read_sorted_columns(profile: pd.DataFrame) -> dict[str, np.ndarray]:
-    """The stored profile as sorted arrays without their missing values."""
-    arrays = {}
-    for name in profile.columns:
-        values = profile[name].to_numpy(dtype=np.float64)
-        arrays[name] = values[: len(values) - int(np.isnan(values).sum())]
-    return arrays
