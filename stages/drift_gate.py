@@ -7,7 +7,6 @@ Exit 0: the gate passed. Exit 1: the gate failed (its reasons on stderr). Exit 2
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,10 +43,7 @@ def gate_verdict(summary: Any, where: Path = DRIFT_FILE) -> GateVerdict:
 
 def read_summary(path: Path = DRIFT_FILE) -> Any:
     """drift.json's payload; a clear error (named as in the project, not by a checkout's temporary path) when unreadable."""
-    try:
-        return read_json(path, "run `dvc repro drift-check` first")
-    except json.JSONDecodeError as error:
-        fail(f"{DRIFT_FILE}: not valid JSON ({error.msg} at line {error.lineno}); {RERUN}")
+    return read_json(path, RERUN, shown_as=DRIFT_FILE)
 
 
 def main() -> None:

@@ -122,6 +122,7 @@ TEST_CHOICES = {
     "train": "default",
     "evaluate": "default",
     "drift": "default",
+    "runtime": "default",
 }
 
 

@@ -235,8 +235,8 @@ def test_gate_command_exit_codes(seasonal, tmp_path):
 @pytest.mark.parametrize(
     ("payload", "message"),
     [
-        (None, "error: reports/drift.json: file not found; run `dvc repro drift-check` first"),
-        ("{not json", "error: reports/drift.json: not valid JSON (Expecting property name enclosed in double quotes at line 1); rerun"),
+        (None, "error: reports/drift.json: file not found; rerun `dvc repro drift-check`"),
+        ("{not json", "error: reports/drift.json: not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); rerun"),
         ('{"drifted": []}', "error: reports/drift.json: no drift gate verdict (expected 'gate.passed' true or false); rerun"),
         ('{"gate": {"passed": null, "reasons": []}}', "error: reports/drift.json: no drift gate verdict"),
         ('{"gate": {"passed": false, "reasons": "dataset drift"}}', "error: reports/drift.json: 'gate.reasons' must be a list"),

@@ -95,14 +95,17 @@ def read_table(path: str | Path, hint: str, missing_values: Sequence[str]) -> pd
         fail(f"{path}: cannot read it as a table ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
 
 
-def read_json(path: str | Path, hint: str) -> Any:
+def read_json(path: str | Path, hint: str, shown_as: str | Path | None = None) -> Any:
+    """A JSON file's payload; a missing or damaged file is one line naming it (as `shown_as`, e.g. its
+    path in the project when it is read from another revision's temporary checkout) and the fix."""
     path = Path(path)
+    name = path if shown_as is None else shown_as
     if not path.exists():
-        fail(f"{path}: file not found; {hint}")
+        fail(f"{name}: file not found; {hint}")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        fail(f"{path}: not valid JSON ({error}); {hint}")
+        fail(f"{name}: not valid JSON ({error}); {hint}")
 
 
 def read_yaml(path: str | Path, hint: str) -> Any:

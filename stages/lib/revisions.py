@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,7 +21,8 @@ from stages.lib.errors import fail
 
 # git and dvc may wait on a network remote that never answers: every command gets a deadline.
 TIMEOUT_VARIABLE = "COMMAND_TIMEOUT_SECONDS"
-DEFAULT_TIMEOUT_SECONDS = 3600.0  # generous: the last-resort `dvc repro` may train a model
+DEFAULT_TIMEOUT_SECONDS = 3600.0
+REMOTE_URL = re.compile(r"^remote\.(?P<name>.+)\.url=(?P<url>.+)$")  # generous: the last-resort `dvc repro` may train a model
 
 
 @dataclass
@@ -89,10 +91,16 @@ def resolve(revision: str, repo: Path, what: str) -> str:
 def pin_local_remotes(repo: Path, worktree: Path) -> None:
     """A local remote's relative path (the default `../../dvc-remote`) is relative to .dvc/, so in a worktree
     elsewhere it names another folder: give the worktree each such remote's absolute path, as resolved here."""
-    for line in run(dvc("remote", "list"), repo).stdout.splitlines():
-        name, _, url = line.partition(" ")
-        url = url.strip().removesuffix("(default)").strip()  # `dvc remote list`: name, url, maybe (default)
-        if url and Path(url).is_absolute():  # resolved local paths; URLs with a scheme are left alone
+    # `dvc config --list` prints one `key=value` a line with local paths resolved (`dvc remote list` wraps
+    # long paths to the terminal's width).
+    # Levels come in order of precedence (system, global, project, local): the last value of a remote wins.
+    urls = dict(
+        match.group("name", "url")
+        for line in run(dvc("config", "--list"), repo).stdout.splitlines()
+        if (match := REMOTE_URL.match(line.strip()))
+    )
+    for name, url in sorted(urls.items()):
+        if Path(url).is_absolute():  # resolved local paths; URLs with a scheme are left alone
             run(dvc("remote", "modify", "--local", name, "url", url), worktree)
 
 
