@@ -236,7 +236,10 @@ def test_gate_command_exit_codes(seasonal, tmp_path):
     ("payload", "message"),
     [
         (None, "error: reports/drift.json: file not found; rerun `dvc repro drift-check`"),
-        ("{not json", "error: reports/drift.json: not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); rerun"),
+        (
+            "{not json",
+            "error: reports/drift.json: not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2 (char 1)); rerun",
+        ),
         ('{"drifted": []}', "error: reports/drift.json: no drift gate verdict (expected 'gate.passed' true or false); rerun"),
         ('{"gate": {"passed": null, "reasons": []}}', "error: reports/drift.json: no drift gate verdict"),
         ('{"gate": {"passed": false, "reasons": "dataset drift"}}', "error: reports/drift.json: 'gate.reasons' must be a list"),
