@@ -15,7 +15,8 @@ import yaml
 from stages.lib.contract import DataContract
 from stages.lib.errors import UserError
 from stages.prepare import prepare
-from tests.conftest import make_flights, make_weather, project_params, run_module
+from tests.conftest import make_flights, make_weather, run_module
+from tests.test_prepare import project_folder
 
 KEYS = ["origin", "time_hour"]
 
@@ -85,14 +86,9 @@ def test_deduplicate_keeps_the_first_row_of_a_key_in_file_order(flights, unique_
 
 def test_prepare_command_refuses_duplicate_keys_in_one_line_and_writes_nothing(tmp_path: Path):
     flights = make_flights()
-    weather = make_weather(flights)  # its last row repeats the first one's key
-    source = tmp_path / "source"
-    source.mkdir()
-    flights.to_csv(source / "flights.csv", index=False)
-    weather.to_csv(source / "weather.csv", index=False)
-    params = project_params()
-    params["data"]["source"] = {"path": str(source / "flights.csv"), "package": None}
-    params["data"]["join"][0] |= {"source": {"path": str(source / "weather.csv"), "package": None}, "deduplicate": False}
+    project_folder(tmp_path, flights, make_weather(flights))  # the weather's last row repeats the first one's key
+    params = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    params["data"]["join"][0]["deduplicate"] = False
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
 
     result = run_module("stages.prepare", tmp_path)

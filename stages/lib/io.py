@@ -95,27 +95,25 @@ def read_table(path: str | Path, hint: str, missing_values: Sequence[str]) -> pd
         fail(f"{path}: cannot read it as a table ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
 
 
-def read_json(path: str | Path, hint: str, shown_as: str | Path | None = None) -> Any:
-    """A JSON file's payload; a missing or damaged file is one line naming it (as `shown_as`, e.g. its
-    path in the project when it is read from another revision's temporary checkout) and the fix."""
+def _read_text_file(path: str | Path, hint: str, shown_as: str | Path | None, kind: str, parse: Callable[[str], Any]) -> Any:
+    """A JSON or YAML file's payload; a missing or damaged file is one line naming it (as `shown_as`, e.g.
+    its path in the project when it is read from another revision's temporary checkout) and the fix."""
     path = Path(path)
     name = path if shown_as is None else shown_as
     if not path.exists():
         fail(f"{name}: file not found; {hint}")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        fail(f"{name}: not valid JSON ({error}); {hint}")
+        return parse(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as error:
+        fail(f"{name}: not valid {kind} ({str(error).splitlines()[0]}); {hint}")
 
 
-def read_yaml(path: str | Path, hint: str) -> Any:
-    path = Path(path)
-    if not path.exists():
-        fail(f"{path}: file not found; {hint}")
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as error:
-        fail(f"{path}: not valid YAML ({str(error).splitlines()[0]}); {hint}")
+def read_json(path: str | Path, hint: str, shown_as: str | Path | None = None) -> Any:
+    return _read_text_file(path, hint, shown_as, "JSON", json.loads)
+
+
+def read_yaml(path: str | Path, hint: str, shown_as: str | Path | None = None) -> Any:
+    return _read_text_file(path, hint, shown_as, "YAML", yaml.safe_load)
 
 
 def sha256_file(path: str | Path) -> str:
