@@ -37,6 +37,7 @@ from stages.lib.drift import ColumnDrift, DriftResult, detect_drift, json_ready
 from stages.lib.drift_html import render_report
 from stages.lib.errors import fail, run_stage
 from stages.lib.io import Writer, json_writer, read_json, read_parquet, read_yaml, write_outputs
+from stages.lib.metrics import TASK_METRICS
 from stages.lib.models import load_model, predict_scores
 from stages.lib.profile import read_sorted_columns
 from stages.lib.runtime import limit_threads
@@ -100,8 +101,8 @@ def roc_auc_drop(
 ) -> tuple[float | None, str | None]:
     """The test split's ROC AUC minus the current window's, or why it cannot be measured.
 
-    (None, None) for a regression, which has no ROC AUC: the only case the gate may skip."""
-    if task != "classification":
+    (None, None) for a task that produces no ROC AUC (a regression): the only case the gate may skip."""
+    if "roc_auc" not in TASK_METRICS[task]:
         return None, None
     test_auc = test_metrics.get("roc_auc")
     if isinstance(test_auc, bool) or not isinstance(test_auc, int | float):

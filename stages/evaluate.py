@@ -36,13 +36,6 @@ MAX_CURVE_POINTS = 400
 DIGITS = 6
 # What each task writes to reports/metrics.json (a test checks `evaluate_model` against it). The gates
 # read it to tell a metric the task cannot produce (a gate on it is skipped) from a missing one (it fails).
-TASK_METRICS = {
-    "classification": (
-        "roc_auc", "average_precision", "log_loss", "brier", "accuracy", "f1", "precision", "recall", "late_share", "threshold", "rows",
-    ),
-    "regression": ("rmse", "mae", "r2", "rmse_constant", "target_mean", "rows"),
-}  # fmt: skip
-LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss", "brier"})
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,11 @@ import pandas as pd
 import yaml
 
 from stages.drift_gate import GateVerdict, gate_verdict, read_summary
-from stages.evaluate import LOWER_IS_BETTER, TASK_METRICS
 from stages.lib.catalog import DRIFT_FILE, METRICS_FILE, MODEL_FILE, TRAIN_SUMMARY, load_features
 from stages.lib.config import ReportGate, load_params
 from stages.lib.errors import UserError, run_stage
 from stages.lib.io import read_json, write_outputs
+from stages.lib.metrics import LOWER_IS_BETTER, TASK_METRICS
 from stages.lib.models import load_model, predict_scores
 from stages.lib.revisions import Revision, dvc, materialized, run
 

@@ -10,9 +10,10 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from stages.drift_gate import GateVerdict
-from stages.evaluate import TASK_METRICS, evaluate_model
+from stages.evaluate import evaluate_model
 from stages.lib.catalog import FeatureSpec
 from stages.lib.config import EvaluateConfig, ModelConfig, ReportGate, TrainConfig
+from stages.lib.metrics import TASK_METRICS
 from stages.report import (
     bootstrap_change,
     drift_gate_check,
