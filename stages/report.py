@@ -33,6 +33,7 @@ from stages.lib.io import read_json, write_outputs
 from stages.lib.metrics import LOWER_IS_BETTER, TASK_METRICS
 from stages.lib.models import load_model, predict_scores
 from stages.lib.revisions import Revision, dvc, materialized, run
+from stages.plots import vega_specs
 
 MARKER = "<!-- mlops-pr-report -->"
 MAIN_METRIC = {"classification": "roc_auc", "regression": "rmse"}
@@ -229,19 +230,14 @@ def render_plots(repo: Path, base_revision: str, images: Path) -> dict[str, str]
     """PNG images (base vs head) of the evaluation plots, from DVC's own Vega-Lite specs."""
     import vl_convert
 
-    result = run(dvc("plots", "diff", base_revision, "--json", "--targets", *PLOTS), repo, check=False)
-    if result.returncode != 0:
-        return {}
+    specs, _ = vega_specs(repo, [base_revision], list(PLOTS))  # a failing `dvc plots diff` is an error, not "no plots"
     rendered = {}
     images.mkdir(parents=True, exist_ok=True)
-    data = json.loads(result.stdout).get("data", {})
-    for path in PLOTS:
-        entries = data.get(path)
-        if not entries or not entries[0]["content"]["data"]["values"]:
-            continue
-        name = f"{Path(path).stem}.png"
-        (images / name).write_bytes(vl_convert.vegalite_to_png(entries[0]["content"], scale=1))
-        rendered[PLOTS[path]] = name
+    for path, title in PLOTS.items():
+        if path in specs:
+            name = f"{Path(path).stem}.png"
+            (images / name).write_bytes(vl_convert.vegalite_to_png(specs[path], scale=1))
+            rendered[title] = name
     return rendered
 
 
