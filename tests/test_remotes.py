@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests import servers
-from tests.conftest import PROJECT, require_tool, tool_env
+from tests.conftest import require_tool, tool_env
 
 pytestmark = pytest.mark.slow  # real servers
 
@@ -211,16 +210,9 @@ def test_repair_without_a_remote_says_what_failed(project):
 def test_ci_publishes_to_a_real_s3_remote_and_a_pr_run_pulls_from_it(tmp_path):
     """The CI path end to end on s3rver: `make ci-remote`'s configure from repository variables, the publish
     check, a push with the write keys; then a fresh clone (a PR run) configured the same way pulls, and its note says so."""
-    from tests.test_workflows import STAGE_YAML, ci_clone, ci_repro, git_dvc, remote_script
+    from tests.test_workflows import ci_clone, ci_repro, git_dvc, one_stage_project, remote_script
 
-    origin = tmp_path / "origin"
-    origin.mkdir()
-    git_dvc(origin, "git", "init", "-q", "-b", "main")
-    git_dvc(origin, "dvc", "init", "-q")
-    shutil.copytree(PROJECT / ".ci", origin / ".ci", ignore=shutil.ignore_patterns(".s3rver"))
-    (origin / "in.txt").write_text("twelve bytes")
-    (origin / "dvc.yaml").write_text(STAGE_YAML)
-    (origin / ".gitignore").write_text(".venv\n")
+    origin = one_stage_project(tmp_path / "origin")
     git_dvc(origin, "dvc", "remote", "add", "-d", "local", "../../dvc-remote")  # the project's default: a folder
     git_dvc(origin, "dvc", "repro", "-q")
     git_dvc(origin, "git", "add", "-A")

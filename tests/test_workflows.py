@@ -291,18 +291,23 @@ def ci_clone(origin: Path, folder: Path, remote_url: str) -> Path:
     return folder
 
 
-@pytest.fixture
-def published(tmp_path) -> tuple[Path, Path]:
-    """A git+dvc project with one stage whose output was pushed to a local folder remote, and that folder."""
-    origin, remote = tmp_path / "origin", tmp_path / "remote"
+def one_stage_project(origin: Path) -> Path:
+    """A git+dvc project in `origin` with the project's CI scripts and one stage (`count`), not yet run."""
     origin.mkdir()
     git_dvc(origin, "git", "init", "-q", "-b", "main")
     git_dvc(origin, "dvc", "init", "-q")
     shutil.copytree(PROJECT / ".ci", origin / ".ci", ignore=shutil.ignore_patterns(".s3rver"))
     (origin / "in.txt").write_text("twelve bytes")
     (origin / "dvc.yaml").write_text(STAGE_YAML)
-    (origin / ".venv").symlink_to(BIN.parent)
     (origin / ".gitignore").write_text(".venv\n")
+    return origin
+
+
+@pytest.fixture
+def published(tmp_path) -> tuple[Path, Path]:
+    """A git+dvc project with one stage whose output was pushed to a local folder remote, and that folder."""
+    origin, remote = one_stage_project(tmp_path / "origin"), tmp_path / "remote"
+    (origin / ".venv").symlink_to(BIN.parent)
     git_dvc(origin, "dvc", "repro", "-q")
     git_dvc(origin, "dvc", "remote", "add", "-d", "team", str(remote))
     git_dvc(origin, "dvc", "push", "-q")
