@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from stages.lib.errors import fail, run_stage
-from stages.lib.revisions import dvc, run
+from stages.lib.revisions import dvc, last_line, run
 
 STYLE = "body{font-family:sans-serif;margin:2em}figure{display:inline-block;margin:0 2em 2em 0;vertical-align:top}"
 
@@ -28,8 +28,7 @@ def vega_specs(repo: Path, revisions: list[str], targets: list[str] | None = Non
     arguments = ["plots", "diff", *revisions, "--json"] + (["--targets", *targets] if targets else [])
     result = run(dvc(*arguments), repo, check=False)
     if result.returncode != 0:
-        detail = (result.stderr or result.stdout).strip().splitlines()
-        fail(f"`dvc plots diff {' '.join(revisions)}` failed: {detail[-1] if detail else 'no output'}")
+        fail(f"`dvc plots diff {' '.join(revisions)}` failed: {last_line(result)}")
     output = json.loads(result.stdout)
     specs = {
         name: entries[0]["content"]

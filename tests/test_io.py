@@ -8,20 +8,22 @@ from stages.lib.errors import UserError
 from stages.lib.io import read_json, read_yaml
 
 
-@pytest.mark.parametrize("content", [b'{"gate": {"passed": tr', b"", b"\xff\xfe not text"])
-def test_a_damaged_json_file_is_a_clear_error_naming_the_file_and_the_fix(tmp_path, content):
-    path = tmp_path / "drift.json"
+@pytest.mark.parametrize(
+    ("reader", "name", "kind", "content"),
+    [
+        (read_json, "drift.json", "JSON", b'{"gate": {"passed": tr'),
+        (read_json, "drift.json", "JSON", b""),
+        (read_json, "drift.json", "JSON", b"\xff\xfe not text"),
+        (read_yaml, "schema.yaml", "YAML", b"key: [unclosed"),
+        (read_yaml, "schema.yaml", "YAML", b"a: b\n c: d\n:"),
+        (read_yaml, "schema.yaml", "YAML", b"\xff\xfe"),
+    ],
+)
+def test_a_damaged_file_is_a_clear_error_naming_the_file_and_the_fix(tmp_path, reader, name, kind, content):
+    path = tmp_path / name
     path.write_bytes(content)
-    with pytest.raises(UserError, match=rf"^{path}: not valid JSON \(.+\); run `dvc repro` again$"):
-        read_json(path, "run `dvc repro` again")
-
-
-@pytest.mark.parametrize("content", [b"key: [unclosed", b"a: b\n c: d\n:", b"\xff\xfe"])
-def test_a_damaged_yaml_file_is_a_clear_error_naming_the_file_and_the_fix(tmp_path, content):
-    path = tmp_path / "schema.yaml"
-    path.write_bytes(content)
-    with pytest.raises(UserError, match=rf"^{path}: not valid YAML \(.+\); run `dvc repro prepare`$"):
-        read_yaml(path, "run `dvc repro prepare`")
+    with pytest.raises(UserError, match=rf"^{path}: not valid {kind} \(.+\); run `dvc repro` again$"):
+        reader(path, "run `dvc repro` again")
 
 
 def test_valid_files_are_read_as_written(tmp_path):

@@ -61,9 +61,10 @@ def restore_tracked_outputs(module: str) -> list[str]:
     return tracked if restored.returncode == 0 else []
 
 
-def _running_module() -> str | None:
-    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    return getattr(spec, "name", None)
+def _restore_for_running_stage() -> list[str]:
+    """restore_tracked_outputs for the stage `python -m <module>` is running, if any."""
+    module = getattr(getattr(sys.modules.get("__main__"), "__spec__", None), "name", None)
+    return restore_tracked_outputs(module) if module else []
 
 
 def run_stage(main: Callable[[], object]) -> None:
@@ -74,14 +75,14 @@ def run_stage(main: Callable[[], object]) -> None:
     try:
         main()
     except UserError as error:
-        restored = restore_tracked_outputs(module) if (module := _running_module()) else []
+        restored = _restore_for_running_stage()
         note = f" (restored {', '.join(restored)} from git: DVC deletes a stage's outputs before running it)" if restored else ""
         print(f"error: {error}{note}", file=sys.stderr)
         sys.exit(USER_ERROR_EXIT)
     except BaseException as error:
         if isinstance(error, SystemExit) and error.code in (0, None):
             raise
-        restored = restore_tracked_outputs(module) if (module := _running_module()) else []
+        restored = _restore_for_running_stage()
         if restored:
             print(f"restored {', '.join(restored)} from git: DVC deletes a stage's outputs before running it", file=sys.stderr)
         raise
