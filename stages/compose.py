@@ -1,12 +1,14 @@
 """Compose conf/ into params.yaml exactly as `dvc exp run` does, or check that they agree.
 
 `dvc repro` never composes Hydra configs, so `make repro` runs this first. It calls DVC's own
-composition function, so the file is byte-for-byte what `dvc exp run` would write.
+composition function, so the file is byte-for-byte what `dvc exp run` would write. The composition
+is validated whole by the params models (stages/lib/config/) before anything is written: a misspelt
+key or a wrong value anywhere in conf/ stops here with the key's name, and params.yaml stays as it was.
 
     python -m stages.compose [OVERRIDE ...]     # e.g. model=logreg train.seed=7
     python -m stages.compose --check            # exit 1 if params.yaml is stale
 
-Exit codes: 0 done (or in sync), 1 the check found params.yaml stale, 2 conf/ cannot be composed.
+Exit codes: 0 done (or in sync), 1 the check found params.yaml stale, 2 conf/ cannot be composed or is invalid.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+import yaml
+
+from stages.lib.config import parse_params
 from stages.lib.errors import fail, run_stage
 from stages.lib.io import write_outputs
 
@@ -46,12 +51,18 @@ def compose(config_dir: Path = CONFIG_DIR, overrides: list[str] | None = None) -
         return output.read_text(encoding="utf-8")
 
 
+def validate(text: str, config_dir: Path = CONFIG_DIR) -> None:
+    """Stop with one line naming the key when the composed params break a rule of the params models."""
+    parse_params(yaml.safe_load(text), f"{PARAMS_FILE} composed from {config_dir}/", config_dir)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only check that params.yaml equals the composition")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. model=logreg train.seed=7")
     args = parser.parse_args(argv)
     composed = compose(CONFIG_DIR, args.overrides)
+    validate(composed)
     current = PARAMS_FILE.read_text(encoding="utf-8") if PARAMS_FILE.exists() else ""
     if args.check:
         if current != composed:

@@ -260,8 +260,8 @@ def drift_outputs(report: DriftReport) -> dict[Path, Writer]:
 
 def main() -> None:
     params = load_params()
-    threads = limit_threads(params)
-    config = DriftConfig.from_params(params)
+    threads = limit_threads(params.runtime)
+    config = params.drift
     spec, reference_features = load_features("reference")
     _, current_features = load_features("current")
     reference, current = load_prepared("reference"), load_prepared("current")

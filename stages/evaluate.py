@@ -150,8 +150,8 @@ def evaluate_model(model: BaseEstimator, test: pd.DataFrame, spec: FeatureSpec, 
 
 def main() -> None:
     params = load_params()
-    limit_threads(params)
-    config = EvaluateConfig.from_params(params)
+    limit_threads(params.runtime)
+    config = params.evaluate
     spec, test = load_features("test")
     model = load_model(MODEL_FILE)
     evaluation = evaluate_model(model, test, spec, config)

@@ -32,7 +32,6 @@ from stages.lib.catalog import (
     load_prepared,
 )
 from stages.lib.config import SPLIT_NAMES, FeaturesConfig, Window, load_params
-from stages.lib.contract import DataContract
 from stages.lib.errors import fail, run_stage
 from stages.lib.features import (
     INPUT_TYPES,
@@ -184,9 +183,8 @@ def featurize(splits: dict[str, pd.DataFrame], schema: dict[str, Any], config: F
 def main() -> None:
     started = time.perf_counter()
     params = load_params()
-    limit_threads(params)
-    config = FeaturesConfig.from_params(params)
-    windows = DataContract.from_params(params).splits
+    limit_threads(params.runtime)
+    config, windows = params.features, params.data.splits
     schema = read_yaml(SCHEMA_FILE, "run `dvc repro prepare` first")
     splits = {name: load_prepared(name) for name in SPLIT_NAMES}
     result = featurize(splits, schema, config, windows)

@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         fail(f"--output {args.output}: write .csv or .parquet")
     if not args.input.is_file():  # before the model version is materialized
         fail(f"{args.input}: file not found; {INPUT_HINT}")
-    limit_threads(load_params())
+    limit_threads(load_params().runtime)
     repo = Path.cwd()
     ref = model_ref(args.model, repo)
     with materialized(ref, repo, what="--model") as revision:

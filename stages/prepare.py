@@ -17,8 +17,8 @@ import pandera.pandas as pa
 import yaml
 
 from stages.lib.catalog import PREPARE_SUMMARY, PREPARED_DIR, SCHEMA_FILE
-from stages.lib.config import Window, load_params
-from stages.lib.contract import DataContract, Join, infer_schema, parse_time, refuse_infinite, refuse_text_in_numbers
+from stages.lib.config import DataContract, Join, Window, load_params
+from stages.lib.contract import infer_schema, parse_time, refuse_infinite, refuse_text_in_numbers
 from stages.lib.errors import fail, run_stage
 from stages.lib.io import json_writer, parquet_writer, read_table, sha256_file, write_outputs
 from stages.lib.runtime import limit_threads
@@ -232,8 +232,8 @@ def source_summary(path: Path, table: pd.DataFrame) -> dict[str, Any]:
 
 def main() -> None:
     params = load_params()
-    limit_threads(params)
-    contract = DataContract.from_params(params)
+    limit_threads(params.runtime)
+    contract = params.data
     paths = [contract.source.locate(), *(join.source.locate() for join in contract.joins)]
     settings = ["data.source", *(f"data.join[{index}].source" for index in range(len(contract.joins)))]
     tables = [

@@ -27,7 +27,7 @@ import yaml
 
 from stages.drift_gate import GateVerdict, gate_verdict, read_summary
 from stages.lib.catalog import DRIFT_FILE, METRICS_FILE, MODEL_FILE, TRAIN_SUMMARY, load_features
-from stages.lib.config import ReportGate, load_params
+from stages.lib.config import ReportGate, load_params, read_params
 from stages.lib.errors import UserError, run_stage
 from stages.lib.io import read_json, write_outputs
 from stages.lib.metrics import LOWER_IS_BETTER, TASK_METRICS
@@ -261,7 +261,8 @@ def build_report(
     repo: Path, base: Revision, gate: ReportGate, output: Path, repro_log: str | None, artifact_url: str | None
 ) -> tuple[str, bool]:
     """The Markdown report and whether the verdict passed."""
-    head_params, base_params = load_params(repo / "params.yaml"), load_params(base.root / "params.yaml")
+    # This change's params as the typed models write them; the base's as its own revision wrote them (an older schema).
+    head_params, base_params = load_params(repo / "params.yaml").model_dump(mode="json"), read_params(base.root / "params.yaml")
     head_metrics = read_json(repo / METRICS_FILE, "run `dvc repro` first")
     base_metrics = read_json(base.root / METRICS_FILE, "the base revision has no metrics")
     head_sha = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
@@ -378,7 +379,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--artifact-url", help="link to the rendered plots instead of embedding them (CI)")
     args = parser.parse_args(argv)
     repo = Path.cwd()
-    gate = ReportGate.from_params(load_params())
+    gate = load_params().evaluate.gate
     log = args.repro_log.read_text(encoding="utf-8") if args.repro_log else None
     with materialized(args.base, repo) as base:
         text, passed = build_report(repo, base, gate, args.output, log, args.artifact_url)

@@ -97,10 +97,12 @@ def train_model(train: pd.DataFrame, spec: FeatureSpec, model_config: ModelConfi
     return Trained(model=model, summary=summary)
 
 
-def model_card(spec: FeatureSpec, params: dict[str, Any], inputs: dict[str, str], summary: dict[str, Any]) -> dict[str, Any]:
+def model_card(
+    spec: FeatureSpec, model_config: ModelConfig, train_config: TrainConfig, inputs: dict[str, str], summary: dict[str, Any]
+) -> dict[str, Any]:
     return {
-        "model": params["model"],
-        "train": params["train"],
+        "model": model_config.model_dump(mode="json"),
+        "train": train_config.model_dump(mode="json"),
         "task": spec.task,
         "features": spec.features,
         "target_encoded": spec.categorical if spec.target_encoded else [],
@@ -116,12 +118,12 @@ def model_card(spec: FeatureSpec, params: dict[str, Any], inputs: dict[str, str]
 
 def main() -> None:
     params = load_params()
-    limit_threads(params)
-    model_config, train_config = ModelConfig.from_params(params), TrainConfig.from_params(params)
+    limit_threads(params.runtime)
+    model_config, train_config = params.model, params.train
     spec, train = load_features("train")
     trained = train_model(train, spec, model_config, train_config)
     inputs = {str(path): sha256_file(path) for path in (FEATURES_DIR / "train.parquet", FEATURE_SPEC)}
-    card = model_card(spec, {"model": params["model"], "train": params["train"]}, inputs, trained.summary)
+    card = model_card(spec, model_config, train_config, inputs, trained.summary)
     write_outputs({MODEL_FILE: model_writer(trained.model), MODEL_CARD: json_writer(card), TRAIN_SUMMARY: json_writer(trained.summary)})
     cv = trained.summary.get("cv")
     cv_text = f", cross-validated {cv['metric']} {cv['mean']:.4f} ± {cv['std']:.4f}" if cv else ""

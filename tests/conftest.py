@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from stages.lib.contract import DataContract
+from stages.lib.config import DataContract, ModelConfig, parse_params
 
 PROJECT = Path(__file__).resolve().parent.parent
 ORIGINS = ("EWR", "JFK", "LGA")
@@ -152,7 +152,15 @@ def params() -> dict:
 
 @pytest.fixture
 def contract(params: dict) -> DataContract:
-    return DataContract.from_params(params)
+    return parse_params(params).data
+
+
+HGB = "sklearn.ensemble.HistGradientBoostingClassifier"
+
+
+def model_config(target: str = HGB, preprocessing: str = "none", **arguments) -> ModelConfig:
+    """A model section for unit tests: the estimator with only `arguments` set (its defaults otherwise), validated."""
+    return ModelConfig.parse({"name": target.rsplit(".", 1)[-1], "_target_": target, "preprocessing": preprocessing, **arguments}, ["model"])
 
 
 def run_module(module: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:

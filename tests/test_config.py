@@ -3,23 +3,27 @@
 from __future__ import annotations
 
 import copy
+import re
 
 import pytest
 
-from stages.lib.config import DriftConfig, EvaluateConfig, FeaturesConfig, ModelConfig, TrainConfig, load_params
-from stages.lib.contract import DataContract
+import pandas as pd
+import yaml
+
+from stages.compose import compose
+from stages.lib.config import load_params, parse_params
 from stages.lib.errors import UserError
+from tests.conftest import PROJECT, choice_overrides
 
 
 def test_the_composed_params_load_into_every_stage_config(params):
-    data = DataContract.from_params(params)
+    config = parse_params(params)
+    data = config.data
     assert [window.name for window in data.splits] == ["train", "test", "reference", "current"]
     assert data.split("train").end <= data.split("test").start
-    FeaturesConfig.from_params(params)
-    assert ModelConfig.from_params(params).name == "hgb"
-    TrainConfig.from_params(params)
-    EvaluateConfig.from_params(params)
-    assert DriftConfig.from_params(params).thresholds.drift_share == 0.5
+    assert data.split("train").start == pd.Timestamp("2013-01-01", tz="UTC")
+    assert config.model.name == "hgb"
+    assert config.drift.thresholds.drift_share == 0.5
 
 
 @pytest.mark.parametrize(
@@ -66,17 +70,106 @@ def test_bad_param_is_named_with_its_path(params, path, value, message):
         node = node[key]
     node[path[-1]] = value
     pattern = message if "\\" in message else message.replace("(", r"\(").replace(")", r"\)")
-    with pytest.raises(UserError, match=pattern):
-        for config in (DataContract, FeaturesConfig, TrainConfig, EvaluateConfig, DriftConfig):
-            config.from_params(params)
+    with pytest.raises(UserError, match=f"^params.yaml: {pattern}"):
+        parse_params(params)
 
 
 def test_missing_key_says_where_to_add_it(params):
     del params["train"]["seed"]
-    with pytest.raises(UserError, match="missing key 'train.seed'; add it under conf/"):
-        TrainConfig.from_params(params)
+    with pytest.raises(UserError, match="^params.yaml: missing key 'train.seed'; add it under conf/train/$"):
+        parse_params(params)
 
 
 def test_missing_params_file_says_how_to_make_it(tmp_path):
     with pytest.raises(UserError, match="not found; run `make params`"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_an_unknown_key_is_named_with_its_group_and_the_known_keys(params):
+    params["features"]["history"]["windwos"] = ["1D"]
+    with pytest.raises(UserError) as raised:
+        parse_params(params)
+    assert str(raised.value) == (
+        "params.yaml: unknown key 'features.history.windwos' (from conf/features/ or a -S override); "
+        "known keys: enabled, keys, max_key_levels, smoothing, windows"
+    )
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ("data", "join"),
+        ("data", "missing_values"),
+        ("data", "on_violation"),
+        ("data", "sample_rows"),
+        ("data", "sample_seed"),
+        ("data", "types"),
+        ("data", "checks"),
+        ("data", "drop", "other"),
+        ("data", "source", "package"),
+        ("data", "time", "format"),
+        ("data", "time", "timezone"),
+        ("data", "target", "known_after"),
+        ("data", "target", "greater_than"),
+        ("data", "join", 0, "columns"),
+        ("data", "join", 0, "deduplicate"),
+        ("drift", "p_value"),
+        ("runtime", "threads"),
+    ],
+)
+def test_every_key_is_required_defaults_live_in_conf_only(params, path):
+    node = params
+    for key in path[:-1]:
+        node = node[key]
+    del node[path[-1]]
+    where = "".join(f"[{key}]" if isinstance(key, int) else f".{key}" for key in path)[1:]
+    with pytest.raises(UserError, match=f"^params.yaml: missing key '{re.escape(where)}'; add it under conf/{path[0]}/$"):
+        parse_params(params)
+
+
+def test_a_missing_section_says_how_to_compose_it(params):
+    del params["runtime"]
+    with pytest.raises(UserError, match=r"^params.yaml: missing section 'runtime'; run `make params`"):
+        parse_params(params)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("drift", "psi_bins"), True, "'drift.psi_bins' must be int, got True"),
+        (("evaluate", "threshold"), True, "'evaluate.threshold' must be int or float, got True"),
+        (("features", "history", "smoothing"), -1, "'features.history.smoothing' must be 0 or more, got -1"),
+        (("features", "categorical", "max_onehot"), -1, "'features.categorical.max_onehot' must be at least 0, got -1"),
+        (("data", "time", "format"), "dd/mm/yyyy", "'data.time.format' must be one of iso8601, year, epoch_s, epoch_ms or a strptime"),
+        (("data", "checks", "distance", "mn"), 0, "unknown key 'data.checks.distance.mn' \\(from conf/data/ or a -S override\\)"),
+        (("data", "task"), "regression", "'data.target.greater_than' makes a binary target; set it to null for regression"),
+        (("runtime", "threads"), "many", "'runtime.threads' must be auto or a whole number of at least 1, got 'many'"),
+    ],
+)
+def test_more_rules_name_the_key(params, path, value, message):
+    node = params
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    with pytest.raises(UserError, match=f"^params.yaml: {message}"):
+        parse_params(params)
+
+
+def test_durations_and_dates_are_parsed_once_and_keep_their_text(params):
+    config = parse_params(params)
+    assert config.data.known_after == pd.Timedelta(hours=13) and config.data.known_after.text == "13h"
+    assert config.features.history.windows == (pd.Timedelta(days=1), pd.Timedelta(days=7))
+    assert all(isinstance(window, pd.Timedelta) for window in config.features.history.windows)
+    assert config.data.split("test").start == pd.Timestamp("2013-09-01", tz="UTC")
+
+
+@pytest.mark.parametrize(
+    "choices",
+    [[], ["data=seattle_weather", "model=hgb_regressor"], ["model=logreg", "features=baseline"]],
+)
+def test_the_typed_params_serialize_back_to_what_conf_composed(choices):
+    """The model card and the report write the typed objects: they must read exactly as conf/ wrote them."""
+    composed = yaml.safe_load(compose(PROJECT / "conf", [*choice_overrides(), *choices]))
+    dumped = parse_params(composed).model_dump(mode="json")
+    assert dumped == composed
+    assert dumped["data"]["target"]["known_after"] == composed["data"]["target"]["known_after"]  # the text, not 13:00:00

@@ -1,218 +1,29 @@
-"""The data contract: what a table is (`conf/data/<name>.yaml`), read strictly, plus schema inference.
+"""Schema inference and the parsing of values the data contract (stages/lib/config/data.py) describes.
 
-A data scientist declares the source, the target and task, the time column, the columns to
-drop as identifiers or leaks, related tables to join, split windows and, optionally, column
-types and validation rules. Everything not declared is inferred from the train split and
-written to a schema file that lives in git, so a reviewer sees type changes in a diff.
+Everything the contract does not declare is inferred from the train split and written to a schema
+file that lives in git, so a reviewer sees type changes in a diff. Time columns are parsed exactly as
+`data.time.format` says, and stray text or infinite numbers stop with the column and the rows.
 """
 
 from __future__ import annotations
 
-import importlib.util
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from stages.lib.config import PARAMS_FILE, SPLIT_NAMES, Section, Window, parse_duration, parse_timestamp
 from stages.lib.errors import fail
 
-TASKS = ("classification", "regression")
-TYPES = ("numeric", "categorical", "boolean", "datetime", "identifier")
+if TYPE_CHECKING:
+    from stages.lib.config import DataContract
+
 IDENTIFIER_MIN_DISTINCT = 1000  # a text column with more distinct values than this, and mostly unique,
 IDENTIFIER_UNIQUE_SHARE = 0.5  # is an identifier, not a category
-# data.time.format: these names, or a strptime pattern (anything holding '%', e.g. "%d/%m/%Y").
-TIME_FORMATS = ("iso8601", "year", "epoch_s", "epoch_ms")
-# data.missing_values when a contract does not set it: the strings a source writes for "no value".
+# What model versions trained before data.missing_values existed read as missing (predict, on their schema).
 DEFAULT_MISSING_VALUES = ("", "NA", "N/A", "n/a", "NaN", "nan", "null")
 # A text column whose values are at least this share numbers is a numeric column with stray text.
 NUMBERS_WITH_TEXT_SHARE = 0.9
-
-
-@dataclass(frozen=True)
-class Source:
-    """A CSV (optionally zipped) or Parquet file: inside an installed package, or a path from the project root."""
-
-    path: str
-    package: str | None = None
-
-    @classmethod
-    def parse(cls, section: Section) -> Source:
-        source = cls(path=section.get("path", str), package=section.get("package", (str, type(None)), None))
-        section.done()
-        return source
-
-    def locate(self) -> Path:
-        if self.package is None:
-            return Path(self.path)
-        spec = importlib.util.find_spec(self.package)
-        if spec is None or not spec.submodule_search_locations:
-            fail(f"package '{self.package}' is not installed; run `make setup` (it installs requirements.lock)")
-        # Not `import <package>`: dataset packages often load every table at import time.
-        return Path(spec.submodule_search_locations[0]) / self.path
-
-
-@dataclass(frozen=True)
-class Join:
-    source: Source
-    keys: tuple[str, ...]
-    columns: tuple[str, ...] | None  # None: every column of the related table
-    deduplicate: bool
-
-
-@dataclass(frozen=True)
-class Check:
-    """Rules for one column, validated with pandera on every run."""
-
-    min: float | None = None
-    max: float | None = None
-    allowed: tuple[str, ...] | None = None
-    max_null_share: float | None = None
-
-
-@dataclass(frozen=True)
-class DataContract:
-    name: str
-    source: Source
-    joins: tuple[Join, ...]
-    task: str
-    target: str  # the name of the target column in prepared data
-    target_column: str  # the source column it comes from
-    greater_than: float | None  # classification: target = target_column > greater_than
-    time: str
-    timezone: str | None
-    time_format: str  # one of TIME_FORMATS, or a strptime pattern
-    missing_values: tuple[str, ...]  # the exact strings read as missing
-    known_after: str | None  # how long after its row's time an outcome is known; history features wait this long
-    identifiers: tuple[str, ...]
-    leaks: tuple[str, ...]
-    other_drops: tuple[str, ...]
-    types: dict[str, str]
-    checks: dict[str, Check]
-    on_violation: str  # "error" or "warn"
-    sample_rows: int | None
-    sample_seed: int
-    splits: tuple[Window, ...]
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> DataContract:
-        data = Section(params.get("data"), "data")
-        source = Source.parse(data.section("source"))
-        joins = []
-        for index, raw in enumerate(data.get("join", list, [])):
-            join = Section(raw, f"data.join[{index}]")
-            keys = tuple(join.names("keys"))
-            columns = join.get("columns", (list, type(None)), None)
-            joins.append(
-                Join(
-                    source=Source.parse(join.section("source")),
-                    keys=keys,
-                    columns=None if columns is None else tuple(str(column) for column in columns),
-                    deduplicate=join.get("deduplicate", bool, False),
-                )
-            )
-            join.done()
-        task = data.get("task", str)
-        if task not in TASKS:
-            fail(f"{PARAMS_FILE}: 'data.task' must be one of {', '.join(TASKS)}, got {task!r}")
-        target = data.section("target")
-        greater_than = target.get("greater_than", (int, float, type(None)), None)
-        if task == "classification" and greater_than is None:
-            fail(f"{PARAMS_FILE}: 'data.target.greater_than' is needed for classification (target = column > value)")
-        if task == "regression" and greater_than is not None:
-            fail(f"{PARAMS_FILE}: 'data.target.greater_than' makes a binary target; remove it for regression")
-        target_name, target_column = target.get("name", str), target.get("column", str)
-        known_after = target.get("known_after", (str, type(None)), None)
-        if known_after is not None:
-            parse_duration(target, "known_after")
-        target.done()
-        time = data.section("time")
-        time_column, timezone = time.get("column", str), time.get("timezone", (str, type(None)), None)
-        time_format = time.get("format", str, "iso8601")
-        if time_format not in TIME_FORMATS and "%" not in time_format:
-            fail(
-                f"{PARAMS_FILE}: 'data.time.format' must be one of {', '.join(TIME_FORMATS)} or a strptime pattern "
-                f"such as '%d/%m/%Y', got {time_format!r}"
-            )
-        time.done()
-        missing_values = data.get("missing_values", list, list(DEFAULT_MISSING_VALUES))
-        if not all(isinstance(value, str) for value in missing_values):
-            fail(f"{PARAMS_FILE}: 'data.missing_values' must be a list of strings (quote numbers: \"-999\"), got {missing_values!r}")
-        drop = data.section("drop")
-        identifiers, leaks = drop.names("identifiers"), drop.names("leaks")
-        other = tuple(drop.get("other", list, []))
-        drop.done()
-        types = dict(data.get("types", (Mapping, type(None)), None) or {})
-        for column, kind in types.items():
-            if kind not in TYPES:
-                fail(f"{PARAMS_FILE}: 'data.types.{column}' must be one of {', '.join(TYPES)}, got {kind!r}")
-        checks = {}
-        for column, raw in (data.get("checks", (Mapping, type(None)), None) or {}).items():
-            rules = Section(raw, f"data.checks.{column}")
-            allowed = rules.get("allowed", (list, type(None)), None)
-            checks[column] = Check(
-                min=rules.get("min", (int, float, type(None)), None),
-                max=rules.get("max", (int, float, type(None)), None),
-                allowed=None if allowed is None else tuple(str(value) for value in allowed),
-                max_null_share=rules.get("max_null_share", (int, float, type(None)), None),
-            )
-            rules.done()
-        removed = {*identifiers, *leaks, *other} | ({target_column} - {target_name})
-        checked_but_removed = sorted(set(checks) & removed)
-        if checked_but_removed:
-            fail(
-                f"{PARAMS_FILE}: 'data.checks.{checked_but_removed[0]}' checks a column that prepare drops (data.drop, or the target's "
-                f"source column); checks run on prepared data: remove the check or the drop"
-            )
-        on_violation = data.get("on_violation", str, "error")
-        if on_violation not in ("error", "warn"):
-            fail(f"{PARAMS_FILE}: 'data.on_violation' must be error or warn, got {on_violation!r}")
-        splits_section = data.section("splits")
-        windows = []
-        for name in SPLIT_NAMES:
-            window = splits_section.section(name)
-            start, end = parse_timestamp(window, "start"), parse_timestamp(window, "end")
-            window.done()
-            if start >= end:
-                fail(
-                    f"{PARAMS_FILE}: split 'data.splits.{name}' starts at {start:%Y-%m-%d} but ends at {end:%Y-%m-%d}; start must be before end"
-                )
-            windows.append(Window(name, start, end))
-        splits_section.done()
-        sample_rows = data.get("sample_rows", (int, type(None)), None)
-        if sample_rows is not None and sample_rows < 1:
-            fail(f"{PARAMS_FILE}: 'data.sample_rows' must be a positive number of rows or null, got {sample_rows}")
-        contract = cls(
-            name=data.get("name", str),
-            source=source,
-            joins=tuple(joins),
-            task=task,
-            target=target_name,
-            target_column=target_column,
-            greater_than=None if greater_than is None else float(greater_than),
-            time=time_column,
-            timezone=timezone,
-            time_format=time_format,
-            missing_values=tuple(missing_values),
-            known_after=known_after,
-            identifiers=identifiers,
-            leaks=leaks,
-            other_drops=other,
-            types=types,
-            checks=checks,
-            on_violation=on_violation,
-            sample_rows=sample_rows,
-            sample_seed=data.get("sample_seed", int, 0),
-            splits=tuple(windows),
-        )
-        data.done()
-        return contract
-
-    def split(self, name: str) -> Window:
-        return next(window for window in self.splits if window.name == name)
 
 
 def infer_type(series: pd.Series) -> str:
@@ -262,7 +73,7 @@ def infer_schema(train: pd.DataFrame, contract: DataContract) -> dict[str, Any]:
         "timezone": contract.timezone,
         "time_format": contract.time_format,
         "missing_values": list(contract.missing_values),
-        "known_after": contract.known_after,
+        "known_after": None if contract.known_after is None else contract.known_after.text,  # as written
         "columns": columns,
     }
 

@@ -1,4 +1,4 @@
-"""Model catalogue (the `conf/model/` group) and safe, byte-stable model files (skops.io)."""
+"""Estimators from the `conf/model/` group (classes named by `_target_`) and safe, byte-stable model files (skops.io)."""
 
 from __future__ import annotations
 
@@ -14,29 +14,20 @@ import pandas as pd
 import skops.io as sio
 from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer, make_column_selector
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.feature_selection import SelectKBest, f_classif, f_regression
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler, TargetEncoder
 
-from stages.lib.catalog import FeatureSpec
+from stages.lib.catalog import FEATURE_SPEC, FeatureSpec
 from stages.lib.config import ModelConfig, TrainConfig
+from stages.lib.config.model import SEEDED, estimator_arguments
 from stages.lib.errors import fail
 
 
-def _hgb(task: str, seed: int) -> BaseEstimator:
-    # Categorical columns arrive as pandas categories; HGB splits on them natively.
-    if task == "regression":
-        return HistGradientBoostingRegressor(categorical_features="from_dtype", random_state=seed)
-    return HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=seed)
-
-
-def _logreg(task: str, seed: int) -> BaseEstimator:
-    if task != "classification":
-        fail("params.yaml: model 'logreg' is a classifier, but data.task is regression; choose model=hgb")
+def _impute_scale_onehot(estimator: BaseEstimator, step: str) -> Pipeline:
+    """Median imputation with missing indicators and scaling of numbers, one-hot categories, then the estimator."""
     columns = ColumnTransformer(
         [
             (
@@ -48,32 +39,20 @@ def _logreg(task: str, seed: int) -> BaseEstimator:
         ],
         verbose_feature_names_out=False,
     )
-    return Pipeline([("columns", columns), ("classifier", LogisticRegression(random_state=seed))])
+    return Pipeline([("columns", columns), (step, estimator)])
 
 
-# name -> (builder, step whose hyperparameters `conf/model/<name>.yaml` sets)
-MODELS: dict[str, tuple[Callable[[str, int], BaseEstimator], str | None]] = {
-    "hgb": (_hgb, None),
-    "logreg": (_logreg, "classifier"),
-}
-
-
-def build_model(config: ModelConfig, task: str, seed: int) -> BaseEstimator:
-    """An unfitted estimator for `config` and the task, with its hyperparameters checked by name."""
-    if config.name not in MODELS:
-        fail(f"params.yaml: unknown model '{config.name}'; choose one of {', '.join(sorted(MODELS))} (conf/model/<name>.yaml)")
-    builder, step = MODELS[config.name]
-    model = builder(task, seed)
-    target = model if step is None else model.named_steps[step]
-    valid = target.get_params(deep=False)
-    for key in config.hyperparameters:
-        if key not in valid or key == "random_state":
-            fail(
-                f"params.yaml: 'model.{key}' (from conf/model/{config.name}.yaml or a -S override) is not a hyperparameter of {type(target).__name__}; "
-                f"valid: {', '.join(sorted(k for k in valid if k != 'random_state'))}"
-            )
-    target.set_params(**config.hyperparameters)
-    return model
+def build_model(config: ModelConfig, seed: int) -> BaseEstimator:
+    """An unfitted estimator of the class `config` names, with its keyword arguments (checked when params were
+    validated), `random_state` from train.seed when the class has one, after the preprocessing `config` names."""
+    estimator_type = config.estimator
+    arguments = dict(config.hyperparameters)
+    if SEEDED in estimator_arguments(estimator_type):
+        arguments[SEEDED] = seed
+    estimator = estimator_type(**arguments)
+    if config.preprocessing == "impute_scale_onehot":
+        return _impute_scale_onehot(estimator, "classifier" if config.task == "classification" else "regressor")
+    return estimator
 
 
 def _median_filled(features: Any) -> np.ndarray:
@@ -112,7 +91,9 @@ def build_pipeline(spec: FeatureSpec, model_config: ModelConfig, train_config: T
             )
         score = f_classif_filled if spec.task == "classification" else f_regression_filled
         steps.append(("select", SelectKBest(score, k=min(train_config.max_selected, len(spec.features)))))
-    steps.append(("model", build_model(model_config, spec.task, train_config.seed)))
+    if model_config.task != spec.task:
+        fail(f"params.yaml: model '{model_config.name}' ({model_config.target}) does not fit the {spec.task} task of {FEATURE_SPEC} (data.task); run `dvc repro`")
+    steps.append(("model", build_model(model_config, train_config.seed)))
     return Pipeline(steps).set_output(transform="pandas")
 
 

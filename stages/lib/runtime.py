@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
 
 from threadpoolctl import threadpool_limits
 
@@ -36,9 +35,9 @@ def thread_count(config: RuntimeConfig, environ: Mapping[str, str] = os.environ)
     return min(cores, int(requested)) if requested.isdigit() and int(requested) > 0 else cores
 
 
-def limit_threads(params: Mapping[str, Any]) -> int:
+def limit_threads(config: RuntimeConfig) -> int:
     """Limit OpenMP and BLAS to `runtime.threads` for the rest of the process; returns the count."""
-    threads = thread_count(RuntimeConfig.from_params(params))
+    threads = thread_count(config)
     os.environ.update({name: str(threads) for name in THREAD_VARIABLES})
     threadpool_limits(limits=threads)
     return threads

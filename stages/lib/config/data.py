@@ -1,0 +1,232 @@
+"""The data contract (`conf/data/<name>.yaml`, the `data` section): what a table is, every key required.
+
+A data scientist declares the source, the target and task, the time column, the columns to drop as
+identifiers or leaks, related tables to join, split windows, column types and validation rules.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
+
+from stages.lib.config.base import (
+    ConfigError,
+    DurationText,
+    Flag,
+    Int,
+    Names,
+    OptionalNames,
+    OptionalNumber,
+    OptionalText,
+    Strict,
+    Text,
+    UtcTimestamp,
+    expect,
+    one_of,
+    rule,
+)
+from stages.lib.errors import fail
+
+SPLIT_NAMES = ("train", "test", "reference", "current")
+TASKS = ("classification", "regression")
+TYPES = ("numeric", "categorical", "boolean", "datetime", "identifier")
+# data.time.format: these names, or a strptime pattern (anything holding '%', e.g. "%d/%m/%Y").
+TIME_FORMATS = ("iso8601", "year", "epoch_s", "epoch_ms")
+
+
+class Source(Strict):
+    """A CSV (optionally zipped) or Parquet file: inside an installed package, or a path from the project root."""
+
+    package: OptionalText
+    path: Text
+
+    def locate(self) -> Path:
+        if self.package is None:
+            return Path(self.path)
+        spec = importlib.util.find_spec(self.package)
+        if spec is None or not spec.submodule_search_locations:
+            fail(f"package '{self.package}' is not installed; run `make setup` (it installs requirements.lock)")
+        # Not `import <package>`: dataset packages often load every table at import time.
+        return Path(spec.submodule_search_locations[0]) / self.path
+
+
+class Join(Strict):
+    source: Source
+    keys: Names
+    columns: OptionalNames  # None: every column of the related table
+    deduplicate: Flag
+
+
+def _texts(value: Any) -> Any:
+    # Allowed values are compared as text (a category column holds text): 1 and "1" are the same value.
+    return [str(item) for item in value] if isinstance(value, list) else value
+
+
+# A bound as written (0 stays 0: pandera names its checks after it).
+Bound = Annotated[int | float | None, expect(int, float, type(None))]
+
+
+class Check(Strict):
+    """Rules for one column, validated with pandera on every run. A check lists only the rules it applies:
+    the rules are its content, not settings with defaults (null or absent: that rule is not checked)."""
+
+    min: Bound = None
+    max: Bound = None
+    allowed: Annotated[tuple[str, ...] | None, BeforeValidator(_texts), expect(list, type(None))] = None
+    max_null_share: Bound = None
+
+    @model_serializer(mode="wrap")
+    def _applied_rules(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {rule: value for rule, value in handler(self).items() if value is not None}
+
+
+class Target(Strict):
+    name: Text  # the target column in prepared data
+    column: Text  # the source column it comes from
+    greater_than: OptionalNumber  # classification: target = column > greater_than
+    known_after: DurationText | None  # how long after its row's time an outcome is known; None: no history features
+
+
+TimeFormat = Annotated[
+    str,
+    rule(lambda value: value in TIME_FORMATS or "%" in value, f"one of {', '.join(TIME_FORMATS)} or a strptime pattern such as '%d/%m/%Y'"),
+    expect(str),
+]
+
+
+class Time(Strict):
+    column: Text
+    format: TimeFormat
+    timezone: OptionalText  # local time of calendar features; None: as written
+
+
+class Drop(Strict):
+    identifiers: Names
+    leaks: Names
+    other: Names
+
+
+class Window(Strict):
+    """A half-open time window [start, end) in UTC."""
+
+    name: str = Field(exclude=True)  # the split's key in data.splits, not written in it
+    start: UtcTimestamp
+    end: UtcTimestamp
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> Window:
+        if self.start >= self.end:
+            raise ConfigError(f"split '{{key}}' starts at {self.start:%Y-%m-%d} but ends at {self.end:%Y-%m-%d}; start must be before end")
+        return self
+
+
+class Splits(Strict):
+    train: Window
+    test: Window
+    reference: Window
+    current: Window
+
+    @model_validator(mode="before")
+    @classmethod
+    def _named(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        for name, window in data.items():
+            if isinstance(window, dict) and "name" in window:
+                raise ConfigError("unknown key '{key}'; a split window holds start and end", at=(name, "name"))
+        return {name: {**window, "name": name} if isinstance(window, dict) else window for name, window in data.items()}
+
+
+def _missing_values(value: Any) -> Any:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f'must be a list of strings (quote numbers: "-999"), got {value!r}')
+    return tuple(value)
+
+
+SampleRows = Annotated[
+    int | None, rule(lambda value: value is None or value >= 1, "a positive number of rows or null"), expect(int, type(None))
+]
+
+
+class DataContract(Strict):
+    name: Text
+    source: Source
+    joins: tuple[Join, ...] = Field(alias="join")
+    task: one_of(TASKS)
+    target_spec: Target = Field(alias="target")
+    time_spec: Time = Field(alias="time")
+    missing_values: Annotated[tuple[str, ...], BeforeValidator(_missing_values)]  # the exact strings read as missing
+    drop: Drop
+    types: dict[str, one_of(TYPES)]
+    checks: dict[str, Check]
+    on_violation: one_of(("error", "warn"), described="error or warn")
+    sample_rows: SampleRows
+    sample_seed: Int
+    windows: Splits = Field(alias="splits")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DataContract:
+        if self.task == "classification" and self.greater_than is None:
+            raise ConfigError("is needed for classification (target = column > value)", at=("target", "greater_than"))
+        if self.task == "regression" and self.greater_than is not None:
+            raise ConfigError("makes a binary target; set it to null for regression", at=("target", "greater_than"))
+        removed = {*self.identifiers, *self.leaks, *self.other_drops} | ({self.target_column} - {self.target})
+        checked_but_removed = sorted(set(self.checks) & removed)
+        if checked_but_removed:
+            raise ConfigError(
+                "checks a column that prepare drops (data.drop, or the target's source column); checks run on prepared data: "
+                "remove the check or the drop",
+                at=("checks", checked_but_removed[0]),
+            )
+        return self
+
+    # The names the stages use: flat, as before the contract had its own model.
+    @property
+    def target(self) -> str:
+        return self.target_spec.name
+
+    @property
+    def target_column(self) -> str:
+        return self.target_spec.column
+
+    @property
+    def greater_than(self) -> float | None:
+        return self.target_spec.greater_than
+
+    @property
+    def known_after(self) -> DurationText | None:
+        return self.target_spec.known_after
+
+    @property
+    def time(self) -> str:
+        return self.time_spec.column
+
+    @property
+    def timezone(self) -> str | None:
+        return self.time_spec.timezone
+
+    @property
+    def time_format(self) -> str:
+        return self.time_spec.format
+
+    @property
+    def identifiers(self) -> tuple[str, ...]:
+        return self.drop.identifiers
+
+    @property
+    def leaks(self) -> tuple[str, ...]:
+        return self.drop.leaks
+
+    @property
+    def other_drops(self) -> tuple[str, ...]:
+        return self.drop.other
+
+    @property
+    def splits(self) -> tuple[Window, ...]:
+        return tuple(getattr(self.windows, name) for name in SPLIT_NAMES)
+
+    def split(self, name: str) -> Window:
+        return getattr(self.windows, name)

@@ -1,0 +1,117 @@
+"""The `conf/features/` group (the `features` section): which feature families featurize builds, and how."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer
+
+from stages.lib.config.base import (
+    ConfigError,
+    DurationText,
+    Flag,
+    Int,
+    Names,
+    OptionalShare,
+    OptionalText,
+    Positive,
+    Strict,
+    at_least,
+    expect,
+    one_of,
+    rule,
+)
+
+DATETIME_PARTS = ("hour", "day_of_week", "month", "day_of_year")
+NUMERIC_IMPUTE = ("median", "mean", "none")
+NUMERIC_TRANSFORMS = ("none", "log", "quantile")
+
+
+def _parts(value: Any) -> Any:
+    if not isinstance(value, list) or not all(isinstance(part, str) for part in value):
+        raise ConfigError(f"must be a list of column names, got {value!r}")
+    unknown = [part for part in value if part not in DATETIME_PARTS]
+    if unknown:
+        raise ConfigError(f"has '{unknown[0]}'; choose from {', '.join(DATETIME_PARTS)}")
+    return tuple(sorted(set(value), key=DATETIME_PARTS.index))
+
+
+class DatetimeFeatures(Strict):
+    enabled: Flag
+    parts: Annotated[tuple[str, ...], BeforeValidator(_parts), PlainSerializer(list)]
+    cyclical: Flag
+    holidays: OptionalText  # a country code of the `holidays` package
+
+
+def _ratios(value: Any) -> Any:
+    pairs = isinstance(value, list) and all(
+        isinstance(pair, list) and len(pair) == 2 and all(isinstance(name, str) for name in pair) for pair in value
+    )
+    if not pairs:
+        raise ConfigError(f"must be a list of [numerator, denominator] column pairs, got {value!r}")
+    return tuple((pair[0], pair[1]) for pair in value)
+
+
+class NumericFeatures(Strict):
+    enabled: Flag
+    impute: one_of(NUMERIC_IMPUTE)
+    missing_indicators: Flag
+    transform: one_of(NUMERIC_TRANSFORMS)
+    ratios: Annotated[tuple[tuple[str, str], ...], BeforeValidator(_ratios)]
+
+
+NotNegative = Annotated[int, at_least(0), expect(int)]
+
+
+class CategoricalFeatures(Strict):
+    enabled: Flag
+    min_count: Positive
+    max_onehot: NotNegative
+    frequency: Flag
+    target_encoding: Flag
+
+
+def _keys(value: Any) -> Any:
+    if value == "auto":
+        return None
+    if isinstance(value, list) and all(isinstance(key, list) and all(isinstance(name, str) for name in key) for key in value):
+        return tuple(tuple(key) for key in value)
+    raise ConfigError(f"must be auto or a list of column lists ([] means all rows), got {value!r}")
+
+
+def _windows(value: Any) -> Any:
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"must be a non-empty list of durations (e.g. [1D, 7D]), got {value!r}")
+    return value
+
+
+def _distinct(windows: tuple[Any, ...]) -> tuple[Any, ...]:
+    if len(set(windows)) < len(windows):
+        raise ConfigError(f"lists one duration twice: {[window.text for window in windows]!r}")
+    return windows
+
+
+class HistoryFeatures(Strict):
+    enabled: Flag
+    keys: Annotated[tuple[tuple[str, ...], ...] | None, BeforeValidator(_keys), PlainSerializer(lambda keys: "auto" if keys is None else keys)]
+    windows: Annotated[tuple[DurationText, ...], AfterValidator(_distinct), BeforeValidator(_windows)]
+    smoothing: Annotated[float, rule(lambda value: value >= 0, "0 or more"), expect(int, float)]
+    max_key_levels: Positive
+
+
+class SelectionConfig(Strict):
+    near_constant: OptionalShare
+    duplicates: Flag
+    max_correlation: OptionalShare
+
+
+class FeaturesConfig(Strict):
+    exclude: Names  # prepared columns to leave out of the model
+    max_features: Positive
+    seed: Int  # the quantile transform's row sample
+    datetime: DatetimeFeatures
+    numeric: NumericFeatures
+    categorical: CategoricalFeatures
+    history: HistoryFeatures
+    selection: SelectionConfig
+
