@@ -155,12 +155,19 @@ def contract(params: dict) -> DataContract:
     return parse_params(params).data
 
 
+def replace(model, **changes):
+    """A copy of a frozen params model with `changes` (dataclasses.replace for the pydantic models)."""
+    return model.model_copy(update=changes)
+
+
 HGB = "sklearn.ensemble.HistGradientBoostingClassifier"
 
 
 def model_config(target: str = HGB, preprocessing: str = "none", **arguments) -> ModelConfig:
     """A model section for unit tests: the estimator with only `arguments` set (its defaults otherwise), validated."""
-    return ModelConfig.parse({"name": target.rsplit(".", 1)[-1], "_target_": target, "preprocessing": preprocessing, **arguments}, ["model"])
+    return ModelConfig.parse(
+        {"name": target.rsplit(".", 1)[-1], "_target_": target, "preprocessing": preprocessing, **arguments}, ["model"]
+    )
 
 
 def run_module(module: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:

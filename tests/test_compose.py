@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from stages.compose import compose
+from stages.lib.config import parse_params
 from stages.lib.errors import UserError
 from tests.conftest import PROJECT, TEST_CHOICES, choice_overrides, run_module
 
@@ -80,7 +81,7 @@ def test_the_tests_configuration_ignores_what_conf_config_yaml_selects(tmp_path,
 
 
 def test_unknown_group_option_is_one_clear_line():
-    with pytest.raises(UserError, match="Could not find 'model/xgboost' Available options in 'model': hgb logreg$"):
+    with pytest.raises(UserError, match="Could not find 'model/xgboost' Available options in 'model': hgb hgb_regressor logreg$"):
         compose(PROJECT / "conf", ["model=xgboost"])
 
 
@@ -132,3 +133,48 @@ def test_each_stage_tracks_only_its_own_params_sections(params):
     }
     # `runtime` (thread counts) is read by every stage and tracked by none: results do not depend on it (tests/test_runtime.py).
     assert sorted({section.split(".")[0] for sections in tracked.values() for section in sections} | {"runtime"}) == sorted(params)
+
+
+# Options that need another option of a second group: a regression contract needs a regressor.
+COMPANIONS = {("data", "seattle_weather"): ["model=hgb_regressor"], ("model", "hgb_regressor"): ["data=seattle_weather"]}
+
+
+@pytest.mark.parametrize("group", [path.name for path in groups()])
+def test_every_option_of_every_group_validates(group):
+    for option in sorted((PROJECT / "conf" / group).glob("*.yaml")):
+        choices = [*choice_overrides(), f"{group}={option.stem}", *COMPANIONS.get((group, option.stem), [])]
+        parse_params(yaml.safe_load(compose(PROJECT / "conf", choices)), conf=PROJECT / "conf")
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "message"),
+    [
+        (
+            "features/default.yaml",
+            "  windows: [1D, 7D]",
+            "  windwos: [1D, 7D]",
+            "unknown key 'features.history.windwos' (from conf/features/ or a -S override); "
+            "known keys: enabled, keys, max_key_levels, smoothing, windows",
+        ),
+        ("train/default.yaml", "cv_folds: 3", "cv_folds: 1", "'train.cv_folds' must be 0 (off) or at least 2, got 1"),
+        ("model/hgb.yaml", "max_iter: 300", "max_itr: 300", "'model.max_itr' (from conf/model/hgb.yaml or a -S override) is not a keyword"),
+    ],
+)
+def test_a_mistake_in_conf_fails_make_params_naming_the_key_and_writes_nothing(project_copy, file, old, new, message):
+    path = project_copy / "conf" / file
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new))
+    before = (project_copy / "params.yaml").read_bytes()
+    for extra in ([], ["--check"]):
+        result = run_module("stages.compose", project_copy, *extra, *choice_overrides())
+        assert result.returncode == 2, result.stderr
+        assert result.stderr.startswith(f"error: params.yaml composed from conf/: {message}")
+        assert result.stderr.count("\n") == 1  # one line, no traceback
+    assert (project_copy / "params.yaml").read_bytes() == before
+
+
+def test_a_cli_override_with_a_typo_fails_before_writing(project_copy):
+    before = (project_copy / "params.yaml").read_bytes()
+    result = run_module("stages.compose", project_copy, *choice_overrides(), "+model.max_itr=5")
+    assert result.returncode == 2 and "'model.max_itr'" in result.stderr
+    assert (project_copy / "params.yaml").read_bytes() == before

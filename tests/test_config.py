@@ -5,9 +5,8 @@ from __future__ import annotations
 import copy
 import re
 
-import pytest
-
 import pandas as pd
+import pytest
 import yaml
 
 from stages.compose import compose

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from stages.lib.config import DriftThresholds
+from stages.lib.config import parse_params
 from stages.lib.drift import (
     categorical_statistics,
     column_drift,
@@ -17,8 +17,9 @@ from stages.lib.drift import (
     numeric_statistics,
 )
 from stages.lib.profile import read_sorted_columns, sorted_columns
+from tests.conftest import project_params
 
-THRESHOLDS = DriftThresholds()
+THRESHOLDS = parse_params(project_params()).drift.thresholds  # conf/drift/default.yaml, as the tests compose it
 
 
 def samples(seed: int, ties: bool):

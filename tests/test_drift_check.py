@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import shutil
@@ -16,12 +15,12 @@ import yaml
 
 from stages.drift_check import drift_check, drift_outputs, roc_auc_drop, schema_changes
 from stages.lib.catalog import DRIFT_PLOTS, FeatureSpec
-from stages.lib.config import DriftConfig, GateConfig, ModelConfig, TrainConfig
+from stages.lib.config import DriftConfig, GateConfig, TrainConfig, parse_params
 from stages.lib.drift_html import render_report
 from stages.lib.errors import UserError
 from stages.lib.io import write_outputs
 from stages.train import train_model
-from tests.conftest import PROJECT, require_tool, run_module, tool_env
+from tests.conftest import PROJECT, model_config, replace, require_tool, run_module, tool_env
 
 SPEC = FeatureSpec.plain(["temp", "dewp", "distance"], ["dest"])
 DESTINATIONS = ["ATL", "ORD", "SEA", "__other__"]
@@ -48,14 +47,14 @@ def model():
     return train_model(
         window(4000, 0, False),
         SPEC,
-        ModelConfig("hgb", {"max_iter": 30}),
+        model_config(max_iter=30),
         TrainConfig(seed=0, cv_folds=0, encoding_folds=5, max_selected=None),
     ).model
 
 
 @pytest.fixture
 def config(params) -> DriftConfig:
-    return DriftConfig.from_params(params)
+    return parse_params(params).drift
 
 
 @pytest.fixture
@@ -81,7 +80,7 @@ def test_columns_are_ranked_by_importance_weighted_drift(seasonal):
 
 
 def test_plots_hold_reference_and_current_shares_of_the_top_columns(model, config):
-    two = dataclasses.replace(config, plots=2)
+    two = replace(config, plots=2)
     report = drift_check(window(3000, 1, False), window(3000, 2, True), SPEC, model, two, importance={"temp": 0.02, "distance": 0.0})
     ranks = {row["feature"]: row["rank"] for row in report.plots}
     assert ranks == {column.column: rank for rank, column in enumerate(report.ranked[:2], start=1)}
@@ -104,7 +103,7 @@ def test_written_files_are_what_dvc_yaml_declares_with_fewer_inputs_than_plots(m
 
     plotted = {path for plot in pipeline["plots"] for definition in plot.values() for path in definition["y"] if inside(path)}
 
-    roomy = dataclasses.replace(config, plots=len(SPEC.inputs) + 3)
+    roomy = replace(config, plots=len(SPEC.inputs) + 3)
     report = drift_check(window(3000, 1, False), window(3000, 2, True), SPEC, model, roomy)
     monkeypatch.chdir(tmp_path)
     write_outputs(drift_outputs(report))
@@ -137,7 +136,7 @@ AT_CHANCE = {"roc_auc": 0.5}  # a test split ROC AUC no current window falls far
 
 
 def test_gate_fails_on_dataset_drift_and_on_a_metric_drop(model, config):
-    config = dataclasses.replace(config, gate=GateConfig(fail_on_dataset_drift=True, fail_on_prediction_drift=False, max_roc_auc_drop=0.05))
+    config = replace(config, gate=GateConfig(fail_on_dataset_drift=True, fail_on_prediction_drift=False, max_roc_auc_drop=0.05))
     reference = window(3000, 1, False)
     quiet = drift_check(reference, window(3000, 3, False), SPEC, model, config, test_metrics=AT_CHANCE)
     assert quiet.summary["gate"] == {"passed": True, "failed": [], "reasons": []}
@@ -148,7 +147,7 @@ def test_gate_fails_on_dataset_drift_and_on_a_metric_drop(model, config):
     dropped = drift_check(reference, window(3000, 3, False), SPEC, model, config, test_metrics=optimistic)
     assert dropped.summary["gate"]["failed"] == ["roc_auc_drop"]
     assert dropped.summary["gate"]["reasons"][0].startswith("ROC AUC on the current window is")
-    relaxed = dataclasses.replace(config, gate=dataclasses.replace(config.gate, max_roc_auc_drop=None))
+    relaxed = replace(config, gate=replace(config.gate, max_roc_auc_drop=None))
     assert drift_check(reference, window(3000, 3, False), SPEC, model, relaxed, test_metrics=optimistic).summary["gate"]["passed"]
 
 
@@ -163,14 +162,12 @@ def test_gate_fails_on_dataset_drift_and_on_a_metric_drop(model, config):
 )
 def test_roc_auc_gate_fails_closed_when_the_drop_cannot_be_measured(model, config, test_metrics, current, why):
     gate = GateConfig(fail_on_dataset_drift=False, fail_on_prediction_drift=False, max_roc_auc_drop=0.05)
-    summary = drift_check(
-        window(3000, 1, False), current, SPEC, model, dataclasses.replace(config, gate=gate), test_metrics=test_metrics
-    ).summary
+    summary = drift_check(window(3000, 1, False), current, SPEC, model, replace(config, gate=gate), test_metrics=test_metrics).summary
     assert summary["gate"]["passed"] is False and summary["gate"]["failed"] == ["roc_auc_drop"]
     assert summary["gate"]["reasons"] == [
         f"ROC AUC drop not measured: {why} (set drift.gate.max_roc_auc_drop: null to turn the condition off)"
     ]
-    off = dataclasses.replace(config, gate=dataclasses.replace(gate, max_roc_auc_drop=None))
+    off = replace(config, gate=replace(gate, max_roc_auc_drop=None))
     assert drift_check(window(3000, 1, False), current, SPEC, model, off, test_metrics=test_metrics).summary["gate"]["passed"]
 
 
@@ -184,7 +181,7 @@ def test_roc_auc_drop_is_skipped_only_for_a_regression():
 @pytest.mark.parametrize("fail_on_prediction_drift", [True, False])
 def test_fail_on_prediction_drift_decides_whether_prediction_drift_fails_the_gate(model, config, fail_on_prediction_drift):
     gate = GateConfig(fail_on_dataset_drift=False, fail_on_prediction_drift=fail_on_prediction_drift, max_roc_auc_drop=None)
-    config = dataclasses.replace(config, gate=gate)
+    config = replace(config, gate=gate)
     reference = window(3000, 1, False)
     summer = drift_check(reference, window(3000, 2, True), SPEC, model, config).summary
     assert summer["prediction_drift"]["drifted"] is True and summer["dataset_drift"] is True  # found either way

@@ -160,7 +160,7 @@ def test_second_dataset_runs_by_config_alone(pipeline):
     data_conf = repo / "conf/data/seattle_weather.yaml"
     original = data_conf.read_text()
     try:
-        run(repo, sys.executable, "-m", "stages.compose", "data=seattle_weather")
+        run(repo, sys.executable, "-m", "stages.compose", "data=seattle_weather", "model=hgb_regressor")
         output = run(repo, "dvc", "repro")
         assert stages_run(output) == {"prepare", "featurize", "train", "evaluate", "drift-check"}
         metrics = json.loads((repo / "reports/metrics.json").read_text())

@@ -8,9 +8,10 @@ import pytest
 
 from stages.evaluate import MAX_CURVE_POINTS, evaluate_model
 from stages.lib.catalog import FeatureSpec
-from stages.lib.config import EvaluateConfig, ModelConfig, ReportGate, TrainConfig
+from stages.lib.config import EvaluateConfig, ReportGate, TrainConfig
 from stages.lib.errors import UserError
 from stages.train import train_model
+from tests.conftest import model_config, replace
 
 SPEC = FeatureSpec.plain(["signal", "noise"], ["carrier"])
 NO_GATE = ReportGate(minimum={}, maximum={}, max_drop={})
@@ -35,7 +36,7 @@ def frame(rows: int, seed: int) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def model():
     return train_model(
-        frame(3000, 0), SPEC, ModelConfig("hgb", {"max_iter": 50}), TrainConfig(seed=0, cv_folds=0, encoding_folds=5, max_selected=None)
+        frame(3000, 0), SPEC, model_config(max_iter=50), TrainConfig(seed=0, cv_folds=0, encoding_folds=5, max_selected=None)
     ).model
 
 
@@ -55,8 +56,8 @@ def test_metrics_reflect_a_model_that_learned_the_signal(model, config):
 
 def test_threshold_moves_the_confusion_matrix(model, config):
     test = frame(2000, 1)
-    low = evaluate_model(model, test, SPEC, EvaluateConfig(**{**config.__dict__, "threshold": 0.2}))
-    high = evaluate_model(model, test, SPEC, EvaluateConfig(**{**config.__dict__, "threshold": 0.8}))
+    low = evaluate_model(model, test, SPEC, replace(config, threshold=0.2))
+    high = evaluate_model(model, test, SPEC, replace(config, threshold=0.8))
     assert low.metrics["recall"] > high.metrics["recall"]
     assert (low.confusion["predicted"] == "late").sum() > (high.confusion["predicted"] == "late").sum()
     assert low.metrics["roc_auc"] == high.metrics["roc_auc"]  # threshold-free
@@ -106,8 +107,15 @@ def test_regression_metrics_and_plots():
         {"x": x, "noise": rng.normal(size=3000), "y": 2 * x + rng.normal(0, 0.5, 3000), "date": pd.Timestamp("2015-01-01")}
     )
     spec = FeatureSpec.plain(["x", "noise"], [], target="y", time="date", task="regression")
-    model = train_model(frame[:2000], spec, ModelConfig("hgb", {"max_iter": 50}), TrainConfig(0, 0, 5, None)).model
-    evaluation = evaluate_model(model, frame[2000:], spec, EvaluateConfig(0.5, 10, 2, 1000, 0, NO_GATE))
+    model = train_model(
+        frame[:2000], spec, model_config(max_iter=50), TrainConfig(seed=0, cv_folds=0, encoding_folds=5, max_selected=None)
+    ).model
+    evaluation = evaluate_model(
+        model,
+        frame[2000:],
+        spec,
+        EvaluateConfig(threshold=0.5, calibration_bins=10, importance_repeats=2, importance_rows=1000, seed=0, gate=NO_GATE),
+    )
     metrics = evaluation.metrics
     assert metrics["rmse"] < 0.7 < metrics["rmse_constant"] and metrics["r2"] > 0.85
     assert evaluation.plots["roc"] == [] and evaluation.plots["precision_recall"] == []

@@ -4,15 +4,13 @@ and the plan/transformer as `featurize` uses them (fitted on train only)."""
 from __future__ import annotations
 
 import copy
-import dataclasses
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from stages.featurize import FAMILIES, featurize
-from stages.lib.config import FeaturesConfig, HistoryFeatures, SelectionConfig
-from stages.lib.contract import DataContract
+from stages.lib.config import HistoryFeatures, SelectionConfig, parse_params
 from stages.lib.errors import UserError
 from stages.lib.features import (
     OTHER,
@@ -27,7 +25,7 @@ from stages.lib.features import (
     signed_log1p,
 )
 from stages.prepare import prepare
-from tests.conftest import make_flights, make_weather, project_params
+from tests.conftest import make_flights, make_weather, project_params, replace
 
 # ---------------------------------------------------------------- history helpers
 
@@ -386,15 +384,15 @@ def test_signed_log1p_keeps_sign_and_order():
 @pytest.fixture(scope="module")
 def prepared_flights():
     params = project_params()
-    contract = DataContract.from_params(params)
+    contract = parse_params(params).data
     flights = make_flights()
     prepared = prepare(flights, [make_weather(flights)], contract)
-    base = FeaturesConfig.from_params(params)
+    base = parse_params(params).features
     # Tiny data: min_count 2 keeps levels; origin (3 levels) is one-hot, carrier and dest (4) are grouped.
-    config = dataclasses.replace(
+    config = replace(
         base,
-        categorical=dataclasses.replace(base.categorical, min_count=2, max_onehot=3),
-        numeric=dataclasses.replace(base.numeric, ratios=(("distance", "temp"),)),
+        categorical=replace(base.categorical, min_count=2, max_onehot=3),
+        numeric=replace(base.numeric, ratios=(("distance", "temp"),)),
     )
     return prepared.splits, prepared.schema, config, contract.splits
 
@@ -450,7 +448,7 @@ def test_the_transformer_learns_from_train_only(prepared_flights, featurized):
 def test_a_plan_wider_than_max_features_is_a_user_error(prepared_flights):
     splits, schema, config, windows = prepared_flights
     with pytest.raises(UserError, match=r"features\.max_features"):
-        featurize(splits, schema, dataclasses.replace(config, max_features=5), windows)
+        featurize(splits, schema, replace(config, max_features=5), windows)
 
 
 def test_seasonal_calendar_parts_need_a_year_of_train(prepared_flights, featurized):

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import copy
-import dataclasses
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from stages.featurize import featurize, history_events
-from stages.lib.config import FeaturesConfig
+from stages.lib.config import FeaturesConfig, parse_params
 from stages.lib.errors import UserError
 from stages.prepare import prepare
+from tests.conftest import replace
 
 
 @pytest.fixture
@@ -37,8 +37,8 @@ def windows(contract):
 
 @pytest.fixture
 def config(params) -> FeaturesConfig:
-    base = FeaturesConfig.from_params(params)
-    return dataclasses.replace(base, categorical=dataclasses.replace(base.categorical, min_count=2, max_onehot=3))
+    base = parse_params(params).features
+    return replace(base, categorical=replace(base.categorical, min_count=2, max_onehot=3))
 
 
 def test_inputs_are_the_schema_typed_columns_minus_target_time_and_drops(splits, schema, config, windows):
@@ -82,14 +82,14 @@ def test_imputed_numeric_features_have_no_missing_values(splits, schema, config,
 
 
 def test_excluded_columns_stay_out(splits, schema, config, windows):
-    spec = featurize(splits, schema, dataclasses.replace(config, exclude=("temp", "dest")), windows).spec
+    spec = featurize(splits, schema, replace(config, exclude=("temp", "dest")), windows).spec
     assert not {"temp", "dest"} & set(spec.inputs)
     assert not any(source in ("temp", "dest") for sources in spec.sources.values() for source in sources)
 
 
 def test_excluding_an_unknown_column_is_named(splits, schema, config, windows):
     with pytest.raises(UserError, match="'features.exclude' names 'seat_pitch', which is not a prepared column"):
-        featurize(splits, schema, dataclasses.replace(config, exclude=("seat_pitch",)), windows)
+        featurize(splits, schema, replace(config, exclude=("seat_pitch",)), windows)
 
 
 def test_perturbing_test_and_current_does_not_change_what_is_fitted(splits, schema, config, windows):
@@ -124,7 +124,7 @@ def test_history_events_hold_each_row_once_although_windows_overlap(splits, wind
 
 def test_too_many_features_fail_before_anything_is_built(splits, schema, config, windows):
     with pytest.raises(UserError, match=r"the feature plan has \d+ features .* more than features.max_features = 5"):
-        featurize(splits, schema, dataclasses.replace(config, max_features=5), windows)
+        featurize(splits, schema, replace(config, max_features=5), windows)
 
 
 def test_without_known_after_there_are_no_history_features(splits, schema, config, windows):
@@ -159,8 +159,8 @@ def test_schema_type_that_disagrees_with_the_data_is_named(splits, schema, confi
 
 
 def test_log_and_ratio_transforms(splits, schema, config, windows):
-    numeric = dataclasses.replace(config.numeric, transform="log", ratios=(("distance", "wind_speed"),))
-    result = featurize(splits, schema, dataclasses.replace(config, numeric=numeric), windows)
+    numeric = replace(config.numeric, transform="log", ratios=(("distance", "wind_speed"),))
+    result = featurize(splits, schema, replace(config, numeric=numeric), windows)
     test = result.frames["test"]
     assert np.allclose(test["distance"], np.log1p(splits["test"]["distance"]))
     raw = splits["test"]["distance"] / splits["test"]["wind_speed"].where(splits["test"]["wind_speed"] != 0)
@@ -178,7 +178,7 @@ def features_config(params: dict, **sections: dict) -> FeaturesConfig:
     block["categorical"] |= {"min_count": 2, "max_onehot": 3}  # tiny data: keep the levels
     for section, values in sections.items():
         block[section] |= values
-    return FeaturesConfig.from_params(changed)
+    return parse_params(changed).features
 
 
 def test_quantile_transform_maps_train_ranks_to_normal_scores_fitted_on_train_only(splits, schema, params, windows):

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from stages.lib.contract import DataContract
+from stages.lib.config import DataContract, parse_params
 from stages.lib.errors import UserError
 from stages.prepare import prepare
 from tests.conftest import make_flights, make_weather, run_module
@@ -24,7 +24,7 @@ KEYS = ["origin", "time_hour"]
 def contract_with(params: dict, deduplicate: bool) -> DataContract:
     changed = copy.deepcopy(params)
     changed["data"]["join"][0]["deduplicate"] = deduplicate
-    return DataContract.from_params(changed)
+    return parse_params(changed).data
 
 
 @pytest.fixture

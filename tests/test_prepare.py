@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -11,19 +10,16 @@ import pytest
 import yaml
 
 from stages.compose import compose
-from stages.lib.config import Window
-from stages.lib.contract import DataContract, infer_type
+from stages.lib.config import Window, parse_params
+from stages.lib.contract import infer_type
 from stages.lib.errors import UserError
 from stages.prepare import prepare
-from tests.conftest import PROJECT, make_flights, make_weather, project_params, run_module
+from tests.conftest import PROJECT, make_flights, make_weather, project_params, replace, run_module
 
 
 def with_window(config, name: str, start: str, end: str):
-    windows = tuple(
-        Window(name, pd.Timestamp(start, tz="UTC"), pd.Timestamp(end, tz="UTC")) if window.name == name else window
-        for window in config.splits
-    )
-    return dataclasses.replace(config, splits=windows)
+    window = Window(name=name, start=pd.Timestamp(start, tz="UTC"), end=pd.Timestamp(end, tz="UTC"))
+    return replace(config, windows=replace(config.windows, **{name: window}))
 
 
 def test_drops_cancelled_leaks_and_identifiers(flights, weather, contract):
@@ -42,7 +38,7 @@ def test_target_is_arrival_delay_over_threshold(flights, weather, contract):
     prepared = prepare(flights, [weather], contract)
     flown = flights.dropna(subset=["arr_delay"])
     assert prepared.summary["positive_share"] == round(float((flown["arr_delay"] > 15).mean()), 6)
-    stricter = prepare(flights, [weather], dataclasses.replace(contract, greater_than=60.0))
+    stricter = prepare(flights, [weather], replace(contract, target_spec=replace(contract.target_spec, greater_than=60.0)))
     assert stricter.summary["positive_share"] < prepared.summary["positive_share"]
 
 
@@ -73,11 +69,11 @@ def test_splits_are_time_windows_in_order(flights, weather, contract):
 
 
 def test_sample_is_seeded_and_sized(flights, weather, contract):
-    sampled = dataclasses.replace(contract, sample_rows=60, sample_seed=3)
+    sampled = replace(contract, sample_rows=60, sample_seed=3)
     first, again = prepare(flights, [weather], sampled), prepare(flights, [weather], sampled)
     assert first.summary["rows"]["used"] == 60
     pd.testing.assert_frame_equal(first.splits["train"], again.splits["train"])
-    other = prepare(flights, [weather], dataclasses.replace(sampled, sample_seed=4))
+    other = prepare(flights, [weather], replace(sampled, sample_seed=4))
     assert not first.splits["train"].equals(other.splits["train"])
 
 
@@ -212,7 +208,7 @@ def test_checks_report_every_violation_at_once(flights, weather, contract):
 
 def test_warn_mode_reports_violations_and_goes_on(flights, weather, contract):
     hot = weather.assign(temp=500.0)
-    prepared = prepare(flights, [hot], dataclasses.replace(contract, on_violation="warn"))
+    prepared = prepare(flights, [hot], replace(contract, on_violation="warn"))
     assert any(line.startswith("temp: in_range(-40, 130)") for line in prepared.violations)
     assert len(prepared.splits["train"]) > 0
 
@@ -292,7 +288,7 @@ def test_only_the_declared_tokens_are_missing_and_the_report_counts_them(tmp_pat
 
 
 def test_a_declared_numeric_column_names_the_text_and_its_rows(flights, weather):
-    contract = DataContract.from_params(composed_params())
+    contract = parse_params(composed_params()).data
     with pytest.raises(
         UserError, match=r"column 'distance' must be numeric, got 'n/a' in 4 row\(s\); if that means missing, add it to data"
     ):
@@ -303,9 +299,9 @@ def test_a_column_declared_categorical_may_mix_numbers_and_text(flights, weather
     gates = flights.assign(gate=[str(10 + index % 30) for index in range(len(flights))])
     gates = with_text(gates, "gate", [7], "14A")
     with pytest.raises(UserError, match="column 'gate' holds numbers, but 1 row"):
-        prepare(gates, [weather], DataContract.from_params(composed_params()))
+        prepare(gates, [weather], parse_params(composed_params()).data)
     types = {**composed_params()["data"]["types"], "gate": "categorical"}
-    prepared = prepare(gates, [weather], DataContract.from_params(composed_params(types=types)))
+    prepared = prepare(gates, [weather], parse_params(composed_params(types=types)).data)
     assert prepared.schema["columns"]["gate"]["type"] == "categorical"
 
 
@@ -330,7 +326,7 @@ def test_a_column_declared_categorical_may_mix_numbers_and_text(flights, weather
 def test_infinite_numbers_are_refused_with_column_and_rows(flights, weather, change, message):
     bad_flights, bad_weather = change(flights, weather)
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)") + ".*data.missing_values to read them as missing"):
-        prepare(bad_flights, [bad_weather], DataContract.from_params(composed_params()))
+        prepare(bad_flights, [bad_weather], parse_params(composed_params()).data)
 
 
 def test_infinite_tokens_listed_as_missing_are_read_as_missing(tmp_path):

@@ -38,7 +38,7 @@ def test_the_walk_through_contract_runs_every_stage(project):
     contract = readme_contract()
     assert yaml.safe_load(contract)["name"] == "my_weather"
     (project / "conf/data/my_weather.yaml").write_text(contract)
-    (project / "params.yaml").write_text(compose(project / "conf", ["data=my_weather"]))
+    (project / "params.yaml").write_text(compose(project / "conf", ["data=my_weather", "model=hgb_regressor"]))
     for module in ("stages.prepare", "stages.featurize", "stages.train", "stages.evaluate"):
         result = run_module(module, project)
         assert result.returncode == 0, f"{module}: {result.stderr}"
@@ -53,7 +53,7 @@ def test_the_walk_through_contract_runs_every_stage(project):
 def test_a_typo_in_the_contract_is_named(project):
     contract = readme_contract().replace("column: date", "column: day")
     (project / "conf/data/my_weather.yaml").write_text(contract)
-    (project / "params.yaml").write_text(compose(project / "conf", ["data=my_weather"]))
+    (project / "params.yaml").write_text(compose(project / "conf", ["data=my_weather", "model=hgb_regressor"]))
     result = run_module("stages.prepare", project)
     assert result.returncode == 2
     assert (

@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 from stages.drift_gate import GateVerdict
 from stages.evaluate import evaluate_model
 from stages.lib.catalog import FeatureSpec
-from stages.lib.config import EvaluateConfig, ModelConfig, ReportGate, TrainConfig
+from stages.lib.config import EvaluateConfig, ReportGate, TrainConfig
 from stages.lib.metrics import TASK_METRICS
 from stages.report import (
     bootstrap_change,
@@ -26,7 +26,7 @@ from stages.report import (
     weighted_metric,
 )
 from stages.train import train_model
-from tests.conftest import PROJECT
+from tests.conftest import PROJECT, model_config
 
 
 def scored(rows: int, seed: int, signal: float) -> tuple[np.ndarray, np.ndarray]:
@@ -140,12 +140,17 @@ def test_the_task_metric_table_is_what_evaluate_writes():
     x = rng.normal(size=rows)
     frame = pd.DataFrame({"x": x, "late": (x + rng.normal(size=rows) > 0.5).astype(np.int8), "y": 3 * x + rng.normal(size=rows)})
     config = EvaluateConfig(
-        threshold=0.35, calibration_bins=5, importance_repeats=1, importance_rows=100, seed=0, gate=ReportGate({}, {}, {})
+        threshold=0.35,
+        calibration_bins=5,
+        importance_repeats=1,
+        importance_rows=100,
+        seed=0,
+        gate=ReportGate(minimum={}, maximum={}, max_drop={}),
     )
     train = TrainConfig(seed=0, cv_folds=0, encoding_folds=2, max_selected=None)
     for task, target in (("classification", "late"), ("regression", "y")):
         spec = FeatureSpec.plain(["x"], [], target=target, task=task)
-        model = train_model(frame, spec, ModelConfig("hgb", {"max_iter": 5}), train).model
+        model = train_model(frame, spec, model_config(max_iter=5), train).model
         assert set(evaluate_model(model, frame, spec, config).metrics) == set(TASK_METRICS[task]), task
 
 

@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from stages.lib.config import RuntimeConfig
+from stages.lib.config import RuntimeConfig, parse_params
 from stages.lib.errors import UserError
 from stages.lib.runtime import thread_count
+from tests.conftest import project_params
 
 REPO = Path(__file__).resolve().parents[1]
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "OMP_DISPLAY_ENV", "GOMP_SPINCOUNT")
@@ -27,7 +28,8 @@ def pools_after_limit(threads: object, cpus: set[int] | None = None, **env: str)
     """threadpoolctl's view of a stage process (train's imports) after `limit_threads` with `runtime.threads`."""
     probe = (
         "import json, threadpoolctl, stages.train; from stages.lib.runtime import limit_threads; "
-        f"limit_threads({{'runtime': {{'threads': {threads!r}}}}}); print(json.dumps(threadpoolctl.threadpool_info()))"
+        "from stages.lib.config import RuntimeConfig; "
+        f"limit_threads(RuntimeConfig(threads={threads!r})); print(json.dumps(threadpoolctl.threadpool_info()))"
     )
     pin = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
     result = subprocess.run(
@@ -46,7 +48,7 @@ def test_configured_threads_reach_openmp_and_blas(threads):
 
 
 def test_auto_is_the_cores_the_process_may_run_on():
-    assert thread_count(RuntimeConfig(threads=None), environ={}) == len(os.sched_getaffinity(0))
+    assert thread_count(RuntimeConfig(threads="auto"), environ={}) == len(os.sched_getaffinity(0))
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to pin a process to fewer")
@@ -56,20 +58,20 @@ def test_auto_follows_the_affinity_mask_not_the_machine():
 
 
 def test_auto_takes_fewer_threads_when_the_environment_asks_for_fewer():
-    assert thread_count(RuntimeConfig(threads=None), environ={"OMP_NUM_THREADS": "1"}) == 1
-    assert thread_count(RuntimeConfig(threads=None), environ={"OMP_NUM_THREADS": "999"}) == len(os.sched_getaffinity(0))
+    assert thread_count(RuntimeConfig(threads="auto"), environ={"OMP_NUM_THREADS": "1"}) == 1
+    assert thread_count(RuntimeConfig(threads="auto"), environ={"OMP_NUM_THREADS": "999"}) == len(os.sched_getaffinity(0))
     assert thread_count(RuntimeConfig(threads=4), environ={"OMP_NUM_THREADS": "1"}) == 4  # an explicit count wins
 
 
 @pytest.mark.parametrize(("value", "message"), [(0, "got 0"), ("many", "got 'many'"), (True, "got True")])
 def test_bad_thread_counts_are_named(value, message):
     with pytest.raises(UserError, match=f"'runtime.threads' must be .*{message}"):
-        RuntimeConfig.from_params({"runtime": {"threads": value}})
+        RuntimeConfig.parse({"threads": value}, ["runtime"])
 
 
 def test_a_params_file_without_runtime_says_how_to_fix_it():
     with pytest.raises(UserError, match=r"missing section 'runtime'; run `make params`"):
-        RuntimeConfig.from_params({"drift": {}})
+        parse_params({key: value for key, value in project_params().items() if key != "runtime"})
 
 
 @pytest.mark.parametrize(
@@ -98,16 +100,17 @@ def test_training_gives_the_same_model_for_any_thread_count():
 import hashlib, sys
 import numpy as np, pandas as pd
 from stages.lib.catalog import FeatureSpec
-from stages.lib.config import ModelConfig, TrainConfig
+from stages.lib.config import RuntimeConfig, TrainConfig
 from stages.lib.runtime import limit_threads
 from stages.train import train_model
-limit_threads({"runtime": {"threads": int(sys.argv[1])}})
+limit_threads(RuntimeConfig(threads=int(sys.argv[1])))
+from tests.conftest import model_config
 rng = np.random.default_rng(0)
 frame = pd.DataFrame({"a": rng.normal(size=6000), "b": rng.normal(size=6000), "c": pd.Categorical(rng.choice(list("xyz"), 6000))})
 frame["late"] = (frame["a"] + rng.normal(size=6000) > 0.5).astype(np.int8)
 frame["time_hour"] = pd.Timestamp("2013-01-01", tz="UTC")
 spec = FeatureSpec.plain(["a", "b"], ["c"])
-model = train_model(frame, spec, ModelConfig("hgb", {"max_iter": 40}), TrainConfig(seed=0, cv_folds=0, encoding_folds=5, max_selected=None)).model
+model = train_model(frame, spec, model_config(max_iter=40), TrainConfig(seed=0, cv_folds=0, encoding_folds=5, max_selected=None)).model
 print(hashlib.sha256(model.predict_proba(frame[spec.features]).tobytes()).hexdigest())
 """
     digests = set()

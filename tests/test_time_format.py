@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from stages.compose import compose
-from stages.lib.contract import DataContract, parse_time
+from stages.lib.config import parse_params
+from stages.lib.contract import parse_time
 from stages.lib.errors import UserError
 from tests.conftest import PROJECT, run_module
 
@@ -110,7 +111,7 @@ def test_an_unknown_format_name_is_refused_in_the_contract(time_format):
     with pytest.raises(
         UserError, match=f"'data.time.format' must be one of iso8601, year, epoch_s, epoch_ms or a strptime pattern .*got '{time_format}'"
     ):
-        DataContract.from_params(params)
+        parse_params(params)
 
 
 def test_prepare_reads_a_month_name_table_declared_in_the_contract(tmp_path):

@@ -92,7 +92,9 @@ def build_pipeline(spec: FeatureSpec, model_config: ModelConfig, train_config: T
         score = f_classif_filled if spec.task == "classification" else f_regression_filled
         steps.append(("select", SelectKBest(score, k=min(train_config.max_selected, len(spec.features)))))
     if model_config.task != spec.task:
-        fail(f"params.yaml: model '{model_config.name}' ({model_config.target}) does not fit the {spec.task} task of {FEATURE_SPEC} (data.task); run `dvc repro`")
+        fail(
+            f"params.yaml: model '{model_config.name}' ({model_config.target}) does not fit the {spec.task} task of {FEATURE_SPEC} (data.task); run `dvc repro`"
+        )
     steps.append(("model", build_model(model_config, train_config.seed)))
     return Pipeline(steps).set_output(transform="pandas")
 
@@ -155,6 +157,7 @@ TRUSTED_TYPES = frozenset(
     {
         "functools.partial",
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.tree._tree.Tree",  # the fitted trees of every estimator of sklearn.tree and most of sklearn.ensemble
         "sklearn.compose._column_transformer.make_column_selector",
         "sklearn.model_selection._split.KFold",
         "sklearn.model_selection._split.StratifiedKFold",

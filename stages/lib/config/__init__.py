@@ -26,7 +26,7 @@ from stages.lib.config.features import (
     NumericFeatures,
     SelectionConfig,
 )
-from stages.lib.config.model import ESTIMATOR_MODULES, MODEL_DIR, ModelConfig, estimator_class, models_for
+from stages.lib.config.model import ESTIMATOR_MODULES, ModelConfig, estimator_class, models_for
 from stages.lib.config.sections import DriftConfig, DriftThresholds, EvaluateConfig, GateConfig, ReportGate, RuntimeConfig, TrainConfig
 from stages.lib.errors import fail
 

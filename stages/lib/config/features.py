@@ -93,7 +93,9 @@ def _distinct(windows: tuple[Any, ...]) -> tuple[Any, ...]:
 
 class HistoryFeatures(Strict):
     enabled: Flag
-    keys: Annotated[tuple[tuple[str, ...], ...] | None, BeforeValidator(_keys), PlainSerializer(lambda keys: "auto" if keys is None else keys)]
+    keys: Annotated[
+        tuple[tuple[str, ...], ...] | None, BeforeValidator(_keys), PlainSerializer(lambda keys: "auto" if keys is None else keys)
+    ]
     windows: Annotated[tuple[DurationText, ...], AfterValidator(_distinct), BeforeValidator(_windows)]
     smoothing: Annotated[float, rule(lambda value: value >= 0, "0 or more"), expect(int, float)]
     max_key_levels: Positive
@@ -114,4 +116,3 @@ class FeaturesConfig(Strict):
     categorical: CategoricalFeatures
     history: HistoryFeatures
     selection: SelectionConfig
-

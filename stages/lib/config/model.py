@@ -87,7 +87,10 @@ class ModelConfig(Strict):
         if not isinstance(data, dict):
             raise ConfigError(f"must be a mapping, got {data!r}")
         ours = {key: value for key, value in data.items() if key in RESERVED}
-        return {**ours, "hyperparameters": {key: value for key, value in sorted(data.items(), key=lambda item: str(item[0])) if key not in RESERVED}}
+        return {
+            **ours,
+            "hyperparameters": {key: value for key, value in sorted(data.items(), key=lambda item: str(item[0])) if key not in RESERVED},
+        }
 
     @model_validator(mode="after")
     def _known_arguments(self, info: ValidationInfo) -> ModelConfig:
