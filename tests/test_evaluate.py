@@ -108,7 +108,10 @@ def test_regression_metrics_and_plots():
     )
     spec = FeatureSpec.plain(["x", "noise"], [], target="y", time="date", task="regression")
     model = train_model(
-        frame[:2000], spec, model_config(max_iter=50), TrainConfig(seed=0, cv_folds=0, encoding_folds=5, max_selected=None)
+        frame[:2000],
+        spec,
+        model_config("sklearn.ensemble.HistGradientBoostingRegressor", max_iter=50),
+        TrainConfig(seed=0, cv_folds=0, encoding_folds=5, max_selected=None),
     ).model
     evaluation = evaluate_model(
         model,

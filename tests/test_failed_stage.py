@@ -34,7 +34,7 @@ def test_a_failed_prepare_restores_its_git_tracked_outputs(tmp_path):
     (repo / "data/raw").mkdir(parents=True)
     shutil.copy(Path(vega_datasets.__file__).parent / "_data/seattle-weather.csv", repo / "data/raw/weather.csv")
     (repo / "conf/data/my_weather.yaml").write_text(readme_contract())
-    (repo / "params.yaml").write_text(compose(repo / "conf", ["data=my_weather"]))
+    (repo / "params.yaml").write_text(compose(repo / "conf", ["data=my_weather", "model=hgb_regressor"]))
     run(repo, "git", "init", "-q", "-b", "main")
     run(repo, sys.executable, "-m", "dvc", "init", "-q")
     run(repo, sys.executable, "-m", "dvc", "repro", "prepare")

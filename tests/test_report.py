@@ -26,7 +26,7 @@ from stages.report import (
     weighted_metric,
 )
 from stages.train import train_model
-from tests.conftest import PROJECT, model_config
+from tests.conftest import HGB, PROJECT, model_config
 
 
 def scored(rows: int, seed: int, signal: float) -> tuple[np.ndarray, np.ndarray]:
@@ -150,7 +150,8 @@ def test_the_task_metric_table_is_what_evaluate_writes():
     train = TrainConfig(seed=0, cv_folds=0, encoding_folds=2, max_selected=None)
     for task, target in (("classification", "late"), ("regression", "y")):
         spec = FeatureSpec.plain(["x"], [], target=target, task=task)
-        model = train_model(frame, spec, model_config(max_iter=5), train).model
+        estimator = HGB if task == "classification" else "sklearn.ensemble.HistGradientBoostingRegressor"
+        model = train_model(frame, spec, model_config(estimator, max_iter=5), train).model
         assert set(evaluate_model(model, frame, spec, config).metrics) == set(TASK_METRICS[task]), task
 
 

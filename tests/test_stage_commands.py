@@ -16,7 +16,9 @@ import pytest
 import yaml
 
 from stages.lib.models import load_model
-from tests.conftest import make_flights, make_weather, project_params, run_module, tool_env
+from tests.conftest import HGB, make_flights, make_weather, project_params, run_module, tool_env
+
+MODEL = {"name": "hgb", "_target_": HGB, "preprocessing": "none", "max_iter": 20}
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,7 @@ def featurized(tmp_path_factory):
     params["data"]["source"] = {"path": str(folder / "source/flights.csv"), "package": None}
     params["data"]["join"][0]["source"] = {"path": str(folder / "source/weather.csv"), "package": None}
     params["features"]["categorical"]["min_count"] = 2
-    params["model"] = {"name": "hgb", "max_iter": 20}
+    params["model"] = dict(MODEL)
     params["evaluate"]["importance_repeats"] = 2
     (folder / "params.yaml").write_text(yaml.safe_dump(params))
     for module in ("stages.prepare", "stages.featurize"):
@@ -47,7 +49,7 @@ def test_train_then_evaluate_write_model_card_metrics_and_plots(featurized):
     card = json.loads((featurized / "models/model_card.json").read_text())
     spec = json.loads((featurized / "data/features/spec.json").read_text())
     assert card["features"] == spec["features"]
-    assert card["model"] == {"name": "hgb", "max_iter": 20}
+    assert card["model"] == MODEL  # the typed section, with the estimator's _target_
     assert set(card["inputs_sha256"]) == {"data/features/train.parquet", "data/features/spec.json"}
     metrics = json.loads((featurized / "reports/metrics.json").read_text())
     assert {"roc_auc", "average_precision", "log_loss", "brier", "accuracy", "f1"} <= set(metrics)
@@ -63,18 +65,21 @@ def test_train_then_evaluate_write_model_card_metrics_and_plots(featurized):
     assert len(confusion) == metrics["rows"]
 
 
-def test_unknown_model_stops_train_with_one_line_and_no_model(featurized, tmp_path):
+def test_a_model_outside_the_allow_list_stops_train_with_one_line_and_no_model(featurized, tmp_path):
     params = yaml.safe_load((featurized / "params.yaml").read_text())
-    params["model"] = {"name": "xgboost"}
+    params["model"] = {**MODEL, "_target_": "xgboost.XGBClassifier"}
     (featurized / "params.yaml").write_text(yaml.safe_dump(params))
     try:
         (featurized / "models/model.skops").unlink(missing_ok=True)
         result = run_module("stages.train", featurized)
     finally:
-        params["model"] = {"name": "hgb", "max_iter": 20}
+        params["model"] = dict(MODEL)
         (featurized / "params.yaml").write_text(yaml.safe_dump(params))
     assert result.returncode == 2
-    assert result.stderr == "error: params.yaml: unknown model 'xgboost'; choose one of hgb, logreg (conf/model/<name>.yaml)\n"
+    assert result.stderr == (
+        "error: params.yaml: 'model._target_' must name an estimator class of sklearn.ensemble, sklearn.linear_model, "
+        "sklearn.naive_bayes, sklearn.neighbors, sklearn.svm, sklearn.tree, got 'xgboost.XGBClassifier'\n"
+    )
     assert not (featurized / "models/model.skops").exists()
 
 

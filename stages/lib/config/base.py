@@ -171,8 +171,8 @@ class Duration(pd.Timedelta):
         return duration
 
 
-def _duration(value: Any) -> Duration:
-    if isinstance(value, Duration):
+def _duration(value: Any) -> pd.Timedelta:
+    if isinstance(value, pd.Timedelta) and value > pd.Timedelta(0):  # built in code, not read from params
         return value
     if not isinstance(value, str):
         raise ConfigError(f"must be a duration such as 6h, 1D or 28D, got {value!r}")
@@ -185,7 +185,9 @@ def _duration(value: Any) -> Duration:
     return duration
 
 
-DurationText = Annotated[Duration, BeforeValidator(_duration), PlainSerializer(lambda duration: duration.text, return_type=str)]
+DurationText = Annotated[
+    pd.Timedelta, BeforeValidator(_duration), PlainSerializer(lambda duration: getattr(duration, "text", str(duration)), return_type=str)
+]
 
 
 def _timestamp(value: Any) -> pd.Timestamp:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer, model_validator
 
 from stages.lib.config.base import (
     ConfigError,
@@ -72,22 +72,24 @@ class CategoricalFeatures(Strict):
 
 
 def _keys(value: Any) -> Any:
-    if value == "auto":
+    if value == "auto" or value is None:  # None: built in code (predict rebuilds the section from spec.json)
         return None
+    if isinstance(value, tuple):
+        value = [list(key) for key in value]
     if isinstance(value, list) and all(isinstance(key, list) and all(isinstance(name, str) for name in key) for key in value):
         return tuple(tuple(key) for key in value)
     raise ConfigError(f"must be auto or a list of column lists ([] means all rows), got {value!r}")
 
 
 def _windows(value: Any) -> Any:
-    if not isinstance(value, list) or not value:
+    if not isinstance(value, list | tuple) or not value:
         raise ConfigError(f"must be a non-empty list of durations (e.g. [1D, 7D]), got {value!r}")
     return value
 
 
 def _distinct(windows: tuple[Any, ...]) -> tuple[Any, ...]:
     if len(set(windows)) < len(windows):
-        raise ConfigError(f"lists one duration twice: {[window.text for window in windows]!r}")
+        raise ConfigError(f"lists one duration twice: {[getattr(window, 'text', str(window)) for window in windows]!r}")
     return windows
 
 
@@ -98,7 +100,7 @@ class HistoryFeatures(Strict):
     ]
     windows: Annotated[tuple[DurationText, ...], AfterValidator(_distinct), BeforeValidator(_windows)]
     smoothing: Annotated[float, rule(lambda value: value >= 0, "0 or more"), expect(int, float)]
-    max_key_levels: Positive
+    max_key_levels: Int  # at least 1 in params (FeaturesConfig checks it); predict builds this section from spec.json
 
 
 class SelectionConfig(Strict):
@@ -116,3 +118,9 @@ class FeaturesConfig(Strict):
     categorical: CategoricalFeatures
     history: HistoryFeatures
     selection: SelectionConfig
+
+    @model_validator(mode="after")
+    def _history_levels(self) -> FeaturesConfig:
+        if self.history.max_key_levels < 1:
+            raise ConfigError(f"must be at least 1, got {self.history.max_key_levels}", at=("history", "max_key_levels"))
+        return self
