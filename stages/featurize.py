@@ -78,6 +78,23 @@ def history_events(splits: dict[str, pd.DataFrame], windows: Sequence[Window], c
     return pd.concat(parts, ignore_index=True).sort_values(time, kind="stable", ignore_index=True)
 
 
+def _manifest_columns(
+    planned: dict[str, dict[str, Any]], categorical: Sequence[str], dropped: dict[str, str], train: pd.DataFrame, target_encoded: bool
+) -> dict[str, dict[str, Any]]:
+    """The manifest's entry for every planned feature: how it is built, its train statistics, kept or why dropped."""
+    columns = {}
+    for name in sorted(planned):
+        entry = dict(planned[name])
+        if name in categorical:
+            entry["transform"] += " -> target encoding out of fold in train" if target_encoded else ""
+        entry["train"] = train_statistics(train[name])
+        entry["selected"] = name not in dropped
+        if name in dropped:
+            entry["reason"] = dropped[name]
+        columns[name] = entry
+    return columns
+
+
 def featurize(splits: dict[str, pd.DataFrame], schema: dict[str, Any], config: FeaturesConfig, windows: Sequence[Window]) -> Featurized:
     """Fit on train, apply to every split; pure apart from its inputs."""
     train = splits["train"]
@@ -156,16 +173,7 @@ def featurize(splits: dict[str, pd.DataFrame], schema: dict[str, Any], config: F
     )
     kept = {family: sum(planned[name]["family"] == family for name in features) for family in FAMILIES}
     filters = {kind: sum(reason.startswith(kind) for reason in dropped.values()) for kind in ("near-constant", "duplicate", "correlated")}
-    manifest_features = {}
-    for name in sorted(planned):
-        entry = dict(planned[name])
-        if name in categorical:
-            entry["transform"] += " -> target encoding out of fold in train" if config.categorical.target_encoding else ""
-        entry["train"] = train_statistics(built["train"][name])
-        entry["selected"] = name not in dropped
-        if name in dropped:
-            entry["reason"] = dropped[name]
-        manifest_features[name] = entry
+    manifest_features = _manifest_columns(planned, categorical, dropped, built["train"], config.categorical.target_encoding)
     manifest = {
         "dataset": schema.get("dataset"),
         "task": schema["task"],
