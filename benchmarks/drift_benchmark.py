@@ -215,15 +215,17 @@ def _peak() -> int:
 def child_ours(data: Path, presorted: bool, threads: int, repeats: int) -> dict[str, Any]:
     sys.path.insert(0, str(REPO))
     import pandas as pd
+    import yaml
 
-    from stages.lib.config import DriftThresholds
+    from stages.lib.config import DriftConfig
     from stages.lib.drift import detect_drift
     from stages.lib.profile import read_sorted_columns
 
     reference = pd.read_parquet(data / "reference.parquet")
     current = pd.read_parquet(data / "current.parquet")
     columns = list(reference.columns)
-    thresholds = DriftThresholds()
+    conf = Path(__file__).resolve().parents[1] / "conf/drift/default.yaml"  # the project's thresholds
+    thresholds = DriftConfig.parse(yaml.safe_load(conf.read_text(encoding="utf-8")), ["drift"]).thresholds
     detect_drift(reference.head(WARM_UP_ROWS), current.head(WARM_UP_ROWS), columns, thresholds, threads=threads)  # compiles numba
     loaded = _settle()
     profile = read_sorted_columns(pd.read_parquet(data / "profile.parquet")) if presorted else None

@@ -21,7 +21,6 @@ Prints Markdown tables.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
 import os
 import platform
@@ -40,8 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from stages.featurize import featurize, history_events
 from stages.lib.catalog import load_prepared
-from stages.lib.config import SPLIT_NAMES, FeaturesConfig, ModelConfig, TrainConfig, load_params
-from stages.lib.contract import DataContract
+from stages.lib.config import SPLIT_NAMES, FeaturesConfig, Params, load_params
 from stages.lib.features import history_features, history_name, plan_features
 from stages.lib.models import build_pipeline, predict_scores
 
@@ -58,17 +56,17 @@ def best_of(repeats: int, call: Callable[[], T]) -> tuple[float, T]:
     return min(times), result
 
 
-def features_table(splits: dict[str, pd.DataFrame], schema: dict[str, Any], params: dict[str, Any], repeats: int) -> list[str]:
-    windows = DataContract.from_params(params).splits
-    model_config = ModelConfig.from_params(params)
-    train_config = dataclasses.replace(TrainConfig.from_params(params), cv_folds=0)
+def features_table(splits: dict[str, pd.DataFrame], schema: dict[str, Any], params: Params, repeats: int) -> list[str]:
+    windows = params.data.splits
+    model_config = params.model
+    train_config = params.train.model_copy(update={"cv_folds": 0})
     rows = sum(len(frame) for frame in splits.values())
     lines = [
         f"| Features | Features built | Featurize (best of {repeats}) | Rows per second | Test ROC AUC |",
         "|---|---:|---:|---:|---:|",
     ]
     for name in ("baseline", "default"):
-        config = FeaturesConfig.from_params({"features": yaml.safe_load(Path(f"conf/features/{name}.yaml").read_text())})
+        config = FeaturesConfig.parse(yaml.safe_load(Path(f"conf/features/{name}.yaml").read_text()), ["features"])
         seconds, result = best_of(repeats, functools.partial(featurize, splits, schema, config, windows))
         train, test = result.frames["train"], result.frames["test"]
         model = build_pipeline(result.spec, model_config, train_config).fit(train[result.spec.features], train[result.spec.target])
@@ -86,13 +84,13 @@ def pandas_history(rows: pd.DataFrame, key: tuple[str, ...], window: pd.Timedelt
     return rolled.reindex(rows.index)
 
 
-def history_table(splits: dict[str, pd.DataFrame], schema: dict[str, Any], params: dict[str, Any], repeats: int) -> list[str]:
-    config = FeaturesConfig.from_params(params)
+def history_table(splits: dict[str, pd.DataFrame], schema: dict[str, Any], params: Params, repeats: int) -> list[str]:
+    config = params.features
     plan = plan_features(splits["train"], schema, config)
     time_column, target = schema["time"], schema["target"]
     key_columns = sorted({column for key in plan.history_keys for column in key})
-    events = history_events(splits, DataContract.from_params(params).splits, [time_column, target, *key_columns], time_column)
-    history = dataclasses.replace(config.history, smoothing=0.0)
+    events = history_events(splits, params.data.splits, [time_column, target, *key_columns], time_column)
+    history = config.history.model_copy(update={"smoothing": 0.0})
     tick = pd.Timedelta(1, "ns")  # "known 1 ns later" is the same as pandas' closed="left"
 
     def ours() -> pd.DataFrame:

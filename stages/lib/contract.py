@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from stages.lib.config.base import duration_text
 from stages.lib.errors import fail
 
 if TYPE_CHECKING:
@@ -73,7 +74,7 @@ def infer_schema(train: pd.DataFrame, contract: DataContract) -> dict[str, Any]:
         "timezone": contract.timezone,
         "time_format": contract.time_format,
         "missing_values": list(contract.missing_values),
-        "known_after": None if contract.known_after is None else contract.known_after.text,  # as written
+        "known_after": None if contract.known_after is None else duration_text(contract.known_after),  # as written
         "columns": columns,
     }
 

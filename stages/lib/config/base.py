@@ -140,9 +140,16 @@ OptionalShare = Annotated[
 ]
 
 
-def one_of(choices: Sequence[str], described: str | None = None) -> Any:
-    """A text that must be one of `choices`."""
-    return Annotated[str, rule(lambda value: value in choices, described or f"one of {', '.join(choices)}"), expect(str)]
+def choice(choices: Sequence[str], described: str | None = None) -> BeforeValidator:
+    """For `Annotated[str, choice(...)]`: a text that must be one of `choices`."""
+    expected = described or f"one of {', '.join(choices)}"
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, str) or value not in choices:
+            raise ConfigError(f"must be {expected}, got {value!r}")
+        return value
+
+    return BeforeValidator(check)
 
 
 def _names(value: Any) -> Any:
@@ -185,9 +192,12 @@ def _duration(value: Any) -> pd.Timedelta:
     return duration
 
 
-DurationText = Annotated[
-    pd.Timedelta, BeforeValidator(_duration), PlainSerializer(lambda duration: getattr(duration, "text", str(duration)), return_type=str)
-]
+def duration_text(duration: pd.Timedelta) -> str:
+    """The text a duration was written as in params; str() for one built in code."""
+    return str(getattr(duration, "text", duration))
+
+
+DurationText = Annotated[pd.Timedelta, BeforeValidator(_duration), PlainSerializer(duration_text, return_type=str)]
 
 
 def _timestamp(value: Any) -> pd.Timestamp:

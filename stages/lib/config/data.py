@@ -24,8 +24,8 @@ from stages.lib.config.base import (
     Strict,
     Text,
     UtcTimestamp,
+    choice,
     expect,
-    one_of,
     rule,
 )
 from stages.lib.errors import fail
@@ -155,14 +155,14 @@ class DataContract(Strict):
     name: Text
     source: Source
     joins: tuple[Join, ...] = Field(alias="join")
-    task: one_of(TASKS)
+    task: Annotated[str, choice(TASKS)]
     target_spec: Target = Field(alias="target")
     time_spec: Time = Field(alias="time")
     missing_values: Annotated[tuple[str, ...], BeforeValidator(_missing_values)]  # the exact strings read as missing
     drop: Drop
-    types: dict[str, one_of(TYPES)]
+    types: dict[str, Annotated[str, choice(TYPES)]]
     checks: dict[str, Check]
-    on_violation: one_of(("error", "warn"), described="error or warn")
+    on_violation: Annotated[str, choice(("error", "warn"), described="error or warn")]
     sample_rows: SampleRows
     sample_seed: Int
     windows: Splits = Field(alias="splits")
@@ -229,4 +229,5 @@ class DataContract(Strict):
         return tuple(getattr(self.windows, name) for name in SPLIT_NAMES)
 
     def split(self, name: str) -> Window:
-        return getattr(self.windows, name)
+        window: Window = getattr(self.windows, name)
+        return window

@@ -17,8 +17,9 @@ from stages.lib.config.base import (
     Positive,
     Strict,
     at_least,
+    choice,
+    duration_text,
     expect,
-    one_of,
     rule,
 )
 
@@ -54,9 +55,9 @@ def _ratios(value: Any) -> Any:
 
 class NumericFeatures(Strict):
     enabled: Flag
-    impute: one_of(NUMERIC_IMPUTE)
+    impute: Annotated[str, choice(NUMERIC_IMPUTE)]
     missing_indicators: Flag
-    transform: one_of(NUMERIC_TRANSFORMS)
+    transform: Annotated[str, choice(NUMERIC_TRANSFORMS)]
     ratios: Annotated[tuple[tuple[str, str], ...], BeforeValidator(_ratios)]
 
 
@@ -89,7 +90,7 @@ def _windows(value: Any) -> Any:
 
 def _distinct(windows: tuple[Any, ...]) -> tuple[Any, ...]:
     if len(set(windows)) < len(windows):
-        raise ConfigError(f"lists one duration twice: {[getattr(window, 'text', str(window)) for window in windows]!r}")
+        raise ConfigError(f"lists one duration twice: {[duration_text(window) for window in windows]!r}")
     return windows
 
 

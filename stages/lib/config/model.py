@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
 from pydantic import Field, ValidationInfo, model_serializer, model_validator
 
-from stages.lib.config.base import ConfigError, Strict, Text, one_of
+from stages.lib.config.base import ConfigError, Strict, Text, choice
 
 # The one allow-list of `_target_`: estimator classes of these modules.
 ESTIMATOR_MODULES = (
@@ -49,7 +49,8 @@ def estimator_class(target: str) -> type:
 
 def estimator_arguments(estimator: type) -> list[str]:
     """The keyword arguments of an estimator class, as its get_params lists them (no instance: some need arguments)."""
-    return sorted(estimator._get_param_names())
+    names: list[str] = sorted(estimator._get_param_names())  # type: ignore[attr-defined]  # sklearn's own classmethod
+    return names
 
 
 def task_of(target: str) -> str:
@@ -75,7 +76,7 @@ class ModelConfig(Strict):
 
     name: Text
     target: Text = Field(alias="_target_")
-    preprocessing: one_of(PREPROCESSING)
+    preprocessing: Annotated[str, choice(PREPROCESSING)]
     hyperparameters: dict[str, Any]  # every other key of the file, in name order
 
     @model_validator(mode="before")
