@@ -9,13 +9,10 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from stages.lib.config import DriftThresholds
-from stages.lib.drift import (
-    categorical_statistics,
-    column_drift,
-    detect_drift,
-    ks_p_values,
-    numeric_statistics,
-)
+from stages.lib.drift.columns import column_drift
+from stages.lib.drift.detect import detect_drift
+from stages.lib.drift.p_values import ks_p_values
+from stages.lib.drift.statistics import categorical_statistics, numeric_statistics
 from stages.lib.profile import read_sorted_columns, sorted_columns
 
 THRESHOLDS = DriftThresholds()
