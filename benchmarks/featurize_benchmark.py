@@ -42,7 +42,8 @@ from stages.featurize import featurize, history_events
 from stages.lib.catalog import load_prepared
 from stages.lib.config import SPLIT_NAMES, FeaturesConfig, ModelConfig, TrainConfig, load_params
 from stages.lib.contract import DataContract
-from stages.lib.features import history_features, history_name, plan_features
+from stages.lib.features.history import history_features, history_name
+from stages.lib.features.plan import plan_features
 from stages.lib.models import build_pipeline, predict_scores
 
 T = TypeVar("T")
