@@ -197,7 +197,7 @@ def drift_check(inputs: DriftInputs, config: DriftConfig, threads: int = 1) -> D
         pd.DataFrame({PREDICTION: reference_scores}), pd.DataFrame({PREDICTION: current_scores}), [PREDICTION], thresholds
     ).columns[0]
 
-    labelled = spec.target in current.columns and current[spec.target].notna().all()
+    labelled = spec.target in current.columns and bool(current[spec.target].notna().all())
     target = detect_drift(reference, current, [spec.target], thresholds).columns[0] if labelled else None
     current_metrics = window_metrics(current[spec.target].to_numpy(), current_scores, spec.task) if labelled else {}
     drop = roc_auc_drop(spec.task, inputs.test_metrics or {}, current_metrics, labelled)
@@ -239,7 +239,7 @@ def drift_check(inputs: DriftInputs, config: DriftConfig, threads: int = 1) -> D
     return DriftReport(summary=json_ready(summary), ranked=ranked, prediction=prediction, target=target, plots=plots)
 
 
-def _schema(path) -> dict[str, str]:
+def _schema(path: Path) -> dict[str, str]:
     return {field.name: str(field.type) for field in pq.read_schema(path)}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,23 +22,24 @@ from stages.lib.runtime import limit_threads
 
 MAX_CURVE_POINTS = 400
 DIGITS = 6
+Points = list[dict[Hashable, Any]]  # a plot file's rows, as `DataFrame.to_dict(orient="records")` gives them
 
 
 @dataclass(frozen=True)
 class Evaluation:
     metrics: dict[str, Any]
-    plots: dict[str, list[dict[str, Any]]]
+    plots: dict[str, Points]
     confusion: pd.DataFrame
 
 
-def _thin(points: pd.DataFrame) -> list[dict[str, Any]]:
+def _thin(points: pd.DataFrame) -> Points:
     """At most MAX_CURVE_POINTS evenly spaced points, keeping both ends, rounded for small diffs."""
     if len(points) > MAX_CURVE_POINTS:
         points = points.iloc[np.unique(np.linspace(0, len(points) - 1, MAX_CURVE_POINTS).round().astype(int))]
     return points.round(DIGITS).to_dict(orient="records")
 
 
-def _calibration(actual: np.ndarray, scores: np.ndarray, bins: int, task: str) -> list[dict[str, Any]]:
+def _calibration(actual: np.ndarray, scores: np.ndarray, bins: int, task: str) -> Points:
     """Mean prediction against mean outcome per bin: probability bins, or prediction quantiles for regression."""
     if task == "classification":
         index = np.minimum((scores * bins).astype(int), bins - 1)

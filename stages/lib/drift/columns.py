@@ -4,6 +4,7 @@ distinct values, as categories otherwise. Verdicts come later (`verdict`), once 
 from __future__ import annotations
 
 import math
+from typing import TypedDict
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,19 @@ from stages.lib.drift.methods import NO_METHOD
 from stages.lib.drift.result import ColumnDrift
 from stages.lib.drift.statistics import categorical_statistics, numeric_statistics
 from stages.lib.profile import is_numeric
+
+
+class _Common(TypedDict):
+    """The `ColumnDrift` fields every branch of `column_drift` fills the same way."""
+
+    column: str
+    missing_reference: float
+    missing_current: float
+    missing_drifted: bool
+    method: str
+    score: float
+    threshold: float
+    drifted: bool
 
 
 def sorted_profile(values: np.ndarray | pd.Series) -> np.ndarray:
@@ -95,7 +109,7 @@ def column_drift(
     """
     missing_reference = float(reference.isna().mean()) if len(reference) else 0.0
     missing_current = float(current.isna().mean()) if len(current) else 0.0
-    common = {
+    common: _Common = {
         "column": name,
         "missing_reference": missing_reference,
         "missing_current": missing_current,

@@ -24,7 +24,8 @@ def numeric_histogram(reference_sorted: np.ndarray, current_sorted: np.ndarray) 
 
     def shares(values: np.ndarray) -> list[float]:
         counts = np.diff(np.searchsorted(values, inner, side="left"), prepend=0, append=len(values))
-        return (counts / len(values)).round(6).tolist()
+        rounded: list[float] = (counts / len(values)).round(6).tolist()
+        return rounded
 
     centres = ((edges[:-1] + edges[1:]) / 2).round(6).tolist() if high > low else [float(low)]
     return {"value": centres, "reference": shares(reference_sorted), "current": shares(current_sorted)}

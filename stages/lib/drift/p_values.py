@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 from scipy import special, stats
 
 
@@ -19,7 +20,7 @@ def ks_p_values(statistics: np.ndarray, n: np.ndarray, m: np.ndarray) -> np.ndar
     """
     effective = n * m / (n + m)
     small = effective <= 10_000  # scipy's kstwo gets slow (and no more exact in practice) above this
-    p = special.kolmogorov(np.sqrt(effective) * statistics)
+    p: npt.NDArray[np.float64] = special.kolmogorov(np.sqrt(effective) * statistics)
     if small.any():
         p[small] = stats.kstwo.sf(statistics[small], np.round(effective[small]))
     return np.clip(p, 0.0, 1.0)

@@ -22,13 +22,13 @@ class ColumnDrift:
     drifted: bool  # the values' distribution drifted (the missing share is judged on its own)
     reference_rows: int  # non-missing values compared
     current_rows: int
-    statistics: dict[str, float | int | None] = field(default_factory=dict)
+    statistics: dict[str, float | int] = field(default_factory=dict)
     missing_reference: float = 0.0
     missing_current: float = 0.0
     missing_drifted: bool = False
     unseen_categories: list[str] = field(default_factory=list)
     note: str = ""
-    histogram: dict[str, list] = field(default_factory=dict)  # for plots, not for the metrics file
+    histogram: dict[str, list[Any]] = field(default_factory=dict)  # for plots, not for the metrics file
 
     def to_json(self) -> dict[str, Any]:
         return {key: json_ready(value) for key, value in self.__dict__.items() if key != "histogram"}

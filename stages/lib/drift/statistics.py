@@ -55,7 +55,8 @@ def _quantile_psi(reference_sorted: np.ndarray, current_sorted: np.ndarray, bins
 
 
 def _shares(counts: np.ndarray) -> np.ndarray:
-    return np.maximum(counts / max(counts.sum(), 1), EPSILON_SHARE)
+    shares: np.ndarray = np.maximum(counts / max(counts.sum(), 1), EPSILON_SHARE)  # numpy types .sum() as Any
+    return shares
 
 
 def _psi(reference_counts: np.ndarray, current_counts: np.ndarray) -> float:

@@ -41,7 +41,8 @@ def signed_log1p(values: np.ndarray) -> np.ndarray:
     Returns:
         sign(values) * log1p(|values|), element by element.
     """
-    return np.sign(values) * np.log1p(np.abs(values))
+    signed: np.ndarray = np.sign(values) * np.log1p(np.abs(values))
+    return signed
 
 
 def category_text(frame: pd.DataFrame) -> np.ndarray:
@@ -186,16 +187,16 @@ class CalendarFeatures(TransformerMixin, BaseEstimator):
                 columns[f"calendar_{part}_sin"] = np.sin(angle)
                 columns[f"calendar_{part}_cos"] = np.cos(angle)
         if self.holidays_country:
-            columns |= self._holidays(local)
+            columns |= self._holidays(local, self.holidays_country)
         return pd.DataFrame(columns, index=frame.index)
 
-    def _holidays(self, local: pd.Series) -> dict[str, np.ndarray]:
+    def _holidays(self, local: pd.Series, country: str) -> dict[str, np.ndarray]:
         import holidays  # imported here: only calendars with a country need it
 
         days = local.dt.tz_localize(None).dt.normalize() if local.dt.tz is not None else local.dt.normalize()
         ordinal = (days.to_numpy(dtype="datetime64[D]")).astype(np.int64)
         years = range(int(days.dt.year.min()) - 1, int(days.dt.year.max()) + 2)
-        calendar = holidays.country_holidays(self.holidays_country, years=years)
+        calendar = holidays.country_holidays(country, years=years)
         holiday_days = np.unique(np.array(sorted(calendar), dtype="datetime64[D]").astype(np.int64))
         position = np.clip(np.searchsorted(holiday_days, ordinal), 1, len(holiday_days) - 1)
         distance = np.minimum(np.abs(ordinal - holiday_days[position - 1]), np.abs(holiday_days[position] - ordinal))

@@ -28,16 +28,15 @@ def apply_features(rows: pd.DataFrame, transformer: ColumnTransformer, events: p
     built = transformer.transform(rows)
     if spec.history:
         history = spec.history
+        keys = tuple(tuple(key) for key in history["keys"])
         config = HistoryFeatures(
             enabled=True,
-            keys=tuple(tuple(key) for key in history["keys"]),
+            keys=keys,
             windows=tuple(pd.Timedelta(window) for window in history["windows"]),
             smoothing=float(history["smoothing"]),
             max_key_levels=0,
         )
-        past = history_features(
-            rows, events, config.keys, config, spec.time, spec.target, history["prior"], pd.Timedelta(history["known_after"])
-        )
+        past = history_features(rows, events, keys, config, spec.time, spec.target, history["prior"], pd.Timedelta(history["known_after"]))
         built = pd.concat([built, past.set_axis(built.index)], axis=1)
     return model_columns(built, spec.features, spec.categorical)
 
