@@ -117,11 +117,20 @@ def _measured(metrics: dict[str, Any], name: str) -> float | None:
     return None if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) else float(value)
 
 
-def _unmeasurable(name: str, task: str, revisions: dict[str, dict[str, Any]]) -> tuple[bool, str] | None:
-    """(passed, detail) for a gate that cannot compare `name`; None when every revision measured it.
+def _measure(name: str, task: str, revisions: dict[str, dict[str, Any]]) -> tuple[bool, str] | dict[str, float]:
+    """Each revision's value of `name`, or (passed, detail) for a gate that cannot compare it.
 
     Only a metric the task cannot produce (roc_auc for a regression) is skipped; a metric the task
-    produces but a metrics file lacks (a renamed key, an evaluate bug) fails, and so does a name no task produces."""
+    produces but a metrics file lacks (a renamed key, an evaluate bug) fails, and so does a name no task produces.
+
+    Args:
+        name: the metric a gate bounds.
+        task: the task of this change ("classification", "regression").
+        revisions: each revision's metrics file by how messages name it.
+
+    Returns:
+        {revision: value} when every revision measured it; otherwise the check's (passed, detail).
+    """
     if task not in TASK_METRICS:
         return False, f"unknown task {task!r}: cannot tell which metrics it produces"
     if name not in TASK_METRICS[task]:
@@ -129,16 +138,18 @@ def _unmeasurable(name: str, task: str, revisions: dict[str, dict[str, Any]]) ->
         if producers:
             return True, f"not a {task} metric ({' and '.join(producers)} only): skipped"
         return False, f"no task produces `{name}`: check the name in evaluate.gate ({task} metrics: {', '.join(TASK_METRICS[task])})"
-    absent = [where for where, metrics in revisions.items() if _measured(metrics, name) is None]
+    measured = {where: _measured(metrics, name) for where, metrics in revisions.items()}
+    absent = [where for where, value in measured.items() if value is None]
     if absent:
         return False, f"`{name}` is missing from {' and from '.join(absent)} (a {task} metric, so evaluate should write it)"
-    return None
+    return {where: value for where, value in measured.items() if value is not None}
 
 
 def metric_checks(head: dict[str, Any], base: dict[str, Any], gate: ReportGate, task: str) -> list[Check]:
     """The `evaluate.gate` checks on this change's metrics (and the base's, for `max_drop`)."""
-    head_only = {f"this change's {METRICS_FILE}": head}
-    both = head_only | {f"the base's {METRICS_FILE}": base}
+    head_label, base_label = f"this change's {METRICS_FILE}", f"the base's {METRICS_FILE}"
+    head_only = {head_label: head}
+    both = head_only | {base_label: base}
     checks = []
     for kind, bounds, revisions in (
         ("minimum", gate.minimum, head_only),
@@ -147,17 +158,17 @@ def metric_checks(head: dict[str, Any], base: dict[str, Any], gate: ReportGate, 
     ):
         for name, bound in sorted(bounds.items()):
             title = {"minimum": f"{name} >= {bound}", "maximum": f"{name} <= {bound}"}.get(kind, f"{name} worsens by at most {bound}")
-            unmeasurable = _unmeasurable(name, task, revisions)
-            if unmeasurable is not None:
-                checks.append(Check(title, *unmeasurable))
+            measured = _measure(name, task, revisions)
+            if isinstance(measured, tuple):
+                checks.append(Check(title, *measured))
                 continue
-            value = _measured(head, name)
+            value = measured[head_label]
             if kind == "minimum":
                 checks.append(Check(title, value >= bound, f"{name} = {_number(value)}"))
             elif kind == "maximum":
                 checks.append(Check(title, value <= bound, f"{name} = {_number(value)}"))
             else:
-                before = _measured(base, name)
+                before = measured[base_label]
                 worsening = value - before if name in LOWER_IS_BETTER else before - value
                 detail = "unchanged" if worsening == 0 else f"{'worse' if worsening > 0 else 'better'} by {abs(worsening):.4f}"
                 checks.append(Check(title, worsening <= bound, detail))
@@ -179,11 +190,14 @@ def drift_gate_check(head: GateVerdict | str, base: GateVerdict | str) -> Check:
     if base.passed:
         return Check(name, False, f"newly fails (passed on the base): {reasons}")
     # Both failed: new only when this change fails a condition the base passed (when both name them).
-    new = sorted(head.failed - base.failed) if head.failed is not None and base.failed is not None else []
-    if new:
-        return Check(
-            name, False, f"newly fails on {', '.join(new)} (the base failed on {', '.join(sorted(base.failed)) or 'nothing'}): {reasons}"
-        )
+    if head.failed is not None and base.failed is not None:
+        new = sorted(head.failed - base.failed)
+        if new:
+            return Check(
+                name,
+                False,
+                f"newly fails on {', '.join(new)} (the base failed on {', '.join(sorted(base.failed)) or 'nothing'}): {reasons}",
+            )
     return Check(name, True, f"failed on base and head, not caused by this change: {reasons}")
 
 
@@ -358,91 +372,20 @@ def render_report(inputs: ReportInputs) -> tuple[str, bool]:
     Returns:
         (the report's text, whether every gate passed).
     """
-    head, base, task = inputs.head, inputs.base, inputs.task
-    checks = verdict_checks(head.metrics, base.metrics, inputs.gate, task, (head.drift, base.drift))
+    head, base = inputs.head, inputs.base
+    checks = verdict_checks(head.metrics, base.metrics, inputs.gate, inputs.task, (head.drift, base.drift))
     passed = all(check.passed for check in checks)
     lines = [
-        MARKER,
-        f"## Pipeline report: `{inputs.base_label}` ({inputs.base_sha[:8]}) → this change ({inputs.head_sha[:8]}{', with uncommitted changes' if inputs.dirty else ''})",
+        *_verdict_lines(inputs, checks, passed),
+        *_parameter_lines(head.choices, base.choices, inputs.params_diff),
+        *_metric_lines(head, base),
+        _bootstrap_line(inputs.task, head, base),
         "",
-    ]
-    lines.append(
-        f"**Verdict: {'PASSED' if passed else 'FAILED'}** ({sum(check.passed for check in checks)} of {len(checks)} gates pass; gates in `params.yaml`: `evaluate.gate`, `drift.gate`)"
-    )
-    lines += ["", "| Gate | Result | Detail |", "|---|---|---|"]
-    lines += [f"| {check.name} | {'pass' if check.passed else '**FAIL**'} | {check.detail} |" for check in checks]
-
-    changed_groups = [group for group in head.choices if base.choices.get(group) != head.choices[group]]
-    lines += ["", "### Parameters"]
-    if changed_groups:
-        lines.append(
-            "Config groups: "
-            + ", ".join(f"`{group}`: {base.choices.get(group, '—')} → **{head.choices[group]}**" for group in changed_groups)
-        )
-    if inputs.params_diff:
-        lines += ["", "| Parameter | Base | This change |", "|---|---|---|"]
-        lines += [
-            f"| `{name}` | {_number(change.get('old'))} | {_number(change.get('new'))} |"
-            for name, change in sorted(inputs.params_diff.items())
-        ]
-    else:
-        lines.append("No parameter changed.")
-
-    lines += ["", "### Metrics (test split)", "", "| Metric | Base | This change | Change |", "|---|---:|---:|---:|"]
-    for name in sorted(set(head.metrics) | set(base.metrics)):
-        old, new = base.metrics.get(name), head.metrics.get(name)
-        numeric = all(isinstance(value, int | float) and not isinstance(value, bool) for value in (old, new))
-        change = (f"{new - old:+,}" if isinstance(new, int) and isinstance(old, int) else f"{new - old:+.4f}") if numeric else "—"
-        lines.append(f"| {name} | {_number(old)} | {_number(new)} | {change} |")
-    if head.train_summary.get("cv"):
-        cv = head.train_summary["cv"]
-        before = f"{base.train_summary['cv']['mean']:.4f} → " if base.train_summary.get("cv") else ""
-        lines.append(f"\nCross-validated {cv['metric']} within train: {before}{cv['mean']:.4f} ± {cv['std']:.4f}.")
-
-    metric = MAIN_METRIC[task]
-    paired = len(head.actual) == len(base.actual) and np.array_equal(head.actual, base.actual) and np.array_equal(head.times, base.times)
-    change, low, high = bootstrap_change(metric, (base.actual, base.scores), (head.actual, head.scores), paired)
-    better = (change < 0) if metric in LOWER_IS_BETTER else (change > 0)
-    beyond_noise = low > 0 or high < 0
-    meaning = ("an improvement" if better else "a deterioration") + " beyond noise" if beyond_noise else "within noise: not a real change"
-    lines.append(
-        f"\n**{metric} change {change:+.4f}** (95% bootstrap interval {low:+.4f} to {high:+.4f}, {BOOTSTRAP_SAMPLES} resamples of the test rows"
-        f"{', paired' if paired else ', independent: the test rows differ'}): {meaning}."
-    )
-
-    lines += ["", "### Plots (base vs this change)"]
-    lines += plot_lines(inputs.plots, inputs.artifact_url)
-
-    lines += ["", "### Data and model files (`dvc diff`)"]
-    changed = [
-        (kind, entry["path"])
-        for kind in ("added", "modified", "deleted", "renamed")
-        for entry in inputs.data_diff.get(kind, [])
-        if not entry["path"].endswith("/")
-    ]
-    lines += [f"- {kind}: `{path}`" for kind, path in changed] or ["No DVC-tracked file changed."]
-
-    if head.drift_summary is not None:
-        drift = head.drift_summary
-        lines += ["", "### Drift (current window vs reference)"]
-        lines.append(
-            f"{'**Dataset drift**' if drift['dataset_drift'] else 'No dataset drift'}: {drift['drifted_columns']} of {drift['columns_checked']} "
-            f"input columns drifted ({', '.join(drift['drifted']) or 'none'}); prediction drift: {drift_finding(drift['prediction_drift'])}. "
-            "Full report: `reports/drift_report.html`."
-        )
-    lines.append(f"\nDrift gate on this change: {_gate_state(head.drift)}. On the base: {_gate_state(base.drift)}.")
-
-    lines += ["", "### Stages"]
-    if inputs.repro_log is None:
-        lines.append("Not recorded (pass `--repro-log` with the output of `dvc repro`).")
-    else:
-        runs = stage_runs(inputs.repro_log)
-        lines += [f"- {kind}: {', '.join(f'`{name}`' for name in names)}" for kind, names in runs.items() if names] or [
-            "- nothing ran: up to date"
-        ]
-    lines += [f"- {note}" for note in inputs.notes]
-
-    lines += [
+        "### Plots (base vs this change)",
+        *plot_lines(inputs.plots, inputs.artifact_url),
+        *_data_lines(inputs.data_diff),
+        *_drift_lines(head, base),
+        *_stage_lines(inputs.repro_log, inputs.notes),
         "",
         "### Reproduce",
         "```sh",
@@ -452,6 +395,168 @@ def render_report(inputs: ReportInputs) -> tuple[str, bool]:
         "",
     ]
     return "\n".join(lines), passed
+
+
+def _verdict_lines(inputs: ReportInputs, checks: list[Check], passed: bool) -> list[str]:
+    """The report's title, its verdict and the table of gates.
+
+    Args:
+        inputs: the revisions compared (labels, commits, uncommitted edits).
+        checks: every gate's check (`verdict_checks`).
+        passed: whether every check passed.
+
+    Returns:
+        The section's lines.
+    """
+    return [
+        MARKER,
+        f"## Pipeline report: `{inputs.base_label}` ({inputs.base_sha[:8]}) → this change ({inputs.head_sha[:8]}{', with uncommitted changes' if inputs.dirty else ''})",
+        "",
+        f"**Verdict: {'PASSED' if passed else 'FAILED'}** ({sum(check.passed for check in checks)} of {len(checks)} gates pass; gates in `params.yaml`: `evaluate.gate`, `drift.gate`)",
+        "",
+        "| Gate | Result | Detail |",
+        "|---|---|---|",
+        *(f"| {check.name} | {'pass' if check.passed else '**FAIL**'} | {check.detail} |" for check in checks),
+    ]
+
+
+def _parameter_lines(head: dict[str, str], base: dict[str, str], params_diff: dict[str, dict[str, Any]]) -> list[str]:
+    """The parameters section: config groups whose option changed, then every changed parameter.
+
+    Args:
+        head: this change's config group choices (`group_choices`).
+        base: the base's.
+        params_diff: `dvc params diff --json`'s params.yaml part.
+
+    Returns:
+        The section's lines.
+    """
+    lines = ["", "### Parameters"]
+    changed_groups = [group for group in head if base.get(group) != head[group]]
+    if changed_groups:
+        lines.append("Config groups: " + ", ".join(f"`{group}`: {base.get(group, '—')} → **{head[group]}**" for group in changed_groups))
+    if not params_diff:
+        return [*lines, "No parameter changed."]
+    lines += ["", "| Parameter | Base | This change |", "|---|---|---|"]
+    lines += [f"| `{name}` | {_number(change.get('old'))} | {_number(change.get('new'))} |" for name, change in sorted(params_diff.items())]
+    return lines
+
+
+def _change(old: Any, new: Any) -> str:
+    """`new - old` signed (integers with separators, other numbers to 4 decimals), or a dash unless both are numbers."""
+    if isinstance(old, bool) or isinstance(new, bool) or not isinstance(old, int | float) or not isinstance(new, int | float):
+        return "—"
+    return f"{new - old:+,}" if isinstance(new, int) and isinstance(old, int) else f"{new - old:+.4f}"
+
+
+def _metric_lines(head: RevisionFacts, base: RevisionFacts) -> list[str]:
+    """The metrics table (every metric either revision wrote) and this change's cross-validation score.
+
+    Args:
+        head: this change's facts.
+        base: the base's facts.
+
+    Returns:
+        The section's lines.
+    """
+    lines = ["", "### Metrics (test split)", "", "| Metric | Base | This change | Change |", "|---|---:|---:|---:|"]
+    for name in sorted(set(head.metrics) | set(base.metrics)):
+        old, new = base.metrics.get(name), head.metrics.get(name)
+        lines.append(f"| {name} | {_number(old)} | {_number(new)} | {_change(old, new)} |")
+    if head.train_summary.get("cv"):
+        cv = head.train_summary["cv"]
+        before = f"{base.train_summary['cv']['mean']:.4f} → " if base.train_summary.get("cv") else ""
+        lines.append(f"\nCross-validated {cv['metric']} within train: {before}{cv['mean']:.4f} ± {cv['std']:.4f}.")
+    return lines
+
+
+def _bootstrap_line(task: str, head: RevisionFacts, base: RevisionFacts) -> str:
+    """The change of the task's main metric with its bootstrap interval, and whether it is beyond noise.
+
+    Args:
+        task: the task (picks the main metric).
+        head: this change's facts (test target, scores, times).
+        base: the base's.
+
+    Returns:
+        One paragraph, starting with a blank line.
+    """
+    metric = MAIN_METRIC[task]
+    paired = len(head.actual) == len(base.actual) and np.array_equal(head.actual, base.actual) and np.array_equal(head.times, base.times)
+    change, low, high = bootstrap_change(metric, (base.actual, base.scores), (head.actual, head.scores), paired)
+    better = (change < 0) if metric in LOWER_IS_BETTER else (change > 0)
+    beyond_noise = low > 0 or high < 0
+    meaning = ("an improvement" if better else "a deterioration") + " beyond noise" if beyond_noise else "within noise: not a real change"
+    return (
+        f"\n**{metric} change {change:+.4f}** (95% bootstrap interval {low:+.4f} to {high:+.4f}, {BOOTSTRAP_SAMPLES} resamples of the test rows"
+        f"{', paired' if paired else ', independent: the test rows differ'}): {meaning}."
+    )
+
+
+def _data_lines(data_diff: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """The DVC-tracked files that changed (folders left out: their files are listed).
+
+    Args:
+        data_diff: `dvc diff --json`.
+
+    Returns:
+        The section's lines.
+    """
+    changed = [
+        (kind, entry["path"])
+        for kind in ("added", "modified", "deleted", "renamed")
+        for entry in data_diff.get(kind, [])
+        if not entry["path"].endswith("/")
+    ]
+    return [
+        "",
+        "### Data and model files (`dvc diff`)",
+        *([f"- {kind}: `{path}`" for kind, path in changed] or ["No DVC-tracked file changed."]),
+    ]
+
+
+def _drift_lines(head: RevisionFacts, base: RevisionFacts) -> list[str]:
+    """This change's drift summary (when it has a verdict) and both revisions' drift gate states.
+
+    Args:
+        head: this change's facts.
+        base: the base's.
+
+    Returns:
+        The section's lines.
+    """
+    lines: list[str] = []
+    if head.drift_summary is not None:
+        drift = head.drift_summary
+        lines += ["", "### Drift (current window vs reference)"]
+        lines.append(
+            f"{'**Dataset drift**' if drift['dataset_drift'] else 'No dataset drift'}: {drift['drifted_columns']} of {drift['columns_checked']} "
+            f"input columns drifted ({', '.join(drift['drifted']) or 'none'}); prediction drift: {drift_finding(drift['prediction_drift'])}. "
+            "Full report: `reports/drift_report.html`."
+        )
+    lines.append(f"\nDrift gate on this change: {_gate_state(head.drift)}. On the base: {_gate_state(base.drift)}.")
+    return lines
+
+
+def _stage_lines(repro_log: str | None, notes: list[str]) -> list[str]:
+    """Which stages ran, came from the run cache or were unchanged, then how the base was materialized.
+
+    Args:
+        repro_log: the output of `dvc repro`, when recorded.
+        notes: how the base was materialized, and the CI remote note.
+
+    Returns:
+        The section's lines.
+    """
+    lines = ["", "### Stages"]
+    if repro_log is None:
+        lines.append("Not recorded (pass `--repro-log` with the output of `dvc repro`).")
+    else:
+        runs = stage_runs(repro_log)
+        lines += [f"- {kind}: {', '.join(f'`{name}`' for name in names)}" for kind, names in runs.items() if names] or [
+            "- nothing ran: up to date"
+        ]
+    return [*lines, *(f"- {note}" for note in notes)]
 
 
 def build_report(
