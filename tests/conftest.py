@@ -134,7 +134,7 @@ def choice_overrides() -> list[str]:
 @functools.cache
 def composed_text(config_dir: Path = PROJECT / "conf") -> str:
     """params.yaml text composed from `config_dir` with the tests' choices (cached: Hydra takes ~0.5 s)."""
-    from stages.compose import compose
+    from commands.compose import compose
 
     return compose(config_dir, choice_overrides())
 

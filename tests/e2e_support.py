@@ -78,7 +78,7 @@ def new_project(folder: Path) -> Path:
             shutil.copy2(source, folder / name)
     data_conf = folder / "conf/data/nycflights13.yaml"
     data_conf.write_text(data_conf.read_text().replace("sample_rows: null", f"sample_rows: {SAMPLE_ROWS}"))
-    run(folder, sys.executable, "-m", "stages.compose")
+    run(folder, sys.executable, "-m", "commands.compose")
     run(folder, "git", "init", "-q", "-b", "main")
     run(folder, "git", "add", "-A")
     run(folder, "git", "commit", "-qm", "project")
@@ -87,7 +87,7 @@ def new_project(folder: Path) -> Path:
 
 def report(repo: Path, output: Path, *arguments: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "stages.report", "--output", str(output), *arguments],
+        [sys.executable, "-m", "commands.report", "--output", str(output), *arguments],
         cwd=repo,
         env=ENV,
         capture_output=True,

@@ -224,12 +224,12 @@ def test_ten_row_current_window_gives_a_report(model, config):
 def test_gate_command_exit_codes(seasonal, tmp_path):
     (tmp_path / "reports").mkdir()
     (tmp_path / "reports/drift.json").write_text(json.dumps(seasonal.summary))
-    failed = run_module("stages.drift_gate", tmp_path)
+    failed = run_module("commands.drift_gate", tmp_path)
     assert failed.returncode == 1
     assert "drift gate: FAILED: dataset drift" in failed.stderr
     passing = {**seasonal.summary, "gate": {"passed": True, "failed": [], "reasons": []}}
     (tmp_path / "reports/drift.json").write_text(json.dumps(passing))
-    assert run_module("stages.drift_gate", tmp_path).returncode == 0
+    assert run_module("commands.drift_gate", tmp_path).returncode == 0
 
 
 @pytest.mark.parametrize(
@@ -250,7 +250,7 @@ def test_gate_command_without_a_verdict_exits_2_with_one_line(tmp_path, payload,
     if payload is not None:
         (tmp_path / "reports").mkdir()
         (tmp_path / "reports/drift.json").write_text(payload)
-    result = run_module("stages.drift_gate", tmp_path)
+    result = run_module("commands.drift_gate", tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith(message) and result.stderr.count("\n") == 1, result.stderr
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.compose import compose
+from commands.compose import compose
 from tests.e2e_support import ENV, OUTPUTS, SAMPLE_ROWS, new_project, out_hashes, run, stages_run
 
 pytestmark = pytest.mark.slow
@@ -67,9 +67,9 @@ def test_drift_gate_exit_codes_in_both_constructed_situations(pipeline):
     ]
     try:
         for share, expected, make_expected in (((drifted - 0.5) / len(findings), 1, 2), ((drifted + 0.5) / len(findings), 0, 0)):
-            run(repo, sys.executable, "-m", "stages.compose", f"drift.drift_share={share}", *only_dataset_drift)
+            run(repo, sys.executable, "-m", "commands.compose", f"drift.drift_share={share}", *only_dataset_drift)
             run(repo, "dvc", "repro", "drift-check")
-            gate = subprocess.run([sys.executable, "-m", "stages.drift_gate"], cwd=repo, env=ENV, capture_output=True, text=True)
+            gate = subprocess.run([sys.executable, "-m", "commands.drift_gate"], cwd=repo, env=ENV, capture_output=True, text=True)
             assert gate.returncode == expected, gate.stderr
             assert ("drift gate: FAILED: dataset drift" in gate.stderr) == (expected == 1)
             # make reports any failed command as its own exit 2.
@@ -102,15 +102,15 @@ def test_make_repro_twice_reports_up_to_date(pipeline):
 
 def test_changing_the_model_group_reruns_only_train_and_what_follows(pipeline):
     repo, _, hashes = pipeline
-    run(repo, sys.executable, "-m", "stages.compose", "model=logreg")
+    run(repo, sys.executable, "-m", "commands.compose", "model=logreg")
     assert stages_run(run(repo, "dvc", "repro")) == {"train", "evaluate", "drift-check"}
     assert out_hashes(repo)["models/model.skops"] != hashes["models/model.skops"]
     assert out_hashes(repo)["data/features"] == hashes["data/features"]
 
-    run(repo, sys.executable, "-m", "stages.compose", "train.seed=7")
+    run(repo, sys.executable, "-m", "commands.compose", "train.seed=7")
     assert stages_run(run(repo, "dvc", "repro")) <= {"train", "evaluate", "drift-check"}
 
-    run(repo, sys.executable, "-m", "stages.compose")
+    run(repo, sys.executable, "-m", "commands.compose")
     restored = run(repo, "dvc", "repro")
     # Back to the committed params: DVC's run cache restores the results without training again.
     assert stages_run(restored) == set() and "Stage 'train' is cached" in restored
@@ -160,7 +160,7 @@ def test_second_dataset_runs_by_config_alone(pipeline):
     data_conf = repo / "conf/data/seattle_weather.yaml"
     original = data_conf.read_text()
     try:
-        run(repo, sys.executable, "-m", "stages.compose", "data=seattle_weather")
+        run(repo, sys.executable, "-m", "commands.compose", "data=seattle_weather")
         output = run(repo, "dvc", "repro")
         assert stages_run(output) == {"prepare", "featurize", "train", "evaluate", "drift-check"}
         metrics = json.loads((repo / "reports/metrics.json").read_text())
@@ -174,6 +174,6 @@ def test_second_dataset_runs_by_config_alone(pipeline):
         run(repo, "dvc", "plots", "show", "--json")  # empty ROC/PR files for regression do not break DVC plots
     finally:
         data_conf.write_text(original)
-        run(repo, sys.executable, "-m", "stages.compose")
+        run(repo, sys.executable, "-m", "commands.compose")
         run(repo, "dvc", "repro")
     assert out_hashes(repo) == hashes

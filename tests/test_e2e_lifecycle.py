@@ -32,7 +32,7 @@ def test_pull_request_report_against_the_base_commit(pipeline, tmp_path):
     roc_auc = json.loads((repo / "reports/metrics.json").read_text())["roc_auc"]
     below, above = round(roc_auc - 0.01, 4), round(roc_auc + 0.01, 4)
     try:
-        run(repo, sys.executable, "-m", "stages.compose", "evaluate.threshold=0.4", f"evaluate.gate.minimum.roc_auc={below}")
+        run(repo, sys.executable, "-m", "commands.compose", "evaluate.threshold=0.4", f"evaluate.gate.minimum.roc_auc={below}")
         (tmp_path / "repro.log").write_text(run(repo, "dvc", "repro"))
         run(repo, "git", "commit", "-qam", "evaluate at threshold 0.4")
         output = tmp_path / "pr/report.md"
@@ -53,7 +53,7 @@ def test_pull_request_report_against_the_base_commit(pipeline, tmp_path):
         ]  # fmt: skip
         assert f"git checkout {first} && dvc pull && dvc repro" in text
 
-        run(repo, sys.executable, "-m", "stages.compose", "evaluate.threshold=0.4", f"evaluate.gate.minimum.roc_auc={above}")
+        run(repo, sys.executable, "-m", "commands.compose", "evaluate.threshold=0.4", f"evaluate.gate.minimum.roc_auc={above}")
         run(repo, "dvc", "repro")
         url = "https://github.com/owner/project/actions/runs/42"
         failed = report(repo, tmp_path / "failed/report.md", "--base", "baseline", "--artifact-url", url)
@@ -78,7 +78,7 @@ def test_time_travel_restores_each_revision_byte_for_byte(pipeline):
     try:
         run(repo, "git", "tag", "v1")
         for tag, override in (("v2", "model.max_leaf_nodes=15"), ("v3", "model.learning_rate=0.1")):
-            run(repo, sys.executable, "-m", "stages.compose", override)
+            run(repo, sys.executable, "-m", "commands.compose", override)
             run(repo, "dvc", "repro")
             run(repo, "git", "commit", "-qam", f"{tag}: {override}")
             run(repo, "git", "tag", tag)
@@ -136,13 +136,13 @@ def test_registered_model_versions_score_new_rows(pipeline, tmp_path):
         return run(repo, "make", "-o", f"{venv}/.installed", *arguments, f"VENV={venv}")
 
     def predict(model: str, rows: Path, output: Path) -> subprocess.CompletedProcess:
-        command = [sys.executable, "-m", "stages.predict", "--model", model, "--input", str(rows), "--output", str(output)]
+        command = [sys.executable, "-m", "commands.predict", "--model", model, "--input", str(rows), "--output", str(output)]
         return subprocess.run(command, cwd=repo, env=ENV, capture_output=True, text=True, timeout=600)
 
     try:
         make("register")
         make("promote", "STAGE=prod")
-        run(repo, sys.executable, "-m", "stages.compose", "model.learning_rate=0.2")
+        run(repo, sys.executable, "-m", "commands.compose", "model.learning_rate=0.2")
         run(repo, "dvc", "repro")
         run(repo, "git", "commit", "-qam", "faster learning rate")
         make("register")
@@ -192,11 +192,11 @@ def test_report_on_switching_the_feature_engine_on(pipeline, tmp_path):
     repo, _, hashes = pipeline
     first = run(repo, "git", "rev-parse", "HEAD").strip()
     try:
-        run(repo, sys.executable, "-m", "stages.compose", "features=baseline")
+        run(repo, sys.executable, "-m", "commands.compose", "features=baseline")
         run(repo, "dvc", "repro")
         run(repo, "git", "commit", "-qam", "baseline features")
         run(repo, "git", "branch", "-f", "main-before", "HEAD")
-        run(repo, sys.executable, "-m", "stages.compose")
+        run(repo, sys.executable, "-m", "commands.compose")
         (tmp_path / "repro.log").write_text(run(repo, "dvc", "repro"))
         run(repo, "git", "commit", "-qam", "turn the feature engine on")
         output = tmp_path / "pr/report.md"

@@ -10,7 +10,7 @@ from pathlib import Path
 import vega_datasets
 import yaml
 
-from stages.compose import compose
+from commands.compose import compose
 from tests.conftest import PROJECT, tool_env
 from tests.test_readme import readme_contract
 

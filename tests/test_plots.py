@@ -103,7 +103,7 @@ def test_plots_against_a_named_revision_and_a_clear_error_for_an_unknown_one(rep
     assert "2 plot(s) drawn to dvc_plots/index.html" in made.stdout
     assert "Plots: workspace vs main" in (repo / "dvc_plots/index.html").read_text()
     bad = subprocess.run(
-        [sys.executable, "-m", "stages.plots", "no-such-rev"], cwd=repo, env=ENV, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "commands.plots", "no-such-rev"], cwd=repo, env=ENV, capture_output=True, text=True, timeout=300
     )
     assert bad.returncode == 2
     assert bad.stderr.startswith("error: ") and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from stages.compose import compose
+from commands.compose import compose
 from stages.lib.config import Window
 from stages.lib.contract import DataContract, infer_type
 from stages.lib.errors import UserError

@@ -11,7 +11,7 @@ import pytest
 import vega_datasets
 import yaml
 
-from stages.compose import compose
+from commands.compose import compose
 from tests.conftest import PROJECT, run_module
 
 SECTION = "### Bring your own data"

@@ -186,15 +186,15 @@ def test_a_corrupted_cache_object_is_detected_and_fetched_again(project, tmp_pat
     dvc(project, "checkout")
     assert target.read_bytes() == b"flipped bits\n"  # DVC itself checks out the corrupted copy
 
-    check = run_module_in(project, "stages.verify_cache")
+    check = run_module_in(project, "commands.verify_cache")
     assert check.returncode == 1
     assert f"corrupted: files/md5/{digest[:2]}/{digest[2:]}" in check.stdout
-    repaired = run_module_in(project, "stages.verify_cache", "--repair")
+    repaired = run_module_in(project, "commands.verify_cache", "--repair")
     assert repaired.returncode == 0, repaired.stderr
     assert "repaired 1 object(s)" in repaired.stdout
     assert target.read_bytes() == good and cached.read_bytes() == good
     assert "up to date" in dvc(project, "status").stdout
-    assert run_module_in(project, "stages.verify_cache").returncode == 0
+    assert run_module_in(project, "commands.verify_cache").returncode == 0
 
 
 def test_repair_without_a_remote_says_what_failed(project):
@@ -202,7 +202,7 @@ def test_repair_without_a_remote_says_what_failed(project):
     cached = project / ".dvc/cache/files/md5" / digest[:2] / digest[2:]
     cached.chmod(0o644)
     cached.write_bytes(b"flipped bits\n")
-    repaired = run_module_in(project, "stages.verify_cache", "--repair")
+    repaired = run_module_in(project, "commands.verify_cache", "--repair")
     assert repaired.returncode == 2
     assert repaired.stderr.startswith("error: removed 1 corrupted object(s) but could not fetch them again:")
 

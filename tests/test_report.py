@@ -9,12 +9,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from stages.drift_gate import GateVerdict
-from stages.evaluate import evaluate_model
-from stages.lib.catalog import FeatureSpec
-from stages.lib.config import EvaluateConfig, ModelConfig, ReportGate, TrainConfig
-from stages.lib.metrics import TASK_METRICS
-from stages.report import (
+from commands.drift_gate import GateVerdict
+from commands.report import (
     bootstrap_change,
     drift_gate_check,
     group_choices,
@@ -25,6 +21,10 @@ from stages.report import (
     verdict_checks,
     weighted_metric,
 )
+from stages.evaluate import evaluate_model
+from stages.lib.catalog import FeatureSpec
+from stages.lib.config import EvaluateConfig, ModelConfig, ReportGate, TrainConfig
+from stages.lib.metrics import TASK_METRICS
 from stages.train import train_model
 from tests.conftest import PROJECT
 

@@ -128,7 +128,7 @@ def registered(featurized, tmp_path_factory):
 
 
 def predict(repo: Path, model: str, rows: Path, output: Path) -> subprocess.CompletedProcess:
-    return run_module("stages.predict", repo, "--model", model, "--input", str(rows), "--output", str(output))
+    return run_module("commands.predict", repo, "--model", model, "--input", str(rows), "--output", str(output))
 
 
 def test_predict_scores_parquet_in_and_writes_parquet_out(registered, tmp_path):

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from stages.compose import compose
+from commands.compose import compose
 from stages.lib.contract import DataContract, parse_time
 from stages.lib.errors import UserError
 from tests.conftest import PROJECT, run_module
