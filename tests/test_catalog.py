@@ -93,3 +93,26 @@ def test_the_readme_table_of_outputs_matches_dvc_yaml():
         assert stored == expected, f"README: {path} is stored in {expected}, not {stored}"
         covered |= matches
     assert {path for stage in DECLARED.values() for path in stage.outputs} - covered == set()
+
+
+# Paths written for people (README, make targets, CI scripts and workflows) that point into the pipeline's
+# folders. Not the pipeline's: the user's raw data (`dvc add`-ed) and the pull-request report's folder.
+MENTION = re.compile(r"(?<![\w/.-])((?:data|models|reports)/[\w./*<>-]*)")
+NOT_PIPELINE = ("data/raw", "reports/pr/")
+FOR_PEOPLE = ["README.md", "Makefile", *sorted(path.relative_to(PROJECT).as_posix() for path in (PROJECT / ".ci").glob("*"))]
+FOR_PEOPLE += sorted(path.relative_to(PROJECT).as_posix() for path in (PROJECT / ".github/workflows").glob("*.y*ml"))
+
+
+def named(path: str) -> bool:
+    """True when `path` (perhaps a glob such as reports/plots/*.json) is a catalogued output, inside one, or a folder of them."""
+    outputs = {out for stage in DECLARED.values() for out in stage.outputs} | posix(UNTRACKED_OUTPUTS)
+    folder = path.split("*")[0].rstrip("/")
+    return inside(folder, outputs) or any(inside(out, {folder}) for out in outputs)
+
+
+@pytest.mark.parametrize("name", [name for name in FOR_PEOPLE if (PROJECT / name).is_file()])
+def test_artifact_paths_written_for_people_are_catalogued(name):
+    text = (PROJECT / name).read_text(encoding="utf-8")
+    mentioned = {match.rstrip(".,:") for match in MENTION.findall(text)}
+    unknown = sorted(path for path in mentioned if not path.startswith(NOT_PIPELINE) and not named(path))
+    assert unknown == [], f"{name} names pipeline paths that no dvc.yaml stage writes"

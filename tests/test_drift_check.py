@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from stages.drift_check import drift_check, drift_outputs, roc_auc_drop, schema_changes
-from stages.lib.catalog import DRIFT_PLOTS, FeatureSpec
+from stages.lib.catalog import DRIFT_FILE, DRIFT_PLOTS, FeatureSpec
 from stages.lib.config import DriftConfig, GateConfig, ModelConfig, TrainConfig
 from stages.lib.drift_html import render_report
 from stages.lib.errors import UserError
@@ -222,13 +222,13 @@ def test_ten_row_current_window_gives_a_report(model, config):
 
 
 def test_gate_command_exit_codes(seasonal, tmp_path):
-    (tmp_path / "reports").mkdir()
-    (tmp_path / "reports/drift.json").write_text(json.dumps(seasonal.summary))
+    (tmp_path / DRIFT_FILE).parent.mkdir()
+    (tmp_path / DRIFT_FILE).write_text(json.dumps(seasonal.summary))
     failed = run_module("commands.drift_gate", tmp_path)
     assert failed.returncode == 1
     assert "drift gate: FAILED: dataset drift" in failed.stderr
     passing = {**seasonal.summary, "gate": {"passed": True, "failed": [], "reasons": []}}
-    (tmp_path / "reports/drift.json").write_text(json.dumps(passing))
+    (tmp_path / DRIFT_FILE).write_text(json.dumps(passing))
     assert run_module("commands.drift_gate", tmp_path).returncode == 0
 
 
@@ -248,8 +248,8 @@ def test_gate_command_exit_codes(seasonal, tmp_path):
 def test_gate_command_without_a_verdict_exits_2_with_one_line(tmp_path, payload, message):
     """A gate that cannot decide must not pass: exit 2 (no verdict), not 0, and no traceback."""
     if payload is not None:
-        (tmp_path / "reports").mkdir()
-        (tmp_path / "reports/drift.json").write_text(payload)
+        (tmp_path / DRIFT_FILE).parent.mkdir()
+        (tmp_path / DRIFT_FILE).write_text(payload)
     result = run_module("commands.drift_gate", tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith(message) and result.stderr.count("\n") == 1, result.stderr

@@ -11,6 +11,7 @@ import vega_datasets
 import yaml
 
 from commands.compose import compose
+from stages.lib.catalog import PREPARE_SUMMARY, SCHEMA_FILE
 from tests.conftest import PROJECT, tool_env
 from tests.test_readme import readme_contract
 
@@ -40,7 +41,7 @@ def test_a_failed_prepare_restores_its_git_tracked_outputs(tmp_path):
     run(repo, sys.executable, "-m", "dvc", "repro", "prepare")
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "prepared")
-    tracked = ["data/schema.yaml", "reports/prepare.json"]
+    tracked = [str(SCHEMA_FILE), str(PREPARE_SUMMARY)]
     committed = {path: (repo / path).read_text() for path in tracked}
     assert run(repo, "git", "ls-files", *tracked).stdout.split() == tracked
 
@@ -52,7 +53,7 @@ def test_a_failed_prepare_restores_its_git_tracked_outputs(tmp_path):
     assert failed.returncode != 0
     assert (
         "error: weather.csv: missing column 'day' (the target and time columns); rename it in the source or fix conf/data/ "
-        "(restored data/schema.yaml, reports/prepare.json from git: DVC deletes a stage's outputs before running it)\n"
+        f"(restored {SCHEMA_FILE}, {PREPARE_SUMMARY} from git: DVC deletes a stage's outputs before running it)\n"
     ) in failed.stderr
     assert {path: (repo / path).read_text() for path in tracked} == committed
     assert run(repo, "git", "status", "--porcelain").stdout.splitlines() == [" M params.yaml"]  # `git commit -a` deletes nothing

@@ -12,6 +12,7 @@ import vega_datasets
 import yaml
 
 from commands.compose import compose
+from stages.lib.catalog import FEATURE_MANIFEST, METRICS_FILE, SCHEMA_FILE
 from tests.conftest import PROJECT, run_module
 
 SECTION = "### Bring your own data"
@@ -42,11 +43,11 @@ def test_the_walk_through_contract_runs_every_stage(project):
     for module in ("stages.prepare", "stages.featurize", "stages.train", "stages.evaluate"):
         result = run_module(module, project)
         assert result.returncode == 0, f"{module}: {result.stderr}"
-    schema = yaml.safe_load((project / "data/schema.yaml").read_text())
+    schema = yaml.safe_load((project / SCHEMA_FILE).read_text())
     assert schema["task"] == "regression" and schema["columns"]["weather"]["type"] == "categorical"
-    metrics = json.loads((project / "reports/metrics.json").read_text())
+    metrics = json.loads((project / METRICS_FILE).read_text())
     assert metrics["r2"] > 0.6
-    manifest = yaml.safe_load((project / "data/feature_manifest.yaml").read_text())
+    manifest = yaml.safe_load((project / FEATURE_MANIFEST).read_text())
     assert manifest["features"]["by_family"]["history"] > 0  # known_after switched history on
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.dvc_pipeline import COMMAND
+
 REPO = Path(__file__).resolve().parents[1]
 STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
-COMMAND = re.compile(r"^python -m (?P<module>stages(\.\w+)+)(\s|$)")
 
 
 def loaded(statement: str) -> dict[str, str | None]:
