@@ -21,7 +21,7 @@ from stages.lib.drift_html import render_report
 from stages.lib.errors import UserError
 from stages.lib.io import write_outputs
 from stages.train import train_model
-from tests.conftest import PROJECT, require_tool, run_module, tool_env
+from tests.conftest import PROJECT, run_module, tool_env
 
 SPEC = FeatureSpec.plain(["temp", "dewp", "distance"], ["dest"])
 DESTINATIONS = ["ATL", "ORD", "SEA", "__other__"]
@@ -263,8 +263,9 @@ def test_report_is_self_contained_and_deterministic(seasonal):
     assert page == render_report(seasonal.summary, seasonal.ranked, seasonal.prediction, seasonal.target)
 
 
-def test_report_renders_in_a_headless_browser_and_shows_the_drifted_columns(seasonal, tmp_path):
-    chromium = require_tool("chromium", "chromium-browser")  # skips locally, fails in CI
+@pytest.mark.needs_tool("chromium")
+def test_report_renders_in_a_headless_browser_and_shows_the_drifted_columns(seasonal, tmp_path, tools):
+    chromium = tools["chromium"]
     page = tmp_path / "drift_report.html"
     page.write_text(render_report(seasonal.summary, seasonal.ranked, seasonal.prediction, seasonal.target))
     flags = [

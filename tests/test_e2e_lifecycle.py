@@ -102,7 +102,13 @@ def test_time_travel_restores_each_revision_byte_for_byte(pipeline):
     assert out_hashes(repo) == hashes
 
 
-@pytest.mark.parametrize("kind", ["ssh", "s3"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        pytest.param("ssh", marks=pytest.mark.needs_tool("sshd", "ssh-keygen")),
+        pytest.param("s3", marks=pytest.mark.needs_tool("s3rver", "node")),
+    ],
+)
 def test_push_to_a_real_server_then_pull_into_a_fresh_clone(pipeline, tmp_path, kind):
     repo, _, hashes = pipeline
     first = run(repo, "git", "rev-parse", "HEAD").strip()
