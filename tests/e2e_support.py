@@ -13,7 +13,7 @@ import yaml
 
 from stages.lib.catalog import FEATURES_DIR, PREPARED_DIR
 from tests import servers
-from tests.conftest import PROJECT, tool_env
+from tests.conftest import PROJECT, TEST_CHOICES, tool_env
 from tests.dvc_pipeline import catalogued, declared_stages, inside
 
 SAMPLE_ROWS = 30000
@@ -51,7 +51,8 @@ def out_hashes(repo: Path) -> dict[str, str]:
 
 
 def new_project(folder: Path) -> Path:
-    """A git repo holding this project's files, with the data sample switched on in conf/."""
+    """A git repo holding this project's files, with the tests' choices selected in its conf/config.yaml (whatever
+    this project's selects) and the data sample switched on."""
     files = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=PROJECT, capture_output=True, text=True, check=True
     ).stdout.split()
@@ -62,8 +63,14 @@ def new_project(folder: Path) -> Path:
         if source.is_file() and name != "dvc.lock" and not inside(name, results):
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, folder / name)
+    config = yaml.safe_load((folder / "conf/config.yaml").read_text())
+    groups = [next(iter(entry)) if isinstance(entry, dict) else entry for entry in config["defaults"]]
+    config["defaults"] = [{group: TEST_CHOICES[group]} if group in TEST_CHOICES else group for group in groups]
+    (folder / "conf/config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     data_conf = folder / "conf/data/nycflights13.yaml"
-    data_conf.write_text(data_conf.read_text().replace("sample_rows: null", f"sample_rows: {SAMPLE_ROWS}"))
+    text = data_conf.read_text()
+    assert "sample_rows: null" in text, f"{data_conf}: no `sample_rows: null` to switch the sample on"
+    data_conf.write_text(text.replace("sample_rows: null", f"sample_rows: {SAMPLE_ROWS}"))
     run(folder, sys.executable, "-m", "commands.compose")
     run(folder, "git", "init", "-q", "-b", "main")
     run(folder, "git", "add", "-A")

@@ -19,8 +19,8 @@ def test_committed_params_equal_the_composition_of_conf():
 
 
 def test_group_override_swaps_only_that_section():
-    default = yaml.safe_load(compose(PROJECT / "conf"))
-    logreg = yaml.safe_load(compose(PROJECT / "conf", ["model=logreg", "train.seed=7"]))
+    default = yaml.safe_load(compose(PROJECT / "conf", choice_overrides()))
+    logreg = yaml.safe_load(compose(PROJECT / "conf", [*choice_overrides(), "model=logreg", "train.seed=7"]))
     assert logreg["model"] == yaml.safe_load((PROJECT / "conf/model/logreg.yaml").read_text())
     assert logreg["train"]["seed"] == 7
     assert {key: value for key, value in logreg.items() if key not in ("model", "train")} == {

