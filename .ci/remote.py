@@ -103,11 +103,11 @@ def lacking(status_json: str) -> list[str]:
 def pull_note(remote: Remote | None, ci: bool) -> str:
     """Pull what the remote holds and say, in one line, what the run could rely on."""
     reason = unavailable_reason(remote, ci)
-    if reason is None:
+    if reason is None and remote is not None:  # no reason means a remote (unavailable_reason names a missing one)
         status = dvc("status", "--cloud", "--json")  # talks to the remote: fails when it cannot be reached or read
         if status.returncode != 0:
             reason = f"remote '{remote.name}' did not answer: {first_error(status)}"
-    if reason is not None:
+    if reason is not None or remote is None:
         return f"DVC remote not available ({reason}): every stage ran here"
     missing = lacking(status.stdout.strip().splitlines()[-1] if status.stdout.strip() else "{}")
     pulled = dvc("pull", "--allow-missing")

@@ -158,7 +158,7 @@ def build_frames(rows: int, seed: int) -> tuple[Any, Any]:
         for index, column in enumerate(COLUMNS):
             rng = np.random.default_rng([seed, index, side])
             values = column.make(rng, rows, bool(side))
-            data[column.name] = pd.Categorical.from_codes(values, categories=list(column.categories)) if column.categories else values
+            data[column.name] = pd.Categorical.from_codes(values, categories=pd.Index(column.categories)) if column.categories else values
         frames.append(pd.DataFrame(data))
     return frames[0], frames[1]
 
@@ -217,7 +217,7 @@ def child_ours(data: Path, presorted: bool, threads: int, repeats: int) -> dict[
     import pandas as pd
 
     from stages.lib.config import DriftThresholds
-    from stages.lib.drift import detect_drift
+    from stages.lib.drift.detect import detect_drift
     from stages.lib.profile import read_sorted_columns
 
     reference = pd.read_parquet(data / "reference.parquet")
@@ -339,7 +339,8 @@ def run_child(variant: Variant, data: Path, threads: int, repeats: int) -> dict[
     command += ["--threads", str(threads), "--repeats", str(repeats)]
     print(f"  {variant.label} ...", file=sys.stderr, flush=True)
     finished = subprocess.run(command, cwd=REPO, stdout=subprocess.PIPE, text=True, check=True)
-    return json.loads(finished.stdout.strip().splitlines()[-1])
+    result: dict[str, Any] = json.loads(finished.stdout.strip().splitlines()[-1])
+    return result
 
 
 def frames_bytes(reference: Any, current: Any) -> int:

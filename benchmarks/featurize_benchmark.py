@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -39,20 +42,24 @@ from stages.featurize import featurize, history_events
 from stages.lib.catalog import SCHEMA_FILE, load_prepared
 from stages.lib.config import SPLIT_NAMES, FeaturesConfig, ModelConfig, TrainConfig, load_params
 from stages.lib.contract import DataContract
-from stages.lib.features import history_features, history_name, plan_features
+from stages.lib.features.history import history_features, history_name
+from stages.lib.features.plan import plan_features
 from stages.lib.models import build_pipeline, predict_scores
 
+T = TypeVar("T")
 
-def best_of(repeats: int, call):
-    times, result = [], None
-    for _ in range(repeats):
+
+def best_of(repeats: int, call: Callable[[], T]) -> tuple[float, T]:
+    """The fastest time of `repeats` calls (at least one), and the last call's result."""
+    times: list[float] = []
+    for _ in range(max(repeats, 1)):
         started = time.perf_counter()
         result = call()
         times.append(time.perf_counter() - started)
     return min(times), result
 
 
-def features_table(splits, schema, params, repeats: int) -> list[str]:
+def features_table(splits: dict[str, pd.DataFrame], schema: dict[str, Any], params: dict[str, Any], repeats: int) -> list[str]:
     windows = DataContract.from_params(params).splits
     model_config = ModelConfig.from_params(params)
     train_config = dataclasses.replace(TrainConfig.from_params(params), cv_folds=0)
@@ -63,7 +70,7 @@ def features_table(splits, schema, params, repeats: int) -> list[str]:
     ]
     for name in ("baseline", "default"):
         config = FeaturesConfig.from_params({"features": yaml.safe_load(Path(f"conf/features/{name}.yaml").read_text())})
-        seconds, result = best_of(repeats, lambda config=config: featurize(splits, schema, config, windows))
+        seconds, result = best_of(repeats, functools.partial(featurize, splits, schema, config, windows))
         train, test = result.frames["train"], result.frames["test"]
         model = build_pipeline(result.spec, model_config, train_config).fit(train[result.spec.features], train[result.spec.target])
         auc = roc_auc_score(test[result.spec.target], predict_scores(model, test[result.spec.features], result.spec.task))
@@ -80,7 +87,7 @@ def pandas_history(rows: pd.DataFrame, key: tuple[str, ...], window: pd.Timedelt
     return rolled.reindex(rows.index)
 
 
-def history_table(splits, schema, params, repeats: int) -> list[str]:
+def history_table(splits: dict[str, pd.DataFrame], schema: dict[str, Any], params: dict[str, Any], repeats: int) -> list[str]:
     config = FeaturesConfig.from_params(params)
     plan = plan_features(splits["train"], schema, config)
     time_column, target = schema["time"], schema["target"]

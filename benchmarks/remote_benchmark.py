@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,8 +52,11 @@ def point_at(folder: Path, settings: list[tuple[str, str]], credentials: list[tu
         dvc(folder, "remote", "modify", "--local", "bench", key, value)
 
 
+Settings = list[tuple[str, str]]  # `dvc remote modify` key and value pairs
+
+
 @contextlib.contextmanager
-def remote(kind: str, scratch: Path):
+def remote(kind: str, scratch: Path) -> Iterator[tuple[Settings, Settings]]:
     if kind == "local directory":
         yield [("url", str(scratch / "store"))], []
     elif kind == "SSH (sshd)":

@@ -26,7 +26,7 @@ from stages.lib.catalog import FEATURE_SPEC, HISTORY_EVENTS, MODEL_FILE, SCHEMA_
 from stages.lib.config import load_params
 from stages.lib.contract import DEFAULT_MISSING_VALUES, parse_time, refuse_infinite
 from stages.lib.errors import fail, run_stage
-from stages.lib.features import apply_features
+from stages.lib.features.serving import apply_features
 from stages.lib.io import parquet_writer, read_json, read_parquet, read_table, read_yaml, write_outputs
 from stages.lib.models import load_model, predict_scores
 from stages.lib.revisions import materialized, run
@@ -66,7 +66,7 @@ def validate_rows(rows: pd.DataFrame, schema: dict[str, Any], spec: FeatureSpec,
     typed = rows.copy()
     # Versions trained before data.time.format and data.missing_values existed used these defaults.
     time_format = schema.get("time_format", "iso8601")
-    missing = ", ".join(repr(token) for token in schema.get("missing_values", DEFAULT_MISSING_VALUES))
+    tokens = ", ".join(repr(token) for token in schema.get("missing_values", DEFAULT_MISSING_VALUES))
     typed[spec.time] = parse_time(
         rows[spec.time], time_format, where, spec.time, f"write it as the model was trained with (data.time.format: {time_format})"
     )
@@ -78,7 +78,7 @@ def validate_rows(rows: pd.DataFrame, schema: dict[str, Any], spec: FeatureSpec,
             if len(bad):
                 fail(f"{where}: column '{column}' must be {kind} (as in training), got {bad.iloc[0]!r} in {len(bad):,} row(s)")
             typed[column] = values.astype(np.float64)
-            refuse_infinite(typed, where, [column], f"fix those rows; a missing value is written as one of {missing}")
+            refuse_infinite(typed, where, [column], f"fix those rows; a missing value is written as one of {tokens}")
         elif kind == "categorical":
             typed[column] = rows[column].astype("string")
     return typed

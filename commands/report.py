@@ -29,14 +29,14 @@ from commands.drift_gate import GateVerdict, gate_verdict, read_summary
 from commands.plots import vega_specs
 from stages.lib.catalog import DRIFT_FILE, METRICS_FILE, MODEL_FILE, TRAIN_SUMMARY, load_features
 from stages.lib.config import ReportGate, load_params
+from stages.lib.drift.methods import METHODS_BY_NAME
 from stages.lib.errors import UserError, run_stage
 from stages.lib.io import read_json, write_outputs
-from stages.lib.metrics import LOWER_IS_BETTER, TASK_METRICS
+from stages.lib.metrics import LOWER_IS_BETTER, MAIN_METRIC, TASK_METRICS, weighted_metric
 from stages.lib.models import load_model, predict_scores
 from stages.lib.revisions import Revision, dvc, materialized, run
 
 MARKER = "<!-- mlops-pr-report -->"
-MAIN_METRIC = {"classification": "roc_auc", "regression": "rmse"}
 PLOTS = {
     "reports/plots/roc.json": "ROC",
     "reports/plots/precision_recall.json": "Precision-recall",
@@ -66,19 +66,6 @@ def group_choices(root: Path, params: dict[str, Any]) -> dict[str, str]:
         matching = [option.stem for option in options if yaml.safe_load(option.read_text()) == params.get(group)]
         choices[group] = matching[0] if matching else "custom"
     return choices
-
-
-def weighted_metric(
-    metric: str, actual: np.ndarray, scores: np.ndarray, weights: np.ndarray, order: np.ndarray, starts: np.ndarray
-) -> float:
-    """ROC AUC or RMSE with row weights (bootstrap counts); `order`/`starts` group tied scores."""
-    if metric == "rmse":
-        return float(np.sqrt(np.sum(weights * (actual - scores) ** 2) / np.sum(weights)))
-    positive = np.add.reduceat((weights * actual)[order], starts)
-    negative = np.add.reduceat((weights * (1 - actual))[order], starts)
-    below = np.concatenate([[0.0], np.cumsum(negative)[:-1]])
-    total = positive.sum() * negative.sum()
-    return float(np.sum(positive * (below + 0.5 * negative)) / total) if total > 0 else float("nan")
 
 
 def bootstrap_change(
@@ -257,24 +244,126 @@ def _gate_state(verdict: GateVerdict | str) -> str:
     return "passed" if verdict.passed else f"failed ({'; '.join(verdict.reasons) or 'no reason recorded'})"
 
 
-def build_report(
-    repo: Path, base: Revision, gate: ReportGate, output: Path, repro_log: str | None, artifact_url: str | None
-) -> tuple[str, bool]:
-    """The Markdown report and whether the verdict passed."""
-    head_params, base_params = load_params(repo / "params.yaml"), load_params(base.root / "params.yaml")
-    head_metrics = read_json(repo / METRICS_FILE, "run `dvc repro` first")
-    base_metrics = read_json(base.root / METRICS_FILE, "the base revision has no metrics")
-    head_sha = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
-    dirty = bool(run(["git", "status", "--porcelain", "--untracked-files=no"], repo).stdout.strip())
-    head_drift, base_drift = read_gate_verdict(repo, "this change"), read_gate_verdict(base.root, "the base")
-    task, head_actual, head_scores, head_times = scores_on_test(repo)
-    _, base_actual, base_scores, base_times = scores_on_test(base.root)
+@dataclass(frozen=True)
+class RevisionFacts:
+    """What the report reads from one revision (this change's working tree, or the base's worktree)."""
 
-    checks = verdict_checks(head_metrics, base_metrics, gate, task, (head_drift, base_drift))
+    choices: dict[str, str]  # config group -> option (`group_choices`)
+    metrics: dict[str, Any]  # reports/metrics.json
+    train_summary: dict[str, Any]  # reports/train.json ({} when absent)
+    drift: GateVerdict | str  # its drift gate verdict, or why there is none
+    drift_summary: dict[str, Any] | None  # reports/drift.json when it has a verdict
+    actual: np.ndarray  # the test split's target
+    scores: np.ndarray  # the revision's model's predictions on it
+    times: np.ndarray  # the test rows' times (to tell whether both revisions scored the same rows)
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """Everything the report is built from, gathered by `gather_inputs`: the report itself reads no file and runs nothing."""
+
+    task: str
+    head: RevisionFacts
+    base: RevisionFacts
+    base_label: str
+    base_sha: str
+    head_sha: str
+    dirty: bool  # this change has uncommitted edits to tracked files
+    gate: ReportGate
+    params_diff: dict[str, dict[str, Any]]  # `dvc params diff --json`'s params.yaml part
+    data_diff: dict[str, list[dict[str, Any]]]  # `dvc diff --json`
+    plots: dict[str, str]  # plot title -> PNG file name beside the report
+    artifact_url: str | None
+    repro_log: str | None  # the output of `dvc repro`, when recorded
+    notes: list[str]  # how the base was materialized, and the CI remote note
+
+
+def revision_facts(root: Path, label: str) -> tuple[str, RevisionFacts]:
+    """Read what the report needs from one revision's folder.
+
+    Args:
+        root: the revision's project folder.
+        label: how messages name it ("this change", "the base").
+
+    Returns:
+        (its task, its facts).
+    """
+    drift = read_gate_verdict(root, label)
+    task, actual, scores, times = scores_on_test(root)
+    facts = RevisionFacts(
+        choices=group_choices(root, load_params(root / "params.yaml")),
+        metrics=read_json(root / METRICS_FILE, "run `dvc repro` first" if label == "this change" else "the base revision has no metrics"),
+        train_summary=read_json(root / TRAIN_SUMMARY, "") if (root / TRAIN_SUMMARY).exists() else {},
+        drift=drift,
+        drift_summary=read_summary(root / DRIFT_FILE) if isinstance(drift, GateVerdict) else None,
+        actual=actual,
+        scores=scores,
+        times=times,
+    )
+    return task, facts
+
+
+def gather_inputs(
+    repo: Path, base: Revision, gate: ReportGate, output: Path, repro_log: str | None, artifact_url: str | None
+) -> ReportInputs:
+    """The report's I/O: read both revisions' files, run git and dvc, render the plot images beside `output`.
+
+    Args:
+        repo: this change's project folder.
+        base: the materialized base revision.
+        gate: the `evaluate.gate` section.
+        output: where the report goes (its images go to `images/` beside it).
+        repro_log: the output of `dvc repro`, if recorded.
+        artifact_url: where CI uploads the images, to link instead of embedding them.
+
+    Returns:
+        Everything `render_report` needs.
+    """
+    task, head = revision_facts(repo, "this change")
+    _, base_facts = revision_facts(base.root, "the base")
+    remote = [REMOTE_NOTE.read_text(encoding="utf-8").strip()] if REMOTE_NOTE.exists() else []
+    return ReportInputs(
+        task=task,
+        head=head,
+        base=base_facts,
+        base_label=base.label,
+        base_sha=base.sha,
+        head_sha=run(["git", "rev-parse", "HEAD"], repo).stdout.strip(),
+        dirty=bool(run(["git", "status", "--porcelain", "--untracked-files=no"], repo).stdout.strip()),
+        gate=gate,
+        params_diff=json.loads(run(dvc("params", "diff", base.sha, "--json"), repo).stdout or "{}").get("params.yaml", {}),
+        data_diff=json.loads(run(dvc("diff", base.sha, "--json"), repo).stdout or "{}"),
+        plots=render_plots(repo, base.label, output.parent / "images"),
+        artifact_url=artifact_url,
+        repro_log=repro_log,
+        notes=[*base.notes, *remote],
+    )
+
+
+def drift_finding(finding: dict[str, Any]) -> str:
+    """One drift finding of reports/drift.json in words, with its method as the method table describes it."""
+    verdict = "yes" if finding.get("drifted") else "no"
+    method = METHODS_BY_NAME.get(finding.get("method", ""))
+    if method is None:
+        return f"{verdict} (not tested: {finding.get('note') or 'no values to compare'})"
+    return f"{verdict} ({method.name} {_number(finding.get('score'))} against {finding.get('threshold')}: {method.description})"
+
+
+def render_report(inputs: ReportInputs) -> tuple[str, bool]:
+    """The Markdown report and whether the verdict passed: a pure function of what `gather_inputs` read.
+
+    Args:
+        inputs: both revisions' facts, the diffs, the plots and the logs.
+
+    Returns:
+        (the report's text, whether every gate passed).
+    """
+    head, base, task = inputs.head, inputs.base, inputs.task
+    checks = verdict_checks(head.metrics, base.metrics, inputs.gate, task, (head.drift, base.drift))
     passed = all(check.passed for check in checks)
     lines = [
         MARKER,
-        f"## Pipeline report: `{base.label}` ({base.sha[:8]}) → this change ({head_sha[:8]}{', with uncommitted changes' if dirty else ''})",
+        f"## Pipeline report: `{inputs.base_label}` ({inputs.base_sha[:8]}) → this change ({inputs.head_sha[:8]}{', with uncommitted changes' if inputs.dirty else ''})",
         "",
     ]
     lines.append(
@@ -283,38 +372,36 @@ def build_report(
     lines += ["", "| Gate | Result | Detail |", "|---|---|---|"]
     lines += [f"| {check.name} | {'pass' if check.passed else '**FAIL**'} | {check.detail} |" for check in checks]
 
-    choices = (group_choices(base.root, base_params), group_choices(repo, head_params))
-    changed_groups = [group for group in choices[1] if choices[0].get(group) != choices[1][group]]
-    params_diff = json.loads(run(dvc("params", "diff", base.sha, "--json"), repo).stdout or "{}").get("params.yaml", {})
+    changed_groups = [group for group in head.choices if base.choices.get(group) != head.choices[group]]
     lines += ["", "### Parameters"]
     if changed_groups:
         lines.append(
-            "Config groups: " + ", ".join(f"`{group}`: {choices[0].get(group, '—')} → **{choices[1][group]}**" for group in changed_groups)
+            "Config groups: "
+            + ", ".join(f"`{group}`: {base.choices.get(group, '—')} → **{head.choices[group]}**" for group in changed_groups)
         )
-    if params_diff:
+    if inputs.params_diff:
         lines += ["", "| Parameter | Base | This change |", "|---|---|---|"]
         lines += [
-            f"| `{name}` | {_number(change.get('old'))} | {_number(change.get('new'))} |" for name, change in sorted(params_diff.items())
+            f"| `{name}` | {_number(change.get('old'))} | {_number(change.get('new'))} |"
+            for name, change in sorted(inputs.params_diff.items())
         ]
     else:
         lines.append("No parameter changed.")
 
     lines += ["", "### Metrics (test split)", "", "| Metric | Base | This change | Change |", "|---|---:|---:|---:|"]
-    for name in sorted(set(head_metrics) | set(base_metrics)):
-        old, new = base_metrics.get(name), head_metrics.get(name)
+    for name in sorted(set(head.metrics) | set(base.metrics)):
+        old, new = base.metrics.get(name), head.metrics.get(name)
         numeric = all(isinstance(value, int | float) and not isinstance(value, bool) for value in (old, new))
         change = (f"{new - old:+,}" if isinstance(new, int) and isinstance(old, int) else f"{new - old:+.4f}") if numeric else "—"
         lines.append(f"| {name} | {_number(old)} | {_number(new)} | {change} |")
-    head_train = read_json(repo / TRAIN_SUMMARY, "") if (repo / TRAIN_SUMMARY).exists() else {}
-    base_train = read_json(base.root / TRAIN_SUMMARY, "") if (base.root / TRAIN_SUMMARY).exists() else {}
-    if head_train.get("cv"):
-        cv = head_train["cv"]
-        before = f"{base_train['cv']['mean']:.4f} → " if base_train.get("cv") else ""
+    if head.train_summary.get("cv"):
+        cv = head.train_summary["cv"]
+        before = f"{base.train_summary['cv']['mean']:.4f} → " if base.train_summary.get("cv") else ""
         lines.append(f"\nCross-validated {cv['metric']} within train: {before}{cv['mean']:.4f} ± {cv['std']:.4f}.")
 
     metric = MAIN_METRIC[task]
-    paired = len(head_actual) == len(base_actual) and np.array_equal(head_actual, base_actual) and np.array_equal(head_times, base_times)
-    change, low, high = bootstrap_change(metric, (base_actual, base_scores), (head_actual, head_scores), paired)
+    paired = len(head.actual) == len(base.actual) and np.array_equal(head.actual, base.actual) and np.array_equal(head.times, base.times)
+    change, low, high = bootstrap_change(metric, (base.actual, base.scores), (head.actual, head.scores), paired)
     better = (change < 0) if metric in LOWER_IS_BETTER else (change > 0)
     beyond_noise = low > 0 or high < 0
     meaning = ("an improvement" if better else "a deterioration") + " beyond noise" if beyond_noise else "within noise: not a real change"
@@ -324,50 +411,54 @@ def build_report(
     )
 
     lines += ["", "### Plots (base vs this change)"]
-    lines += plot_lines(render_plots(repo, base.label, output.parent / "images"), artifact_url)
+    lines += plot_lines(inputs.plots, inputs.artifact_url)
 
-    data_diff = json.loads(run(dvc("diff", base.sha, "--json"), repo).stdout or "{}")
     lines += ["", "### Data and model files (`dvc diff`)"]
     changed = [
         (kind, entry["path"])
         for kind in ("added", "modified", "deleted", "renamed")
-        for entry in data_diff.get(kind, [])
+        for entry in inputs.data_diff.get(kind, [])
         if not entry["path"].endswith("/")
     ]
     lines += [f"- {kind}: `{path}`" for kind, path in changed] or ["No DVC-tracked file changed."]
 
-    if isinstance(head_drift, GateVerdict):
-        drift = read_summary(repo / DRIFT_FILE)
+    if head.drift_summary is not None:
+        drift = head.drift_summary
         lines += ["", "### Drift (current window vs reference)"]
         lines.append(
             f"{'**Dataset drift**' if drift['dataset_drift'] else 'No dataset drift'}: {drift['drifted_columns']} of {drift['columns_checked']} "
-            f"input columns drifted ({', '.join(drift['drifted']) or 'none'}); prediction drift: {'yes' if drift['prediction_drift']['drifted'] else 'no'}. "
+            f"input columns drifted ({', '.join(drift['drifted']) or 'none'}); prediction drift: {drift_finding(drift['prediction_drift'])}. "
             "Full report: `reports/drift_report.html`."
         )
-    lines.append(f"\nDrift gate on this change: {_gate_state(head_drift)}. On the base: {_gate_state(base_drift)}.")
+    lines.append(f"\nDrift gate on this change: {_gate_state(head.drift)}. On the base: {_gate_state(base.drift)}.")
 
     lines += ["", "### Stages"]
-    if repro_log is None:
+    if inputs.repro_log is None:
         lines.append("Not recorded (pass `--repro-log` with the output of `dvc repro`).")
     else:
-        runs = stage_runs(repro_log)
+        runs = stage_runs(inputs.repro_log)
         lines += [f"- {kind}: {', '.join(f'`{name}`' for name in names)}" for kind, names in runs.items() if names] or [
             "- nothing ran: up to date"
         ]
-    lines += [f"- {note}" for note in base.notes]
-    if REMOTE_NOTE.exists():
-        lines.append(f"- {REMOTE_NOTE.read_text(encoding='utf-8').strip()}")
+    lines += [f"- {note}" for note in inputs.notes]
 
     lines += [
         "",
         "### Reproduce",
         "```sh",
-        f"git checkout {head_sha} && dvc pull && dvc repro    # this change",
-        f"git checkout {base.sha} && dvc pull && dvc repro    # the base",
+        f"git checkout {inputs.head_sha} && dvc pull && dvc repro    # this change",
+        f"git checkout {inputs.base_sha} && dvc pull && dvc repro    # the base",
         "```",
         "",
     ]
     return "\n".join(lines), passed
+
+
+def build_report(
+    repo: Path, base: Revision, gate: ReportGate, output: Path, repro_log: str | None, artifact_url: str | None
+) -> tuple[str, bool]:
+    """The Markdown report and whether the verdict passed (`gather_inputs`, then `render_report`)."""
+    return render_report(gather_inputs(repo, base, gate, output, repro_log, artifact_url))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -34,17 +34,12 @@ from stages.lib.catalog import (
 from stages.lib.config import SPLIT_NAMES, FeaturesConfig, Window, load_params
 from stages.lib.contract import DataContract
 from stages.lib.errors import fail, run_stage
-from stages.lib.features import (
-    INPUT_TYPES,
-    build_transformer,
-    describe_outputs,
-    history_features,
-    history_name,
-    model_columns,
-    plan_features,
-    select_features,
-    train_statistics,
-)
+from stages.lib.features.build import build_transformer, describe_outputs
+from stages.lib.features.history import history_features, history_name
+from stages.lib.features.manifest import train_statistics
+from stages.lib.features.plan import INPUT_TYPES, plan_features
+from stages.lib.features.selection import select_features
+from stages.lib.features.serving import model_columns
 from stages.lib.io import json_writer, parquet_writer, read_yaml, write_outputs
 from stages.lib.models import model_writer
 from stages.lib.profile import sorted_columns
@@ -77,6 +72,23 @@ def history_events(splits: dict[str, pd.DataFrame], windows: Sequence[Window], c
         parts.append(rows.loc[~seen, list(columns)])
         covered.append(window)
     return pd.concat(parts, ignore_index=True).sort_values(time, kind="stable", ignore_index=True)
+
+
+def _manifest_columns(
+    planned: dict[str, dict[str, Any]], categorical: Sequence[str], dropped: dict[str, str], train: pd.DataFrame, target_encoded: bool
+) -> dict[str, dict[str, Any]]:
+    """The manifest's entry for every planned feature: how it is built, its train statistics, kept or why dropped."""
+    columns = {}
+    for name in sorted(planned):
+        entry = dict(planned[name])
+        if name in categorical:
+            entry["transform"] += " -> target encoding out of fold in train" if target_encoded else ""
+        entry["train"] = train_statistics(train[name])
+        entry["selected"] = name not in dropped
+        if name in dropped:
+            entry["reason"] = dropped[name]
+        columns[name] = entry
+    return columns
 
 
 def featurize(splits: dict[str, pd.DataFrame], schema: dict[str, Any], config: FeaturesConfig, windows: Sequence[Window]) -> Featurized:
@@ -157,16 +169,7 @@ def featurize(splits: dict[str, pd.DataFrame], schema: dict[str, Any], config: F
     )
     kept = {family: sum(planned[name]["family"] == family for name in features) for family in FAMILIES}
     filters = {kind: sum(reason.startswith(kind) for reason in dropped.values()) for kind in ("near-constant", "duplicate", "correlated")}
-    manifest_features = {}
-    for name in sorted(planned):
-        entry = dict(planned[name])
-        if name in categorical:
-            entry["transform"] += " -> target encoding out of fold in train" if config.categorical.target_encoding else ""
-        entry["train"] = train_statistics(built["train"][name])
-        entry["selected"] = name not in dropped
-        if name in dropped:
-            entry["reason"] = dropped[name]
-        manifest_features[name] = entry
+    manifest_features = _manifest_columns(planned, categorical, dropped, built["train"], config.categorical.target_encoding)
     manifest = {
         "dataset": schema.get("dataset"),
         "task": schema["task"],

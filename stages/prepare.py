@@ -127,16 +127,10 @@ def validate(table: pd.DataFrame, contract: DataContract) -> list[str]:
     return []
 
 
-def prepare(
-    table: pd.DataFrame, related: Sequence[pd.DataFrame], contract: DataContract, sources: dict[str, Any] | None = None
-) -> Prepared:
-    """Label, join, validate and split; pure apart from its inputs."""
-    where = Path(contract.source.path).name
-    if table.empty:
-        fail(f"{where}: no rows; point data.source in conf/data/ at a non-empty file")
-    dropped = [*contract.identifiers, *contract.leaks, *contract.other_drops]
-    # The target's source column is the outcome itself: it never stays as an input.
-    source_of_target = [contract.target_column] if contract.target_column != contract.target else []
+def _check_source(table: pd.DataFrame, where: str, contract: DataContract, dropped: Sequence[str]) -> set[str]:
+    """The source table has the columns the contract names, with numbers where numbers are declared.
+
+    Returns the columns that must be numeric (declared numeric, or with a min/max check)."""
     _require(table, where, [contract.target_column, contract.time], "the target and time columns")
     _require(table, where, dropped, "listed in data.drop")
     numeric = {column for column, kind in contract.types.items() if kind == "numeric"}
@@ -146,14 +140,21 @@ def prepare(
     _require_numeric(table, where, contract.target_column)
     kept = [column for column in table.columns if column not in {*dropped, contract.time} or column == contract.target_column]
     _check_values(table, where, kept, contract)
-    table = _parse_time(table, where, contract)
+    return numeric
 
+
+def _labelled(table: pd.DataFrame, where: str, contract: DataContract) -> pd.DataFrame:
+    """The rows that have a target (a sample of them when data.sample_rows says so)."""
     labelled = table[table[contract.target_column].notna()]
     if labelled.empty:
         fail(f"{where}: every row lacks '{contract.target_column}', nothing to learn from; check the source file")
     if contract.sample_rows is not None and contract.sample_rows < len(labelled):
         labelled = labelled.sample(n=contract.sample_rows, random_state=contract.sample_seed).sort_index()
+    return labelled
 
+
+def _join_related(labelled: pd.DataFrame, related: Sequence[pd.DataFrame], contract: DataContract) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Every data.join table joined in order; with the count of rows each left unmatched, by file name."""
     unmatched = {}
     for join, other in zip(contract.joins, related, strict=True):
         other_where = Path(join.source.path).name
@@ -161,27 +162,18 @@ def prepare(
             other = _parse_time(other, other_where, contract)
         labelled, unmatched[other_where] = _join(labelled, other, join, other_where)
         _check_values(other, other_where, [column for column in (join.columns or other.columns) if column not in join.keys], contract)
+    return labelled, unmatched
 
-    declared = sorted(set(contract.types) | set(contract.checks))
-    _require(labelled, where, declared, "declared in data.types or data.checks")
-    for column in sorted(numeric - set(table.columns)):
-        _require_numeric(labelled, where, column)
+
+def _target(labelled: pd.DataFrame, contract: DataContract) -> pd.Series:
+    """0/1 (int8) for a classification, the value itself (float64) for a regression."""
     if contract.task == "classification":
-        target = (labelled[contract.target_column] > contract.greater_than).astype(np.int8)
-    else:
-        target = labelled[contract.target_column].astype(np.float64)
-    prepared = labelled.drop(columns=[column for column in [*dropped, *source_of_target] if column in labelled.columns]).assign(
-        **{contract.target: target}
-    )
-    prepared = prepared.sort_values(contract.time, kind="stable", ignore_index=True)
+        return (labelled[contract.target_column] > contract.greater_than).astype(np.int8)
+    return labelled[contract.target_column].astype(np.float64)
 
-    violations = validate(prepared, contract)
-    if violations and contract.on_violation == "error":
-        fail(
-            f"{where}: the data breaks {len(violations)} rule(s) of data.checks in conf/data/ "
-            f"(fix the data, or the rule, or set data.on_violation: warn):\n  " + "\n  ".join(violations)
-        )
 
+def _split(prepared: pd.DataFrame, contract: DataContract) -> dict[str, pd.DataFrame]:
+    """The rows of each data.splits window; every window holds rows, test comes after train, train has both classes."""
     splits: dict[str, pd.DataFrame] = {}
     for window in contract.splits:
         _check_window(window, prepared[contract.time])
@@ -199,6 +191,39 @@ def prepare(
         fail(
             f"split 'train': target '{contract.target}' has one class only ({only}); widen the train window or check data.target.greater_than"
         )
+    return splits
+
+
+def prepare(
+    table: pd.DataFrame, related: Sequence[pd.DataFrame], contract: DataContract, sources: dict[str, Any] | None = None
+) -> Prepared:
+    """Label, join, validate and split; pure apart from its inputs."""
+    where = Path(contract.source.path).name
+    if table.empty:
+        fail(f"{where}: no rows; point data.source in conf/data/ at a non-empty file")
+    dropped = [*contract.identifiers, *contract.leaks, *contract.other_drops]
+    # The target's source column is the outcome itself: it never stays as an input.
+    source_of_target = [contract.target_column] if contract.target_column != contract.target else []
+    numeric = _check_source(table, where, contract, dropped)
+    table = _parse_time(table, where, contract)
+    labelled, unmatched = _join_related(_labelled(table, where, contract), related, contract)
+
+    declared = sorted(set(contract.types) | set(contract.checks))
+    _require(labelled, where, declared, "declared in data.types or data.checks")
+    for column in sorted(numeric - set(table.columns)):
+        _require_numeric(labelled, where, column)
+    prepared = labelled.drop(columns=[column for column in [*dropped, *source_of_target] if column in labelled.columns]).assign(
+        **{contract.target: _target(labelled, contract)}
+    )
+    prepared = prepared.sort_values(contract.time, kind="stable", ignore_index=True)
+
+    violations = validate(prepared, contract)
+    if violations and contract.on_violation == "error":
+        fail(
+            f"{where}: the data breaks {len(violations)} rule(s) of data.checks in conf/data/ "
+            f"(fix the data, or the rule, or set data.on_violation: warn):\n  " + "\n  ".join(violations)
+        )
+    splits = _split(prepared, contract)
 
     def target_summary(rows: pd.DataFrame) -> dict[str, float]:
         key = "positive_share" if contract.task == "classification" else "target_mean"

@@ -9,17 +9,20 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 import yaml
 
 from stages.lib.errors import fail
 
-Writer = Callable[[Path], None]
+# What a writer returns is ignored (Path.write_text returns a count): `object`, so any callable fits.
+Writer = Callable[[Path], object]
+# Mapping's key type is invariant: a TypeVar lets callers pass dict[Path, ...], dict[str, ...] or both mixed.
+Target = TypeVar("Target", bound=str | Path)
 
 
-def write_outputs(writers: Mapping[str | Path, Writer]) -> None:
+def write_outputs(writers: Mapping[Target, Writer]) -> None:
     """Write several outputs all-or-nothing.
 
     Each writer fills a temporary file next to its target; only when every writer has
@@ -27,8 +30,8 @@ def write_outputs(writers: Mapping[str | Path, Writer]) -> None:
     """
     staged: list[tuple[Path, Path]] = []
     try:
-        for target, writer in writers.items():
-            target = Path(target)
+        for name, writer in writers.items():
+            target = Path(name)
             target.parent.mkdir(parents=True, exist_ok=True)
             handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
             os.close(handle)
@@ -37,11 +40,11 @@ def write_outputs(writers: Mapping[str | Path, Writer]) -> None:
             # mkstemp makes private files; outputs get the usual permissions.
             os.chmod(temporary, 0o666 & ~_umask())
     except BaseException:
-        for temporary, _ in staged:
-            temporary.unlink(missing_ok=True)
+        for written, _ in staged:
+            written.unlink(missing_ok=True)
         raise
-    for temporary, target in staged:
-        os.replace(temporary, target)
+    for written, target in staged:
+        os.replace(written, target)
 
 
 def _umask() -> int:

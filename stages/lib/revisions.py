@@ -61,7 +61,7 @@ def shown(command: list[str]) -> str:
     return " ".join(["dvc", *command[3:]] if command[:3] == [sys.executable, "-m", "dvc"] else command)
 
 
-def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+def run(command: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run a command with a deadline; with `check`, a non-zero exit is a one-line error."""
     timeout = command_timeout()
     try:
@@ -94,8 +94,8 @@ def pin_local_remotes(repo: Path, worktree: Path) -> None:
     # `dvc config --list` prints one `key=value` a line with local paths resolved (`dvc remote list` wraps
     # long paths to the terminal's width).
     # Levels come in order of precedence (system, global, project, local): the last value of a remote wins.
-    urls = dict(
-        match.group("name", "url")
+    urls: dict[str, str] = dict(
+        (match["name"], match["url"])
         for line in run(dvc("config", "--list"), repo).stdout.splitlines()
         if (match := REMOTE_URL.match(line.strip()))
     )
