@@ -54,7 +54,7 @@ def project(scratch: Path, rows: int | None) -> Path:
     if rows:
         conf = folder / "conf/data/nycflights13.yaml"
         conf.write_text(conf.read_text().replace("sample_rows: null", f"sample_rows: {rows}"))
-    run(folder, sys.executable, "-m", "stages.compose")
+    run(folder, sys.executable, "-m", "commands.compose")
     run(folder, "dvc", "repro", "featurize")
     return folder
 

@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import precision_recall_curve, roc_curve
 
-from stages.lib.catalog import CONFUSION_FILE, METRICS_FILE, MODEL_FILE, PLOTS_DIR, FeatureSpec, load_features
+from stages.lib.catalog import CONFUSION_FILE, METRICS_FILE, MODEL_FILE, PLOT_FILES, FeatureSpec, load_features
 from stages.lib.config import EvaluateConfig, load_params
 from stages.lib.errors import fail, run_stage
 from stages.lib.io import json_writer, write_outputs
@@ -125,7 +125,7 @@ def main() -> None:
     model = load_model(MODEL_FILE)
     evaluation = evaluate_model(model, test, spec, config)
     outputs = {METRICS_FILE: json_writer(evaluation.metrics)}
-    outputs |= {PLOTS_DIR / f"{name}.json": json_writer(points) for name, points in evaluation.plots.items()}
+    outputs |= {PLOT_FILES[name]: json_writer(points) for name, points in evaluation.plots.items()}
     outputs[CONFUSION_FILE] = lambda path: evaluation.confusion.to_csv(path, index=False, lineterminator="\n")
     write_outputs(outputs)
     headline = ", ".join(

@@ -15,13 +15,13 @@ import pytest
 import yaml
 
 from stages.drift_check import DriftInputs, drift_check, drift_outputs, roc_auc_drop, schema_changes
-from stages.lib.catalog import DRIFT_PLOTS, FeatureSpec
+from stages.lib.catalog import DRIFT_FILE, DRIFT_PLOTS, FeatureSpec
 from stages.lib.config import DriftConfig, GateConfig, ModelConfig, TrainConfig
 from stages.lib.drift_html import render_report
 from stages.lib.errors import UserError
 from stages.lib.io import write_outputs
 from stages.train import train_model
-from tests.conftest import PROJECT, require_tool, run_module, tool_env
+from tests.conftest import PROJECT, run_module, tool_env
 
 SPEC = FeatureSpec.plain(["temp", "dewp", "distance"], ["dest"])
 DESTINATIONS = ["ATL", "ORD", "SEA", "__other__"]
@@ -227,14 +227,14 @@ def test_ten_row_current_window_gives_a_report(model, config):
 
 
 def test_gate_command_exit_codes(seasonal, tmp_path):
-    (tmp_path / "reports").mkdir()
-    (tmp_path / "reports/drift.json").write_text(json.dumps(seasonal.summary))
-    failed = run_module("stages.drift_gate", tmp_path)
+    (tmp_path / DRIFT_FILE).parent.mkdir()
+    (tmp_path / DRIFT_FILE).write_text(json.dumps(seasonal.summary))
+    failed = run_module("commands.drift_gate", tmp_path)
     assert failed.returncode == 1
     assert "drift gate: FAILED: dataset drift" in failed.stderr
     passing = {**seasonal.summary, "gate": {"passed": True, "failed": [], "reasons": []}}
-    (tmp_path / "reports/drift.json").write_text(json.dumps(passing))
-    assert run_module("stages.drift_gate", tmp_path).returncode == 0
+    (tmp_path / DRIFT_FILE).write_text(json.dumps(passing))
+    assert run_module("commands.drift_gate", tmp_path).returncode == 0
 
 
 @pytest.mark.parametrize(
@@ -253,9 +253,9 @@ def test_gate_command_exit_codes(seasonal, tmp_path):
 def test_gate_command_without_a_verdict_exits_2_with_one_line(tmp_path, payload, message):
     """A gate that cannot decide must not pass: exit 2 (no verdict), not 0, and no traceback."""
     if payload is not None:
-        (tmp_path / "reports").mkdir()
-        (tmp_path / "reports/drift.json").write_text(payload)
-    result = run_module("stages.drift_gate", tmp_path)
+        (tmp_path / DRIFT_FILE).parent.mkdir()
+        (tmp_path / DRIFT_FILE).write_text(payload)
+    result = run_module("commands.drift_gate", tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith(message) and result.stderr.count("\n") == 1, result.stderr
 
@@ -268,8 +268,9 @@ def test_report_is_self_contained_and_deterministic(seasonal):
     assert page == render_report(seasonal.summary, seasonal.ranked, seasonal.prediction, seasonal.target)
 
 
-def test_report_renders_in_a_headless_browser_and_shows_the_drifted_columns(seasonal, tmp_path):
-    chromium = require_tool("chromium", "chromium-browser")  # skips locally, fails in CI
+@pytest.mark.needs_tool("chromium")
+def test_report_renders_in_a_headless_browser_and_shows_the_drifted_columns(seasonal, tmp_path, tools):
+    chromium = tools["chromium"]
     page = tmp_path / "drift_report.html"
     page.write_text(render_report(seasonal.summary, seasonal.ranked, seasonal.prediction, seasonal.target))
     flags = [

@@ -9,12 +9,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from stages.drift_gate import GateVerdict
-from stages.evaluate import evaluate_model
-from stages.lib.catalog import FeatureSpec
-from stages.lib.config import EvaluateConfig, ModelConfig, ReportGate, TrainConfig
-from stages.lib.metrics import TASK_METRICS, weighted_metric
-from stages.report import (
+from commands.drift_gate import GateVerdict
+from commands.report import (
     ReportInputs,
     RevisionFacts,
     bootstrap_change,
@@ -27,6 +23,10 @@ from stages.report import (
     stage_runs,
     verdict_checks,
 )
+from stages.evaluate import evaluate_model
+from stages.lib.catalog import DRIFT_FILE, FeatureSpec
+from stages.lib.config import EvaluateConfig, ModelConfig, ReportGate, TrainConfig
+from stages.lib.metrics import TASK_METRICS, weighted_metric
 from stages.train import train_model
 from tests.conftest import PROJECT
 
@@ -186,8 +186,8 @@ def test_the_pr_verdict_fails_on_drift_only_when_this_change_newly_fails_the_gat
 
 def test_drift_verdicts_are_read_fail_closed(tmp_path):
     assert read_gate_verdict(tmp_path, "the base") == "the base has no reports/drift.json; run `dvc repro`"
-    (tmp_path / "reports").mkdir()
-    drift = tmp_path / "reports/drift.json"
+    (tmp_path / DRIFT_FILE).parent.mkdir()
+    drift = tmp_path / DRIFT_FILE
     for payload in ('{"dataset_drift": true}', '{"gate": {"passed": "no"}}', "[1, 2]", "{not json"):
         drift.write_text(payload)
         verdict = read_gate_verdict(tmp_path, "the base")

@@ -1,6 +1,6 @@
 """The pull-request report: what a change did to params, metrics, plots, data and drift, against a base revision.
 
-    python -m stages.report --base main [--output reports/pr/report.md] [--repro-log repro.log]
+    python -m commands.report --base main [--output reports/pr/report.md] [--repro-log repro.log]
     make report BASE=main
 
 The base revision's artifacts are really materialized: its commit is checked out into a temporary
@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from stages.drift_gate import GateVerdict, gate_verdict, read_summary
+from commands.drift_gate import GateVerdict, gate_verdict, read_summary
+from commands.plots import vega_specs
 from stages.lib.catalog import DRIFT_FILE, METRICS_FILE, MODEL_FILE, TRAIN_SUMMARY, load_features
 from stages.lib.config import ReportGate, load_params
 from stages.lib.drift.methods import METHODS_BY_NAME
@@ -34,7 +35,6 @@ from stages.lib.io import read_json, write_outputs
 from stages.lib.metrics import LOWER_IS_BETTER, MAIN_METRIC, TASK_METRICS, weighted_metric
 from stages.lib.models import load_model, predict_scores
 from stages.lib.revisions import Revision, dvc, materialized, run
-from stages.plots import vega_specs
 
 MARKER = "<!-- mlops-pr-report -->"
 PLOTS = {

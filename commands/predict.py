@@ -1,7 +1,7 @@
 """predict: score a CSV or Parquet file with a registered model version, through the features it was trained with.
 
-    python -m stages.predict --model model@v1.0.0 --input rows.csv --output scores.csv
-    python -m stages.predict --model model#prod --input rows.parquet --output scores.parquet
+    python -m commands.predict --model model@v1.0.0 --input rows.csv --output scores.csv
+    python -m commands.predict --model model#prod --input rows.parquet --output scores.parquet
     make predict MODEL=model@v1.0.0 INPUT=rows.csv OUTPUT=scores.csv
 
 The model version is a GTO registry entry (a git tag). Its revision is materialized in a temporary

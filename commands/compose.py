@@ -3,8 +3,8 @@
 `dvc repro` never composes Hydra configs, so `make repro` runs this first. It calls DVC's own
 composition function, so the file is byte-for-byte what `dvc exp run` would write.
 
-    python -m stages.compose [OVERRIDE ...]     # e.g. model=logreg train.seed=7
-    python -m stages.compose --check            # exit 1 if params.yaml is stale
+    python -m commands.compose [OVERRIDE ...]     # e.g. model=logreg train.seed=7
+    python -m commands.compose --check            # exit 1 if params.yaml is stale
 
 Exit codes: 0 done (or in sync), 1 the check found params.yaml stale, 2 conf/ cannot be composed.
 """
