@@ -29,10 +29,10 @@ $(STAMP): requirements.lock
 setup: $(STAMP)  ## create .venv with the pinned requirements
 
 params: setup  ## compose conf/ into params.yaml (as `dvc exp run` does)
-	$(BIN)/python -m stages.compose
+	$(BIN)/python -m commands.compose
 
 check-params: setup  ## fail if params.yaml differs from the composition of conf/
-	$(BIN)/python -m stages.compose --check
+	$(BIN)/python -m commands.compose --check
 
 repro: params  ## set up, compose params and run the pipeline (only what changed)
 	$(BIN)/dvc repro
@@ -48,7 +48,7 @@ ci-repro: params  ## CI: pull what the DVC remote really holds, run the rest, lo
 	.ci/repro
 
 report: setup  ## Markdown report of this workspace against BASE (default main): make report BASE=<rev> [ARTIFACT_URL=<url>]
-	$(BIN)/python -m stages.report --base "$$BASE" $(if $(wildcard reports/pr/repro.log),--repro-log reports/pr/repro.log) $${ARTIFACT_URL:+--artifact-url "$$ARTIFACT_URL"}
+	$(BIN)/python -m commands.report --base "$$BASE" $(if $(wildcard reports/pr/repro.log),--repro-log reports/pr/repro.log) $${ARTIFACT_URL:+--artifact-url "$$ARTIFACT_URL"}
 
 checkout: setup  ## restore code, data, features, model and metrics of a revision: make checkout REV=<tag, branch or sha>
 	@test -n "$$REV" || { echo "error: say which revision: make checkout REV=<tag, branch or sha>" >&2; exit 2; }
@@ -65,13 +65,13 @@ promote: setup  ## assign a stage to a model version: make promote STAGE=prod [V
 	$(BIN)/gto assign model $${VERSION:+--version} "$${VERSION:-HEAD}" --stage "$$STAGE"
 
 predict: setup  ## score a file with a registered model: make predict MODEL=model@v1.0.0 INPUT=rows.csv OUTPUT=scores.csv
-	$(BIN)/python -m stages.predict --model "$$MODEL" --input "$$INPUT" --output "$$OUTPUT"
+	$(BIN)/python -m commands.predict --model "$$MODEL" --input "$$INPUT" --output "$$OUTPUT"
 
 verify-cache: setup  ## check every DVC cache object against its hash (exit 1 if any is corrupted)
-	$(BIN)/python -m stages.verify_cache
+	$(BIN)/python -m commands.verify_cache
 
 repair-cache: setup  ## remove corrupted cache objects, fetch them again from the remote, restore the workspace
-	$(BIN)/python -m stages.verify_cache --repair
+	$(BIN)/python -m commands.verify_cache --repair
 
 pr-comment:  ## CI: post or update the one pull-request comment holding reports/pr/report.md
 	.ci/pr-comment reports/pr/report.md
@@ -81,7 +81,7 @@ push: setup  ## push data, models and the run cache to the default DVC remote (i
 	$(BIN)/dvc push --run-cache
 
 drift-gate: setup  ## exit non-zero when the last drift check failed its gate (thresholds in conf/drift/)
-	$(BIN)/python -m stages.drift_gate
+	$(BIN)/python -m commands.drift_gate
 
 test: setup  ## set up (with the system packages tests use) and run every test
 	.ci/system-deps
@@ -100,7 +100,7 @@ metrics: setup  ## metrics of the workspace against HEAD
 	$(BIN)/dvc metrics diff
 
 plots: setup  ## draw the plots of the workspace against HEAD (or REVS="main v1") to dvc_plots/index.html, offline
-	@read -r -a revs <<< "$$REVS"; set -x; $(BIN)/python -m stages.plots "$${revs[@]}"
+	@read -r -a revs <<< "$$REVS"; set -x; $(BIN)/python -m commands.plots "$${revs[@]}"
 
 lock:  ## re-pin requirements.lock from pyproject.toml in a scratch venv
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv

@@ -54,14 +54,14 @@ def project(scratch: Path, rows: int | None) -> Path:
     if rows:
         conf = folder / "conf/data/nycflights13.yaml"
         conf.write_text(conf.read_text().replace("sample_rows: null", f"sample_rows: {rows}"))
-    run(folder, sys.executable, "-m", "stages.compose")
+    run(folder, sys.executable, "-m", "commands.compose")
     run(folder, "dvc", "repro", "featurize")
     return folder
 
 
 def openmp_settings(folder: Path, env: dict[str, str]) -> tuple[str, int]:
     """The spin count libgomp starts with in a stage process, and the threads `limit_threads` sets."""
-    probe = "import stages.train, threadpoolctl; from stages.lib.config import load_params; from stages.lib.runtime import limit_threads; print(limit_threads(load_params()))"
+    probe = "import stages.train, threadpoolctl; from stages.lib.config import load_params; from stages.lib.runtime import limit_threads; print(limit_threads(load_params().runtime))"
     result = run(folder, sys.executable, "-c", probe, env=env | {"OMP_DISPLAY_ENV": "verbose"})
     spin = re.search(r"GOMP_SPINCOUNT = '(\d+)'", result.stderr)
     return (spin.group(1) if spin else "?"), int(result.stdout.split()[-1])

@@ -218,7 +218,7 @@ def child_ours(data: Path, presorted: bool, threads: int, repeats: int) -> dict[
     import yaml
 
     from stages.lib.config import DriftConfig
-    from stages.lib.drift import detect_drift
+    from stages.lib.drift.detect import detect_drift
     from stages.lib.profile import read_sorted_columns
 
     reference = pd.read_parquet(data / "reference.parquet")

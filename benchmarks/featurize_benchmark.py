@@ -38,9 +38,10 @@ from sklearn.metrics import roc_auc_score
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from the repository root
 
 from stages.featurize import featurize, history_events
-from stages.lib.catalog import load_prepared
+from stages.lib.catalog import SCHEMA_FILE, load_prepared
 from stages.lib.config import SPLIT_NAMES, FeaturesConfig, Params, load_params
-from stages.lib.features import history_features, history_name, plan_features
+from stages.lib.features.history import history_features, history_name
+from stages.lib.features.plan import plan_features
 from stages.lib.models import build_pipeline, predict_scores
 
 T = TypeVar("T")
@@ -124,7 +125,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     arguments = parser.parse_args()
     params = load_params()
-    schema = yaml.safe_load(Path("data/schema.yaml").read_text())
+    schema = yaml.safe_load(SCHEMA_FILE.read_text())
     splits = {name: load_prepared(name) for name in SPLIT_NAMES}
     print(f"Machine: {os.cpu_count()} CPUs, Python {platform.python_version()}, pandas {pd.__version__}")
     print(f"Rows: {', '.join(f'{name} {len(frame):,}' for name, frame in splits.items())}\n")

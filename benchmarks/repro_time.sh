@@ -98,7 +98,7 @@ Commit: $rev ($(git -C "$repo" log -1 --format=%cs "$rev"))
 | Run | Command (in a fresh clone) | Wall time | Peak RSS (largest process) |
 |---|---|---:|---:|
 | 1. first run | \`make repro\` | $(seconds first) s | $(peak_mb first) MB |
-| ... of which venv + pinned install | (until make starts \`stages.compose\`) | $setup s | |
+| ... of which venv + pinned install | (until make starts \`commands.compose\`) | $setup s | |
 | 2. no-op second run | \`make repro\` | $(seconds noop) s | $(peak_mb noop) MB |
 | 3. outputs deleted, then plain \`dvc repro\` | \`rm -rf ${outputs[*]} && dvc repro\` | $(seconds restore) s | $(peak_mb restore) MB |
 | 4. pipeline from scratch | \`rm -rf ${outputs[*]} && dvc repro --force\` | $(seconds force) s | $(peak_mb force) MB |

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 from sklearn.base import BaseEstimator
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 from stages.lib.catalog import (
     DRIFT_FILE,
@@ -33,16 +32,33 @@ from stages.lib.catalog import (
     load_prepared,
 )
 from stages.lib.config import DriftConfig, DriftThresholds, GateConfig, load_params
-from stages.lib.drift import ColumnDrift, DriftResult, detect_drift, json_ready
+from stages.lib.drift.detect import detect_drift
+from stages.lib.drift.result import ColumnDrift, DriftResult, json_ready
 from stages.lib.drift_html import render_report
 from stages.lib.errors import fail, run_stage
 from stages.lib.io import Writer, json_writer, read_json, read_parquet, read_yaml, write_outputs
-from stages.lib.metrics import TASK_METRICS
+from stages.lib.metrics import TASK_METRICS, window_metrics
 from stages.lib.models import load_model, predict_scores
 from stages.lib.profile import read_sorted_columns
 from stages.lib.runtime import limit_threads
 
 PREDICTION = "prediction"
+
+
+@dataclass(frozen=True)
+class DriftInputs:
+    """What drift-check compares: the two windows and the model, and what the earlier stages wrote about them."""
+
+    reference: pd.DataFrame  # the reference window's input columns and target (data/prepared/reference.parquet)
+    current: pd.DataFrame  # the same for the current window
+    spec: FeatureSpec
+    model: BaseEstimator
+    importance: dict[str, float] | None = None  # permutation importance per feature (evaluate); none: equal weights
+    test_metrics: dict[str, Any] | None = None  # reports/metrics.json, for the ROC AUC drop
+    reference_sorted: dict[str, np.ndarray] | None = None  # featurize's sorted reference profile
+    schemas: tuple[dict[str, str], dict[str, str]] | None = None  # {column: type} of both windows' files
+    features: tuple[pd.DataFrame, pd.DataFrame] | None = None  # the model's features of both windows (default: the windows)
+    train_statistics: dict[str, dict[str, Any]] | None = None  # the feature manifest's train statistics
 
 
 @dataclass
@@ -77,23 +93,6 @@ def _importance_weights(columns: list[str], importance: dict[str, float], source
                 raw[source] += max(float(value), 0.0)
     total = sum(raw.values())
     return {name: (value / total if total > 0 else 1.0 / len(columns)) for name, value in raw.items()}
-
-
-def _window_metrics(actual: np.ndarray, scores: np.ndarray, task: str) -> dict[str, float]:
-    if task == "regression":
-        return {
-            "rmse": float(np.sqrt(np.mean((actual - scores) ** 2))),
-            "mae": float(np.mean(np.abs(actual - scores))),
-            "target_mean": float(actual.mean()),
-        }
-    if len(np.unique(actual)) < 2:
-        return {}
-    return {
-        "roc_auc": float(roc_auc_score(actual, scores)),
-        "average_precision": float(average_precision_score(actual, scores)),
-        "brier": float(brier_score_loss(actual, scores)),
-        "late_share": float(actual.mean()),
-    }
 
 
 def roc_auc_drop(
@@ -166,54 +165,50 @@ def feature_shifts(current: pd.DataFrame, train_statistics: dict[str, dict[str, 
     return shifts[:FEATURE_SHIFTS_REPORTED]
 
 
-def drift_check(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    spec: FeatureSpec,
-    model: BaseEstimator,
-    config: DriftConfig,
-    importance: dict[str, float] | None = None,
-    test_metrics: dict[str, Any] | None = None,
-    reference_sorted: dict[str, np.ndarray] | None = None,
-    schemas: tuple[dict[str, str], dict[str, str]] | None = None,
-    features: tuple[pd.DataFrame, pd.DataFrame] | None = None,
-    train_statistics: dict[str, dict[str, Any]] | None = None,
-    threads: int = 1,
-) -> DriftReport:
+def drift_check(inputs: DriftInputs, config: DriftConfig, threads: int = 1) -> DriftReport:
     """Every drift finding for the current window; pure apart from its inputs.
 
-    `reference` and `current` hold the input columns and the target; `features` holds the model's
-    features for the same rows (by default the windows themselves, when the features are the inputs).
+    Args:
+        inputs: the windows, the model and what the earlier stages wrote (`DriftInputs`).
+        config: the `drift` section (thresholds, gate, how many plots).
+        threads: columns compared at once.
+
+    Returns:
+        The metrics summary, the ranked columns, prediction and target drift, and the plot rows.
+
+    Raises:
+        UserError: an empty window, or a model input missing from the current window.
     """
+    reference, current, spec = inputs.reference, inputs.current, inputs.spec
     for name, frame in (("reference", reference), ("current", current)):
         if frame.empty:
             fail(f"data/prepared/{name}.parquet: the {name} window has no rows; widen data.splits.{name} in conf/data/")
-    inputs = sorted(spec.inputs)
-    missing = [column for column in inputs if column not in current.columns]
+    columns = sorted(spec.inputs)
+    missing = [column for column in columns if column not in current.columns]
     if missing:
         fail(f"current window: input column '{missing[0]}' is missing; the current data must have every model input")
     thresholds: DriftThresholds = config.thresholds
-    result = detect_drift(reference, current, inputs, thresholds, reference_sorted, threads=threads)
+    result = detect_drift(reference, current, columns, thresholds, inputs.reference_sorted, threads=threads)
 
-    reference_features, current_features = features or (reference, current)
-    reference_scores = predict_scores(model, reference_features[spec.features], spec.task)
-    current_scores = predict_scores(model, current_features[spec.features], spec.task)
+    reference_features, current_features = inputs.features or (reference, current)
+    reference_scores = predict_scores(inputs.model, reference_features[spec.features], spec.task)
+    current_scores = predict_scores(inputs.model, current_features[spec.features], spec.task)
     prediction = detect_drift(
         pd.DataFrame({PREDICTION: reference_scores}), pd.DataFrame({PREDICTION: current_scores}), [PREDICTION], thresholds
     ).columns[0]
 
-    labelled = spec.target in current.columns and current[spec.target].notna().all()
+    labelled = spec.target in current.columns and bool(current[spec.target].notna().all())
     target = detect_drift(reference, current, [spec.target], thresholds).columns[0] if labelled else None
-    current_metrics = _window_metrics(current[spec.target].to_numpy(), current_scores, spec.task) if labelled else {}
-    drop = roc_auc_drop(spec.task, test_metrics or {}, current_metrics, labelled)
+    current_metrics = window_metrics(current[spec.target].to_numpy(), current_scores, spec.task) if labelled else {}
+    drop = roc_auc_drop(spec.task, inputs.test_metrics or {}, current_metrics, labelled)
 
-    weights = _importance_weights(inputs, importance or {}, spec.sources)
+    weights = _importance_weights(columns, inputs.importance or {}, spec.sources)
     ranked = sorted(result.columns, key=lambda column: (-column.severity * weights[column.column], -column.severity, column.column))
     gate = _gate(result, prediction, drop, config.gate)
-    changes = schema_changes(*schemas) if schemas else []
+    changes = schema_changes(*inputs.schemas) if inputs.schemas else []
 
     summary = {
-        "feature_shifts": feature_shifts(current_features, train_statistics, spec.features) if train_statistics else [],
+        "feature_shifts": feature_shifts(current_features, inputs.train_statistics, spec.features) if inputs.train_statistics else [],
         "dataset_drift": result.dataset_drift,
         "drift_share": result.drift_share,
         "drifted_columns": len(result.drifted),
@@ -244,7 +239,7 @@ def drift_check(
     return DriftReport(summary=json_ready(summary), ranked=ranked, prediction=prediction, target=target, plots=plots)
 
 
-def _schema(path) -> dict[str, str]:
+def _schema(path: Path) -> dict[str, str]:
     return {field.name: str(field.type) for field in pq.read_schema(path)}
 
 
@@ -272,20 +267,19 @@ def main() -> None:
     schemas = (_schema(PREPARED_DIR / "reference.parquet"), _schema(PREPARED_DIR / "current.parquet"))
     manifest = read_yaml(FEATURE_MANIFEST, "run `dvc repro featurize` first")
     train_statistics = {name: entry.get("train", {}) for name, entry in manifest["columns"].items()}
-    report = drift_check(
-        reference,
-        current,
-        spec,
-        model,
-        config,
-        importance,
-        test_metrics,
-        profile,
-        schemas,
-        (reference_features, current_features),
-        train_statistics,
-        threads,
+    inputs = DriftInputs(
+        reference=reference,
+        current=current,
+        spec=spec,
+        model=model,
+        importance=importance,
+        test_metrics=test_metrics,
+        reference_sorted=profile,
+        schemas=schemas,
+        features=(reference_features, current_features),
+        train_statistics=train_statistics,
     )
+    report = drift_check(inputs, config, threads)
     write_outputs(drift_outputs(report))
     verdict = "DRIFT" if report.summary["dataset_drift"] else "no dataset drift"
     print(

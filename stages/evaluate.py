@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,50 +10,36 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.inspection import permutation_importance
-from sklearn.metrics import (
-    accuracy_score,
-    average_precision_score,
-    brier_score_loss,
-    f1_score,
-    log_loss,
-    mean_absolute_error,
-    mean_squared_error,
-    precision_recall_curve,
-    precision_score,
-    r2_score,
-    recall_score,
-    roc_auc_score,
-    roc_curve,
-)
+from sklearn.metrics import precision_recall_curve, roc_curve
 
-from stages.lib.catalog import CONFUSION_FILE, METRICS_FILE, MODEL_FILE, PLOTS_DIR, FeatureSpec, load_features
+from stages.lib.catalog import CONFUSION_FILE, METRICS_FILE, MODEL_FILE, PLOT_FILES, FeatureSpec, load_features
 from stages.lib.config import EvaluateConfig, load_params
 from stages.lib.errors import fail, run_stage
 from stages.lib.io import json_writer, write_outputs
+from stages.lib.metrics import classification_metrics, regression_metrics
 from stages.lib.models import load_model, predict_scores
 from stages.lib.runtime import limit_threads
 
 MAX_CURVE_POINTS = 400
 DIGITS = 6
-# What each task writes to reports/metrics.json (a test checks `evaluate_model` against it). The gates
-# read it to tell a metric the task cannot produce (a gate on it is skipped) from a missing one (it fails).
+Points = list[dict[Hashable, Any]]  # a plot file's rows, as `DataFrame.to_dict(orient="records")` gives them
 
 
 @dataclass(frozen=True)
 class Evaluation:
     metrics: dict[str, Any]
-    plots: dict[str, list[dict[str, Any]]]
+    plots: dict[str, Points]
     confusion: pd.DataFrame
 
 
-def _thin(points: pd.DataFrame) -> list[dict[str, Any]]:
+def _thin(points: pd.DataFrame) -> Points:
     """At most MAX_CURVE_POINTS evenly spaced points, keeping both ends, rounded for small diffs."""
     if len(points) > MAX_CURVE_POINTS:
         points = points.iloc[np.unique(np.linspace(0, len(points) - 1, MAX_CURVE_POINTS).round().astype(int))]
     return points.round(DIGITS).to_dict(orient="records")
 
 
-def _calibration(actual: np.ndarray, scores: np.ndarray, bins: int, task: str) -> list[dict[str, Any]]:
+def _calibration(actual: np.ndarray, scores: np.ndarray, bins: int, task: str) -> Points:
     """Mean prediction against mean outcome per bin: probability bins, or prediction quantiles for regression."""
     if task == "classification":
         index = np.minimum((scores * bins).astype(int), bins - 1)
@@ -96,18 +83,8 @@ def _classification(
     if len(np.unique(actual)) < 2:
         fail("data/features/test.parquet: the target has one class only; ROC AUC needs both, widen the test window")
     predicted = (scores >= config.threshold).astype(np.int64)
-    metrics = {
-        "roc_auc": roc_auc_score(actual, scores),
-        "average_precision": average_precision_score(actual, scores),
-        "log_loss": log_loss(actual, scores, labels=[0, 1]),
-        "brier": brier_score_loss(actual, scores),
-        "accuracy": accuracy_score(actual, predicted),
-        "f1": f1_score(actual, predicted, zero_division=0),
-        "precision": precision_score(actual, predicted, zero_division=0),
-        "recall": recall_score(actual, predicted, zero_division=0),
-        "late_share": float(actual.mean()),
-    }
-    metrics = {name: round(float(value), DIGITS) for name, value in metrics.items()} | {"threshold": config.threshold}
+    metrics = classification_metrics(actual, scores, config.threshold)
+    metrics = {name: round(value, DIGITS) for name, value in metrics.items()} | {"threshold": config.threshold}
     fpr, tpr, roc_thresholds = roc_curve(actual, scores)
     precision, recall, pr_thresholds = precision_recall_curve(actual, scores)
     pr = pd.DataFrame({"recall": recall[:-1], "precision": precision[:-1], "threshold": pr_thresholds})[::-1]
@@ -118,15 +95,7 @@ def _classification(
 
 
 def _regression(actual: np.ndarray, predicted: np.ndarray) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame]:
-    metrics = {
-        "rmse": float(np.sqrt(mean_squared_error(actual, predicted))),
-        "mae": mean_absolute_error(actual, predicted),
-        "r2": r2_score(actual, predicted),
-        # The score of always predicting the test mean: a model should beat it.
-        "rmse_constant": float(np.std(actual)),
-        "target_mean": float(actual.mean()),
-    }
-    metrics = {name: round(float(value), DIGITS) for name, value in metrics.items()}
+    metrics = {name: round(value, DIGITS) for name, value in regression_metrics(actual, predicted).items()}
     # ROC and PR curves have no meaning for a numeric target; their plot files stay empty.
     return metrics, {"roc": [], "precision_recall": []}, pd.DataFrame({"actual": [], "predicted": []})
 
@@ -156,7 +125,7 @@ def main() -> None:
     model = load_model(MODEL_FILE)
     evaluation = evaluate_model(model, test, spec, config)
     outputs = {METRICS_FILE: json_writer(evaluation.metrics)}
-    outputs |= {PLOTS_DIR / f"{name}.json": json_writer(points) for name, points in evaluation.plots.items()}
+    outputs |= {PLOT_FILES[name]: json_writer(points) for name, points in evaluation.plots.items()}
     outputs[CONFUSION_FILE] = lambda path: evaluation.confusion.to_csv(path, index=False, lineterminator="\n")
     write_outputs(outputs)
     headline = ", ".join(

@@ -33,17 +33,12 @@ from stages.lib.catalog import (
 )
 from stages.lib.config import SPLIT_NAMES, FeaturesConfig, Window, load_params
 from stages.lib.errors import fail, run_stage
-from stages.lib.features import (
-    INPUT_TYPES,
-    build_transformer,
-    describe_outputs,
-    history_features,
-    history_name,
-    model_columns,
-    plan_features,
-    select_features,
-    train_statistics,
-)
+from stages.lib.features.build import build_transformer, describe_outputs
+from stages.lib.features.history import history_features, history_name
+from stages.lib.features.manifest import train_statistics
+from stages.lib.features.plan import INPUT_TYPES, plan_features
+from stages.lib.features.selection import select_features
+from stages.lib.features.serving import model_columns
 from stages.lib.io import json_writer, parquet_writer, read_yaml, write_outputs
 from stages.lib.models import model_writer
 from stages.lib.profile import sorted_columns

@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.metrics import mean_squared_error, roc_auc_score
 from sklearn.model_selection import TimeSeriesSplit
 from sklearn.pipeline import Pipeline
 
@@ -23,6 +22,7 @@ from stages.lib.catalog import FEATURE_SPEC, FEATURES_DIR, MODEL_CARD, MODEL_FIL
 from stages.lib.config import ModelConfig, TrainConfig, load_params
 from stages.lib.errors import fail, run_stage
 from stages.lib.io import json_writer, sha256_file, write_outputs
+from stages.lib.metrics import main_metric
 from stages.lib.models import build_pipeline, model_writer, predict_scores
 from stages.lib.runtime import limit_threads
 
@@ -34,13 +34,6 @@ DIGITS = 6
 class Trained:
     model: Pipeline
     summary: dict[str, Any]  # cross-validation scores and the selected features (reports/train.json)
-
-
-def score(task: str, actual: np.ndarray, predicted: np.ndarray) -> tuple[str, float]:
-    """The main metric: ROC AUC for classification, RMSE for regression."""
-    if task == "classification":
-        return "roc_auc", float(roc_auc_score(actual, predicted)) if len(np.unique(actual)) == 2 else float("nan")
-    return "rmse", float(np.sqrt(mean_squared_error(actual, predicted)))
 
 
 def time_folds(times: pd.Series, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -65,7 +58,9 @@ def cross_validate(train: pd.DataFrame, spec: FeatureSpec, pipeline: Pipeline, f
     for fit_rows, score_rows in time_folds(train[spec.time], folds):
         fold_train, fold_score = train.iloc[fit_rows], train.iloc[score_rows]
         fold_model = clone(pipeline).fit(fold_train[spec.features], fold_train[spec.target])
-        name, value = score(spec.task, fold_score[spec.target].to_numpy(), predict_scores(fold_model, fold_score[spec.features], spec.task))
+        name, value = main_metric(
+            spec.task, fold_score[spec.target].to_numpy(), predict_scores(fold_model, fold_score[spec.features], spec.task)
+        )
         scores.append(round(value, DIGITS))
     return {
         "metric": name,

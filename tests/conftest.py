@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,19 +27,59 @@ def in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
-def require_tool(*names: str | Path, install: str = SYSTEM_DEPS_HINT) -> str:
-    """The path of the first of `names` found (a command on PATH, or a file path) for a test that needs it.
+@dataclass(frozen=True)
+class Tool:
+    candidates: tuple[str | Path, ...]  # commands looked up on PATH, or file paths; the first found wins
+    install: str = SYSTEM_DEPS_HINT  # how it gets installed, for the skip or failure message
 
-    When none is found the test skips on a developer's machine but FAILS in CI, where `.ci/system-deps`
-    must have installed it: a skip there would hide a broken set-up behind a green run."""
-    for name in names:
-        found = str(name) if "/" in str(name) and Path(name).exists() else shutil.which(str(name))
-        if found:
+
+# Every program a test may need beyond Python packages. A test names the ones it needs with
+# `@pytest.mark.needs_tool("chromium", ...)` (registered in pyproject.toml) and gets their paths from the `tools` fixture.
+TOOLS = {
+    "chromium": Tool(("chromium", "chromium-browser")),
+    "jq": Tool(("jq",)),
+    "sshd": Tool(("sshd", Path("/usr/sbin/sshd"))),
+    "ssh-keygen": Tool(("ssh-keygen",)),
+    "ssh-agent": Tool(("ssh-agent",)),
+    "node": Tool(("node",)),
+    "s3rver": Tool((PROJECT / ".ci/.s3rver/node_modules/.bin/s3rver",), install="`make test` installs it with npm into .ci/.s3rver"),
+}
+
+
+def find_tool(tool: Tool) -> str | None:
+    for candidate in tool.candidates:
+        found = str(candidate) if isinstance(candidate, Path) else shutil.which(candidate)
+        if found and Path(found).exists():
             return found
-    message = f"{Path(str(names[0])).name} is not installed ({install})"
+    return None
+
+
+def require_tool(name: str) -> str:
+    """The path of the tool `name` (a key of TOOLS). The one place that decides what a missing tool means:
+    the test skips on a developer's machine but FAILS in CI, where `.ci/system-deps` must have installed
+    it: a skip there would hide a broken set-up behind a green run."""
+    if name not in TOOLS:
+        raise ValueError(f"unknown tool {name!r} in needs_tool: add it to TOOLS in tests/conftest.py (known: {', '.join(TOOLS)})")
+    found = find_tool(TOOLS[name])
+    if found:
+        return found
+    message = f"{name} is not installed ({TOOLS[name].install})"
     if in_ci():
         pytest.fail(f"{message}; CI must run every test, so this one fails instead of skipping", pytrace=False)
     pytest.skip(message)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """`@pytest.mark.needs_tool(...)`: look for each named tool before the test (and its fixtures) run."""
+    for marker in item.iter_markers("needs_tool"):
+        for name in marker.args:
+            require_tool(name)
+
+
+@pytest.fixture
+def tools(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The paths of the tools this test's `needs_tool` markers name."""
+    return {name: require_tool(name) for marker in request.node.iter_markers("needs_tool") for name in marker.args}
 
 
 def make_flights(rows_per_month: int = 12, seed: int = 0) -> pd.DataFrame:
@@ -134,7 +175,7 @@ def choice_overrides() -> list[str]:
 @functools.cache
 def composed_text(config_dir: Path = PROJECT / "conf") -> str:
     """params.yaml text composed from `config_dir` with the tests' choices (cached: Hydra takes ~0.5 s)."""
-    from stages.compose import compose
+    from commands.compose import compose
 
     return compose(config_dir, choice_overrides())
 

@@ -11,37 +11,12 @@ from pathlib import Path
 
 import yaml
 
+from stages.lib.catalog import FEATURES_DIR, PREPARED_DIR
 from tests import servers
-from tests.conftest import PROJECT, tool_env
+from tests.conftest import PROJECT, TEST_CHOICES, tool_env
+from tests.dvc_pipeline import catalogued, declared_stages, inside
 
 SAMPLE_ROWS = 30000
-OUTPUTS = [
-    "data/prepared/train.parquet",
-    "data/prepared/test.parquet",
-    "data/prepared/reference.parquet",
-    "data/prepared/current.parquet",
-    "data/features/spec.json",
-    "data/features/train.parquet",
-    "models/model.skops",
-    "models/model_card.json",
-    "reports/prepare.json",
-    "data/schema.yaml",
-    "reports/metrics.json",
-    "reports/plots/roc.json",
-    "reports/plots/precision_recall.json",
-    "reports/plots/calibration.json",
-    "reports/plots/importance.json",
-    "reports/confusion.csv",
-    "data/features/reference_sorted.parquet",
-    "data/features/transformer.skops",
-    "data/features/history.parquet",
-    "data/feature_manifest.yaml",
-    "reports/featurize.json",
-    "reports/train.json",
-    "reports/drift.json",
-    "reports/drift_report.html",
-    "reports/drift_plots.json",
-]
 # Bytecode is written as usual: .dvcignore must keep __pycache__ out of the stages' code deps.
 ENV = {key: value for key, value in tool_env().items() if key != "PYTHONDONTWRITEBYTECODE"}
 # The two end-to-end modules run side by side on the two CI workers: one OpenMP thread per stage,
@@ -55,6 +30,17 @@ def run(repo: Path, *command: str, check: bool = True) -> str:
     return result.stdout
 
 
+def expected_outputs(repo: Path) -> list[str]:
+    """The files a full run of `repo` must leave: every output its dvc.yaml declares, with its folder outputs
+    spelled out as the files the catalogue names in them plus prepare's and featurize's table per split."""
+    declared = {path for stage in declared_stages(repo).values() for path in stage.outputs}
+    folders = {PREPARED_DIR.as_posix(), FEATURES_DIR.as_posix()}
+    splits = yaml.safe_load((repo / "params.yaml").read_text())["data"]["splits"]
+    named = {path for path in catalogued().values() if inside(path, folders) and path not in folders}
+    tables = {f"{folder}/{split}.parquet" for folder in folders for split in splits}
+    return sorted((declared - folders) | named | tables)
+
+
 def stages_run(output: str) -> set[str]:
     return set(re.findall(r"Running stage '([\w-]+)'", output))
 
@@ -65,20 +51,27 @@ def out_hashes(repo: Path) -> dict[str, str]:
 
 
 def new_project(folder: Path) -> Path:
-    """A git repo holding this project's files, with the data sample switched on in conf/."""
+    """A git repo holding this project's files, with the tests' choices selected in its conf/config.yaml (whatever
+    this project's selects) and the data sample switched on."""
     files = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=PROJECT, capture_output=True, text=True, check=True
     ).stdout.split()
+    # Skip committed pipeline results (dvc.lock and every output dvc.yaml declares): the copy must produce its own.
+    results = {path for stage in declared_stages().values() for path in stage.outputs}
     for name in files:
         source = PROJECT / name
-        # Skip committed pipeline results: the copy must produce its own.
-        committed_results = ("dvc.lock", "data/schema.yaml", "data/feature_manifest.yaml")
-        if source.is_file() and name not in committed_results and not name.startswith(("reports/", "models/model_card")):
+        if source.is_file() and name != "dvc.lock" and not inside(name, results):
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, folder / name)
+    config = yaml.safe_load((folder / "conf/config.yaml").read_text())
+    groups = [next(iter(entry)) if isinstance(entry, dict) else entry for entry in config["defaults"]]
+    config["defaults"] = [{group: TEST_CHOICES[group]} if group in TEST_CHOICES else group for group in groups]
+    (folder / "conf/config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     data_conf = folder / "conf/data/nycflights13.yaml"
-    data_conf.write_text(data_conf.read_text().replace("sample_rows: null", f"sample_rows: {SAMPLE_ROWS}"))
-    run(folder, sys.executable, "-m", "stages.compose")
+    text = data_conf.read_text()
+    assert "sample_rows: null" in text, f"{data_conf}: no `sample_rows: null` to switch the sample on"
+    data_conf.write_text(text.replace("sample_rows: null", f"sample_rows: {SAMPLE_ROWS}"))
+    run(folder, sys.executable, "-m", "commands.compose")
     run(folder, "git", "init", "-q", "-b", "main")
     run(folder, "git", "add", "-A")
     run(folder, "git", "commit", "-qm", "project")
@@ -87,7 +80,7 @@ def new_project(folder: Path) -> Path:
 
 def report(repo: Path, output: Path, *arguments: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "stages.report", "--output", str(output), *arguments],
+        [sys.executable, "-m", "commands.report", "--output", str(output), *arguments],
         cwd=repo,
         env=ENV,
         capture_output=True,

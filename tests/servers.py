@@ -2,7 +2,8 @@
 
 Each starts in a scratch folder on a free port and stops when its context ends. `.ci/system-deps`
 installs what they need (Debian's openssh-server, nodejs and npm; s3rver from npm into .ci/.s3rver);
-without it a test skips, or fails when `CI` is set (`tests.conftest.require_tool`).
+without it a test skips, or fails when `CI` is set. Tests that start a server say so with
+`@pytest.mark.needs_tool(...)`; the servers check again with the same `tests.conftest.require_tool`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from pathlib import Path
 from tests.conftest import require_tool
 
 PROJECT = Path(__file__).resolve().parent.parent
-S3RVER = PROJECT / ".ci/.s3rver/node_modules/.bin/s3rver"
 BUCKET = "dvc-test"
 S3RVER_KEY = "S3RVER"  # s3rver's fixed credentials
 
@@ -74,7 +74,7 @@ class SshServer:
 
 @contextlib.contextmanager
 def sshd(folder: Path) -> Iterator[SshServer]:
-    binary = require_tool("sshd", "/usr/sbin/sshd")  # skips locally, fails in CI
+    binary = require_tool("sshd")  # skips locally, fails in CI
     require_tool("ssh-keygen")
     folder.mkdir(parents=True, mode=0o700)
     for name in ("host", "client"):
@@ -123,11 +123,11 @@ class S3Server:
 
 @contextlib.contextmanager
 def s3rver(folder: Path) -> Iterator[S3Server]:
-    require_tool(S3RVER, install="`make test` installs it with npm into .ci/.s3rver")
+    s3rver = require_tool("s3rver")  # skips locally, fails in CI
     folder.mkdir(parents=True)
     port = free_port()
     command = [
-        str(S3RVER),
+        s3rver,
         "--directory",
         str(folder),
         "--port",

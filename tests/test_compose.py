@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.compose import compose
+from commands.compose import compose
 from stages.lib.config import parse_params
 from stages.lib.errors import UserError
 from tests.conftest import PROJECT, TEST_CHOICES, choice_overrides, run_module
@@ -20,8 +20,8 @@ def test_committed_params_equal_the_composition_of_conf():
 
 
 def test_group_override_swaps_only_that_section():
-    default = yaml.safe_load(compose(PROJECT / "conf"))
-    logreg = yaml.safe_load(compose(PROJECT / "conf", ["model=logreg", "train.seed=7"]))
+    default = yaml.safe_load(compose(PROJECT / "conf", choice_overrides()))
+    logreg = yaml.safe_load(compose(PROJECT / "conf", [*choice_overrides(), "model=logreg", "train.seed=7"]))
     assert logreg["model"] == yaml.safe_load((PROJECT / "conf/model/logreg.yaml").read_text())
     assert logreg["train"]["seed"] == 7
     assert {key: value for key, value in logreg.items() if key not in ("model", "train")} == {
@@ -95,19 +95,19 @@ def project_copy(tmp_path: Path) -> Path:
 def test_edit_in_conf_reaches_params_and_check_catches_staleness(project_copy):
     config = project_copy / "conf/train/default.yaml"
     config.write_text(config.read_text().replace("seed: 42", "seed: 1234"))
-    stale = run_module("stages.compose", project_copy, "--check")
+    stale = run_module("commands.compose", project_copy, "--check")
     assert stale.returncode == 1  # a finding; 2 is for conf/ that cannot be composed
     assert "+  seed: 1234" in stale.stderr
     assert stale.stderr.strip().endswith("error: params.yaml differs from the composition of conf/; run `make params` and commit it")
 
-    assert run_module("stages.compose", project_copy).returncode == 0
+    assert run_module("commands.compose", project_copy).returncode == 0
     assert yaml.safe_load((project_copy / "params.yaml").read_text())["train"]["seed"] == 1234
-    assert run_module("stages.compose", project_copy, "--check").returncode == 0
+    assert run_module("commands.compose", project_copy, "--check").returncode == 0
 
 
 def test_cli_override_error_exits_2_without_touching_params(project_copy):
     before = (project_copy / "params.yaml").read_bytes()
-    result = run_module("stages.compose", project_copy, "model=nope")
+    result = run_module("commands.compose", project_copy, "model=nope")
     assert result.returncode == 2 and result.stderr.count("\n") == 1
     assert result.stderr.startswith("error: conf/: cannot compose the configuration")
     assert (project_copy / "params.yaml").read_bytes() == before
@@ -166,7 +166,7 @@ def test_a_mistake_in_conf_fails_make_params_naming_the_key_and_writes_nothing(p
     path.write_text(path.read_text().replace(old, new))
     before = (project_copy / "params.yaml").read_bytes()
     for extra in ([], ["--check"]):
-        result = run_module("stages.compose", project_copy, *extra, *choice_overrides())
+        result = run_module("commands.compose", project_copy, *extra, *choice_overrides())
         assert result.returncode == 2, result.stderr
         assert result.stderr.startswith(f"error: params.yaml composed from conf/: {message}")
         assert result.stderr.count("\n") == 1  # one line, no traceback
@@ -175,6 +175,6 @@ def test_a_mistake_in_conf_fails_make_params_naming_the_key_and_writes_nothing(p
 
 def test_a_cli_override_with_a_typo_fails_before_writing(project_copy):
     before = (project_copy / "params.yaml").read_bytes()
-    result = run_module("stages.compose", project_copy, *choice_overrides(), "+model.max_itr=5")
+    result = run_module("commands.compose", project_copy, *choice_overrides(), "+model.max_itr=5")
     assert result.returncode == 2 and "'model.max_itr'" in result.stderr
     assert (project_copy / "params.yaml").read_bytes() == before

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from stages.compose import compose
+from commands.compose import compose
 from stages.lib.config import load_params, parse_params
 from stages.lib.errors import UserError
 from tests.conftest import PROJECT, choice_overrides

@@ -9,13 +9,10 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from stages.lib.config import parse_params
-from stages.lib.drift import (
-    categorical_statistics,
-    column_drift,
-    detect_drift,
-    ks_p_values,
-    numeric_statistics,
-)
+from stages.lib.drift.columns import column_drift
+from stages.lib.drift.detect import detect_drift
+from stages.lib.drift.p_values import ks_p_values
+from stages.lib.drift.statistics import categorical_statistics, numeric_statistics
 from stages.lib.profile import read_sorted_columns, sorted_columns
 from tests.conftest import project_params
 
@@ -200,3 +197,23 @@ def test_stored_sorted_reference_gives_the_same_answer():
     stored = detect_drift(masked, current, COLUMNS, THRESHOLDS, reference_sorted=profile)
     assert [column.to_json() for column in direct.columns] == [column.to_json() for column in stored.columns]
     assert "city" not in profile  # only numeric columns are stored sorted
+
+
+def test_the_method_table_has_one_method_per_kind_and_reference_size_with_a_threshold_in_conf():
+    from stages.lib.drift.methods import METHODS, method_for
+
+    assert sorted((method.kind, method.small_reference) for method in METHODS) == [
+        ("categorical", False), ("categorical", True), ("numeric", False), ("numeric", True),
+    ]  # fmt: skip
+    small, large = THRESHOLDS.small_reference_rows, THRESHOLDS.small_reference_rows + 1
+    assert [method_for(kind, rows, THRESHOLDS).name for kind in ("numeric", "categorical") for rows in (small, large)] == [
+        "ks_p_value", "wasserstein_norm", "chi2_p_value", "jensen_shannon",
+    ]  # fmt: skip
+    for method in METHODS:
+        threshold = method.threshold(THRESHOLDS)
+        assert threshold == getattr(THRESHOLDS, method.threshold_key) and method.description
+        assert method.severity(threshold, threshold) == pytest.approx(1.0)
+        # Drifted exactly on the far side of the threshold: at or above for distances, below for p-values.
+        assert method.drifted(threshold, threshold) is (method.direction == "above")
+        assert method.drifted(threshold * 2, threshold) is (method.direction == "above")
+        assert method.drifted(threshold / 2, threshold) is (method.direction == "below")

@@ -13,14 +13,14 @@ import pandas as pd
 import pytest
 import yaml
 
-from stages.drift_check import drift_check, drift_outputs, roc_auc_drop, schema_changes
-from stages.lib.catalog import DRIFT_PLOTS, FeatureSpec
+from stages.drift_check import DriftInputs, drift_check, drift_outputs, roc_auc_drop, schema_changes
+from stages.lib.catalog import DRIFT_FILE, DRIFT_PLOTS, FeatureSpec
 from stages.lib.config import DriftConfig, GateConfig, TrainConfig, parse_params
 from stages.lib.drift_html import render_report
 from stages.lib.errors import UserError
 from stages.lib.io import write_outputs
 from stages.train import train_model
-from tests.conftest import PROJECT, model_config, replace, require_tool, run_module, tool_env
+from tests.conftest import PROJECT, model_config, replace, run_module, tool_env
 
 SPEC = FeatureSpec.plain(["temp", "dewp", "distance"], ["dest"])
 DESTINATIONS = ["ATL", "ORD", "SEA", "__other__"]
@@ -59,7 +59,9 @@ def config(params) -> DriftConfig:
 
 @pytest.fixture
 def seasonal(model, config):
-    return drift_check(window(3000, 1, False), window(3000, 2, True), SPEC, model, config, importance={"temp": 0.02, "distance": 0.0})
+    return drift_check(
+        DriftInputs(window(3000, 1, False), window(3000, 2, True), SPEC, model, importance={"temp": 0.02, "distance": 0.0}), config
+    )
 
 
 def test_seasonal_shift_is_found_in_weather_destinations_and_predictions(seasonal):
@@ -81,7 +83,9 @@ def test_columns_are_ranked_by_importance_weighted_drift(seasonal):
 
 def test_plots_hold_reference_and_current_shares_of_the_top_columns(model, config):
     two = replace(config, plots=2)
-    report = drift_check(window(3000, 1, False), window(3000, 2, True), SPEC, model, two, importance={"temp": 0.02, "distance": 0.0})
+    report = drift_check(
+        DriftInputs(window(3000, 1, False), window(3000, 2, True), SPEC, model, importance={"temp": 0.02, "distance": 0.0}), two
+    )
     ranks = {row["feature"]: row["rank"] for row in report.plots}
     assert ranks == {column.column: rank for rank, column in enumerate(report.ranked[:2], start=1)}
     top = [row for row in report.plots if row["rank"] == 1]
@@ -104,7 +108,7 @@ def test_written_files_are_what_dvc_yaml_declares_with_fewer_inputs_than_plots(m
     plotted = {path for plot in pipeline["plots"] for definition in plot.values() for path in definition["y"] if inside(path)}
 
     roomy = replace(config, plots=len(SPEC.inputs) + 3)
-    report = drift_check(window(3000, 1, False), window(3000, 2, True), SPEC, model, roomy)
+    report = drift_check(DriftInputs(window(3000, 1, False), window(3000, 2, True), SPEC, model), roomy)
     monkeypatch.chdir(tmp_path)
     write_outputs(drift_outputs(report))
     written = {path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*") if path.is_file()}
@@ -138,17 +142,18 @@ AT_CHANCE = {"roc_auc": 0.5}  # a test split ROC AUC no current window falls far
 def test_gate_fails_on_dataset_drift_and_on_a_metric_drop(model, config):
     config = replace(config, gate=GateConfig(fail_on_dataset_drift=True, fail_on_prediction_drift=False, max_roc_auc_drop=0.05))
     reference = window(3000, 1, False)
-    quiet = drift_check(reference, window(3000, 3, False), SPEC, model, config, test_metrics=AT_CHANCE)
+    quiet = drift_check(DriftInputs(reference, window(3000, 3, False), SPEC, model, test_metrics=AT_CHANCE), config)
     assert quiet.summary["gate"] == {"passed": True, "failed": [], "reasons": []}
-    drifted = drift_check(reference, window(3000, 2, True), SPEC, model, config, test_metrics=AT_CHANCE)
+    drifted = drift_check(DriftInputs(reference, window(3000, 2, True), SPEC, model, test_metrics=AT_CHANCE), config)
     assert not drifted.summary["gate"]["passed"] and drifted.summary["gate"]["failed"] == ["dataset_drift"]
     assert drifted.summary["gate"]["reasons"][0].startswith("dataset drift: 3 of 4 feature columns drifted")
     optimistic = {"roc_auc": 0.99}
-    dropped = drift_check(reference, window(3000, 3, False), SPEC, model, config, test_metrics=optimistic)
+    dropped = drift_check(DriftInputs(reference, window(3000, 3, False), SPEC, model, test_metrics=optimistic), config)
     assert dropped.summary["gate"]["failed"] == ["roc_auc_drop"]
     assert dropped.summary["gate"]["reasons"][0].startswith("ROC AUC on the current window is")
     relaxed = replace(config, gate=replace(config.gate, max_roc_auc_drop=None))
-    assert drift_check(reference, window(3000, 3, False), SPEC, model, relaxed, test_metrics=optimistic).summary["gate"]["passed"]
+    relaxed_report = drift_check(DriftInputs(reference, window(3000, 3, False), SPEC, model, test_metrics=optimistic), relaxed)
+    assert relaxed_report.summary["gate"]["passed"]
 
 
 @pytest.mark.parametrize(
@@ -162,13 +167,15 @@ def test_gate_fails_on_dataset_drift_and_on_a_metric_drop(model, config):
 )
 def test_roc_auc_gate_fails_closed_when_the_drop_cannot_be_measured(model, config, test_metrics, current, why):
     gate = GateConfig(fail_on_dataset_drift=False, fail_on_prediction_drift=False, max_roc_auc_drop=0.05)
-    summary = drift_check(window(3000, 1, False), current, SPEC, model, replace(config, gate=gate), test_metrics=test_metrics).summary
+    summary = drift_check(
+        DriftInputs(window(3000, 1, False), current, SPEC, model, test_metrics=test_metrics), replace(config, gate=gate)
+    ).summary
     assert summary["gate"]["passed"] is False and summary["gate"]["failed"] == ["roc_auc_drop"]
     assert summary["gate"]["reasons"] == [
         f"ROC AUC drop not measured: {why} (set drift.gate.max_roc_auc_drop: null to turn the condition off)"
     ]
     off = replace(config, gate=replace(gate, max_roc_auc_drop=None))
-    assert drift_check(window(3000, 1, False), current, SPEC, model, off, test_metrics=test_metrics).summary["gate"]["passed"]
+    assert drift_check(DriftInputs(window(3000, 1, False), current, SPEC, model, test_metrics=test_metrics), off).summary["gate"]["passed"]
 
 
 def test_roc_auc_drop_is_skipped_only_for_a_regression():
@@ -183,13 +190,13 @@ def test_fail_on_prediction_drift_decides_whether_prediction_drift_fails_the_gat
     gate = GateConfig(fail_on_dataset_drift=False, fail_on_prediction_drift=fail_on_prediction_drift, max_roc_auc_drop=None)
     config = replace(config, gate=gate)
     reference = window(3000, 1, False)
-    summer = drift_check(reference, window(3000, 2, True), SPEC, model, config).summary
+    summer = drift_check(DriftInputs(reference, window(3000, 2, True), SPEC, model), config).summary
     assert summer["prediction_drift"]["drifted"] is True and summer["dataset_drift"] is True  # found either way
     assert summer["gate"]["passed"] is not fail_on_prediction_drift
     if fail_on_prediction_drift:
         assert summer["gate"]["failed"] == ["prediction_drift"]
         assert summer["gate"]["reasons"][0].startswith("prediction drift: ")
-    winter = drift_check(reference, window(3000, 3, False), SPEC, model, config).summary
+    winter = drift_check(DriftInputs(reference, window(3000, 3, False), SPEC, model), config).summary
     assert winter["prediction_drift"]["drifted"] is False and winter["gate"]["passed"]  # no prediction drift: nothing to fail on
 
 
@@ -204,29 +211,29 @@ def test_schema_changes_name_added_removed_and_retyped_columns():
 
 def test_empty_current_window_is_a_clear_error(model, config):
     with pytest.raises(UserError, match="data/prepared/current.parquet: the current window has no rows"):
-        drift_check(window(100, 1, False), window(100, 2, True).iloc[:0], SPEC, model, config)
+        drift_check(DriftInputs(window(100, 1, False), window(100, 2, True).iloc[:0], SPEC, model), config)
 
 
 def test_column_missing_from_current_is_a_clear_error(model, config):
     with pytest.raises(UserError, match="current window: input column 'dewp' is missing"):
-        drift_check(window(100, 1, False), window(100, 2, True).drop(columns="dewp"), SPEC, model, config)
+        drift_check(DriftInputs(window(100, 1, False), window(100, 2, True).drop(columns="dewp"), SPEC, model), config)
 
 
 def test_ten_row_current_window_gives_a_report(model, config):
-    report = drift_check(window(3000, 1, False), window(10, 2, True), SPEC, model, config)
+    report = drift_check(DriftInputs(window(3000, 1, False), window(10, 2, True), SPEC, model), config)
     assert report.summary["rows"]["current"] == 10
     assert report.summary["columns_checked"] == 4
 
 
 def test_gate_command_exit_codes(seasonal, tmp_path):
-    (tmp_path / "reports").mkdir()
-    (tmp_path / "reports/drift.json").write_text(json.dumps(seasonal.summary))
-    failed = run_module("stages.drift_gate", tmp_path)
+    (tmp_path / DRIFT_FILE).parent.mkdir()
+    (tmp_path / DRIFT_FILE).write_text(json.dumps(seasonal.summary))
+    failed = run_module("commands.drift_gate", tmp_path)
     assert failed.returncode == 1
     assert "drift gate: FAILED: dataset drift" in failed.stderr
     passing = {**seasonal.summary, "gate": {"passed": True, "failed": [], "reasons": []}}
-    (tmp_path / "reports/drift.json").write_text(json.dumps(passing))
-    assert run_module("stages.drift_gate", tmp_path).returncode == 0
+    (tmp_path / DRIFT_FILE).write_text(json.dumps(passing))
+    assert run_module("commands.drift_gate", tmp_path).returncode == 0
 
 
 @pytest.mark.parametrize(
@@ -245,9 +252,9 @@ def test_gate_command_exit_codes(seasonal, tmp_path):
 def test_gate_command_without_a_verdict_exits_2_with_one_line(tmp_path, payload, message):
     """A gate that cannot decide must not pass: exit 2 (no verdict), not 0, and no traceback."""
     if payload is not None:
-        (tmp_path / "reports").mkdir()
-        (tmp_path / "reports/drift.json").write_text(payload)
-    result = run_module("stages.drift_gate", tmp_path)
+        (tmp_path / DRIFT_FILE).parent.mkdir()
+        (tmp_path / DRIFT_FILE).write_text(payload)
+    result = run_module("commands.drift_gate", tmp_path)
     assert result.returncode == 2
     assert result.stderr.startswith(message) and result.stderr.count("\n") == 1, result.stderr
 
@@ -260,8 +267,9 @@ def test_report_is_self_contained_and_deterministic(seasonal):
     assert page == render_report(seasonal.summary, seasonal.ranked, seasonal.prediction, seasonal.target)
 
 
-def test_report_renders_in_a_headless_browser_and_shows_the_drifted_columns(seasonal, tmp_path):
-    chromium = require_tool("chromium", "chromium-browser")  # skips locally, fails in CI
+@pytest.mark.needs_tool("chromium")
+def test_report_renders_in_a_headless_browser_and_shows_the_drifted_columns(seasonal, tmp_path, tools):
+    chromium = tools["chromium"]
     page = tmp_path / "drift_report.html"
     page.write_text(render_report(seasonal.summary, seasonal.ranked, seasonal.prediction, seasonal.target))
     flags = [
@@ -287,9 +295,9 @@ def test_report_renders_in_a_headless_browser_and_shows_the_drifted_columns(seas
 def test_feature_shifts_compare_the_current_features_with_the_manifests_train_statistics(model, config):
     reference, current = window(3000, 1, False), window(3000, 2, True)
     train_statistics = {name: {"mean": float(reference[name].mean()), "std": float(reference[name].std())} for name in SPEC.numeric}
-    report = drift_check(reference, current, SPEC, model, config, train_statistics=train_statistics)
+    report = drift_check(DriftInputs(reference, current, SPEC, model, train_statistics=train_statistics), config)
     shifts = report.summary["feature_shifts"]
     assert [shift["feature"] for shift in shifts][:2] == ["temp", "dewp"]  # summer is ~35 degrees warmer: ~4 train sd
     assert shifts[0]["shift_in_train_std"] > 3 > shifts[-1]["shift_in_train_std"]
     assert shifts[-1]["feature"] == "distance"
-    assert drift_check(reference, current, SPEC, model, config).summary["feature_shifts"] == []
+    assert drift_check(DriftInputs(reference, current, SPEC, model), config).summary["feature_shifts"] == []

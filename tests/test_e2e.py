@@ -10,8 +10,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.compose import compose
-from tests.e2e_support import ENV, OUTPUTS, SAMPLE_ROWS, new_project, out_hashes, run, stages_run
+from commands.compose import compose
+from stages.lib.catalog import (
+    DRIFT_FILE,
+    DRIFT_REPORT,
+    FEATURE_MANIFEST,
+    FEATURES_DIR,
+    METRICS_FILE,
+    MODEL_FILE,
+    PREPARE_SUMMARY,
+    SCHEMA_FILE,
+)
+from tests.e2e_support import ENV, SAMPLE_ROWS, expected_outputs, new_project, out_hashes, run, stages_run
 
 pytestmark = pytest.mark.slow
 
@@ -19,9 +29,9 @@ pytestmark = pytest.mark.slow
 def test_first_repro_runs_every_stage_and_writes_every_output(pipeline):
     repo, output, _ = pipeline
     assert stages_run(output) == {"prepare", "featurize", "train", "evaluate", "drift-check"}
-    missing = [name for name in OUTPUTS if not (repo / name).is_file()]
+    missing = [name for name in expected_outputs(repo) if not (repo / name).is_file()]
     assert not missing
-    summary = json.loads((repo / "reports/prepare.json").read_text())
+    summary = json.loads((repo / PREPARE_SUMMARY).read_text())
     assert summary["rows"]["used"] == SAMPLE_ROWS
     assert summary["sources"]["flights.csv.zip"]["sha256"] == "b6b5560eeae070d89916f5d6b7019179c07d97cef3a61db0887ca9cf78a7ad5d"
     assert summary["sources"]["weather.csv"]["sha256"] == "5d1ea2548a3941eac0b4a9ca70805daa9fa49bbb711a0c7557b2bba0bd7c3f64"
@@ -30,12 +40,12 @@ def test_first_repro_runs_every_stage_and_writes_every_output(pipeline):
 
 def test_metrics_are_in_sane_ranges(pipeline):
     repo, _, _ = pipeline
-    metrics = json.loads((repo / "reports/metrics.json").read_text())
+    metrics = json.loads((repo / METRICS_FILE).read_text())
     assert 0.6 < metrics["roc_auc"] < 0.9
     assert metrics["average_precision"] > metrics["late_share"]  # better than a constant guess
     assert 0 < metrics["brier"] < 0.2 and 0 < metrics["log_loss"] < 0.6
     assert 0.1 < metrics["late_share"] < 0.35
-    schema = yaml.safe_load((repo / "data/schema.yaml").read_text())
+    schema = yaml.safe_load((repo / SCHEMA_FILE).read_text())
     assert schema["columns"]["dest"]["type"] == "categorical" and schema["columns"]["late"]["role"] == "target"
     plotted = run(repo, "dvc", "plots", "show", "--json")
     for title in ("ROC", "Precision-recall", "Confusion matrix", "Calibration", "Permutation importance (ROC AUC drop)"):
@@ -44,11 +54,11 @@ def test_metrics_are_in_sane_ranges(pipeline):
 
 def test_drift_check_tells_the_seasonal_story(pipeline):
     repo, _, _ = pipeline
-    drift = json.loads((repo / "reports/drift.json").read_text())
+    drift = json.loads((repo / DRIFT_FILE).read_text())
     # Reference is early 2013, current late 2013: the weather moves with the seasons.
     assert {"temp", "dewp"} <= set(drift["drifted"])
     assert drift["columns"]["dest"]["statistics"]["p_value_adjusted"] < 0.05  # the destination mix changes too
-    assert "temp" in (repo / "reports/drift_report.html").read_text()
+    assert "temp" in (repo / DRIFT_REPORT).read_text()
 
 
 def test_drift_gate_exit_codes_in_both_constructed_situations(pipeline):
@@ -56,7 +66,7 @@ def test_drift_gate_exit_codes_in_both_constructed_situations(pipeline):
     columns the check found drifted (counted here from its per-column findings): 1, then 0."""
     repo, _, hashes = pipeline
     first = run(repo, "git", "rev-parse", "HEAD").strip()
-    findings = json.loads((repo / "reports/drift.json").read_text())["columns"].values()
+    findings = json.loads((repo / DRIFT_FILE).read_text())["columns"].values()
     drifted = sum(bool(column["drifted"] or column["missing_drifted"]) for column in findings)
     assert 0 < drifted < len(findings)  # so both situations exist
     venv = Path(sys.executable).parent.parent
@@ -67,9 +77,9 @@ def test_drift_gate_exit_codes_in_both_constructed_situations(pipeline):
     ]
     try:
         for share, expected, make_expected in (((drifted - 0.5) / len(findings), 1, 2), ((drifted + 0.5) / len(findings), 0, 0)):
-            run(repo, sys.executable, "-m", "stages.compose", f"drift.drift_share={share}", *only_dataset_drift)
+            run(repo, sys.executable, "-m", "commands.compose", f"drift.drift_share={share}", *only_dataset_drift)
             run(repo, "dvc", "repro", "drift-check")
-            gate = subprocess.run([sys.executable, "-m", "stages.drift_gate"], cwd=repo, env=ENV, capture_output=True, text=True)
+            gate = subprocess.run([sys.executable, "-m", "commands.drift_gate"], cwd=repo, env=ENV, capture_output=True, text=True)
             assert gate.returncode == expected, gate.stderr
             assert ("drift gate: FAILED: dataset drift" in gate.stderr) == (expected == 1)
             # make reports any failed command as its own exit 2.
@@ -102,15 +112,15 @@ def test_make_repro_twice_reports_up_to_date(pipeline):
 
 def test_changing_the_model_group_reruns_only_train_and_what_follows(pipeline):
     repo, _, hashes = pipeline
-    run(repo, sys.executable, "-m", "stages.compose", "model=logreg")
+    run(repo, sys.executable, "-m", "commands.compose", "model=logreg")
     assert stages_run(run(repo, "dvc", "repro")) == {"train", "evaluate", "drift-check"}
-    assert out_hashes(repo)["models/model.skops"] != hashes["models/model.skops"]
-    assert out_hashes(repo)["data/features"] == hashes["data/features"]
+    assert out_hashes(repo)[str(MODEL_FILE)] != hashes[str(MODEL_FILE)]
+    assert out_hashes(repo)[str(FEATURES_DIR)] == hashes[str(FEATURES_DIR)]
 
-    run(repo, sys.executable, "-m", "stages.compose", "train.seed=7")
+    run(repo, sys.executable, "-m", "commands.compose", "train.seed=7")
     assert stages_run(run(repo, "dvc", "repro")) <= {"train", "evaluate", "drift-check"}
 
-    run(repo, sys.executable, "-m", "stages.compose")
+    run(repo, sys.executable, "-m", "commands.compose")
     restored = run(repo, "dvc", "repro")
     # Back to the committed params: DVC's run cache restores the results without training again.
     assert stages_run(restored) == set() and "Stage 'train' is cached" in restored
@@ -132,7 +142,7 @@ def test_push_then_pull_into_a_fresh_clone(pipeline):
     run(repo.parent, "git", "clone", "-q", str(repo), str(clone))
     run(clone, "dvc", "pull")
     assert out_hashes(clone) == hashes
-    assert (clone / "models/model.skops").read_bytes() == (repo / "models/model.skops").read_bytes()
+    assert (clone / MODEL_FILE).read_bytes() == (repo / MODEL_FILE).read_bytes()
     assert "up to date" in run(clone, "dvc", "status")
     assert "in sync" in run(clone, "dvc", "status", "--cloud")
     assert stages_run(run(clone, "dvc", "repro")) == set()
@@ -160,20 +170,20 @@ def test_second_dataset_runs_by_config_alone(pipeline):
     data_conf = repo / "conf/data/seattle_weather.yaml"
     original = data_conf.read_text()
     try:
-        run(repo, sys.executable, "-m", "stages.compose", "data=seattle_weather", "model=hgb_regressor")
+        run(repo, sys.executable, "-m", "commands.compose", "data=seattle_weather", "model=hgb_regressor")
         output = run(repo, "dvc", "repro")
         assert stages_run(output) == {"prepare", "featurize", "train", "evaluate", "drift-check"}
-        metrics = json.loads((repo / "reports/metrics.json").read_text())
+        metrics = json.loads((repo / METRICS_FILE).read_text())
         assert metrics["r2"] > 0.6 and metrics["rmse"] < 0.6 * metrics["rmse_constant"]  # far better than the mean
-        manifest = yaml.safe_load((repo / "data/feature_manifest.yaml").read_text())
+        manifest = yaml.safe_load((repo / FEATURE_MANIFEST).read_text())
         assert manifest["task"] == "regression" and manifest["features"]["by_family"]["history"] > 0
         assert "calendar_day_of_year_sin" in manifest["columns"]  # train spans three years: seasonal parts are built
-        drift = json.loads((repo / "reports/drift.json").read_text())
+        drift = json.loads((repo / DRIFT_FILE).read_text())
         assert "weather" in drift["drifted"]  # its labels changed over the years (rain, then fog)
         assert set(drift["current_metrics"]) == {"rmse", "mae", "target_mean"}
         run(repo, "dvc", "plots", "show", "--json")  # empty ROC/PR files for regression do not break DVC plots
     finally:
         data_conf.write_text(original)
-        run(repo, sys.executable, "-m", "stages.compose")
+        run(repo, sys.executable, "-m", "commands.compose")
         run(repo, "dvc", "repro")
     assert out_hashes(repo) == hashes

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from stages.lib.catalog import FEATURE_MANIFEST, FEATURE_SPEC, FEATURES_DIR, METRICS_FILE, MODEL_CARD, MODEL_FILE, PREPARED_DIR
 from stages.lib.models import load_model
 from tests.conftest import PROJECT
 from tests.e2e_support import ENV, out_hashes, point_at, remote, report, run, section, stages_run
@@ -29,10 +30,10 @@ def test_pull_request_report_against_the_base_commit(pipeline, tmp_path):
     first = run(repo, "git", "rev-parse", "HEAD").strip()
     run(repo, "git", "branch", "-f", "baseline", first)
     # The threshold leaves ROC AUC unchanged: gates set from the base's own value surely pass, then surely fail.
-    roc_auc = json.loads((repo / "reports/metrics.json").read_text())["roc_auc"]
+    roc_auc = json.loads((repo / METRICS_FILE).read_text())["roc_auc"]
     below, above = round(roc_auc - 0.01, 4), round(roc_auc + 0.01, 4)
     try:
-        run(repo, sys.executable, "-m", "stages.compose", "evaluate.threshold=0.4", f"evaluate.gate.minimum.roc_auc={below}")
+        run(repo, sys.executable, "-m", "commands.compose", "evaluate.threshold=0.4", f"evaluate.gate.minimum.roc_auc={below}")
         (tmp_path / "repro.log").write_text(run(repo, "dvc", "repro"))
         run(repo, "git", "commit", "-qam", "evaluate at threshold 0.4")
         output = tmp_path / "pr/report.md"
@@ -53,7 +54,7 @@ def test_pull_request_report_against_the_base_commit(pipeline, tmp_path):
         ]  # fmt: skip
         assert f"git checkout {first} && dvc pull && dvc repro" in text
 
-        run(repo, sys.executable, "-m", "stages.compose", "evaluate.threshold=0.4", f"evaluate.gate.minimum.roc_auc={above}")
+        run(repo, sys.executable, "-m", "commands.compose", "evaluate.threshold=0.4", f"evaluate.gate.minimum.roc_auc={above}")
         run(repo, "dvc", "repro")
         url = "https://github.com/owner/project/actions/runs/42"
         failed = report(repo, tmp_path / "failed/report.md", "--base", "baseline", "--artifact-url", url)
@@ -78,18 +79,19 @@ def test_time_travel_restores_each_revision_byte_for_byte(pipeline):
     try:
         run(repo, "git", "tag", "v1")
         for tag, override in (("v2", "model.max_leaf_nodes=15"), ("v3", "model.learning_rate=0.1")):
-            run(repo, sys.executable, "-m", "stages.compose", override)
+            run(repo, sys.executable, "-m", "commands.compose", override)
             run(repo, "dvc", "repro")
             run(repo, "git", "commit", "-qam", f"{tag}: {override}")
             run(repo, "git", "tag", tag)
             produced[tag] = out_hashes(repo)
-        assert produced["v1"]["models/model.skops"] != produced["v2"]["models/model.skops"] != produced["v3"]["models/model.skops"]
+        model = str(MODEL_FILE)
+        assert produced["v1"][model] != produced["v2"][model] != produced["v3"][model]
         for tag in ("v1", "v2", "v3", "v1", "main"):
             output = run(repo, "make", "-o", f"{venv}/.installed", "checkout", f"REV={tag}", f"VENV={venv}")
             assert f"workspace at {tag}" in output
             expected = produced["v3" if tag == "main" else tag]
             assert out_hashes(repo) == expected  # the revision's dvc.lock
-            for path in ("models/model.skops", "models/model_card.json", "reports/metrics.json", "data/feature_manifest.yaml"):
+            for path in map(str, (MODEL_FILE, MODEL_CARD, METRICS_FILE, FEATURE_MANIFEST)):
                 assert hashlib.md5((repo / path).read_bytes()).hexdigest() == expected[path], (tag, path)  # the bytes themselves
             assert "Data and pipelines are up to date" in run(repo, "dvc", "status")  # features and every other out
     finally:
@@ -100,7 +102,13 @@ def test_time_travel_restores_each_revision_byte_for_byte(pipeline):
     assert out_hashes(repo) == hashes
 
 
-@pytest.mark.parametrize("kind", ["ssh", "s3"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        pytest.param("ssh", marks=pytest.mark.needs_tool("sshd", "ssh-keygen")),
+        pytest.param("s3", marks=pytest.mark.needs_tool("s3rver", "node")),
+    ],
+)
 def test_push_to_a_real_server_then_pull_into_a_fresh_clone(pipeline, tmp_path, kind):
     repo, _, hashes = pipeline
     first = run(repo, "git", "rev-parse", "HEAD").strip()
@@ -118,7 +126,7 @@ def test_push_to_a_real_server_then_pull_into_a_fresh_clone(pipeline, tmp_path, 
             point_at(clone, None, credentials)
             run(clone, "dvc", "pull")
             assert out_hashes(clone) == hashes
-            assert (clone / "models/model.skops").read_bytes() == (repo / "models/model.skops").read_bytes()
+            assert (clone / MODEL_FILE).read_bytes() == (repo / MODEL_FILE).read_bytes()
             assert "in sync" in run(clone, "dvc", "status", "--cloud")
             assert stages_run(run(clone, "dvc", "repro")) == set()
     finally:
@@ -136,13 +144,13 @@ def test_registered_model_versions_score_new_rows(pipeline, tmp_path):
         return run(repo, "make", "-o", f"{venv}/.installed", *arguments, f"VENV={venv}")
 
     def predict(model: str, rows: Path, output: Path) -> subprocess.CompletedProcess:
-        command = [sys.executable, "-m", "stages.predict", "--model", model, "--input", str(rows), "--output", str(output)]
+        command = [sys.executable, "-m", "commands.predict", "--model", model, "--input", str(rows), "--output", str(output)]
         return subprocess.run(command, cwd=repo, env=ENV, capture_output=True, text=True, timeout=600)
 
     try:
         make("register")
         make("promote", "STAGE=prod")
-        run(repo, sys.executable, "-m", "stages.compose", "model.learning_rate=0.2")
+        run(repo, sys.executable, "-m", "commands.compose", "model.learning_rate=0.2")
         run(repo, "dvc", "repro")
         run(repo, "git", "commit", "-qam", "faster learning rate")
         make("register")
@@ -151,7 +159,7 @@ def test_registered_model_versions_score_new_rows(pipeline, tmp_path):
         shown = run(repo, "gto", "show")
         assert "model" in shown and "v0.0.2" in shown and "prod" in shown
 
-        test = pd.read_parquet(repo / "data/prepared/test.parquet").head(300)
+        test = pd.read_parquet(repo / PREPARED_DIR / "test.parquet").head(300)
         rows = tmp_path / "rows.csv"
         test.drop(columns=["late"]).assign(time_hour=test["time_hour"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")).to_csv(rows, index=False)
         scored = {}
@@ -164,9 +172,9 @@ def test_registered_model_versions_score_new_rows(pipeline, tmp_path):
         assert scored["model#prod"]["prediction"].equals(scored["model@v0.0.1"]["prediction"])  # prod is v0.0.1
         assert not scored["model@v0.0.2"]["prediction"].equals(scored["model@v0.0.1"]["prediction"])
         # v0.0.2 is the workspace: its scores equal the model's on the features featurize stored for those rows.
-        spec = json.loads((repo / "data/features/spec.json").read_text())
-        stored = pd.read_parquet(repo / "data/features/test.parquet").head(300)
-        expected = load_model(repo / "models/model.skops").predict_proba(stored[spec["features"]])[:, 1]
+        spec = json.loads((repo / FEATURE_SPEC).read_text())
+        stored = pd.read_parquet(repo / FEATURES_DIR / "test.parquet").head(300)
+        expected = load_model(repo / MODEL_FILE).predict_proba(stored[spec["features"]])[:, 1]
         assert np.allclose(scored["model@v0.0.2"]["prediction"], expected, rtol=0, atol=1e-12)
 
         broken = tmp_path / "broken.csv"
@@ -192,11 +200,11 @@ def test_report_on_switching_the_feature_engine_on(pipeline, tmp_path):
     repo, _, hashes = pipeline
     first = run(repo, "git", "rev-parse", "HEAD").strip()
     try:
-        run(repo, sys.executable, "-m", "stages.compose", "features=baseline")
+        run(repo, sys.executable, "-m", "commands.compose", "features=baseline")
         run(repo, "dvc", "repro")
         run(repo, "git", "commit", "-qam", "baseline features")
         run(repo, "git", "branch", "-f", "main-before", "HEAD")
-        run(repo, sys.executable, "-m", "stages.compose")
+        run(repo, sys.executable, "-m", "commands.compose")
         (tmp_path / "repro.log").write_text(run(repo, "dvc", "repro"))
         run(repo, "git", "commit", "-qam", "turn the feature engine on")
         output = tmp_path / "pr/report.md"
@@ -214,7 +222,7 @@ def test_report_on_switching_the_feature_engine_on(pipeline, tmp_path):
         text = output.read_text()
         assert f"**Verdict: {'PASSED' if expected else 'FAILED'}**" in text
         assert "`features`: baseline → **default**" in section(text, "Parameters")
-        assert "data/features/train.parquet" in section(text, "Data and model files")
+        assert f"{FEATURES_DIR}/train.parquet" in section(text, "Data and model files")
         stages = section(text, "Stages")
         # train onwards come back from DVC's run cache; featurize runs again (its manifest is a git-tracked output).
         assert "- ran: `featurize`" in stages and "restored from the run cache: `drift-check`, `evaluate`, `train`" in stages

@@ -10,8 +10,9 @@ from pathlib import Path
 import vega_datasets
 import yaml
 
-from stages.compose import compose
-from tests.conftest import PROJECT, tool_env
+from commands.compose import compose
+from stages.lib.catalog import PREPARE_SUMMARY, SCHEMA_FILE
+from tests.conftest import PROJECT, choice_overrides, tool_env
 from tests.test_readme import readme_contract
 
 ENV = {**tool_env(), "OMP_NUM_THREADS": "1"}
@@ -34,13 +35,13 @@ def test_a_failed_prepare_restores_its_git_tracked_outputs(tmp_path):
     (repo / "data/raw").mkdir(parents=True)
     shutil.copy(Path(vega_datasets.__file__).parent / "_data/seattle-weather.csv", repo / "data/raw/weather.csv")
     (repo / "conf/data/my_weather.yaml").write_text(readme_contract())
-    (repo / "params.yaml").write_text(compose(repo / "conf", ["data=my_weather", "model=hgb_regressor"]))
+    (repo / "params.yaml").write_text(compose(repo / "conf", [*choice_overrides(), "data=my_weather", "model=hgb_regressor"]))
     run(repo, "git", "init", "-q", "-b", "main")
     run(repo, sys.executable, "-m", "dvc", "init", "-q")
     run(repo, sys.executable, "-m", "dvc", "repro", "prepare")
     run(repo, "git", "add", "-A")
     run(repo, "git", "commit", "-qm", "prepared")
-    tracked = ["data/schema.yaml", "reports/prepare.json"]
+    tracked = [str(SCHEMA_FILE), str(PREPARE_SUMMARY)]
     committed = {path: (repo / path).read_text() for path in tracked}
     assert run(repo, "git", "ls-files", *tracked).stdout.split() == tracked
 
@@ -52,7 +53,7 @@ def test_a_failed_prepare_restores_its_git_tracked_outputs(tmp_path):
     assert failed.returncode != 0
     assert (
         "error: weather.csv: missing column 'day' (the target and time columns); rename it in the source or fix conf/data/ "
-        "(restored data/schema.yaml, reports/prepare.json from git: DVC deletes a stage's outputs before running it)\n"
+        f"(restored {SCHEMA_FILE}, {PREPARE_SUMMARY} from git: DVC deletes a stage's outputs before running it)\n"
     ) in failed.stderr
     assert {path: (repo / path).read_text() for path in tracked} == committed
     assert run(repo, "git", "status", "--porcelain").stdout.splitlines() == [" M params.yaml"]  # `git commit -a` deletes nothing

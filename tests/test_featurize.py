@@ -1,4 +1,5 @@
-"""featurize: model-ready tables from the schema and conf/features/, fitted on train only, with a manifest."""
+"""featurize: model-ready tables from the schema and conf/features/, fitted on train only, with a manifest
+(the feature plan and the transformer as featurize uses them; the transformers, history and selection have modules of their own)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.featurize import featurize, history_events
+from stages.featurize import FAMILIES, featurize, history_events
 from stages.lib.config import FeaturesConfig, parse_params
 from stages.lib.errors import UserError
+from stages.lib.features import OTHER
+from stages.lib.features.plan import plan_features
 from stages.prepare import prepare
-from tests.conftest import replace
+from tests.conftest import make_flights, make_weather, project_params, replace
 
 
 @pytest.fixture
@@ -92,28 +95,6 @@ def test_excluding_an_unknown_column_is_named(splits, schema, config, windows):
         featurize(splits, schema, replace(config, exclude=("seat_pitch",)), windows)
 
 
-def test_perturbing_test_and_current_does_not_change_what_is_fitted(splits, schema, config, windows):
-    before = featurize(splits, schema, config, windows)
-    changed = dict(splits)
-    changed["test"] = splits["test"].assign(carrier="ZZ", dest="XYZ", temp=splits["test"]["temp"] * 10)
-    changed["current"] = changed["test"]
-    after = featurize(changed, schema, config, windows)
-    assert after.spec == before.spec
-    assert after.manifest == before.manifest  # train statistics, selection and reasons
-    pd.testing.assert_frame_equal(after.frames["train"], before.frames["train"])
-    # A category only seen after training is encoded like any rare one.
-    assert (after.frames["test"]["carrier"] == "__other__").all()
-    assert (after.frames["test"]["carrier_frequency"] == 0.0).all()
-
-
-def test_column_order_of_the_input_does_not_change_the_features(splits, schema, config, windows):
-    before = featurize(splits, schema, config, windows)
-    reordered = {name: frame[frame.columns[::-1]] for name, frame in splits.items()}
-    after = featurize(reordered, schema, config, windows)
-    assert after.spec == before.spec
-    pd.testing.assert_frame_equal(after.frames["test"], before.frames["test"])
-
-
 def test_history_events_hold_each_row_once_although_windows_overlap(splits, windows):
     events = history_events(splits, windows, ["time_hour", "late"], "time_hour")
     everything = pd.concat([splits["train"], splits["test"]])  # reference lies inside train, current equals test
@@ -127,13 +108,6 @@ def test_too_many_features_fail_before_anything_is_built(splits, schema, config,
         featurize(splits, schema, replace(config, max_features=5), windows)
 
 
-def test_without_known_after_there_are_no_history_features(splits, schema, config, windows):
-    without = {**schema, "known_after": None}
-    result = featurize(splits, without, config, windows)
-    assert result.counts["by_family"]["history"] == 0
-    assert "known_after" in result.manifest["not_built"]["history"]
-
-
 def test_manifest_records_family_sources_statistics_and_reasons(splits, schema, config, windows):
     manifest = featurize(splits, schema, config, windows).manifest
     temp = manifest["columns"]["temp"]
@@ -143,12 +117,6 @@ def test_manifest_records_family_sources_statistics_and_reasons(splits, schema, 
     assert dropped["hour"].endswith("calendar_hour")  # the departure hour is (nearly) the local hour of time_hour
     assert set(manifest["libraries"]) == {"scikit-learn", "pandas", "numpy", "holidays"}
     assert list(manifest["columns"]) == sorted(manifest["columns"])  # stable order for git diffs
-
-
-def test_seasonal_calendar_parts_need_a_year_of_train(splits, schema, config, windows):
-    manifest = featurize(splits, schema, config, windows).manifest
-    assert "calendar_month" not in manifest["columns"]  # train covers January to August
-    assert "less than a year" in manifest["not_built"]["calendar_month"]
 
 
 def test_schema_type_that_disagrees_with_the_data_is_named(splits, schema, config, windows):
@@ -279,3 +247,137 @@ def test_a_history_key_naming_the_target_or_the_time_is_refused(splits, schema, 
         f"params.yaml: 'features.history.keys' names '{column}', the {role} column; "
         "a history key must be an input column, e.g. one of carrier, dest, origin"
     )
+
+
+# ---------------------------------------------------------------- the plan and the transformer, fitted on train only
+
+
+@pytest.fixture(scope="module")
+def prepared_flights():
+    params = parse_params(project_params())
+    contract = params.data
+    flights = make_flights()
+    prepared = prepare(flights, [make_weather(flights)], contract)
+    base = params.features
+    # Tiny data: min_count 2 keeps levels; origin (3 levels) is one-hot, carrier and dest (4) are grouped.
+    config = replace(
+        base,
+        categorical=replace(base.categorical, min_count=2, max_onehot=3),
+        numeric=replace(base.numeric, ratios=(("distance", "temp"),)),
+    )
+    return prepared.splits, prepared.schema, config, contract.splits
+
+
+@pytest.fixture(scope="module")
+def featurized(prepared_flights):
+    splits, schema, config, windows = prepared_flights
+    return featurize(splits, schema, config, windows)
+
+
+def learned_state(transformer) -> dict:
+    named = transformer.named_transformers_
+    return {
+        "impute": dict(zip(named["numeric"].feature_names_in_, named["numeric"].named_steps["impute"].statistics_.tolist(), strict=True)),
+        "frequency": dict(zip(named["frequency"].feature_names_in_, named["frequency"].shares_, strict=True)),
+        "categories": named["categories"].levels_,
+        "onehot": [levels.tolist() for levels in named["onehot_origin"].named_steps["encode"].categories_],
+    }
+
+
+def perturbed(frame: pd.DataFrame, schema: dict) -> pd.DataFrame:
+    """Numbers times ten, new category levels, flipped targets."""
+    changed = frame.copy()
+    for column, entry in schema["columns"].items():
+        if column not in changed.columns or "role" in entry:
+            continue
+        if entry["type"] == "numeric":
+            changed[column] = changed[column] * 10
+        elif entry["type"] == "categorical":
+            changed[column] = "ZZ" + changed[column].astype(str)
+    changed[schema["target"]] = (1 - changed[schema["target"]]).astype(changed[schema["target"]].dtype)
+    return changed
+
+
+def test_the_transformer_learns_from_train_only(prepared_flights, featurized):
+    splits, schema, config, windows = prepared_flights
+    train = splits["train"]
+    state = learned_state(featurized.transformer)
+    assert set(state["impute"]) >= {"distance", "temp", "wind_gust"}
+    assert state["impute"] == pytest.approx({name: float(train[name].median()) for name in state["impute"]})
+    assert state["frequency"]["carrier"] == pytest.approx(train["carrier"].value_counts(normalize=True).to_dict())
+
+    others = {name: perturbed(frame, schema) if name != "train" else frame for name, frame in splits.items()}
+    again = featurize(others, schema, config, windows)
+    assert learned_state(again.transformer) == state
+    assert again.spec == featurized.spec
+    assert again.manifest == featurized.manifest  # train statistics, selection and reasons
+    pd.testing.assert_frame_equal(again.frames["train"], featurized.frames["train"])
+    # The perturbation reached the other splits: unseen carriers are grouped like any rare level, numbers changed.
+    assert set(again.frames["test"]["carrier"]) == {OTHER}
+    assert (again.frames["test"]["carrier_frequency"] == 0.0).all()
+    assert list(again.frames["test"]["carrier"].cat.categories) == list(featurized.frames["train"]["carrier"].cat.categories)
+    assert not again.frames["test"]["distance"].equals(featurized.frames["test"]["distance"])
+
+
+def test_seasonal_calendar_parts_need_a_year_of_train(prepared_flights, featurized):
+    not_built = featurized.manifest["not_built"]
+    for part in ("calendar_month", "calendar_day_of_year"):
+        assert "less than a year" in not_built[part]
+        assert part not in featurized.frames["train"] and part not in featurized.manifest["columns"]
+    assert "calendar_hour" in featurized.manifest["columns"]
+
+    _, schema, config, _ = prepared_flights
+    two_years = pd.DataFrame({"time_hour": pd.to_datetime(["2012-01-01", "2013-12-31"], utc=True), "late": [0, 1]})
+    plan = plan_features(two_years, schema, config)
+    assert plan.calendar_parts == ["hour", "day_of_week", "month", "day_of_year"]
+    assert not any(name.startswith("calendar_") for name in plan.skipped)
+
+
+@pytest.mark.parametrize("undeclared", ["absent", "null"])
+def test_history_is_skipped_with_a_reason_without_known_after(prepared_flights, featurized, undeclared):
+    splits, schema, config, windows = prepared_flights
+    assert any(name.startswith("history_") for name in featurized.manifest["columns"])
+    without = {key: value for key, value in copy.deepcopy(schema).items() if key != "known_after"}
+    if undeclared == "null":
+        without["known_after"] = None
+    result = featurize(splits, without, config, windows)
+    assert result.counts["by_family"]["history"] == 0
+    assert "known_after" in result.manifest["not_built"]["history"]
+    assert not any(name.startswith("history_") for name in result.manifest["columns"])
+    assert not any(name.startswith("history_") for name in result.frames["train"])
+
+
+def test_the_manifest_lists_every_feature_with_family_sources_and_selection(featurized):
+    columns = featurized.manifest["columns"]
+    selected = [name for name, entry in columns.items() if entry["selected"]]
+    assert sorted(selected) == sorted(featurized.spec.features)
+    assert list(featurized.frames["train"].columns) == [*featurized.spec.features, "late", "time_hour"]
+    for name, entry in columns.items():
+        assert entry["family"] in FAMILIES, name
+        assert isinstance(entry["sources"], list), name
+        assert ("reason" in entry) == (not entry["selected"]), name
+    assert any(not entry["selected"] for entry in columns.values())
+    expected = {
+        "history_origin_1d_late_mean": ("history", ["origin"]),
+        "history_all_7d_late_rows": ("history", []),
+        "calendar_hour_sin": ("datetime", ["time_hour"]),
+        "carrier_frequency": ("categorical", ["carrier"]),
+        "carrier": ("categorical", ["carrier"]),
+        "missingindicator_wind_gust": ("numeric", ["wind_gust"]),
+        "distance_per_temp": ("numeric", ["distance", "temp"]),
+        "temp": ("numeric", ["temp"]),
+    }
+    assert {name: (columns[name]["family"], columns[name]["sources"]) for name in expected} == expected
+    dropped = {name: entry["reason"] for name, entry in columns.items() if not entry["selected"]}
+    assert all(reason.split(":")[0].split(" ")[0] in ("near-constant", "duplicate", "correlated") for reason in dropped.values())
+    assert sum(featurized.manifest["features"]["dropped_by_filter"].values()) == len(dropped)
+
+
+def test_featurize_ignores_the_column_order_of_the_splits(prepared_flights, featurized):
+    splits, schema, config, windows = prepared_flights
+    reversed_columns = {name: frame[list(reversed(frame.columns))] for name, frame in splits.items()}
+    again = featurize(reversed_columns, schema, config, windows)
+    assert again.spec == featurized.spec
+    assert again.manifest["columns"] == featurized.manifest["columns"]
+    for name, frame in featurized.frames.items():
+        pd.testing.assert_frame_equal(again.frames[name], frame)

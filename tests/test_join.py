@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from stages.lib.catalog import PREPARE_SUMMARY
 from stages.lib.config import DataContract, parse_params
 from stages.lib.errors import UserError
 from stages.prepare import prepare
@@ -101,5 +102,5 @@ def test_prepare_command_refuses_duplicate_keys_in_one_line_and_writes_nothing(t
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     result = run_module("stages.prepare", tmp_path)
     assert result.returncode == 0, result.stderr
-    summary = json.loads((tmp_path / "reports/prepare.json").read_text())
+    summary = json.loads((tmp_path / PREPARE_SUMMARY).read_text())
     assert summary["unmatched_join_rows"] == {"weather.csv": 0}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT, require_tool, tool_env
+from tests.conftest import PROJECT, tool_env
 
 ENV = {**tool_env(), "PYTHONPATH": str(PROJECT)}
 BIN = Path(sys.executable).parent
@@ -63,9 +63,8 @@ def repo(tmp_path) -> Path:
     return repo
 
 
-def browse(page: Path, folder: Path) -> tuple[str, bytes]:
+def browse(chromium: str, page: Path, folder: Path) -> tuple[str, bytes]:
     """The page as headless Chromium renders it with no network: (its DOM after rendering, a screenshot)."""
-    chromium = require_tool("chromium", "chromium-browser")  # skips locally, fails in CI
     with tempfile.TemporaryDirectory() as profile:
         dom = subprocess.run(
             [chromium, *OFFLINE, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
@@ -78,10 +77,11 @@ def browse(page: Path, folder: Path) -> tuple[str, bytes]:
     return dom, shot.read_bytes()
 
 
-def test_make_plots_renders_every_plot_with_no_network(repo, tmp_path):
+@pytest.mark.needs_tool("chromium")
+def test_make_plots_renders_every_plot_with_no_network(repo, tmp_path, tools):
     run(repo, "make", "-f", str(PROJECT / "Makefile"), "-o", ".venv/.installed", "plots")
     page = repo / "dvc_plots/index.html"
-    dom, shot = browse(page, tmp_path)
+    dom, shot = browse(tools["chromium"], page, tmp_path)
     charts = re.findall(r"<svg\b.*?</svg>", dom, flags=re.DOTALL)
     assert len(charts) == 2, "one drawn chart per plot"
     for chart in charts:
@@ -103,7 +103,7 @@ def test_plots_against_a_named_revision_and_a_clear_error_for_an_unknown_one(rep
     assert "2 plot(s) drawn to dvc_plots/index.html" in made.stdout
     assert "Plots: workspace vs main" in (repo / "dvc_plots/index.html").read_text()
     bad = subprocess.run(
-        [sys.executable, "-m", "stages.plots", "no-such-rev"], cwd=repo, env=ENV, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "commands.plots", "no-such-rev"], cwd=repo, env=ENV, capture_output=True, text=True, timeout=300
     )
     assert bad.returncode == 2
     assert bad.stderr.startswith("error: ") and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr

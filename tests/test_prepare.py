@@ -9,12 +9,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from stages.compose import compose
+from stages.lib.catalog import PREPARE_SUMMARY, PREPARED_DIR
 from stages.lib.config import Window, parse_params
 from stages.lib.contract import infer_type
 from stages.lib.errors import UserError
 from stages.prepare import prepare
-from tests.conftest import PROJECT, make_flights, make_weather, project_params, replace, run_module
+from tests.conftest import make_flights, make_weather, project_params, replace, run_module
 
 
 def with_window(config, name: str, start: str, end: str):
@@ -154,11 +154,11 @@ def test_main_writes_splits_and_summary(tmp_path):
     folder = project_folder(tmp_path, flights, make_weather(flights))
     result = run_module("stages.prepare", folder)
     assert result.returncode == 0, result.stderr
-    summary = json.loads((folder / "reports/prepare.json").read_text())
+    summary = json.loads((folder / PREPARE_SUMMARY).read_text())
     assert summary["sources"]["flights.csv"]["rows"] == len(flights)
     assert len(summary["sources"]["flights.csv"]["sha256"]) == 64
     for name in ("train", "test", "reference", "current"):
-        assert len(pd.read_parquet(folder / f"data/prepared/{name}.parquet")) == summary["splits"][name]["rows"]
+        assert len(pd.read_parquet(folder / PREPARED_DIR / f"{name}.parquet")) == summary["splits"][name]["rows"]
     assert not list(folder.rglob("*.tmp"))
 
 
@@ -242,8 +242,8 @@ def test_types_are_inferred_from_values(values, expected):
 
 
 def composed_params(**data) -> dict:
-    """params.yaml for the nycflights13 contract as Hydra composes conf/ (not the committed file), `data` keys replaced."""
-    params = yaml.safe_load(compose(PROJECT / "conf", ["data=nycflights13", "features=default", "model=hgb"]))
+    """params.yaml for the nycflights13 contract as Hydra composes conf/ with the tests' choices, `data` keys replaced."""
+    params = project_params()
     params["data"].update(data)
     return params
 
@@ -281,7 +281,7 @@ def test_only_the_declared_tokens_are_missing_and_the_report_counts_them(tmp_pat
     folder = csv_project(tmp_path, flights, weather, missing_values=["", "NA", "n/a"])
     result = run_module("stages.prepare", folder)
     assert result.returncode == 0, result.stderr
-    read = json.loads((folder / "reports/prepare.json").read_text())["sources"]
+    read = json.loads((folder / PREPARE_SUMMARY).read_text())["sources"]
     cancelled = int(flights["arr_delay"].isna().sum())  # written as empty cells by to_csv
     assert read["flights.csv"]["read_as_missing"] == {"arr_delay": cancelled, "dep_delay": cancelled}
     assert read["weather.csv"]["read_as_missing"] == {"pressure": 3, "wind_gust": int(weather["wind_gust"].isna().sum())}
@@ -336,4 +336,4 @@ def test_infinite_tokens_listed_as_missing_are_read_as_missing(tmp_path):
     assert result.returncode == 2 and "column 'dewp' holds infinite values (inf) in 2 row(s)" in result.stderr
     result = run_module("stages.prepare", csv_project(tmp_path, flights, weather, missing_values=["", "NA", "inf"]))
     assert result.returncode == 0, result.stderr
-    assert json.loads((tmp_path / "reports/prepare.json").read_text())["sources"]["weather.csv"]["read_as_missing"]["dewp"] == 2
+    assert json.loads((tmp_path / PREPARE_SUMMARY).read_text())["sources"]["weather.csv"]["read_as_missing"]["dewp"] == 2

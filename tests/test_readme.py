@@ -11,8 +11,9 @@ import pytest
 import vega_datasets
 import yaml
 
-from stages.compose import compose
-from tests.conftest import PROJECT, run_module
+from commands.compose import compose
+from stages.lib.catalog import FEATURE_MANIFEST, METRICS_FILE, SCHEMA_FILE
+from tests.conftest import PROJECT, choice_overrides, run_module
 
 SECTION = "### Bring your own data"
 
@@ -38,22 +39,22 @@ def test_the_walk_through_contract_runs_every_stage(project):
     contract = readme_contract()
     assert yaml.safe_load(contract)["name"] == "my_weather"
     (project / "conf/data/my_weather.yaml").write_text(contract)
-    (project / "params.yaml").write_text(compose(project / "conf", ["data=my_weather", "model=hgb_regressor"]))
+    (project / "params.yaml").write_text(compose(project / "conf", [*choice_overrides(), "data=my_weather", "model=hgb_regressor"]))
     for module in ("stages.prepare", "stages.featurize", "stages.train", "stages.evaluate"):
         result = run_module(module, project)
         assert result.returncode == 0, f"{module}: {result.stderr}"
-    schema = yaml.safe_load((project / "data/schema.yaml").read_text())
+    schema = yaml.safe_load((project / SCHEMA_FILE).read_text())
     assert schema["task"] == "regression" and schema["columns"]["weather"]["type"] == "categorical"
-    metrics = json.loads((project / "reports/metrics.json").read_text())
+    metrics = json.loads((project / METRICS_FILE).read_text())
     assert metrics["r2"] > 0.6
-    manifest = yaml.safe_load((project / "data/feature_manifest.yaml").read_text())
+    manifest = yaml.safe_load((project / FEATURE_MANIFEST).read_text())
     assert manifest["features"]["by_family"]["history"] > 0  # known_after switched history on
 
 
 def test_a_typo_in_the_contract_is_named(project):
     contract = readme_contract().replace("column: date", "column: day")
     (project / "conf/data/my_weather.yaml").write_text(contract)
-    (project / "params.yaml").write_text(compose(project / "conf", ["data=my_weather", "model=hgb_regressor"]))
+    (project / "params.yaml").write_text(compose(project / "conf", [*choice_overrides(), "data=my_weather", "model=hgb_regressor"]))
     result = run_module("stages.prepare", project)
     assert result.returncode == 2
     assert (

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests import servers
-from tests.conftest import require_tool, tool_env
+from tests.conftest import tool_env
 
 pytestmark = pytest.mark.slow  # real servers
 
@@ -84,6 +84,7 @@ def wait_until(condition, seconds: float = 120.0) -> bool:
     return True
 
 
+@pytest.mark.needs_tool("s3rver", "node")
 def test_a_push_killed_midway_completes_when_run_again(project, tmp_path):
     """The push is killed at a defined point: a proxy in front of the S3 server lets exactly 10 object uploads
     through and holds the 11th unanswered, so the remote has 10 objects, not all, whatever the machine's speed."""
@@ -123,6 +124,7 @@ def ssh_project(project: Path, server: servers.SshServer, store: Path, env: dict
     assert dvc(project, "remote", "modify", "--local", "team", "keyfile", str(server.key), env=env).returncode == 0
 
 
+@pytest.mark.needs_tool("sshd", "ssh-keygen")
 def test_ssh_push_accepts_a_server_whose_host_key_is_not_the_known_one(project, tmp_path):
     """The upstream gap the README warns about, proved: known_hosts names another key for this server, and the
     push still succeeds (OpenSSH's ssh would refuse). The day this test fails, host keys are checked: update the README."""
@@ -143,8 +145,9 @@ def test_ssh_push_accepts_a_server_whose_host_key_is_not_the_known_one(project, 
         assert list((tmp_path / "store").rglob("*"))  # the objects went to the unverified server
 
 
+@pytest.mark.needs_tool("sshd", "ssh-keygen", "ssh-agent")
 @pytest.mark.parametrize("agent", [True, False], ids=["with-agent", "no-agent"])
-def test_ssh_forwards_the_agent_unless_ssh_auth_sock_is_unset(project, tmp_path, agent):
+def test_ssh_forwards_the_agent_unless_ssh_auth_sock_is_unset(project, tmp_path, agent, tools):
     """dvc-ssh asks for agent forwarding by default (and DVC has no config key to turn it off); with SSH_AUTH_SOCK
     unset for the push, as the README advises, there is no agent to forward and the server sees no such request."""
     with servers.sshd(tmp_path / "sshd") as server:
@@ -152,9 +155,7 @@ def test_ssh_forwards_the_agent_unless_ssh_auth_sock_is_unset(project, tmp_path,
         env.pop("SSH_AUTH_SOCK", None)
         if agent:
             socket_path = tmp_path / "agent.sock"
-            started = subprocess.run(
-                [require_tool("ssh-agent"), "-a", str(socket_path)], capture_output=True, text=True, timeout=30, check=True
-            )
+            started = subprocess.run([tools["ssh-agent"], "-a", str(socket_path)], capture_output=True, text=True, timeout=30, check=True)
             agent_pid = int(started.stdout.split("SSH_AGENT_PID=")[1].split(";")[0])
             env["SSH_AUTH_SOCK"] = str(socket_path)
         try:
@@ -186,15 +187,15 @@ def test_a_corrupted_cache_object_is_detected_and_fetched_again(project, tmp_pat
     dvc(project, "checkout")
     assert target.read_bytes() == b"flipped bits\n"  # DVC itself checks out the corrupted copy
 
-    check = run_module_in(project, "stages.verify_cache")
+    check = run_module_in(project, "commands.verify_cache")
     assert check.returncode == 1
     assert f"corrupted: files/md5/{digest[:2]}/{digest[2:]}" in check.stdout
-    repaired = run_module_in(project, "stages.verify_cache", "--repair")
+    repaired = run_module_in(project, "commands.verify_cache", "--repair")
     assert repaired.returncode == 0, repaired.stderr
     assert "repaired 1 object(s)" in repaired.stdout
     assert target.read_bytes() == good and cached.read_bytes() == good
     assert "up to date" in dvc(project, "status").stdout
-    assert run_module_in(project, "stages.verify_cache").returncode == 0
+    assert run_module_in(project, "commands.verify_cache").returncode == 0
 
 
 def test_repair_without_a_remote_says_what_failed(project):
@@ -202,11 +203,12 @@ def test_repair_without_a_remote_says_what_failed(project):
     cached = project / ".dvc/cache/files/md5" / digest[:2] / digest[2:]
     cached.chmod(0o644)
     cached.write_bytes(b"flipped bits\n")
-    repaired = run_module_in(project, "stages.verify_cache", "--repair")
+    repaired = run_module_in(project, "commands.verify_cache", "--repair")
     assert repaired.returncode == 2
     assert repaired.stderr.startswith("error: removed 1 corrupted object(s) but could not fetch them again:")
 
 
+@pytest.mark.needs_tool("s3rver", "node")
 def test_ci_publishes_to_a_real_s3_remote_and_a_pr_run_pulls_from_it(tmp_path):
     """The CI path end to end on s3rver: `make ci-remote`'s configure from repository variables, the publish
     check, a push with the write keys; then a fresh clone (a PR run) configured the same way pulls, and its note says so."""

@@ -9,22 +9,24 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from stages.drift_gate import GateVerdict
-from stages.evaluate import evaluate_model
-from stages.lib.catalog import FeatureSpec
-from stages.lib.config import EvaluateConfig, ReportGate, TrainConfig
-from stages.lib.metrics import TASK_METRICS
-from stages.report import (
+from commands.drift_gate import GateVerdict
+from commands.report import (
+    ReportInputs,
+    RevisionFacts,
     bootstrap_change,
     drift_gate_check,
     group_choices,
     metric_checks,
     plot_lines,
     read_gate_verdict,
+    render_report,
     stage_runs,
     verdict_checks,
-    weighted_metric,
 )
+from stages.evaluate import evaluate_model
+from stages.lib.catalog import DRIFT_FILE, FeatureSpec
+from stages.lib.config import EvaluateConfig, ReportGate, TrainConfig
+from stages.lib.metrics import TASK_METRICS, weighted_metric
 from stages.train import train_model
 from tests.conftest import HGB, PROJECT, model_config
 
@@ -190,8 +192,8 @@ def test_the_pr_verdict_fails_on_drift_only_when_this_change_newly_fails_the_gat
 
 def test_drift_verdicts_are_read_fail_closed(tmp_path):
     assert read_gate_verdict(tmp_path, "the base") == "the base has no reports/drift.json; run `dvc repro`"
-    (tmp_path / "reports").mkdir()
-    drift = tmp_path / "reports/drift.json"
+    (tmp_path / DRIFT_FILE).parent.mkdir()
+    drift = tmp_path / DRIFT_FILE
     for payload in ('{"dataset_drift": true}', '{"gate": {"passed": "no"}}', "[1, 2]", "{not json"):
         drift.write_text(payload)
         verdict = read_gate_verdict(tmp_path, "the base")
@@ -229,3 +231,73 @@ def test_stage_runs_from_a_dvc_repro_log():
         ]
     )
     assert stage_runs(log) == {"ran": ["evaluate", "train"], "restored from the run cache": ["featurize"], "unchanged": ["prepare"]}
+
+
+def facts(metrics: dict, cv_mean: float, drift, scores: np.ndarray, drift_summary: dict | None = None, model: str = "hgb") -> RevisionFacts:
+    actual = np.array([0.0, 1.0, 0.0, 1.0, 1.0, 0.0])
+    return RevisionFacts(
+        choices={"data": "nycflights13", "model": model},
+        metrics=metrics,
+        train_summary={"cv": {"metric": "roc_auc", "mean": cv_mean, "std": 0.01}},
+        drift=drift,
+        drift_summary=drift_summary,
+        actual=actual,
+        scores=scores,
+        times=np.arange(len(actual)),
+    )
+
+
+HEAD_DRIFT = {
+    "dataset_drift": True,
+    "drifted_columns": 3,
+    "columns_checked": 4,
+    "drifted": ["dest", "dewp", "temp"],
+    "prediction_drift": {"drifted": True, "method": "wasserstein_norm", "score": 0.25, "threshold": 0.1},
+}
+
+
+def test_the_report_is_built_from_gathered_inputs_alone(tmp_path, monkeypatch):
+    """No repository, no git, no dvc: hand-written inputs give the whole report."""
+    monkeypatch.chdir(tmp_path)  # nothing to read here
+    scores = np.array([0.2, 0.9, 0.1, 0.7, 0.8, 0.3])
+    inputs = ReportInputs(
+        task="classification",
+        head=facts({"roc_auc": 0.71, "rows": 6}, 0.69, FAILED_DRIFT, scores, HEAD_DRIFT, model="logreg"),
+        base=facts({"roc_auc": 0.70, "rows": 6}, 0.68, PASSED_DRIFT, scores),
+        base_label="main",
+        base_sha="b" * 40,
+        head_sha="a" * 40,
+        dirty=True,
+        gate=ReportGate(minimum={"roc_auc": 0.65}, maximum={}, max_drop={"roc_auc": 0.02}),
+        params_diff={"model.name": {"old": "hgb", "new": "logreg"}},
+        data_diff={"modified": [{"path": "models/model.skops"}, {"path": "data/features/"}]},
+        plots={"ROC": "roc.png"},
+        artifact_url=None,
+        repro_log="Running stage 'train':\nStage 'prepare' didn't change, skipping",
+        notes=["base restored with dvc checkout"],
+    )
+    text, passed = render_report(inputs)
+    assert passed is False  # the drift gate newly fails
+    lines = text.splitlines()
+    assert lines[1] == f"## Pipeline report: `main` ({'b' * 8}) → this change ({'a' * 8}, with uncommitted changes)"
+    assert "**Verdict: FAILED** (2 of 3 gates pass; gates in `params.yaml`: `evaluate.gate`, `drift.gate`)" in lines
+    assert "| roc_auc >= 0.65 | pass | roc_auc = 0.7100 |" in lines
+    assert "| roc_auc worsens by at most 0.02 | pass | better by 0.0100 |" in lines
+    assert any(line.startswith("| drift gate (new failures only) | **FAIL** | newly fails (passed on the base)") for line in lines)
+    assert "Config groups: `model`: hgb → **logreg**" in lines
+    assert "| `model.name` | `hgb` | `logreg` |" in lines
+    assert "| roc_auc | 0.7000 | 0.7100 | +0.0100 |" in lines
+    assert "| rows | 6 | 6 | +0 |" in lines
+    assert "Cross-validated roc_auc within train: 0.6800 → 0.6900 ± 0.0100." in lines
+    assert any(line.startswith("**roc_auc change +0.0000**") and ", paired)" in line and "within noise" in line for line in lines)
+    assert "![ROC](images/roc.png)" in lines
+    assert "- modified: `models/model.skops`" in lines and "data/features/" not in text  # folders are listed by their files
+    drift_line = next(line for line in lines if line.startswith("**Dataset drift**"))
+    assert "3 of 4 input columns drifted (dest, dewp, temp)" in drift_line
+    assert (
+        "prediction drift: yes (wasserstein_norm 0.2500 against 0.1: Wasserstein distance divided by the reference standard" in drift_line
+    )
+    assert "- ran: `train`" in lines and "- unchanged: `prepare`" in lines and "- base restored with dvc checkout" in lines
+    assert f"git checkout {'b' * 40} && dvc pull && dvc repro    # the base" in lines
+    assert render_report(inputs) == (text, passed)  # deterministic: the bootstrap is seeded
+    assert list(tmp_path.iterdir()) == []  # and it wrote nothing

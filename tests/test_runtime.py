@@ -75,7 +75,8 @@ def test_a_params_file_without_runtime_says_how_to_fix_it():
 
 
 @pytest.mark.parametrize(
-    "module", ["stages.prepare", "stages.featurize", "stages.train", "stages.evaluate", "stages.drift_check", "stages.predict"]
+    "module",
+    ["stages.prepare", "stages.featurize", "stages.train", "stages.evaluate", "stages.drift_check", "commands", "commands.predict"],
 )
 def test_openmp_starts_with_the_passive_wait_policy(module):
     """libgomp prints its settings when it loads (OMP_DISPLAY_ENV): a spin count of 0 means idle threads sleep at once."""

@@ -1,4 +1,4 @@
-"""The stage commands chained as `dvc repro` runs them, on tiny data in a scratch folder (no DVC)."""
+"""The stage commands chained as `dvc repro` runs them, on tiny data in a scratch folder (no DVC), and `make predict`."""
 
 from __future__ import annotations
 
@@ -15,15 +15,40 @@ import pandas as pd
 import pytest
 import yaml
 
+from stages.lib.catalog import (
+    CONFUSION_FILE,
+    FEATURE_MANIFEST,
+    FEATURE_SPEC,
+    FEATURES_DIR,
+    FEATURIZE_SUMMARY,
+    FEATURIZE_TIMING,
+    METRICS_FILE,
+    MODEL_CARD,
+    MODEL_FILE,
+    PLOT_FILES,
+    PREPARED_DIR,
+    SCHEMA_FILE,
+    TRAIN_SUMMARY,
+    TRANSFORMER_FILE,
+    UNTRACKED_OUTPUTS,
+)
 from stages.lib.models import load_model
 from tests.conftest import HGB, make_flights, make_weather, project_params, run_module, tool_env
+from tests.dvc_pipeline import declared_stages, inside
 
+DECLARED = declared_stages()
 MODEL = {"name": "hgb", "_target_": HGB, "preprocessing": "none", "max_iter": 20}
 
 
+def files(folder: Path) -> dict[str, int]:
+    """Every file under `folder`, with its modification time in nanoseconds."""
+    return {path.relative_to(folder).as_posix(): path.stat().st_mtime_ns for path in folder.rglob("*") if path.is_file()}
+
+
 @pytest.fixture(scope="module")
-def featurized(tmp_path_factory):
-    """A folder where prepare and featurize have run on tiny CSVs shaped like nycflights13."""
+def chained(tmp_path_factory) -> tuple[Path, dict[str, set[str]]]:
+    """A folder where every dvc.yaml stage ran in order on tiny CSVs shaped like nycflights13, and the
+    files each stage wrote or rewrote."""
     folder = tmp_path_factory.mktemp("stages")
     flights = make_flights(rows_per_month=40)
     (folder / "source").mkdir()
@@ -36,32 +61,49 @@ def featurized(tmp_path_factory):
     params["model"] = dict(MODEL)
     params["evaluate"]["importance_repeats"] = 2
     (folder / "params.yaml").write_text(yaml.safe_dump(params))
-    for module in ("stages.prepare", "stages.featurize"):
-        result = run_module(module, folder)
-        assert result.returncode == 0, result.stderr
-    return folder
+    written = {}
+    for name, stage in DECLARED.items():
+        before = files(folder)
+        result = run_module(stage.module, folder)
+        assert result.returncode == 0, f"{name}: {result.stderr}"
+        written[name] = {path for path, stamp in files(folder).items() if before.get(path) != stamp}
+    return folder, written
 
 
-def test_train_then_evaluate_write_model_card_metrics_and_plots(featurized):
-    for module in ("stages.train", "stages.evaluate"):
-        result = run_module(module, featurized)
-        assert result.returncode == 0, result.stderr
-    card = json.loads((featurized / "models/model_card.json").read_text())
-    spec = json.loads((featurized / "data/features/spec.json").read_text())
+@pytest.fixture(scope="module")
+def featurized(chained) -> Path:
+    return chained[0]
+
+
+@pytest.mark.parametrize("name", list(DECLARED))
+def test_each_stage_writes_exactly_the_outputs_dvc_yaml_declares(chained, name):
+    """What dvc.yaml (and the catalogue, tests/test_catalog.py) says a stage writes is what it writes: every
+    declared output, and nothing outside them but the untracked files the catalogue names."""
+    written, outputs = chained[1][name], DECLARED[name].outputs
+    untracked = {path.as_posix() for path in UNTRACKED_OUTPUTS}
+    stray = {path for path in written if not inside(path, outputs) and path not in untracked}
+    assert stray == set(), f"stage {name} wrote files its dvc.yaml entry does not declare"
+    unwritten = {out for out in outputs if not any(inside(path, {out}) for path in written)}
+    assert unwritten == set(), f"stage {name} did not write outputs its dvc.yaml entry declares"
+
+
+def test_train_and_evaluate_write_model_card_metrics_and_plots(featurized):
+    card = json.loads((featurized / MODEL_CARD).read_text())
+    spec = json.loads((featurized / FEATURE_SPEC).read_text())
     assert card["features"] == spec["features"]
     assert card["model"] == MODEL  # the typed section, with the estimator's _target_
-    assert set(card["inputs_sha256"]) == {"data/features/train.parquet", "data/features/spec.json"}
-    metrics = json.loads((featurized / "reports/metrics.json").read_text())
+    assert set(card["inputs_sha256"]) == {f"{FEATURES_DIR}/train.parquet", str(FEATURE_SPEC)}
+    metrics = json.loads((featurized / METRICS_FILE).read_text())
     assert {"roc_auc", "average_precision", "log_loss", "brier", "accuracy", "f1"} <= set(metrics)
     for name in ("roc", "precision_recall", "calibration", "importance"):
-        assert json.loads((featurized / f"reports/plots/{name}.json").read_text())
-    assert json.loads((featurized / "reports/train.json").read_text())["cv"]["metric"] == "roc_auc"
-    featurize_summary = json.loads((featurized / "reports/featurize.json").read_text())
+        assert json.loads((featurized / PLOT_FILES[name]).read_text())
+    assert json.loads((featurized / TRAIN_SUMMARY).read_text())["cv"]["metric"] == "roc_auc"
+    featurize_summary = json.loads((featurized / FEATURIZE_SUMMARY).read_text())
     assert featurize_summary["features"] == len(spec["features"]) and sum(featurize_summary["by_family"].values()) == len(spec["features"])
-    timing = json.loads((featurized / "reports/featurize_timing.json").read_text())
+    timing = json.loads((featurized / FEATURIZE_TIMING).read_text())
     assert timing["rows"] == featurize_summary["rows"] and timing["rows_per_second"] > 0 and timing["seconds"] > 0
-    assert (featurized / "data/feature_manifest.yaml").read_text().startswith("# Written by featurize")
-    confusion = pd.read_csv(featurized / "reports/confusion.csv")
+    assert (featurized / FEATURE_MANIFEST).read_text().startswith("# Written by featurize")
+    confusion = pd.read_csv(featurized / CONFUSION_FILE)
     assert len(confusion) == metrics["rows"]
 
 
@@ -70,7 +112,7 @@ def test_a_model_outside_the_allow_list_stops_train_with_one_line_and_no_model(f
     params["model"] = {**MODEL, "_target_": "xgboost.XGBClassifier"}
     (featurized / "params.yaml").write_text(yaml.safe_dump(params))
     try:
-        (featurized / "models/model.skops").unlink(missing_ok=True)
+        (featurized / MODEL_FILE).unlink(missing_ok=True)
         result = run_module("stages.train", featurized)
     finally:
         params["model"] = dict(MODEL)
@@ -80,24 +122,24 @@ def test_a_model_outside_the_allow_list_stops_train_with_one_line_and_no_model(f
         "error: params.yaml: 'model._target_' must name an estimator class of sklearn.ensemble, sklearn.linear_model, "
         "sklearn.naive_bayes, sklearn.neighbors, sklearn.svm, sklearn.tree, got 'xgboost.XGBClassifier'\n"
     )
-    assert not (featurized / "models/model.skops").exists()
+    assert not (featurized / MODEL_FILE).exists()
 
 
 def test_featurize_without_prepare_says_what_to_run(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(project_params()))
     result = run_module("stages.featurize", tmp_path)
     assert result.returncode == 2
-    assert result.stderr == "error: data/schema.yaml: file not found; run `dvc repro prepare` first\n"
+    assert result.stderr == f"error: {SCHEMA_FILE}: file not found; run `dvc repro prepare` first\n"
 
 
 def test_saved_transformer_recomputes_the_features_of_new_rows(featurized):
     """Serving path: the skops transformer, loaded through the allow-list, gives the stored features."""
     from stages.lib.models import load_model
 
-    transformer = load_model(featurized / "data/features/transformer.skops")
-    spec = json.loads((featurized / "data/features/spec.json").read_text())
-    prepared = pd.read_parquet(featurized / "data/prepared/test.parquet")
-    stored = pd.read_parquet(featurized / "data/features/test.parquet")
+    transformer = load_model(featurized / TRANSFORMER_FILE)
+    spec = json.loads((featurized / FEATURE_SPEC).read_text())
+    prepared = pd.read_parquet(featurized / PREPARED_DIR / "test.parquet")
+    stored = pd.read_parquet(featurized / FEATURES_DIR / "test.parquet")
     recomputed = transformer.transform(prepared)
     built_here = [name for name in spec["features"] if name in recomputed.columns]
     assert built_here and all(name.startswith("history_") for name in set(spec["features"]) - set(built_here))
@@ -123,7 +165,7 @@ def registered(featurized, tmp_path_factory):
     for command in (
         ["git", "init", "-q", "-b", "main"],
         [sys.executable, "-m", "dvc", "init", "-q"],
-        [sys.executable, "-m", "dvc", "add", "-q", "data/features", "models/model.skops"],
+        [sys.executable, "-m", "dvc", "add", "-q", str(FEATURES_DIR), str(MODEL_FILE)],
         ["git", "add", "-A"],
         ["git", "commit", "-qm", "trained"],
         ["git", "tag", "-a", "model@v0.0.1", "-m", "Registering artifact model version v0.0.1"],
@@ -133,20 +175,20 @@ def registered(featurized, tmp_path_factory):
 
 
 def predict(repo: Path, model: str, rows: Path, output: Path) -> subprocess.CompletedProcess:
-    return run_module("stages.predict", repo, "--model", model, "--input", str(rows), "--output", str(output))
+    return run_module("commands.predict", repo, "--model", model, "--input", str(rows), "--output", str(output))
 
 
 def test_predict_scores_parquet_in_and_writes_parquet_out(registered, tmp_path):
-    test = pd.read_parquet(registered / "data/prepared/test.parquet")
+    test = pd.read_parquet(registered / PREPARED_DIR / "test.parquet")
     rows = test.drop(columns=["late"])
     rows.to_parquet(tmp_path / "rows.parquet", index=False)  # the time column stored as timestamps
     result = predict(registered, "model@v0.0.1", tmp_path / "rows.parquet", tmp_path / "scores.parquet")
     assert result.returncode == 0, result.stderr
     scored = pd.read_parquet(tmp_path / "scores.parquet")
     pd.testing.assert_frame_equal(scored.drop(columns=["prediction"]), rows)  # the input, types kept, plus one column
-    spec = json.loads((registered / "data/features/spec.json").read_text())
-    stored = pd.read_parquet(registered / "data/features/test.parquet")
-    expected = load_model(registered / "models/model.skops").predict_proba(stored[spec["features"]])[:, 1]
+    spec = json.loads((registered / FEATURE_SPEC).read_text())
+    stored = pd.read_parquet(registered / FEATURES_DIR / "test.parquet")
+    expected = load_model(registered / MODEL_FILE).predict_proba(stored[spec["features"]])[:, 1]
     assert np.allclose(scored["prediction"], expected, rtol=0, atol=1e-12)
 
 
@@ -157,7 +199,7 @@ def test_predict_names_its_own_flag_for_a_missing_input(registered, tmp_path):
 
 
 def test_predict_refuses_infinite_numbers_with_the_column_and_rows(registered, tmp_path):
-    test = pd.read_parquet(registered / "data/prepared/test.parquet").head(20).drop(columns=["late"])
+    test = pd.read_parquet(registered / PREPARED_DIR / "test.parquet").head(20).drop(columns=["late"])
     rows = test.assign(time_hour=test["time_hour"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")).astype({"temp": object})
     rows.loc[[2, 5], "temp"] = ["inf", "-inf"]
     rows.to_csv(tmp_path / "rows.csv", index=False)
@@ -180,21 +222,21 @@ def test_predict_refuses_a_model_file_this_project_did_not_write(registered, tmp
     repo = Path(shutil.copytree(registered, tmp_path / "project", symlinks=True))
     marker = tmp_path / "unpickled"
     monkeypatch.setenv("UNPICKLED_MARKER", str(marker))
-    model = repo / "models/model.skops"
+    model = repo / MODEL_FILE
     good = model.read_bytes()
     model.unlink()  # DVC links it from the cache: replace the file, never write through the link
     model.write_bytes(pickle.dumps(Payload()) if kind == "pickle" else good[: len(good) // 3])
     env = tool_env()
     for command in (
-        [sys.executable, "-m", "dvc", "add", "-q", "models/model.skops"],
+        [sys.executable, "-m", "dvc", "add", "-q", str(MODEL_FILE)],
         ["git", "commit", "-qam", f"a {kind} as the model"],
         ["git", "tag", "-a", "model@v0.0.2", "-m", "Registering artifact model version v0.0.2"],
     ):
         subprocess.run(command, cwd=repo, env=env, check=True, capture_output=True, timeout=300)
-    rows = pd.read_parquet(repo / "data/prepared/test.parquet").head(5).drop(columns=["late"])
+    rows = pd.read_parquet(repo / PREPARED_DIR / "test.parquet").head(5).drop(columns=["late"])
     rows.to_parquet(tmp_path / "rows.parquet", index=False)
     result = predict(repo, "model@v0.0.2", tmp_path / "rows.parquet", tmp_path / "scores.parquet")
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
-    assert "models/model.skops: not a model file this project wrote" in result.stderr
+    assert f"{MODEL_FILE}: not a model file this project wrote" in result.stderr
     assert not marker.exists() and not (tmp_path / "scores.parquet").exists()

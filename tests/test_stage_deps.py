@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +10,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.dvc_pipeline import COMMAND
+
 REPO = Path(__file__).resolve().parents[1]
 STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
-COMMAND = re.compile(r"^python -m (?P<module>stages(\.\w+)+)(\s|$)")
 
 
 def loaded(statement: str) -> dict[str, str | None]:
@@ -79,3 +79,17 @@ def test_dvcignore_keeps_bytecode_out():
     for path in ("stages/lib/__pycache__/config.cpython-311.pyc", "stages/__pycache__/train.cpython-311.pyc"):
         result = subprocess.run([str(dvc), "check-ignore", "-q", path], cwd=REPO, capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, f"{path} is not ignored by .dvcignore: {result.stdout}{result.stderr}"
+
+
+def test_stages_holds_the_pipeline_stages_and_nothing_else():
+    """`stages/` is what dvc.yaml runs; every other command lives in `commands/`."""
+    modules = {f"stages.{path.stem}" for path in (REPO / "stages").glob("*.py") if path.stem != "__init__"}
+    assert modules == {stage_module(stage) for stage in STAGES.values()}
+
+
+def test_every_command_has_a_make_target():
+    """Each module in `commands/` is run by a make target, as `python -m commands.<name>`."""
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    commands = sorted(path.stem for path in (REPO / "commands").glob("*.py") if path.stem != "__init__")
+    assert commands, "no commands found"
+    assert [name for name in commands if f"python -m commands.{name}" not in makefile] == []

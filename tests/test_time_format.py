@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from stages.compose import compose
+from commands.compose import compose
+from stages.lib.catalog import PREPARE_SUMMARY, PREPARED_DIR, SCHEMA_FILE
 from stages.lib.config import parse_params
 from stages.lib.contract import parse_time
 from stages.lib.errors import UserError
-from tests.conftest import PROJECT, run_module
+from tests.conftest import PROJECT, choice_overrides, project_params, run_module
 
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -97,9 +98,9 @@ def test_a_value_off_the_format_is_named_with_its_row_count(values, time_format,
         parse_time(pd.Series(values), time_format, "rows.csv", "when", "fix it")
 
 
-def composed(model: str = "hgb", **data) -> dict:
-    """params.yaml for the nycflights13 contract, composed here by Hydra, with `data` keys replaced."""
-    params = yaml.safe_load(compose(PROJECT / "conf", ["data=nycflights13", "features=default", f"model={model}"]))
+def composed(model: str | None = None, **data) -> dict:
+    """params.yaml for the nycflights13 contract, composed from conf/ with the tests' choices (and `model`), with `data` keys replaced."""
+    params = project_params() if model is None else yaml.safe_load(compose(PROJECT / "conf", [*choice_overrides(), f"model={model}"]))
     params["data"].update(data)
     return params
 
@@ -146,16 +147,16 @@ def test_prepare_reads_a_month_name_table_declared_in_the_contract(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     result = run_module("stages.prepare", tmp_path)
     assert result.returncode == 0, result.stderr
-    train = pd.read_parquet(tmp_path / "data/prepared/train.parquet")
+    train = pd.read_parquet(tmp_path / PREPARED_DIR / "train.parquet")
     assert train["month"].tolist() == [pd.Timestamp(year, month, 1, tz="UTC") for year in (2015, 2016, 2017) for month in range(1, 13)]
-    summary = json.loads((tmp_path / "reports/prepare.json").read_text())
+    summary = json.loads((tmp_path / PREPARE_SUMMARY).read_text())
     assert summary["splits"]["test"] == {
         "rows": 24,
         "target_mean": round(float(table["sales"].iloc[36:].mean()), 6),
         "first": "2018-01-01T00:00:00+00:00",
         "last": "2019-12-01T00:00:00+00:00",
     }
-    schema = yaml.safe_load((tmp_path / "data/schema.yaml").read_text())
+    schema = yaml.safe_load((tmp_path / SCHEMA_FILE).read_text())
     assert schema["time_format"] == "%b-%Y"  # scoring reads the version's format from here
 
     table.assign(month=table["month"].where(table.index != 5, "June 2015")).to_csv(tmp_path / "monthly.csv", index=False)

@@ -332,7 +332,7 @@ def test_cross_validation_refuses_folds_that_cannot_be_cut_between_distinct_time
 
 def test_a_new_estimator_needs_only_a_yaml_file(features, tmp_path):
     """A RandomForestClassifier from a file in a copy of conf/: composed, validated, trained, saved and loaded, no Python."""
-    from stages.compose import compose
+    from commands.compose import compose
     from tests.conftest import choice_overrides
 
     conf = shutil.copytree(PROJECT / "conf", tmp_path / "conf")

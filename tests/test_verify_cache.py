@@ -69,7 +69,7 @@ def test_a_remote_that_never_answers_stops_repair_at_the_deadline(tmp_path, sile
     cached.write_bytes(b"flipped bits\n")
     started = time.monotonic()
     result = subprocess.run(
-        [sys.executable, "-m", "stages.verify_cache", "--repair"],
+        [sys.executable, "-m", "commands.verify_cache", "--repair"],
         cwd=repo,
         env={**ENV, "PYTHONPATH": str(PROJECT), "COMMAND_TIMEOUT_SECONDS": "3"},
         capture_output=True,

@@ -1,7 +1,9 @@
 """The data catalogue: where every artifact lives, and the feature contract between stages.
 
 Stages import paths from here rather than from each other, so each stage's `dvc.yaml` deps
-are its own module plus `stages/lib`.
+are its own module plus `stages/lib`. dvc.yaml names the same paths as each stage's outs, metrics
+and plots (it is what DVC reads); `STAGE_OUTPUTS` below says which stage writes which, and
+tests/test_catalog.py checks that the two agree, stage by stage.
 """
 
 from __future__ import annotations
@@ -33,13 +35,26 @@ MODEL_FILE = Path("models/model.skops")
 MODEL_CARD = Path("models/model_card.json")
 METRICS_FILE = Path("reports/metrics.json")
 PLOTS_DIR = Path("reports/plots")
+# evaluate's plot data, one file per curve (dvc.yaml says how DVC draws each).
+PLOT_FILES = {name: PLOTS_DIR / f"{name}.json" for name in ("roc", "precision_recall", "calibration", "importance")}
 CONFUSION_FILE = Path("reports/confusion.csv")
-IMPORTANCE_FILE = PLOTS_DIR / "importance.json"
+IMPORTANCE_FILE = PLOT_FILES["importance"]
 DRIFT_FILE = Path("reports/drift.json")
 # Shares per bin of the `drift.plots` most drifted features, all in one file (one `feature` field per row),
 # so the file dvc.yaml declares exists whatever the number of features.
 DRIFT_PLOTS = Path("reports/drift_plots.json")
 DRIFT_REPORT = Path("reports/drift_report.html")
+
+# What each dvc.yaml stage writes: its outs, metrics and plots, in dvc.yaml's order (a folder stands for
+# every file in it). Not in the list: FEATURIZE_TIMING, which featurize writes but DVC does not track.
+STAGE_OUTPUTS: dict[str, tuple[Path, ...]] = {
+    "prepare": (PREPARED_DIR, SCHEMA_FILE, PREPARE_SUMMARY),
+    "featurize": (FEATURES_DIR, FEATURE_MANIFEST, FEATURIZE_SUMMARY),
+    "train": (MODEL_FILE, MODEL_CARD, TRAIN_SUMMARY),
+    "evaluate": (METRICS_FILE, *PLOT_FILES.values(), CONFUSION_FILE),
+    "drift-check": (DRIFT_FILE, DRIFT_PLOTS, DRIFT_REPORT),
+}
+UNTRACKED_OUTPUTS = (FEATURIZE_TIMING,)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ import html
 import math
 from typing import Any
 
-from stages.lib.drift import ColumnDrift
+from stages.lib.drift.methods import EFFECT_SIZES
+from stages.lib.drift.result import ColumnDrift
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1f2328;margin:0 auto;max-width:1100px;padding:24px}
@@ -22,6 +23,7 @@ figure{margin:0;border:1px solid #d0d7de;border-radius:6px;padding:8px}figcaptio
 .legend span{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px}
 """
 REFERENCE_COLOUR, CURRENT_COLOUR = "#8c959f", "#0969da"
+EFFECT_LABEL = " / ".join(label for _, label in EFFECT_SIZES.values())
 
 
 def _e(value: Any) -> str:
@@ -80,7 +82,7 @@ def bar_chart(histogram: dict[str, list], title: str) -> str:
 
 def _column_row(column: ColumnDrift, details: dict[str, Any]) -> str:
     statistics = column.statistics
-    effect = statistics.get("ks") if column.kind == "numeric" else statistics.get("cramers_v")
+    effect = statistics.get(EFFECT_SIZES[column.kind][0])
     flags = []
     if column.drifted:
         flags.append("values")
@@ -130,7 +132,7 @@ def render_report(summary: dict[str, Any], ranked: list[ColumnDrift], prediction
     card_html = "".join(f'<div class="card"><span class="muted">{_e(label)}</span><b>{_e(value)}</b></div>' for label, value in cards)
     header = (
         "<tr><th>column</th><th>compared as</th><th>verdict by</th><th>score</th><th>threshold</th><th>drifted</th>"
-        "<th>importance</th><th>weighted drift</th><th>KS / Cramér's V</th><th>PSI</th><th>p (BH-adjusted)</th><th>missing</th><th>notes</th></tr>"
+        f"<th>importance</th><th>weighted drift</th><th>{EFFECT_LABEL}</th><th>PSI</th><th>p (BH-adjusted)</th><th>missing</th><th>notes</th></tr>"
     )
     rows = "".join(_column_row(column, summary["columns"][column.column]) for column in ranked)
     missing_rows = "".join(

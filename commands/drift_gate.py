@@ -1,4 +1,4 @@
-"""The drift gate as an exit code: `python -m stages.drift_gate` (or `make drift-gate`) reads reports/drift.json.
+"""The drift gate as an exit code: `python -m commands.drift_gate` (or `make drift-gate`) reads reports/drift.json.
 
 Exit 0: the gate passed. Exit 1: the gate failed (its reasons on stderr). Exit 2: no verdict to go by
 (drift.json missing, not JSON, or without `gate.passed`): a gate that cannot decide must not pass.

@@ -5,8 +5,8 @@ composition function, so the file is byte-for-byte what `dvc exp run` would writ
 is validated whole by the params models (stages/lib/config/) before anything is written: a misspelt
 key or a wrong value anywhere in conf/ stops here with the key's name, and params.yaml stays as it was.
 
-    python -m stages.compose [OVERRIDE ...]     # e.g. model=logreg train.seed=7
-    python -m stages.compose --check            # exit 1 if params.yaml is stale
+    python -m commands.compose [OVERRIDE ...]     # e.g. model=logreg train.seed=7
+    python -m commands.compose --check            # exit 1 if params.yaml is stale
 
 Exit codes: 0 done (or in sync), 1 the check found params.yaml stale, 2 conf/ cannot be composed or is invalid.
 """

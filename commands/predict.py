@@ -1,7 +1,7 @@
 """predict: score a CSV or Parquet file with a registered model version, through the features it was trained with.
 
-    python -m stages.predict --model model@v1.0.0 --input rows.csv --output scores.csv
-    python -m stages.predict --model model#prod --input rows.parquet --output scores.parquet
+    python -m commands.predict --model model@v1.0.0 --input rows.csv --output scores.csv
+    python -m commands.predict --model model#prod --input rows.parquet --output scores.parquet
     make predict MODEL=model@v1.0.0 INPUT=rows.csv OUTPUT=scores.csv
 
 The model version is a GTO registry entry (a git tag). Its revision is materialized in a temporary
@@ -26,7 +26,7 @@ from stages.lib.catalog import FEATURE_SPEC, HISTORY_EVENTS, MODEL_FILE, SCHEMA_
 from stages.lib.config import load_params
 from stages.lib.contract import DEFAULT_MISSING_VALUES, parse_time, refuse_infinite
 from stages.lib.errors import fail, run_stage
-from stages.lib.features import apply_features
+from stages.lib.features.serving import apply_features
 from stages.lib.io import parquet_writer, read_json, read_parquet, read_table, read_yaml, write_outputs
 from stages.lib.models import load_model, predict_scores
 from stages.lib.revisions import materialized, run

@@ -1,7 +1,7 @@
 """Check the DVC cache object by object, and repair what is corrupted from the remote.
 
-    python -m stages.verify_cache            # list corrupted objects; exit 1 if any
-    python -m stages.verify_cache --repair   # remove them, fetch them again from the remote, restore the workspace
+    python -m commands.verify_cache            # list corrupted objects; exit 1 if any
+    python -m commands.verify_cache --repair   # remove them, fetch them again from the remote, restore the workspace
     make verify-cache / make repair-cache
 
 DVC names every cache object after the MD5 of its content but trusts its cache afterwards: a

@@ -1,6 +1,6 @@
 """DVC's plots of the workspace against revisions, as one page that renders offline.
 
-    python -m stages.plots [REV ...] [--out dvc_plots]
+    python -m commands.plots [REV ...] [--out dvc_plots]
     make plots [REVS="main v1"]
 
 `dvc plots diff` writes an HTML page that loads Vega from a CDN: without internet it is blank. This

@@ -1,0 +1,157 @@
+"""One column's drift statistics: compared as numbers when both samples are numeric with more than a few
+distinct values, as categories otherwise. Verdicts come later (`verdict`), once p-values are adjusted together."""
+
+from __future__ import annotations
+
+import math
+from typing import TypedDict
+
+import numpy as np
+import pandas as pd
+
+from stages.lib.config import DriftThresholds
+from stages.lib.drift.histograms import categorical_histogram, numeric_histogram
+from stages.lib.drift.methods import NO_METHOD
+from stages.lib.drift.result import ColumnDrift
+from stages.lib.drift.statistics import categorical_statistics, numeric_statistics
+from stages.lib.profile import is_numeric
+
+
+class _Common(TypedDict):
+    """The `ColumnDrift` fields every branch of `column_drift` fills the same way."""
+
+    column: str
+    missing_reference: float
+    missing_current: float
+    missing_drifted: bool
+    method: str
+    score: float
+    threshold: float
+    drifted: bool
+
+
+def sorted_profile(values: np.ndarray | pd.Series) -> np.ndarray:
+    """A numeric column sorted with missing values dropped: what the reference keeps on disk.
+
+    Args:
+        values: the column (a Series, or an array of numbers).
+
+    Returns:
+        A sorted float64 copy without NaN.
+    """
+    array = _as_numeric(values) if isinstance(values, pd.Series) else np.array(values, dtype=np.float64)
+    array.sort()  # in place; NaN sorts last
+    if not len(array) or not np.isnan(array[-1]):
+        return array
+    return array[: len(array) - int(np.count_nonzero(np.isnan(array)))]
+
+
+def _as_numeric(series: pd.Series) -> np.ndarray:
+    """A float64 copy of the column, missing values as NaN (the copy may be sorted in place)."""
+    return series.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+
+
+def _category_codes(reference: pd.Series, current: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Codes of both samples over the sorted union of their categories (-1 for missing)."""
+    same_categories = (
+        isinstance(reference.dtype, pd.CategoricalDtype)
+        and isinstance(current.dtype, pd.CategoricalDtype)
+        and list(reference.cat.categories) == list(current.cat.categories)
+    )
+    if same_categories:
+        return reference.cat.codes.to_numpy(), current.cat.codes.to_numpy(), np.asarray(reference.cat.categories, dtype=object)
+    both = pd.concat([reference.astype("string"), current.astype("string")], ignore_index=True)
+    codes, uniques = pd.factorize(both, sort=True, use_na_sentinel=True)
+    return codes[: len(reference)], codes[len(reference) :], np.asarray(uniques, dtype=object)
+
+
+def _distinct_sorted(values: np.ndarray) -> np.ndarray:
+    return values[np.concatenate([[True], values[1:] != values[:-1]])] if len(values) else values
+
+
+def _sorted_counts(sorted_values: np.ndarray, categories: np.ndarray) -> np.ndarray:
+    """How often each of `categories` (sorted, covering every value) occurs: binary search, no pass over the values."""
+    return np.diff(np.searchsorted(sorted_values, categories, side="right"), prepend=0)
+
+
+def _few_values(reference_sorted: np.ndarray, current_sorted: np.ndarray, limit: int) -> bool:
+    """At most `limit` distinct values in the two samples together."""
+    for values in (reference_sorted, current_sorted):
+        # A strided look finds most many-valued columns without a pass over every value.
+        if len(_distinct_sorted(values[:: max(1, len(values) // 4096)])) > limit:
+            return False
+    reference_distinct = _distinct_sorted(reference_sorted)
+    if len(reference_distinct) > limit:
+        return False
+    current_distinct = _distinct_sorted(current_sorted)
+    return len(current_distinct) <= limit and len(np.union1d(reference_distinct, current_distinct)) <= limit
+
+
+def column_drift(
+    name: str,
+    reference: pd.Series,
+    current: pd.Series,
+    thresholds: DriftThresholds,
+    reference_sorted: np.ndarray | None = None,
+) -> ColumnDrift:
+    """Every statistic for one column; verdicts come later, once p-values are adjusted together.
+
+    Args:
+        name: the column's name.
+        reference: its reference values.
+        current: its current values.
+        thresholds: the `drift` section (few_values, psi_bins, missing_share).
+        reference_sorted: the reference's sorted profile, when featurize stored it (saves a sort).
+
+    Returns:
+        The column's statistics, missing shares and histogram; method, score and verdict still unset
+        (method "none" when one side has no values).
+    """
+    missing_reference = float(reference.isna().mean()) if len(reference) else 0.0
+    missing_current = float(current.isna().mean()) if len(current) else 0.0
+    common: _Common = {
+        "column": name,
+        "missing_reference": missing_reference,
+        "missing_current": missing_current,
+        # A change in how often a value is missing is drift of its own: the usual tools drop NaN and miss it.
+        "missing_drifted": abs(missing_current - missing_reference) >= thresholds.missing_share,
+        "method": "",
+        "score": math.nan,
+        "threshold": math.nan,
+        "drifted": False,
+    }
+    if is_numeric(reference) and is_numeric(current):
+        reference_values = reference_sorted if reference_sorted is not None else sorted_profile(reference)
+        current_values = sorted_profile(current)
+        if len(reference_values) and len(current_values) and not _few_values(reference_values, current_values, thresholds.few_values):
+            statistics = numeric_statistics(reference_values, current_values, thresholds.psi_bins)
+            collapsed = statistics["psi_bins"] < thresholds.psi_bins
+            return ColumnDrift(
+                kind="numeric", reference_rows=len(reference_values), current_rows=len(current_values), statistics=statistics,
+                note=f"PSI on {statistics['psi_bins']} of {thresholds.psi_bins} bins: tied reference quantiles" if collapsed else "",
+                histogram=numeric_histogram(reference_values, current_values), **common,
+            )  # fmt: skip
+        # Few distinct values (or an empty side): compare them as categories, counted on the sorted values.
+        categories = np.union1d(_distinct_sorted(reference_values), _distinct_sorted(current_values))
+        reference_counts = _sorted_counts(reference_values, categories)
+        current_counts = _sorted_counts(current_values, categories)
+    else:
+        reference_codes, current_codes, categories = _category_codes(reference, current)
+        reference_counts = np.bincount(reference_codes[reference_codes >= 0], minlength=len(categories))
+        current_counts = np.bincount(current_codes[current_codes >= 0], minlength=len(categories))
+    reference_rows, current_rows = int(reference_counts.sum()), int(current_counts.sum())
+    if not reference_rows or not current_rows:
+        common |= {"method": NO_METHOD}
+        side = "reference" if not reference_rows else "current"
+        return ColumnDrift(
+            kind="categorical", reference_rows=reference_rows, current_rows=current_rows,
+            note=f"no values in the {side} window: only the missing share is compared", **common,
+        )  # fmt: skip
+    unseen = (reference_counts == 0) & (current_counts > 0)
+    statistics = categorical_statistics(reference_counts, current_counts)
+    statistics["unseen_rows"] = int(current_counts[unseen].sum())
+    return ColumnDrift(
+        kind="categorical", reference_rows=reference_rows, current_rows=current_rows, statistics=statistics,
+        unseen_categories=[str(category) for category in categories[unseen]],
+        histogram=categorical_histogram(categories, reference_counts, current_counts), **common,
+    )  # fmt: skip

@@ -1,0 +1,121 @@
+"""History features: the target's recent past per key, from outcomes known strictly before each row.
+
+One sorted array of (key, time rank) per key lets a binary search count the events of a key up to a
+time, so every row and window costs two searches, whatever the number of events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from stages.lib.config import HistoryFeatures
+from stages.lib.features import category_text
+
+
+def history_name(key: Sequence[str], window: pd.Timedelta, target: str, what: str) -> str:
+    """The column name of one history feature.
+
+    Args:
+        key: the key columns (empty: all rows).
+        window: how far back the feature looks.
+        target: the target column.
+        what: "mean" or "rows".
+
+    Returns:
+        e.g. history_origin_dest_30d_late_mean, history_all_7d_late_rows.
+    """
+    return f"history_{'_'.join(key) or 'all'}_{_duration(window)}_{target}_{what}"
+
+
+def _duration(span: pd.Timedelta) -> str:
+    """The largest whole unit that states the span exactly: 7d, 12h, 90min, 45s."""
+    seconds = int(span.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _key_codes(events: pd.DataFrame, rows: pd.DataFrame, key: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of the key in both frames; -1 for row keys never seen among the events."""
+    if not key:
+        return np.zeros(len(events), dtype=np.int64), np.zeros(len(rows), dtype=np.int64)
+    event_keys = pd.MultiIndex.from_frame(pd.DataFrame({name: category_text(events[[name]])[:, 0] for name in key}))
+    row_keys = pd.MultiIndex.from_frame(pd.DataFrame({name: category_text(rows[[name]])[:, 0] for name in key}))
+    levels = event_keys.unique().sort_values()
+    return levels.get_indexer(event_keys).astype(np.int64), levels.get_indexer(row_keys).astype(np.int64)
+
+
+def _nanoseconds(times: pd.Series) -> np.ndarray:
+    """Timestamps as int64 nanoseconds since the epoch (UTC), without a per-value Python detour."""
+    return pd.DatetimeIndex(times).as_unit("ns").asi8
+
+
+def _position(composite: np.ndarray, unique_times: np.ndarray, codes: np.ndarray, stride: int, bound: np.ndarray) -> np.ndarray:
+    """Index into the sorted events just past those of each row's key at or before its bound."""
+    rank = np.searchsorted(unique_times, bound, side="right")
+    return np.searchsorted(composite, codes * stride + rank, side="left")
+
+
+def history_features(
+    rows: pd.DataFrame,
+    events: pd.DataFrame,
+    keys: Sequence[Sequence[str]],
+    config: HistoryFeatures,
+    time: str,
+    target: str,
+    prior: float,
+    known_after: pd.Timedelta,
+) -> pd.DataFrame:
+    """Per key and window, the smoothed target mean and the row count over outcomes known before each row.
+
+    An event (a labelled row) counts for a row at time t once its outcome is known, `event time +
+    known_after <= t`, and while it is in the window, `t - known_after - window < event time`.
+    `known_after` must be positive, so a row never sees its own outcome or any later one.
+
+    Args:
+        rows: the rows to featurize (the time and key columns), in any order.
+        events: the labelled rows to look back on (time, key and target columns).
+        keys: the keys, each a tuple of columns (empty: all rows).
+        config: the `features.history` section (windows, smoothing).
+        time: the time column.
+        target: the target column.
+        prior: the train mean of the target, the smoothed mean of a row with no known outcome.
+        known_after: how long after its time an outcome is known.
+
+    Returns:
+        Two columns per key and window (`history_name`: mean, rows), indexed like `rows`.
+
+    Raises:
+        ValueError: `known_after` is not positive.
+    """
+    event_times, row_times = _nanoseconds(events[time]), _nanoseconds(rows[time])
+    values = events[target].to_numpy(dtype=np.float64)
+    unique_times = np.unique(event_times)
+    stride = len(unique_times) + 1
+    lag = known_after.value
+    if lag <= 0:
+        raise ValueError("known_after must be positive")
+    columns: dict[str, np.ndarray] = {}
+    for key in keys:
+        event_codes, row_codes = _key_codes(events, rows, key)
+        # One sorted array of (key, time rank) lets a single searchsorted count events per key and time.
+        composite = event_codes * stride + np.searchsorted(unique_times, event_times)
+        order = np.argsort(composite, kind="stable")
+        composite = composite[order]
+        sums = np.concatenate([[0.0], np.cumsum(values[order])])
+        known = row_codes >= 0
+
+        upper = _position(composite, unique_times, row_codes, stride, row_times - lag)
+        for window in config.windows:
+            lower = _position(composite, unique_times, row_codes, stride, row_times - lag - window.value)
+            count = np.where(known, upper - lower, 0).astype(np.float64)
+            total = np.where(known, sums[upper] - sums[lower], 0.0)
+            with np.errstate(divide="ignore", invalid="ignore"):  # no known outcome yet: NaN, or the prior when smoothed
+                mean = (total + config.smoothing * prior) / (count + config.smoothing) if config.smoothing > 0 else total / count
+            columns[history_name(key, window, target, "mean")] = np.where(count > 0, mean, prior if config.smoothing > 0 else np.nan)
+            columns[history_name(key, window, target, "rows")] = count
+    return pd.DataFrame(columns, index=rows.index)
