@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import subprocess
 import sys
@@ -147,6 +148,16 @@ def test_model_file_is_byte_identical_across_processes(tmp_path):
     for path in paths:
         subprocess.run([sys.executable, "-c", DUMP_IN_FRESH_PROCESS, str(path)], check=True, cwd=PROJECT)
     assert paths[0].read_bytes() == paths[1].read_bytes()
+
+
+def test_model_file_does_not_depend_on_the_thread_count(tmp_path):
+    # HistGradientBoosting's fitted bin mapper keeps the OpenMP thread count it ran with: a model trained on a
+    # 2-CPU laptop and one from a 4-CPU runner would differ in bytes (and in dvc.lock) for nothing.
+    paths = {threads: tmp_path / f"model-{threads}-threads.skops" for threads in ("1", "2")}
+    for threads, path in paths.items():
+        env = {**os.environ, "OMP_NUM_THREADS": threads}
+        subprocess.run([sys.executable, "-c", DUMP_IN_FRESH_PROCESS, str(path)], check=True, cwd=PROJECT, env=env)
+    assert paths["1"].read_bytes() == paths["2"].read_bytes()
 
 
 @pytest.mark.parametrize("name", conf_models("classification"))

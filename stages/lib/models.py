@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import zipfile
@@ -14,6 +15,9 @@ import pandas as pd
 import skops.io as sio
 from sklearn.base import BaseEstimator
 from sklearn.compose import ColumnTransformer, make_column_selector
+
+# Private, but it is where HistGradientBoosting keeps the thread count (see _without_thread_count).
+from sklearn.ensemble._hist_gradient_boosting.binning import _BinMapper
 from sklearn.feature_selection import SelectKBest, f_classif, f_regression
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import KFold, StratifiedKFold
@@ -147,8 +151,34 @@ def _stable_skops_bytes(model: BaseEstimator) -> bytes:
     return stable.getvalue()
 
 
+def _without_thread_count(model: BaseEstimator) -> BaseEstimator:
+    """A copy of `model` whose HistGradientBoosting bin mappers forget the thread count they were fitted with.
+
+    The fitted `_BinMapper` keeps `n_threads` (OpenMP's count on the training machine), so the same model
+    trained on 2 and on 4 CPUs gave different files and dvc.lock hashes. With None, binning at prediction
+    asks OpenMP for the count, as a fresh estimator does; the splits and predictions do not depend on it.
+    """
+    model = copy.deepcopy(model)
+    pending: list[object] = [model]
+    seen: set[int] = set()
+    while pending:
+        item = pending.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, _BinMapper):
+            item.n_threads = None
+        if isinstance(item, BaseEstimator):
+            pending.extend(vars(item).values())
+        elif isinstance(item, list | tuple):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            pending.extend(item.values())
+    return model
+
+
 def model_writer(model: BaseEstimator) -> Callable[[Path], None]:
-    payload = _stable_skops_bytes(model)
+    payload = _stable_skops_bytes(_without_thread_count(model))
     return lambda path: path.write_bytes(payload)
 
 
