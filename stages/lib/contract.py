@@ -8,7 +8,7 @@ file that lives in git, so a reviewer sees type changes in a diff. Time columns 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -114,7 +114,7 @@ def _parse_time_values(values: pd.Series, time_format: str) -> pd.Series:
         if time_format == "year":
             years = numbers.where((numbers == np.floor(numbers)) & numbers.between(1, 9999))
             return pd.to_datetime(pd.DataFrame({"year": years, "month": 1, "day": 1}), utc=True, errors="coerce")
-        unit = "s" if time_format == "epoch_s" else "ms"
+        unit: Literal["s", "ms"] = "s" if time_format == "epoch_s" else "ms"
         return pd.to_datetime(numbers, unit=unit, utc=True, errors="coerce").astype("datetime64[us, UTC]")
     return pd.to_datetime(_as_text(values), format=time_format, utc=True, errors="coerce").astype("datetime64[us, UTC]")
 
@@ -126,6 +126,7 @@ def parse_time(values: pd.Series, time_format: str, where: str, column: str, fix
     without an offset, are UTC. Any value that does not match the format, or a missing one, stops with
     the column, the format, an example and the number of rows; `fix` says what to change.
     """
+    parsed: pd.Series
     if pd.api.types.is_datetime64_any_dtype(values):
         parsed = values.dt.tz_localize("UTC") if values.dt.tz is None else values.dt.tz_convert("UTC")
     else:

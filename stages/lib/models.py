@@ -6,7 +6,6 @@ import copy
 import io
 import json
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from stages.lib.catalog import FEATURE_SPEC, FeatureSpec
 from stages.lib.config import ModelConfig, TrainConfig
 from stages.lib.config.model import SEEDED, estimator_arguments
 from stages.lib.errors import fail
+from stages.lib.io import Writer
 
 
 def _impute_scale_onehot(estimator: BaseEstimator, step: str) -> Pipeline:
@@ -68,13 +68,15 @@ def _median_filled(features: Any) -> np.ndarray:
 def f_classif_filled(features: Any, target: Any) -> tuple[np.ndarray, np.ndarray]:
     """ANOVA F-test with missing values at the column median (sklearn's refuses NaN)."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return f_classif(_median_filled(features), target)
+        scores: tuple[np.ndarray, np.ndarray] = f_classif(_median_filled(features), target)
+    return scores
 
 
 def f_regression_filled(features: Any, target: Any) -> tuple[np.ndarray, np.ndarray]:
     """Univariate linear-regression F-test with missing values at the column median."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        return f_regression(_median_filled(features), target)
+        scores: tuple[np.ndarray, np.ndarray] = f_regression(_median_filled(features), target)
+    return scores
 
 
 def build_pipeline(spec: FeatureSpec, model_config: ModelConfig, train_config: TrainConfig) -> Pipeline:
@@ -106,7 +108,8 @@ def build_pipeline(spec: FeatureSpec, model_config: ModelConfig, train_config: T
 def predict_scores(model: BaseEstimator, features: pd.DataFrame, task: str) -> np.ndarray:
     """Probability of the positive class for classification, the prediction for regression."""
     if task == "classification":
-        return model.predict_proba(features)[:, 1]
+        positive: np.ndarray = model.predict_proba(features)[:, 1]
+        return positive
     return np.asarray(model.predict(features), dtype=np.float64)
 
 
@@ -177,7 +180,7 @@ def _without_thread_count(model: BaseEstimator) -> BaseEstimator:
     return model
 
 
-def model_writer(model: BaseEstimator) -> Callable[[Path], None]:
+def model_writer(model: BaseEstimator) -> Writer:
     payload = _stable_skops_bytes(_without_thread_count(model))
     return lambda path: path.write_bytes(payload)
 
