@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,31 +24,25 @@ import yaml
 
 from commands.drift_gate import GateVerdict, gate_verdict, read_summary
 from commands.plots import vega_specs
-from stages.lib.catalog import DRIFT_FILE, METRICS_FILE, MODEL_FILE, TRAIN_SUMMARY, load_features
+from commands.report_text import (
+    ReportInputs,
+    RevisionFacts,
+    render_report,
+)
+from stages.lib.catalog import DRIFT_FILE, METRICS_FILE, MODEL_FILE, PLOT_FILES, TRAIN_SUMMARY, load_features
 from stages.lib.config import ReportGate, load_params, read_params
-from stages.lib.drift.methods import METHODS_BY_NAME
 from stages.lib.errors import UserError, run_stage
 from stages.lib.io import read_json, write_outputs
-from stages.lib.metrics import LOWER_IS_BETTER, MAIN_METRIC, TASK_METRICS, weighted_metric
 from stages.lib.models import load_model, predict_scores
 from stages.lib.revisions import Revision, dvc, materialized, run
 
-MARKER = "<!-- mlops-pr-report -->"
-PLOTS = {
-    "reports/plots/roc.json": "ROC",
-    "reports/plots/precision_recall.json": "Precision-recall",
-    "reports/plots/calibration.json": "Calibration",
-    "reports/plots/importance.json": "Permutation importance",
+PLOTS = {  # the evaluation plots the report draws, titled
+    str(PLOT_FILES["roc"]): "ROC",
+    str(PLOT_FILES["precision_recall"]): "Precision-recall",
+    str(PLOT_FILES["calibration"]): "Calibration",
+    str(PLOT_FILES["importance"]): "Permutation importance",
 }
-BOOTSTRAP_SAMPLES = 1000
 REMOTE_NOTE = Path("reports/pr/remote.txt")  # written by .ci/repro
-
-
-@dataclass
-class Check:
-    name: str
-    passed: bool
-    detail: str
 
 
 def group_choices(root: Path, params: dict[str, Any]) -> dict[str, str]:
@@ -68,137 +59,12 @@ def group_choices(root: Path, params: dict[str, Any]) -> dict[str, str]:
     return choices
 
 
-def bootstrap_change(
-    metric: str, base: tuple[np.ndarray, np.ndarray], head: tuple[np.ndarray, np.ndarray], paired: bool, seed: int = 0
-) -> tuple[float, float, float]:
-    """The change head - base of the metric and its 95% bootstrap interval (paired when both scored the same rows)."""
-    rng = np.random.default_rng(seed)
-    prepared = []
-    for actual, scores in (base, head):
-        order = np.argsort(scores, kind="stable")
-        starts = np.flatnonzero(np.concatenate([[True], np.diff(scores[order]) != 0]))
-        prepared.append((actual.astype(np.float64), scores, order, starts))
-    ones = [np.ones(len(actual)) for actual, *_ in prepared]
-    change = weighted_metric(metric, *prepared[1][:2], ones[1], *prepared[1][2:]) - weighted_metric(
-        metric, *prepared[0][:2], ones[0], *prepared[0][2:]
-    )
-    changes = []
-    for _ in range(BOOTSTRAP_SAMPLES):
-        weights = [
-            np.bincount(rng.integers(0, len(actual), len(actual)), minlength=len(actual)).astype(np.float64) for actual, *_ in prepared
-        ]
-        if paired:
-            weights[1] = weights[0]
-        values = [
-            weighted_metric(metric, actual, scores, weight, order, starts)
-            for (actual, scores, order, starts), weight in zip(prepared, weights, strict=True)
-        ]
-        changes.append(values[1] - values[0])
-    low, high = np.nanpercentile(changes, [2.5, 97.5])
-    return change, float(low), float(high)
-
-
 def scores_on_test(root: Path) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
     """Task, actual target, predictions and times of a revision's model on its test split."""
     spec, test = load_features("test", root)
     model = load_model(root / MODEL_FILE)
     times = pd.DatetimeIndex(test[spec.time]).asi8 if spec.time in test else np.arange(len(test))
     return spec.task, test[spec.target].to_numpy(dtype=np.float64), predict_scores(model, test[spec.features], spec.task), times
-
-
-def _number(value: Any) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return "—" if value is None else f"`{value}`"
-    return f"{value:,}" if isinstance(value, int) else f"{value:.4f}"
-
-
-def _measured(metrics: dict[str, Any], name: str) -> float | None:
-    value = metrics.get(name)
-    return None if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) else float(value)
-
-
-def _measure(name: str, task: str, revisions: dict[str, dict[str, Any]]) -> tuple[bool, str] | dict[str, float]:
-    """Each revision's value of `name`, or (passed, detail) for a gate that cannot compare it.
-
-    Only a metric the task cannot produce (roc_auc for a regression) is skipped; a metric the task
-    produces but a metrics file lacks (a renamed key, an evaluate bug) fails, and so does a name no task produces.
-
-    Args:
-        name: the metric a gate bounds.
-        task: the task of this change ("classification", "regression").
-        revisions: each revision's metrics file by how messages name it.
-
-    Returns:
-        {revision: value} when every revision measured it; otherwise the check's (passed, detail).
-    """
-    if task not in TASK_METRICS:
-        return False, f"unknown task {task!r}: cannot tell which metrics it produces"
-    if name not in TASK_METRICS[task]:
-        producers = [other for other, names in TASK_METRICS.items() if name in names]
-        if producers:
-            return True, f"not a {task} metric ({' and '.join(producers)} only): skipped"
-        return False, f"no task produces `{name}`: check the name in evaluate.gate ({task} metrics: {', '.join(TASK_METRICS[task])})"
-    measured = {where: _measured(metrics, name) for where, metrics in revisions.items()}
-    absent = [where for where, value in measured.items() if value is None]
-    if absent:
-        return False, f"`{name}` is missing from {' and from '.join(absent)} (a {task} metric, so evaluate should write it)"
-    return {where: value for where, value in measured.items() if value is not None}
-
-
-def metric_checks(head: dict[str, Any], base: dict[str, Any], gate: ReportGate, task: str) -> list[Check]:
-    """The `evaluate.gate` checks on this change's metrics (and the base's, for `max_drop`)."""
-    head_label, base_label = f"this change's {METRICS_FILE}", f"the base's {METRICS_FILE}"
-    head_only = {head_label: head}
-    both = head_only | {base_label: base}
-    checks = []
-    for kind, bounds, revisions in (
-        ("minimum", gate.minimum, head_only),
-        ("maximum", gate.maximum, head_only),
-        ("max_drop", gate.max_drop, both),
-    ):
-        for name, bound in sorted(bounds.items()):
-            title = {"minimum": f"{name} >= {bound}", "maximum": f"{name} <= {bound}"}.get(kind, f"{name} worsens by at most {bound}")
-            measured = _measure(name, task, revisions)
-            if isinstance(measured, tuple):
-                checks.append(Check(title, *measured))
-                continue
-            value = measured[head_label]
-            if kind == "minimum":
-                checks.append(Check(title, value >= bound, f"{name} = {_number(value)}"))
-            elif kind == "maximum":
-                checks.append(Check(title, value <= bound, f"{name} = {_number(value)}"))
-            else:
-                before = measured[base_label]
-                worsening = value - before if name in LOWER_IS_BETTER else before - value
-                detail = "unchanged" if worsening == 0 else f"{'worse' if worsening > 0 else 'better'} by {abs(worsening):.4f}"
-                checks.append(Check(title, worsening <= bound, detail))
-    return checks
-
-
-def drift_gate_check(head: GateVerdict | str, base: GateVerdict | str) -> Check:
-    """The drift gate in the PR verdict: it fails only when this change fails a drift condition the base
-    did not (data drift is not the change's fault), or when there is no verdict to go by (a string: why)."""
-    name = "drift gate (new failures only)"
-    if isinstance(head, str):
-        return Check(name, False, head)
-    reasons = "; ".join(head.reasons) or "no reason recorded"
-    if head.passed:
-        on_base = "" if isinstance(base, str) or base.passed else " (it failed on the base)"
-        return Check(name, True, f"passed{on_base}")
-    if isinstance(base, str):
-        return Check(name, False, f"fails, and the base has no verdict to compare with ({base}): {reasons}")
-    if base.passed:
-        return Check(name, False, f"newly fails (passed on the base): {reasons}")
-    # Both failed: new only when this change fails a condition the base passed (when both name them).
-    if head.failed is not None and base.failed is not None:
-        new = sorted(head.failed - base.failed)
-        if new:
-            return Check(
-                name,
-                False,
-                f"newly fails on {', '.join(new)} (the base failed on {', '.join(sorted(base.failed)) or 'nothing'}): {reasons}",
-            )
-    return Check(name, True, f"failed on base and head, not caused by this change: {reasons}")
 
 
 def read_gate_verdict(root: Path, label: str) -> GateVerdict | str:
@@ -210,21 +76,6 @@ def read_gate_verdict(root: Path, label: str) -> GateVerdict | str:
         return gate_verdict(read_summary(path), DRIFT_FILE)
     except UserError as error:
         return f"{label}: {error}"
-
-
-def verdict_checks(
-    head: dict[str, Any], base: dict[str, Any], gate: ReportGate, task: str, drift: tuple[GateVerdict | str, GateVerdict | str]
-) -> list[Check]:
-    """Every check of the PR verdict: the metric gates, then the drift gate (this change's verdict vs the base's)."""
-    return [*metric_checks(head, base, gate, task), drift_gate_check(*drift)]
-
-
-def stage_runs(log: str) -> dict[str, list[str]]:
-    return {
-        "ran": sorted(set(re.findall(r"Running stage '([\w-]+)'", log))),
-        "restored from the run cache": sorted(set(re.findall(r"Stage '([\w-]+)' is cached", log))),
-        "unchanged": sorted(set(re.findall(r"Stage '([\w-]+)' didn't change", log))),
-    }
 
 
 def render_plots(repo: Path, base_revision: str, images: Path) -> dict[str, str]:
@@ -240,56 +91,6 @@ def render_plots(repo: Path, base_revision: str, images: Path) -> dict[str, str]
             (images / name).write_bytes(vl_convert.vegalite_to_png(specs[path], scale=1))
             rendered[title] = name
     return rendered
-
-
-def plot_lines(rendered: dict[str, str], artifact_url: str | None) -> list[str]:
-    """The plots section's body: images beside the report, or with `--artifact-url` a link to where they are."""
-    if not rendered:
-        return ["No plot data."]
-    if artifact_url:
-        # A comment cannot show local files, and no third-party host is used: the images travel as an artifact.
-        return [f"{', '.join(rendered)}: PNG images in the `pr-report` artifact of [this run]({artifact_url})."]
-    return [f"![{title}](images/{name})" for title, name in rendered.items()]
-
-
-def _gate_state(verdict: GateVerdict | str) -> str:
-    if isinstance(verdict, str):
-        return f"no verdict ({verdict})"
-    return "passed" if verdict.passed else f"failed ({'; '.join(verdict.reasons) or 'no reason recorded'})"
-
-
-@dataclass(frozen=True)
-class RevisionFacts:
-    """What the report reads from one revision (this change's working tree, or the base's worktree)."""
-
-    choices: dict[str, str]  # config group -> option (`group_choices`)
-    metrics: dict[str, Any]  # reports/metrics.json
-    train_summary: dict[str, Any]  # reports/train.json ({} when absent)
-    drift: GateVerdict | str  # its drift gate verdict, or why there is none
-    drift_summary: dict[str, Any] | None  # reports/drift.json when it has a verdict
-    actual: np.ndarray  # the test split's target
-    scores: np.ndarray  # the revision's model's predictions on it
-    times: np.ndarray  # the test rows' times (to tell whether both revisions scored the same rows)
-
-
-@dataclass(frozen=True)
-class ReportInputs:
-    """Everything the report is built from, gathered by `gather_inputs`: the report itself reads no file and runs nothing."""
-
-    task: str
-    head: RevisionFacts
-    base: RevisionFacts
-    base_label: str
-    base_sha: str
-    head_sha: str
-    dirty: bool  # this change has uncommitted edits to tracked files
-    gate: ReportGate
-    params_diff: dict[str, dict[str, Any]]  # `dvc params diff --json`'s params.yaml part
-    data_diff: dict[str, list[dict[str, Any]]]  # `dvc diff --json`
-    plots: dict[str, str]  # plot title -> PNG file name beside the report
-    artifact_url: str | None
-    repro_log: str | None  # the output of `dvc repro`, when recorded
-    notes: list[str]  # how the base was materialized, and the CI remote note
 
 
 def revision_facts(root: Path, label: str, params: dict[str, Any]) -> tuple[str, RevisionFacts]:
@@ -354,211 +155,6 @@ def gather_inputs(
         repro_log=repro_log,
         notes=[*base.notes, *remote],
     )
-
-
-def drift_finding(finding: dict[str, Any]) -> str:
-    """One drift finding of reports/drift.json in words, with its method as the method table describes it."""
-    verdict = "yes" if finding.get("drifted") else "no"
-    method = METHODS_BY_NAME.get(finding.get("method", ""))
-    if method is None:
-        return f"{verdict} (not tested: {finding.get('note') or 'no values to compare'})"
-    return f"{verdict} ({method.name} {_number(finding.get('score'))} against {finding.get('threshold')}: {method.description})"
-
-
-def render_report(inputs: ReportInputs) -> tuple[str, bool]:
-    """The Markdown report and whether the verdict passed: a pure function of what `gather_inputs` read.
-
-    Args:
-        inputs: both revisions' facts, the diffs, the plots and the logs.
-
-    Returns:
-        (the report's text, whether every gate passed).
-    """
-    head, base = inputs.head, inputs.base
-    checks = verdict_checks(head.metrics, base.metrics, inputs.gate, inputs.task, (head.drift, base.drift))
-    passed = all(check.passed for check in checks)
-    lines = [
-        *_verdict_lines(inputs, checks, passed),
-        *_parameter_lines(head.choices, base.choices, inputs.params_diff),
-        *_metric_lines(head, base),
-        _bootstrap_line(inputs.task, head, base),
-        "",
-        "### Plots (base vs this change)",
-        *plot_lines(inputs.plots, inputs.artifact_url),
-        *_data_lines(inputs.data_diff),
-        *_drift_lines(head, base),
-        *_stage_lines(inputs.repro_log, inputs.notes),
-        "",
-        "### Reproduce",
-        "```sh",
-        f"git checkout {inputs.head_sha} && dvc pull && dvc repro    # this change",
-        f"git checkout {inputs.base_sha} && dvc pull && dvc repro    # the base",
-        "```",
-        "",
-    ]
-    return "\n".join(lines), passed
-
-
-def _verdict_lines(inputs: ReportInputs, checks: list[Check], passed: bool) -> list[str]:
-    """The report's title, its verdict and the table of gates.
-
-    Args:
-        inputs: the revisions compared (labels, commits, uncommitted edits).
-        checks: every gate's check (`verdict_checks`).
-        passed: whether every check passed.
-
-    Returns:
-        The section's lines.
-    """
-    return [
-        MARKER,
-        f"## Pipeline report: `{inputs.base_label}` ({inputs.base_sha[:8]}) → this change ({inputs.head_sha[:8]}{', with uncommitted changes' if inputs.dirty else ''})",
-        "",
-        f"**Verdict: {'PASSED' if passed else 'FAILED'}** ({sum(check.passed for check in checks)} of {len(checks)} gates pass; gates in `params.yaml`: `evaluate.gate`, `drift.gate`)",
-        "",
-        "| Gate | Result | Detail |",
-        "|---|---|---|",
-        *(f"| {check.name} | {'pass' if check.passed else '**FAIL**'} | {check.detail} |" for check in checks),
-    ]
-
-
-def _parameter_lines(head: dict[str, str], base: dict[str, str], params_diff: dict[str, dict[str, Any]]) -> list[str]:
-    """The parameters section: config groups whose option changed, then every changed parameter.
-
-    Args:
-        head: this change's config group choices (`group_choices`).
-        base: the base's.
-        params_diff: `dvc params diff --json`'s params.yaml part.
-
-    Returns:
-        The section's lines.
-    """
-    lines = ["", "### Parameters"]
-    changed_groups = [group for group in head if base.get(group) != head[group]]
-    if changed_groups:
-        lines.append("Config groups: " + ", ".join(f"`{group}`: {base.get(group, '—')} → **{head[group]}**" for group in changed_groups))
-    if not params_diff:
-        return [*lines, "No parameter changed."]
-    lines += ["", "| Parameter | Base | This change |", "|---|---|---|"]
-    lines += [f"| `{name}` | {_number(change.get('old'))} | {_number(change.get('new'))} |" for name, change in sorted(params_diff.items())]
-    return lines
-
-
-def _change(old: Any, new: Any) -> str:
-    """`new - old` signed (integers with separators, other numbers to 4 decimals), or a dash unless both are numbers."""
-    if isinstance(old, bool) or isinstance(new, bool) or not isinstance(old, int | float) or not isinstance(new, int | float):
-        return "—"
-    return f"{new - old:+,}" if isinstance(new, int) and isinstance(old, int) else f"{new - old:+.4f}"
-
-
-def _metric_lines(head: RevisionFacts, base: RevisionFacts) -> list[str]:
-    """The metrics table (every metric either revision wrote) and this change's cross-validation score.
-
-    Args:
-        head: this change's facts.
-        base: the base's facts.
-
-    Returns:
-        The section's lines.
-    """
-    lines = ["", "### Metrics (test split)", "", "| Metric | Base | This change | Change |", "|---|---:|---:|---:|"]
-    for name in sorted(set(head.metrics) | set(base.metrics)):
-        old, new = base.metrics.get(name), head.metrics.get(name)
-        lines.append(f"| {name} | {_number(old)} | {_number(new)} | {_change(old, new)} |")
-    if head.train_summary.get("cv"):
-        cv = head.train_summary["cv"]
-        before = f"{base.train_summary['cv']['mean']:.4f} → " if base.train_summary.get("cv") else ""
-        lines.append(f"\nCross-validated {cv['metric']} within train: {before}{cv['mean']:.4f} ± {cv['std']:.4f}.")
-    return lines
-
-
-def _bootstrap_line(task: str, head: RevisionFacts, base: RevisionFacts) -> str:
-    """The change of the task's main metric with its bootstrap interval, and whether it is beyond noise.
-
-    Args:
-        task: the task (picks the main metric).
-        head: this change's facts (test target, scores, times).
-        base: the base's.
-
-    Returns:
-        One paragraph, starting with a blank line.
-    """
-    metric = MAIN_METRIC[task]
-    paired = len(head.actual) == len(base.actual) and np.array_equal(head.actual, base.actual) and np.array_equal(head.times, base.times)
-    change, low, high = bootstrap_change(metric, (base.actual, base.scores), (head.actual, head.scores), paired)
-    better = (change < 0) if metric in LOWER_IS_BETTER else (change > 0)
-    beyond_noise = low > 0 or high < 0
-    meaning = ("an improvement" if better else "a deterioration") + " beyond noise" if beyond_noise else "within noise: not a real change"
-    return (
-        f"\n**{metric} change {change:+.4f}** (95% bootstrap interval {low:+.4f} to {high:+.4f}, {BOOTSTRAP_SAMPLES} resamples of the test rows"
-        f"{', paired' if paired else ', independent: the test rows differ'}): {meaning}."
-    )
-
-
-def _data_lines(data_diff: dict[str, list[dict[str, Any]]]) -> list[str]:
-    """The DVC-tracked files that changed (folders left out: their files are listed).
-
-    Args:
-        data_diff: `dvc diff --json`.
-
-    Returns:
-        The section's lines.
-    """
-    changed = [
-        (kind, entry["path"])
-        for kind in ("added", "modified", "deleted", "renamed")
-        for entry in data_diff.get(kind, [])
-        if not entry["path"].endswith("/")
-    ]
-    return [
-        "",
-        "### Data and model files (`dvc diff`)",
-        *([f"- {kind}: `{path}`" for kind, path in changed] or ["No DVC-tracked file changed."]),
-    ]
-
-
-def _drift_lines(head: RevisionFacts, base: RevisionFacts) -> list[str]:
-    """This change's drift summary (when it has a verdict) and both revisions' drift gate states.
-
-    Args:
-        head: this change's facts.
-        base: the base's.
-
-    Returns:
-        The section's lines.
-    """
-    lines: list[str] = []
-    if head.drift_summary is not None:
-        drift = head.drift_summary
-        lines += ["", "### Drift (current window vs reference)"]
-        lines.append(
-            f"{'**Dataset drift**' if drift['dataset_drift'] else 'No dataset drift'}: {drift['drifted_columns']} of {drift['columns_checked']} "
-            f"input columns drifted ({', '.join(drift['drifted']) or 'none'}); prediction drift: {drift_finding(drift['prediction_drift'])}. "
-            "Full report: `reports/drift_report.html`."
-        )
-    lines.append(f"\nDrift gate on this change: {_gate_state(head.drift)}. On the base: {_gate_state(base.drift)}.")
-    return lines
-
-
-def _stage_lines(repro_log: str | None, notes: list[str]) -> list[str]:
-    """Which stages ran, came from the run cache or were unchanged, then how the base was materialized.
-
-    Args:
-        repro_log: the output of `dvc repro`, when recorded.
-        notes: how the base was materialized, and the CI remote note.
-
-    Returns:
-        The section's lines.
-    """
-    lines = ["", "### Stages"]
-    if repro_log is None:
-        lines.append("Not recorded (pass `--repro-log` with the output of `dvc repro`).")
-    else:
-        runs = stage_runs(repro_log)
-        lines += [f"- {kind}: {', '.join(f'`{name}`' for name in names)}" for kind, names in runs.items() if names] or [
-            "- nothing ran: up to date"
-        ]
-    return [*lines, *(f"- {note}" for note in notes)]
 
 
 def build_report(

@@ -10,15 +10,14 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from commands.drift_gate import GateVerdict
-from commands.report import (
+from commands.report import group_choices, read_gate_verdict
+from commands.report_text import (
     ReportInputs,
     RevisionFacts,
     bootstrap_change,
     drift_gate_check,
-    group_choices,
     metric_checks,
     plot_lines,
-    read_gate_verdict,
     render_report,
     stage_runs,
     verdict_checks,
