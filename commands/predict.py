@@ -9,7 +9,9 @@ worktree (data contract, schema, fitted feature transformer, labelled history, m
 rows must look like that revision's prepared table: every input column of `data/schema.yaml`, with
 its type, and the time column written in that version's `data.time.format`; the cells read as
 missing are that version's `data.missing_values`. The output is the input with a `prediction` column: the probability of the positive
-class, or the predicted value for regression.
+class, or the predicted value for regression. Rows so late that their history features would
+reach past the version's labelled history are refused (`beyond_history`), unless --score-beyond-history
+scores them and marks them in a `beyond_history` column.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from stages.lib.revisions import materialized, run
 from stages.lib.runtime import limit_threads
 
 PREDICTION = "prediction"
+BEYOND_HISTORY = "beyond_history"  # with --score-beyond-history: True where the row's history windows reach past the stored outcomes
 INPUT_HINT = "check --input (INPUT= with make predict)"
 MODEL_REFERENCE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9-]*)(?:@(?P<version>v[\w.+-]+)|#(?P<stage>[\w-]+))$")
 
@@ -84,8 +87,49 @@ def validate_rows(rows: pd.DataFrame, schema: dict[str, Any], spec: FeatureSpec,
     return typed
 
 
-def score(input_path: Path, root: Path) -> pd.DataFrame:
-    """Predictions for the input file's rows with the artifacts of one materialized revision."""
+def beyond_history(times: pd.Series, events: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
+    """Which rows have history windows reaching past the last outcome this version's labelled history holds.
+
+    A row at time t counts the outcomes of (t - known_after - window, t - known_after]. When t - known_after
+    is later than the last stored outcome, part of every window lies where no outcome was recorded, and its
+    counts and rates fall towards 0 and the prior: a training/serving skew, not a fact about the row.
+
+    Args:
+        times: the rows' times (UTC).
+        events: the labelled history (data/features/history.parquet of the version).
+        spec: the version's feature spec (no history features: no row is beyond).
+
+    Returns:
+        A boolean per row.
+    """
+    if not spec.history:
+        return np.zeros(len(times), dtype=bool)
+    if events.empty:
+        return np.ones(len(times), dtype=bool)
+    known_after = pd.Timedelta(spec.history["known_after"])
+    beyond: np.ndarray = (times - known_after > events[spec.time].max()).to_numpy(dtype=bool)
+    return beyond
+
+
+def _refuse_beyond_history(typed: pd.DataFrame, beyond: np.ndarray, events: pd.DataFrame, spec: FeatureSpec, where: str) -> None:
+    times = typed[spec.time][beyond]
+    assert spec.history is not None  # beyond_history marks rows only for versions with history features
+    last = events[spec.time].max() if not events.empty else None
+    known = f"its outcomes end at {last:%Y-%m-%d %H:%M} UTC" if last is not None else "it holds no outcomes"
+    fail(
+        f"{where}: {int(beyond.sum()):,} of {len(typed):,} row(s), from {times.min():%Y-%m-%d %H:%M} to {times.max():%Y-%m-%d %H:%M} UTC, "
+        f"lie beyond the labelled history of this version ({known}; an outcome counts {spec.history['known_after']} after its row): "
+        f"their history features would read missing outcomes as none. Score rows up to that end plus {spec.history['known_after']}, "
+        f"or pass --score-beyond-history (make predict BEYOND_HISTORY=1) to score them marked in a '{BEYOND_HISTORY}' column"
+    )
+
+
+def score(input_path: Path, root: Path, allow_beyond_history: bool = False) -> pd.DataFrame:
+    """Predictions for the input file's rows with the artifacts of one materialized revision.
+
+    Rows beyond the version's labelled history (`beyond_history`) are refused, or, with `allow_beyond_history`,
+    scored and marked in a `beyond_history` column.
+    """
     schema = read_yaml(root / SCHEMA_FILE, "this version has no data/schema.yaml")
     spec = FeatureSpec.from_json(read_json(root / FEATURE_SPEC, "this version has no feature spec"))
     transformer = load_model(root / TRANSFORMER_FILE)
@@ -93,8 +137,12 @@ def score(input_path: Path, root: Path) -> pd.DataFrame:
     events = read_parquet(root / HISTORY_EVENTS, "this version has no labelled history") if spec.history else pd.DataFrame()
     rows = read_table(input_path, INPUT_HINT, schema.get("missing_values", DEFAULT_MISSING_VALUES))
     typed = validate_rows(rows, schema, spec, str(input_path))
+    beyond = beyond_history(typed[spec.time], events, spec)
+    if beyond.any() and not allow_beyond_history:
+        _refuse_beyond_history(typed, beyond, events, spec, str(input_path))
     features = apply_features(typed, transformer, events, spec)
-    return rows.assign(**{PREDICTION: predict_scores(model, features, spec.task)})
+    scored = rows.assign(**{PREDICTION: predict_scores(model, features, spec.task)})
+    return scored.assign(**{BEYOND_HISTORY: beyond}) if allow_beyond_history else scored
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -102,6 +150,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", required=True, help="<name>@<version> or <name>#<stage> from the GTO registry")
     parser.add_argument("--input", required=True, type=Path, help="CSV or Parquet rows shaped like the prepared table")
     parser.add_argument("--output", required=True, type=Path, help="where to write the rows with their prediction (.csv or .parquet)")
+    parser.add_argument(
+        "--score-beyond-history",
+        action="store_true",
+        help=f"score rows later than the version's labelled history covers too, marked in a '{BEYOND_HISTORY}' column",
+    )
     args = parser.parse_args(argv)
     if args.output.suffix not in (".csv", ".parquet"):
         fail(f"--output {args.output}: write .csv or .parquet")
@@ -111,7 +164,7 @@ def main(argv: list[str] | None = None) -> None:
     repo = Path.cwd()
     ref = model_ref(args.model, repo)
     with materialized(ref, repo, what="--model") as revision:
-        scored = score(args.input, revision.root)
+        scored = score(args.input, revision.root, args.score_beyond_history)
     writer = parquet_writer(scored) if args.output.suffix == ".parquet" else (lambda path: scored.to_csv(path, index=False))
     write_outputs({args.output: writer})
     print(f"predict: {len(scored):,} rows scored with {args.model} ({ref}, {revision.sha[:8]}) -> {args.output}")

@@ -22,6 +22,7 @@ from stages.lib.catalog import (
     FEATURES_DIR,
     FEATURIZE_SUMMARY,
     FEATURIZE_TIMING,
+    HISTORY_EVENTS,
     METRICS_FILE,
     MODEL_CARD,
     MODEL_FILE,
@@ -190,6 +191,38 @@ def test_predict_scores_parquet_in_and_writes_parquet_out(registered, tmp_path):
     stored = pd.read_parquet(registered / FEATURES_DIR / "test.parquet")
     expected = load_model(registered / MODEL_FILE).predict_proba(stored[spec["features"]])[:, 1]
     assert np.allclose(scored["prediction"], expected, rtol=0, atol=1e-12)
+
+
+def test_predict_refuses_rows_beyond_the_labelled_history_and_scores_them_marked_when_asked(registered, tmp_path):
+    """Rows whose history windows reach past the last stored outcome are refused by default, with the count and the
+    time range; --score-beyond-history scores every row and marks exactly the late ones."""
+    test = pd.read_parquet(registered / PREPARED_DIR / "test.parquet").drop(columns=["late"])
+    events = pd.read_parquet(registered / HISTORY_EVENTS)
+    known_after = pd.Timedelta(json.loads((registered / FEATURE_SPEC).read_text())["history"]["known_after"])
+    inside = test.iloc[:20]
+    late = test.iloc[20:30].assign(time_hour=events["time_hour"].max() + known_after + pd.Timedelta(days=3))
+    rows = pd.concat([inside, late], ignore_index=True)
+    rows.to_parquet(tmp_path / "rows.parquet", index=False)
+    output = tmp_path / "scores.parquet"
+
+    refused = predict(registered, "model@v0.0.1", tmp_path / "rows.parquet", output)
+    assert refused.returncode == 2 and not output.exists()
+    (line,) = refused.stderr.splitlines()
+    assert "10 of 30 row(s)" in line and "beyond the labelled history" in line and "--score-beyond-history" in line
+    assert f"{late['time_hour'].min():%Y-%m-%d %H:%M}" in line
+
+    marked = run_module(
+        "commands.predict", registered, "--model", "model@v0.0.1", "--input", str(tmp_path / "rows.parquet"),
+        "--output", str(output), "--score-beyond-history",
+    )  # fmt: skip
+    assert marked.returncode == 0, marked.stderr
+    scored = pd.read_parquet(output)
+    assert scored["beyond_history"].tolist() == [False] * 20 + [True] * 10
+    # The rows inside the history score as they do alone, where no row is late.
+    inside.to_parquet(tmp_path / "inside.parquet", index=False)
+    assert predict(registered, "model@v0.0.1", tmp_path / "inside.parquet", tmp_path / "inside_scores.parquet").returncode == 0
+    alone = pd.read_parquet(tmp_path / "inside_scores.parquet")
+    assert np.array_equal(scored["prediction"].iloc[:20].to_numpy(), alone["prediction"].to_numpy())
 
 
 def test_predict_names_its_own_flag_for_a_missing_input(registered, tmp_path):
