@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 from stages.featurize import featurize, history_events
 from stages.lib.catalog import SCHEMA_FILE, load_prepared
 from stages.lib.config import SPLIT_NAMES, FeaturesConfig, Params, load_params
-from stages.lib.features.history import history_features, history_name
+from stages.lib.features.history import HistoryLookup, history_features, history_name
 from stages.lib.features.plan import plan_features
 from stages.lib.models import build_pipeline, predict_scores
 
@@ -91,17 +91,17 @@ def history_table(splits: dict[str, pd.DataFrame], schema: dict[str, Any], param
     time_column, target = schema["time"], schema["target"]
     key_columns = sorted({column for key in plan.history_keys for column in key})
     events = history_events(splits, params.data.splits, [time_column, target, *key_columns], time_column)
-    history = config.history.model_copy(update={"smoothing": 0.0})
-    tick = pd.Timedelta(1, "ns")  # "known 1 ns later" is the same as pandas' closed="left"
+    # "known 1 ns later" is the same as pandas' closed="left"; no smoothing, so the means are plain.
+    lookup = HistoryLookup(tuple(plan.history_keys), config.history.windows, 0.0, 0.0, pd.Timedelta(1, "ns"))
 
     def ours() -> pd.DataFrame:
-        return history_features(events, events, plan.history_keys, history, time_column, target, 0.0, tick)
+        return history_features(events, events, lookup, time_column, target)
 
     def by_hand() -> dict:
         return {
             (key, window): pandas_history(events, key, window, time_column, target)
             for key in plan.history_keys
-            for window in history.windows
+            for window in lookup.windows
         }
 
     ours_seconds, ours_result = best_of(repeats, ours)
@@ -109,9 +109,9 @@ def history_table(splits: dict[str, pd.DataFrame], schema: dict[str, Any], param
     for (key, window), expected in pandas_result.items():
         counts = ours_result[history_name(key, window, target, "rows")].to_numpy()
         assert np.array_equal(counts, expected["count"].fillna(0).to_numpy()), (key, window)
-    columns = len(plan.history_keys) * len(history.windows)
+    columns = len(plan.history_keys) * len(lookup.windows)
     return [
-        f"{len(events):,} labelled rows, {len(plan.history_keys)} keys x {len(history.windows)} windows = {columns} (sum, count) pairs; counts agree.",
+        f"{len(events):,} labelled rows, {len(plan.history_keys)} keys x {len(lookup.windows)} windows = {columns} (sum, count) pairs; counts agree.",
         "",
         f"| History features | Time (best of {repeats}) | Ratio |",
         "|---|---:|---:|",

@@ -34,7 +34,7 @@ from stages.lib.catalog import (
 from stages.lib.config import SPLIT_NAMES, FeaturesConfig, Window, load_params
 from stages.lib.errors import fail, run_stage
 from stages.lib.features.build import build_transformer, describe_outputs
-from stages.lib.features.history import history_features, history_name
+from stages.lib.features.history import HistoryLookup, history_features, history_name
 from stages.lib.features.manifest import train_statistics
 from stages.lib.features.plan import INPUT_TYPES, plan_features
 from stages.lib.features.selection import select_features
@@ -119,15 +119,21 @@ def featurize(splits: dict[str, pd.DataFrame], schema: dict[str, Any], config: F
         fail(f"{SCHEMA_FILE}: no feature is left to learn from; check data.drop, features.exclude and the families in conf/features/")
 
     prior = float(train[target].mean())
-    known_after = pd.Timedelta(schema["known_after"]) if plan.history_keys else pd.Timedelta(0)
+    lookup = HistoryLookup(
+        keys=tuple(plan.history_keys),
+        windows=config.history.windows,
+        smoothing=config.history.smoothing,
+        prior=prior,
+        known_after=pd.Timedelta(schema["known_after"]) if plan.history_keys else pd.Timedelta(0),
+    )
     built = {name: transformer.transform(rows) for name, rows in splits.items()}
     events = pd.DataFrame()  # the labelled past, needed only by history features
     if plan.history_keys:
         events = history_events(splits, windows, sorted({time_column, target, *(c for key in plan.history_keys for c in key)}), time_column)
         # One pass over every split's rows, so the events are indexed once per key.
-        lookup = [time_column, *sorted({column for key in plan.history_keys for column in key})]
-        queries = pd.concat([rows[lookup] for rows in splits.values()], ignore_index=True)
-        history = history_features(queries, events, plan.history_keys, config.history, time_column, target, prior, known_after)
+        columns = [time_column, *sorted({column for key in plan.history_keys for column in key})]
+        queries = pd.concat([rows[columns] for rows in splits.values()], ignore_index=True)
+        history = history_features(queries, events, lookup, time_column, target)
         start = 0
         for name, rows in splits.items():
             part = history.iloc[start : start + len(rows)].set_axis(built[name].index)
@@ -156,15 +162,7 @@ def featurize(splits: dict[str, pd.DataFrame], schema: dict[str, Any], config: F
         target=target,
         time=time_column,
         task=schema["task"],
-        history={
-            "keys": [list(key) for key in plan.history_keys],
-            "windows": [str(window) for window in config.history.windows],
-            "smoothing": config.history.smoothing,
-            "prior": prior,
-            "known_after": str(known_after),
-        }
-        if plan.history_keys
-        else None,
+        history=lookup.to_json() if plan.history_keys else None,
     )
     kept = {family: sum(planned[name]["family"] == family for name in features) for family in FAMILIES}
     filters = {kind: sum(reason.startswith(kind) for reason in dropped.values()) for kind in ("near-constant", "duplicate", "correlated")}

@@ -6,8 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.lib.config import HistoryFeatures
-from stages.lib.features.history import history_features, history_name
+from stages.lib.features.history import HistoryLookup, history_features, history_name
 
 # ---------------------------------------------------------------- history helpers
 
@@ -35,10 +34,8 @@ def rows_frame(records) -> pd.DataFrame:
 
 
 def history(rows, events, keys=(("origin",),), windows=("30D",), smoothing=0.0, prior=0.5, known_after="2h"):
-    config = HistoryFeatures(
-        enabled=True, keys=None, windows=tuple(pd.Timedelta(w) for w in windows), smoothing=smoothing, max_key_levels=100
-    )
-    return history_features(rows, events, keys, config, "time", "late", prior, pd.Timedelta(known_after))
+    lookup = HistoryLookup(tuple(map(tuple, keys)), tuple(pd.Timedelta(w) for w in windows), smoothing, prior, pd.Timedelta(known_after))
+    return history_features(rows, events, lookup, "time", "late")
 
 
 def mean_of(key=("origin",), window="30D"):

@@ -179,8 +179,6 @@ class Duration(pd.Timedelta):
 
 
 def _duration(value: Any) -> pd.Timedelta:
-    if isinstance(value, pd.Timedelta) and value > pd.Timedelta(0):  # built in code, not read from params
-        return value
     if not isinstance(value, str):
         raise ConfigError(f"must be a duration such as 6h, 1D or 28D, got {value!r}")
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, PlainSerializer, model_validator
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer
 
 from stages.lib.config.base import (
     ConfigError,
@@ -73,17 +73,15 @@ class CategoricalFeatures(Strict):
 
 
 def _keys(value: Any) -> Any:
-    if value == "auto" or value is None:  # None: built in code (predict rebuilds the section from spec.json)
+    if value == "auto":
         return None
-    if isinstance(value, tuple):
-        value = [list(key) for key in value]
     if isinstance(value, list) and all(isinstance(key, list) and all(isinstance(name, str) for name in key) for key in value):
         return tuple(tuple(key) for key in value)
     raise ConfigError(f"must be auto or a list of column lists ([] means all rows), got {value!r}")
 
 
 def _windows(value: Any) -> Any:
-    if not isinstance(value, list | tuple) or not value:
+    if not isinstance(value, list) or not value:
         raise ConfigError(f"must be a non-empty list of durations (e.g. [1D, 7D]), got {value!r}")
     return value
 
@@ -101,7 +99,7 @@ class HistoryFeatures(Strict):
     ]
     windows: Annotated[tuple[DurationText, ...], AfterValidator(_distinct), BeforeValidator(_windows)]
     smoothing: Annotated[float, rule(lambda value: value >= 0, "0 or more"), expect(int, float)]
-    max_key_levels: Int  # at least 1 in params (FeaturesConfig checks it); predict builds this section from spec.json
+    max_key_levels: Positive
 
 
 class SelectionConfig(Strict):
@@ -119,9 +117,3 @@ class FeaturesConfig(Strict):
     categorical: CategoricalFeatures
     history: HistoryFeatures
     selection: SelectionConfig
-
-    @model_validator(mode="after")
-    def _history_levels(self) -> FeaturesConfig:
-        if self.history.max_key_levels < 1:
-            raise ConfigError(f"must be at least 1, got {self.history.max_key_levels}", at=("history", "max_key_levels"))
-        return self

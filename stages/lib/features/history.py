@@ -7,12 +7,49 @@ time, so every row and window costs two searches, whatever the number of events.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from stages.lib.config import HistoryFeatures
 from stages.lib.features import category_text
+
+
+@dataclass(frozen=True)
+class HistoryLookup:
+    """What history features look back with: planned by featurize, kept in spec.json for scoring.
+
+    keys: each a tuple of columns (empty: all rows); windows: their lengths; smoothing: shrink towards
+    `prior` (the train mean of the target) as if this many prior rows were added; known_after: how long
+    after its row an outcome is known.
+    """
+
+    keys: tuple[tuple[str, ...], ...]
+    windows: tuple[pd.Timedelta, ...]
+    smoothing: float
+    prior: float
+    known_after: pd.Timedelta
+
+    def to_json(self) -> dict[str, Any]:
+        """The spec.json form (durations as pandas writes them)."""
+        return {
+            "keys": [list(key) for key in self.keys],
+            "windows": [str(window) for window in self.windows],
+            "smoothing": self.smoothing,
+            "prior": self.prior,
+            "known_after": str(self.known_after),
+        }
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> HistoryLookup:
+        return cls(
+            keys=tuple(tuple(key) for key in payload["keys"]),
+            windows=tuple(pd.Timedelta(window) for window in payload["windows"]),
+            smoothing=float(payload["smoothing"]),
+            prior=payload["prior"],
+            known_after=pd.Timedelta(payload["known_after"]),
+        )
 
 
 def history_name(key: Sequence[str], window: pd.Timedelta, target: str, what: str) -> str:
@@ -63,12 +100,9 @@ def _position(composite: np.ndarray, unique_times: np.ndarray, codes: np.ndarray
 def history_features(
     rows: pd.DataFrame,
     events: pd.DataFrame,
-    keys: Sequence[Sequence[str]],
-    config: HistoryFeatures,
+    lookup: HistoryLookup,
     time: str,
     target: str,
-    prior: float,
-    known_after: pd.Timedelta,
 ) -> pd.DataFrame:
     """Per key and window, the smoothed target mean and the row count over outcomes known before each row.
 
@@ -79,12 +113,10 @@ def history_features(
     Args:
         rows: the rows to featurize (the time and key columns), in any order.
         events: the labelled rows to look back on (time, key and target columns).
-        keys: the keys, each a tuple of columns (empty: all rows).
-        config: the `features.history` section (windows, smoothing).
+        lookup: the keys, windows, smoothing, prior (the smoothed mean of a row with no known outcome)
+            and known_after.
         time: the time column.
         target: the target column.
-        prior: the train mean of the target, the smoothed mean of a row with no known outcome.
-        known_after: how long after its time an outcome is known.
 
     Returns:
         Two columns per key and window (`history_name`: mean, rows), indexed like `rows`.
@@ -96,11 +128,12 @@ def history_features(
     values = events[target].to_numpy(dtype=np.float64)
     unique_times = np.unique(event_times)
     stride = len(unique_times) + 1
-    lag = known_after.value
+    lag = lookup.known_after.value
+    prior, smoothing = lookup.prior, lookup.smoothing
     if lag <= 0:
         raise ValueError("known_after must be positive")
     columns: dict[str, np.ndarray] = {}
-    for key in keys:
+    for key in lookup.keys:
         event_codes, row_codes = _key_codes(events, rows, key)
         # One sorted array of (key, time rank) lets a single searchsorted count events per key and time.
         composite = event_codes * stride + np.searchsorted(unique_times, event_times)
@@ -110,12 +143,12 @@ def history_features(
         known = row_codes >= 0
 
         upper = _position(composite, unique_times, row_codes, stride, row_times - lag)
-        for window in config.windows:
+        for window in lookup.windows:
             lower = _position(composite, unique_times, row_codes, stride, row_times - lag - window.value)
             count = np.where(known, upper - lower, 0).astype(np.float64)
             total = np.where(known, sums[upper] - sums[lower], 0.0)
             with np.errstate(divide="ignore", invalid="ignore"):  # no known outcome yet: NaN, or the prior when smoothed
-                mean = (total + config.smoothing * prior) / (count + config.smoothing) if config.smoothing > 0 else total / count
-            columns[history_name(key, window, target, "mean")] = np.where(count > 0, mean, prior if config.smoothing > 0 else np.nan)
+                mean = (total + smoothing * prior) / (count + smoothing) if smoothing > 0 else total / count
+            columns[history_name(key, window, target, "mean")] = np.where(count > 0, mean, prior if smoothing > 0 else np.nan)
             columns[history_name(key, window, target, "rows")] = count
     return pd.DataFrame(columns, index=rows.index)

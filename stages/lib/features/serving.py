@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 
-from stages.lib.config import HistoryFeatures
-from stages.lib.features.history import history_features
+from stages.lib.features.history import HistoryLookup, history_features
 
 
 def apply_features(rows: pd.DataFrame, transformer: ColumnTransformer, events: pd.DataFrame, spec: Any) -> pd.DataFrame:
@@ -27,16 +26,7 @@ def apply_features(rows: pd.DataFrame, transformer: ColumnTransformer, events: p
     """
     built = transformer.transform(rows)
     if spec.history:
-        history = spec.history
-        keys = tuple(tuple(key) for key in history["keys"])
-        config = HistoryFeatures(
-            enabled=True,
-            keys=keys,
-            windows=tuple(pd.Timedelta(window) for window in history["windows"]),
-            smoothing=float(history["smoothing"]),
-            max_key_levels=0,
-        )
-        past = history_features(rows, events, keys, config, spec.time, spec.target, history["prior"], pd.Timedelta(history["known_after"]))
+        past = history_features(rows, events, HistoryLookup.from_json(spec.history), spec.time, spec.target)
         built = pd.concat([built, past.set_axis(built.index)], axis=1)
     return model_columns(built, spec.features, spec.categorical)
 
