@@ -164,6 +164,7 @@ TEST_CHOICES = {
     "evaluate": "default",
     "drift": "default",
     "runtime": "default",
+    "monitor": "default",
 }
 
 

@@ -44,6 +44,8 @@ DRIFT_FILE = Path("reports/drift.json")
 # so the file dvc.yaml declares exists whatever the number of features.
 DRIFT_PLOTS = Path("reports/drift_plots.json")
 DRIFT_REPORT = Path("reports/drift_report.html")
+# Scored batches and their outcomes (layout: stages/lib/production.py), appended by make score-batch / add-labels.
+PRODUCTION_DIR = Path("data/production")
 
 # What each dvc.yaml stage writes: its outs, metrics and plots, in dvc.yaml's order (a folder stands for
 # every file in it). Not in the list: FEATURIZE_TIMING, which featurize writes but DVC does not track.

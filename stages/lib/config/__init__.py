@@ -27,6 +27,7 @@ from stages.lib.config.features import (
     SelectionConfig,
 )
 from stages.lib.config.model import ESTIMATOR_MODULES, ModelConfig, estimator_class, models_for
+from stages.lib.config.monitor import MonitorConfig
 from stages.lib.config.sections import DriftConfig, DriftThresholds, EvaluateConfig, GateConfig, ReportGate, RuntimeConfig, TrainConfig
 from stages.lib.errors import fail
 
@@ -51,6 +52,7 @@ __all__ = [
     "HistoryFeatures",
     "Join",
     "ModelConfig",
+    "MonitorConfig",
     "NumericFeatures",
     "Params",
     "ReportGate",
@@ -76,6 +78,7 @@ class Params(Strict):
     evaluate: EvaluateConfig
     drift: DriftConfig
     runtime: RuntimeConfig
+    monitor: MonitorConfig
 
     @model_validator(mode="after")
     def _model_fits_the_task(self, info: ValidationInfo) -> Params:
