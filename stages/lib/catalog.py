@@ -46,17 +46,27 @@ DRIFT_PLOTS = Path("reports/drift_plots.json")
 DRIFT_REPORT = Path("reports/drift_report.html")
 # Scored batches and their outcomes (layout: stages/lib/production.py), appended by make score-batch / add-labels.
 PRODUCTION_DIR = Path("data/production")
+# The monitor stage's outputs: the judged chunk (metrics), performance and drift per chunk (plots), the timeline.
+MONITOR_FILE = Path("reports/monitor.json")
+MONITOR_PERFORMANCE_PLOT = PLOTS_DIR / "monitor_performance.json"
+MONITOR_DRIFT_PLOT = PLOTS_DIR / "monitor_drift.json"
+MONITOR_REPORT = Path("reports/monitor.html")
+# Each chunk's findings by a key of everything they depend on, so the monitor reads only changed chunks' batches.
+# A working cache, not a DVC output (git-ignored): deleting it only costs time.
+MONITOR_CACHE = Path(".monitor_cache")
 
 # What each dvc.yaml stage writes: its outs, metrics and plots, in dvc.yaml's order (a folder stands for
-# every file in it). Not in the list: FEATURIZE_TIMING, which featurize writes but DVC does not track.
+# every file in it). Not in the list: FEATURIZE_TIMING, which featurize writes but DVC does not track, and the
+# monitor's cache folder.
 STAGE_OUTPUTS: dict[str, tuple[Path, ...]] = {
     "prepare": (PREPARED_DIR, SCHEMA_FILE, PREPARE_SUMMARY),
     "featurize": (FEATURES_DIR, FEATURE_MANIFEST, FEATURIZE_SUMMARY),
     "train": (MODEL_FILE, MODEL_CARD, TRAIN_SUMMARY),
     "evaluate": (METRICS_FILE, *PLOT_FILES.values(), CONFUSION_FILE),
     "drift-check": (DRIFT_FILE, DRIFT_PLOTS, DRIFT_REPORT),
+    "monitor": (MONITOR_FILE, MONITOR_PERFORMANCE_PLOT, MONITOR_DRIFT_PLOT, MONITOR_REPORT),
 }
-UNTRACKED_OUTPUTS = (FEATURIZE_TIMING,)
+UNTRACKED_OUTPUTS = (FEATURIZE_TIMING, MONITOR_CACHE)
 
 
 @dataclass(frozen=True)
