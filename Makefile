@@ -13,7 +13,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # `;`, spaces or $(...) would run, and never expanded by make itself (so set from the environment they stay inert).
 export BASE REV MODEL INPUT OUTPUT VERSION STAGE ARTIFACT_URL REVS BEYOND_HISTORY
 
-.PHONY: help setup params check-params repro check-lock ci-remote ci-repro report checkout register promote predict verify-cache repair-cache pr-comment push drift-gate test test-fast lint dag metrics plots lock clean
+.PHONY: help setup params check-params repro check-lock ci-remote ci-repro report checkout register promote predict verify-cache repair-cache pr-comment push drift-gate monitor-gate test test-fast lint dag metrics plots lock clean
 BASE ?= main
 
 help:  ## list the targets
@@ -82,6 +82,9 @@ push: setup  ## push data, models and the run cache to the default DVC remote (i
 
 drift-gate: setup  ## exit non-zero when the last drift check failed its gate (thresholds in conf/drift/)
 	$(BIN)/python -m commands.drift_gate
+
+monitor-gate: setup  ## exit non-zero when the newest judged chunk of the monitor alerts or cannot be decided (bounds in conf/monitor/)
+	$(BIN)/python -m commands.monitor_gate
 
 test: setup  ## set up (with the system packages tests use) and run every test
 	.ci/system-deps

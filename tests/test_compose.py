@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from commands.compose import compose
-from stages.lib.config import parse_params
+from stages.lib.config import DriftThresholds, parse_params
 from stages.lib.errors import UserError
 from tests.conftest import PROJECT, TEST_CHOICES, choice_overrides, run_module
 
@@ -130,6 +130,12 @@ def test_each_stage_tracks_only_its_own_params_sections(params):
         "train": ["model", "train"],
         "evaluate": ["evaluate"],
         "drift-check": ["drift"],
+        # The monitor reads its own section, evaluate's threshold and the drift engine's verdict rule (not drift.plots or drift.gate).
+        "monitor": [
+            "monitor",
+            "evaluate.threshold",
+            *(f"drift.{key}" for key in DriftThresholds.model_fields),
+        ],
     }
     # `runtime` (thread counts) is read by every stage and tracked by none: results do not depend on it (tests/test_runtime.py).
     assert sorted({section.split(".")[0] for sections in tracked.values() for section in sections} | {"runtime"}) == sorted(params)
