@@ -202,7 +202,7 @@ def test_alerts_for_a_degraded_drifting_chunk_and_a_too_small_chunk_is_not_judge
     for index, frame in enumerate(frames, start=1):
         write_batch(root, index, frame)
         write_labels(root, index, frame, f"batch-{index:04d}")
-    report = run(root, None, settings(alerts=replace(SETTINGS.monitor.alerts, max_drift_share=0.2)))
+    report = run(root, None, settings(alerts=replace(SETTINGS.monitor.alerts, max_drift_share=0.2, prediction_drift=True)))
     assert [chunk["label"] for chunk in report.chunks] == ["2013-10-28", "2013-11-04", "2013-11-11", "2013-11-18", "2013-11-25"]
     assert [chunk["status"] for chunk in report.chunks] == ["ok", "ok", "alert", "alert", "too small"]
     degraded = report.chunks[3]  # the degraded week's last four days, alone in their chunk

@@ -9,7 +9,7 @@ from stages.lib.catalog import MONITOR_FILE
 from stages.lib.io import json_text
 from tests.conftest import run_module
 from tests.monitor_support import weekly_batches, write_batch, write_labels
-from tests.test_monitor import run
+from tests.test_monitor import SETTINGS, run, settings
 
 
 def gate(folder, summary) -> tuple[int, str, str]:
@@ -35,7 +35,8 @@ def test_the_gate_passes_a_plain_store_and_fails_a_degraded_one_with_one_line_pe
     degraded = degraded.assign(prediction=np.random.default_rng(3).uniform(0, 1, len(degraded)))
     write_batch(store, 3, degraded)
     write_labels(store, 3, degraded, "batch-0003")
-    summary = run(store, None).summary
+    alerts = SETTINGS.monitor.alerts.model_copy(update={"prediction_drift": True})
+    summary = run(store, None, settings(alerts=alerts)).summary
     code, out, err = gate(tmp_path, summary)
     lines = err.splitlines()
     assert code == 1 and out == "" and len(lines) == len(summary["gate"]["reasons"]) >= 2
