@@ -71,7 +71,9 @@ def write_labels(root: Path, index: int, frame: pd.DataFrame, batch_id: str) -> 
     path = labels_path(labels_id, root)
     path.parent.mkdir(parents=True, exist_ok=True)
     parquet_writer(frame[[ID, "late"]])(path)
-    meta = LabelsMeta(labels_id=labels_id, rows=len(frame), batches={batch_id: len(frame)}, added_at="2014-01-01T00:00:00+00:00", sha256=sha256_file(path))
+    meta = LabelsMeta(
+        labels_id=labels_id, rows=len(frame), batches={batch_id: len(frame)}, added_at="2014-01-01T00:00:00+00:00", sha256=sha256_file(path)
+    )
     (root / LABELS / f"{labels_id}.json").write_text(json.dumps(meta.to_json()))
     return meta
 

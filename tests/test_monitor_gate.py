@@ -47,7 +47,9 @@ def test_the_gate_passes_a_plain_store_and_fails_a_degraded_one_with_one_line_pe
 def test_an_empty_store_fails_the_gate_it_cannot_decide(tmp_path):
     code, _, err = gate(tmp_path, run(tmp_path / "none", None).summary)
     assert code == 1
-    assert err == "monitor gate: FAILED: the production store holds no batches yet (make score-batch or make simulate-production adds them)\n"
+    assert (
+        err == "monitor gate: FAILED: the production store holds no batches yet (make score-batch or make simulate-production adds them)\n"
+    )
 
 
 def test_no_verdict_is_exit_2_with_one_line(tmp_path):
