@@ -60,6 +60,7 @@ from stages.lib.monitor.performance import (
 )
 from stages.lib.monitor.timeline_html import render_timeline
 from stages.lib.production import (
+    HINT,
     HISTORY_COMPLETE,
     PREDICTION,
     BatchMeta,
@@ -209,6 +210,9 @@ def _chunk_key(plan: ChunkPlan, store: Store, salt: str) -> str:
 def _outcomes(rows: pd.DataFrame, files: list[pd.DataFrame], settings: Settings) -> np.ndarray:
     """Each row's outcome where one has arrived (NaN otherwise); a later file's outcome for the same id wins."""
     id_column, target = settings.monitor.id_column, settings.spec.target
+    duplicated = rows[id_column][rows[id_column].duplicated()]
+    if len(duplicated):
+        fail(f"{PRODUCTION_DIR}: row id {duplicated.iloc[0]!r} ({id_column}) is in the store twice; {HINT}")
     if not files:
         return np.full(len(rows), np.nan)
     known = pd.concat([frame[[id_column, target]] for frame in files], ignore_index=True).drop_duplicates(id_column, keep="last")

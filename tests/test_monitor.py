@@ -295,3 +295,15 @@ def test_the_timeline_renders_in_a_headless_browser_one_row_per_chunk_details_on
     assert "<svg" in dom and ("gate passed" if report.summary["gate"]["passed"] else "gate failed") in dom
     shot = (tmp_path / "shot.png").read_bytes()
     assert shot.startswith(b"\x89PNG") and len(shot) > 20_000
+
+
+def test_a_row_id_in_two_batches_is_one_clear_error(tmp_path):
+    frames = weekly_batches(2, per_week=100)
+    write_batch(tmp_path, 1, frames[0])
+    write_batch(tmp_path, 2, frames[1].assign(row_id=frames[0]["row_id"].to_numpy()))  # the same ids again
+    with pytest.raises(UserError) as error:
+        run(tmp_path, None)
+    assert str(error.value).startswith("data/production: row id 'r0000")
+    assert str(error.value).endswith(
+        "(row_id) is in the store twice; the production store is written only by make score-batch / add-labels; restore it with `dvc checkout data/production`"
+    )
