@@ -158,7 +158,14 @@ def test_bootstrap_interval_of_roc_auc_matches_scipy_and_is_deterministic() -> N
     scores = np.round(rng.random(400) + 0.4 * actual, 2)  # ties
     ours = bootstrap_interval("roc_auc", actual, scores, 0.9, 2000, seed=3)
     theirs = stats.bootstrap(
-        (actual, scores), roc_auc_score, paired=True, vectorized=False, method="percentile", n_resamples=1000, confidence_level=0.9, random_state=4
+        (actual, scores),
+        roc_auc_score,
+        paired=True,
+        vectorized=False,
+        method="percentile",
+        n_resamples=1000,
+        confidence_level=0.9,
+        random_state=4,
     ).confidence_interval
     # Percentile sampling error of a 1,000-resample bootstrap of this AUC (sd about 0.027): about 0.004 per end.
     assert ours == pytest.approx((theirs.low, theirs.high), abs=0.012)

@@ -12,7 +12,14 @@ from stages.lib.config import DriftThresholds
 from stages.lib.monitor.segments import SkippedSegment, segment_drift
 
 THRESHOLDS = DriftThresholds(
-    small_reference_rows=1000, p_value=0.05, wasserstein=0.1, jensen_shannon=0.1, few_values=5, psi_bins=10, missing_share=0.1, drift_share=0.5
+    small_reference_rows=1000,
+    p_value=0.05,
+    wasserstein=0.1,
+    jensen_shannon=0.1,
+    few_values=5,
+    psi_bins=10,
+    missing_share=0.1,
+    drift_share=0.5,
 )
 SEGMENTS = ("a", "b", "c", "d")
 
@@ -39,7 +46,9 @@ def test_false_alarms_without_drift_stay_at_or_below_the_configured_rate() -> No
     rng = np.random.default_rng(0)
     repetitions, fdr = 200, 0.05
     reference = _rows(rng, 3000)
-    with_alarm = sum(bool(segment_drift(reference, _rows(rng, 1200), ["segment"], COLUMNS, THRESHOLDS, fdr, 100).alarms) for _ in range(repetitions))
+    with_alarm = sum(
+        bool(segment_drift(reference, _rows(rng, 1200), ["segment"], COLUMNS, THRESHOLDS, fdr, 100).alarms) for _ in range(repetitions)
+    )
     # With no drift anywhere, Benjamini-Hochberg bounds the chance of any alarm in a chunk by the fdr. The count of
     # chunks with an alarm must not be significantly above fdr * repetitions (one-sided binomial test at 0.001;
     # 17 or more of 200 fails it). Unadjusted p-values over these 16 tests would alarm in about 1 - 0.95^16 = 56%.

@@ -143,7 +143,9 @@ def _expected_metrics(p: np.ndarray, predicted: np.ndarray, starts: np.ndarray) 
     }  # fmt: skip
 
 
-def _label_draws(p: np.ndarray, predicted: np.ndarray, ranks: np.ndarray, resamples: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
+def _label_draws(
+    p: np.ndarray, predicted: np.ndarray, ranks: np.ndarray, resamples: int, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """Each metric realized under `resamples` label draws y ~ Bernoulli(p) (rows in score order), in blocks of draws.
 
     One matrix product per block gives every draw's positives, true positives and rank sum (ROC AUC in its
@@ -183,7 +185,8 @@ class LossModel:
     def predict(self, inputs: pd.DataFrame, predictions: np.ndarray) -> np.ndarray:
         """Each row's estimated absolute error (at least 0)."""
         design = _design(inputs, predictions, self.columns, self.categories)
-        return np.maximum(np.mean([model.predict(design) for model in self.models], axis=0), 0.0)
+        estimated: np.ndarray = np.maximum(np.mean([model.predict(design) for model in self.models], axis=0), 0.0)
+        return estimated
 
 
 def fit_loss_model(inputs: pd.DataFrame, predictions: np.ndarray, actual: np.ndarray, seed: int) -> LossModel:
@@ -214,7 +217,9 @@ def fit_loss_model(inputs: pd.DataFrame, predictions: np.ndarray, actual: np.nda
     fold = np.random.default_rng(seed).permutation(len(loss)) % LOSS_FOLDS
     models, out_of_fold = [], np.empty(len(loss))
     for index in range(LOSS_FOLDS):
-        model = HistGradientBoostingRegressor(categorical_features="from_dtype", random_state=seed)
+        # No early stopping: it held back 10% of the rows and stopped while the tails (where errors grow) were still
+        # underfitted; 100 full iterations halved the MAE error on the NannyML benchmark's regression case.
+        model = HistGradientBoostingRegressor(categorical_features="from_dtype", early_stopping=False, random_state=seed)
         model.fit(design[fold != index], loss[fold != index])
         out_of_fold[fold == index] = model.predict(design[fold == index])
         models.append(model)
@@ -224,7 +229,9 @@ def fit_loss_model(inputs: pd.DataFrame, predictions: np.ndarray, actual: np.nda
     return LossModel(models=models, columns=columns, relative_errors=relative, categories=categories)
 
 
-def estimate_regression(model: LossModel, inputs: pd.DataFrame, predictions: np.ndarray, level: float, resamples: int, seed: int) -> dict[str, float]:
+def estimate_regression(
+    model: LossModel, inputs: pd.DataFrame, predictions: np.ndarray, level: float, resamples: int, seed: int
+) -> dict[str, float]:
     """DLE for one chunk: the estimated MAE with its band.
 
     Args:
@@ -246,7 +253,8 @@ def estimate_regression(model: LossModel, inputs: pd.DataFrame, predictions: np.
     rng = np.random.default_rng(seed)
     block = max(1, BLOCK_CELLS // len(errors))
     maes = [
-        (model.relative_errors[rng.integers(0, len(model.relative_errors), (min(block, resamples - first), len(errors)))] @ errors) / len(errors)
+        (model.relative_errors[rng.integers(0, len(model.relative_errors), (min(block, resamples - first), len(errors)))] @ errors)
+        / len(errors)
         for first in range(0, resamples, block)
     ]
     return _band(float(errors.mean()), np.concatenate(maes), level)

@@ -148,7 +148,8 @@ def _decide(found: list[tuple[str, str, ColumnDrift]], fdr: float) -> list[Segme
     if categorical:
         drifts = [found[index][2] for index in categorical]
         raw[categorical] = chi2_p_values(
-            np.array([drift.statistics["chi2"] for drift in drifts], dtype=np.float64), np.array([drift.statistics["chi2_dof"] for drift in drifts])
+            np.array([drift.statistics["chi2"] for drift in drifts], dtype=np.float64),
+            np.array([drift.statistics["chi2_dof"] for drift in drifts]),
         )
     adjusted = benjamini_hochberg(raw)
     tests = []
@@ -158,9 +159,16 @@ def _decide(found: list[tuple[str, str, ColumnDrift]], fdr: float) -> list[Segme
         statistic = drift.statistics.get("ks" if drift.kind == "numeric" else "chi2", math.nan) if tested else math.nan
         tests.append(
             SegmentTest(
-                segment=segment, value=value, column=drift.column, test=test, statistic=float(statistic),
-                p_value=float(p_value), p_value_adjusted=float(p_adjusted), drifted=bool(tested and p_adjusted < fdr),
-                reference_rows=drift.reference_rows, current_rows=drift.current_rows,
-            )  # fmt: skip
+                segment=segment,
+                value=value,
+                column=drift.column,
+                test=test,
+                statistic=float(statistic),
+                p_value=float(p_value),
+                p_value_adjusted=float(p_adjusted),
+                drifted=bool(tested and p_adjusted < fdr),
+                reference_rows=drift.reference_rows,
+                current_rows=drift.current_rows,
+            )
         )
     return tests
