@@ -167,7 +167,7 @@ def _context(reference: Reference, settings: Settings, model_md5: str) -> _Conte
         model_md5=model_md5,
         inputs=inputs,
         reference_sorted={name: sorted_profile(reference.rows[name]) for name in numeric},
-        estimator=fit_estimator(spec.task, reference.scores, actual),
+        estimator=fit_estimator(spec.task, reference.scores, actual, reference.rows[inputs], settings.monitor.bootstrap.seed),
     )
 
 
@@ -279,7 +279,7 @@ def measure_chunk(plan: ChunkPlan, rows: pd.DataFrame, outcomes: np.ndarray, mod
         found |= {"prediction_drift": None, "estimated": None}
     else:
         found["prediction_drift"] = _prediction_drift(scores, context)
-        found["estimated"] = estimate(context.estimator, scores, settings.threshold, bootstrap)
+        found["estimated"] = estimate(context.estimator, scores, rows[context.inputs], settings.threshold, bootstrap)
     segments = SegmentSettings(columns=tuple(monitor.segments), min_rows=monitor.segment_min_rows, fdr=monitor.segment_fdr)
     found["segments"] = segment_drift(context.reference.rows, rows, context.inputs, segments, settings.drift)
     return found | {"notes": notes}

@@ -1,9 +1,8 @@
-"""What the monitor stage needs from performance estimation, intervals and segment drift, behind one small interface.
+"""The monitor's use of the estimation library, in the plain JSON-ready shapes its chunks keep.
 
-The estimation library (stages/lib/monitor/estimation.py: CBPE and DLE; intervals.py: bootstrap intervals;
-segments.py: segment drift with false-discovery-rate control) is built alongside this stage. Until it is
-merged, the functions marked STAND-IN below do the same jobs simply; at merge they are replaced by calls
-to the real ones, and nothing else in the monitor changes. Every function returns plain JSON-ready values.
+Realized performance with a bootstrap interval (intervals.py), performance estimated without outcomes
+(estimation.py: CBPE for classification, DLE for regression), both fitted on the reference, and drift
+within segments (segments.py).
 """
 
 from __future__ import annotations
@@ -14,12 +13,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 
 from stages.lib.config import DriftThresholds
-from stages.lib.drift.detect import detect_drift
-from stages.lib.drift.p_values import benjamini_hochberg
+from stages.lib.monitor.estimation import (
+    Calibrator,
+    LossModel,
+    estimate_classification,
+    estimate_regression,
+    fit_calibrator,
+    fit_loss_model,
+)
+from stages.lib.monitor.intervals import bootstrap_interval
+from stages.lib.monitor.segments import segment_drift as segment_tests
+from stages.lib.profile import is_numeric
 
 CLASSIFICATION_METRIC = "roc_auc"
 REGRESSION_METRIC = "mae"
@@ -37,30 +44,8 @@ class Bootstrap:
     seed: int
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Realized performance: the metric on the labelled rows, with a bootstrap interval.
-
-
-def bootstrap_interval(metric: str, actual: np.ndarray, scores: np.ndarray, level: float, resamples: int, seed: int) -> tuple[float, float]:
-    """STAND-IN for stages.lib.monitor.intervals.bootstrap_interval (same signature): percentile bootstrap."""
-    rng = np.random.default_rng(seed)
-    values = []
-    for _ in range(resamples):
-        drawn = rng.integers(0, len(actual), len(actual))
-        if metric == "roc_auc":
-            if len(np.unique(actual[drawn])) < 2:
-                continue
-            values.append(float(roc_auc_score(actual[drawn], scores[drawn])))
-        else:
-            values.append(float(np.mean(np.abs(actual[drawn] - scores[drawn]))))
-    if not values:
-        return float("nan"), float("nan")
-    low, high = np.percentile(values, [50 * (1 - level), 50 * (1 + level)])
-    return float(low), float(high)
-
-
 def realized(task: str, actual: np.ndarray, scores: np.ndarray, threshold: float, bootstrap: Bootstrap) -> dict[str, Any]:
-    """The main metric of labelled rows with its interval, plus accuracy and F1 at `threshold` (classification).
+    """The main metric of labelled rows with its bootstrap interval, plus accuracy and F1 at `threshold` (classification).
 
     Returns:
         {"metric", "value", "lower", "upper"} and, for classification, "accuracy" and "f1"; value None (and a "note")
@@ -72,11 +57,9 @@ def realized(task: str, actual: np.ndarray, scores: np.ndarray, threshold: float
         return result | {"note": "no outcomes yet"}
     if task == "classification":
         predicted = scores >= threshold
-        positives, hits = int(actual.sum()), int(((predicted == 1) & (actual == 1)).sum())
-        result |= {
-            "accuracy": float(np.mean(predicted == actual)),
-            "f1": 2 * hits / (positives + int(predicted.sum())) if positives else 0.0,
-        }
+        positives, hits = int(actual.sum()), int((predicted & (actual == 1)).sum())
+        f1 = 2 * hits / (positives + int(predicted.sum())) if positives + int(predicted.sum()) else 0.0
+        result |= {"accuracy": float(np.mean(predicted == (actual == 1))), "f1": f1}
         if len(np.unique(actual)) < 2:
             return result | {"note": "the outcomes hold one class only: ROC AUC is undefined"}
         value = float(roc_auc_score(actual, scores))
@@ -86,93 +69,53 @@ def realized(task: str, actual: np.ndarray, scores: np.ndarray, threshold: float
     return result | {"value": value, "lower": lower, "upper": upper}
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Estimated performance without outcomes: CBPE (classification), DLE (regression), fitted on the reference.
-
-
 @dataclass(frozen=True)
 class Estimator:
-    """What the reference taught: a calibration of the scores (classification) or a model of the absolute error (regression)."""
+    """What the reference taught: the calibration of the scores (classification) or the loss model (regression)."""
 
     task: str
-    fitted: Any
+    calibrator: Calibrator | None = None
+    loss_model: LossModel | None = None
 
 
-def fit_estimator(task: str, scores: np.ndarray, actual: np.ndarray) -> Estimator:
-    """STAND-IN for estimation.fit_calibrator (classification) / fit_loss_model (regression), fitted on the reference."""
+def loss_inputs(rows: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """The raw inputs as the loss model reads them: numbers, and text as pandas categoricals."""
+    return pd.DataFrame(
+        {name: rows[name] if is_numeric(rows[name]) else rows[name].astype("string").astype("category") for name in columns}
+    )
+
+
+def fit_estimator(task: str, scores: np.ndarray, actual: np.ndarray, inputs: pd.DataFrame, seed: int) -> Estimator:
+    """CBPE's calibrator or DLE's loss model, fitted on the reference (its scores, outcomes and raw inputs)."""
     if task == "classification":
-        return Estimator(task, IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(scores, actual))
-    # Mean absolute error per decile of the prediction: the loss model in its simplest form.
-    edges = np.unique(np.quantile(scores, np.linspace(0, 1, 11)))
-    bins = np.clip(np.searchsorted(edges, scores, side="right") - 1, 0, max(len(edges) - 2, 0))
-    errors = np.abs(actual - scores)
-    means = np.array([errors[bins == index].mean() if (bins == index).any() else errors.mean() for index in range(max(len(edges) - 1, 1))])
-    return Estimator(task, (edges, means))
+        return Estimator(task, calibrator=fit_calibrator(scores, actual.astype(np.int64)))
+    return Estimator(task, loss_model=fit_loss_model(loss_inputs(inputs, list(inputs.columns)), scores, actual, seed))
 
 
-def _band(values: np.ndarray, level: float) -> tuple[float, float]:
-    low, high = np.percentile(values, [50 * (1 - level), 50 * (1 + level)])
-    return float(low), float(high)
+def _shaped(found: dict[str, float]) -> dict[str, float]:
+    return {"value": found["estimate"], "lower": found["low"], "upper": found["high"]}
 
 
-def _estimate_classification(calibrated: np.ndarray, scores: np.ndarray, threshold: float, bootstrap: Bootstrap) -> dict[str, Any]:
-    """STAND-IN for estimation.estimate_classification: expected confusion matrix and metrics under the calibrated
-    probabilities; bands from outcomes drawn from them."""
-    predicted = scores >= threshold
-    tp, fp = float(calibrated[predicted].sum()), float((1 - calibrated[predicted]).sum())
-    fn, tn = float(calibrated[~predicted].sum()), float((1 - calibrated[~predicted]).sum())
-    ranks = pd.Series(scores).rank(method="average").to_numpy()
-    rng = np.random.default_rng(bootstrap.seed)
-    drawn = rng.random((bootstrap.resamples, len(scores))) < calibrated
-    positives = drawn.sum(axis=1).astype(np.float64)
-    negatives = len(scores) - positives
-    with np.errstate(divide="ignore", invalid="ignore"):
-        aucs = (drawn @ ranks - positives * (positives + 1) / 2) / (positives * negatives)
-        hits = (drawn & predicted).sum(axis=1)
-        accuracies = (hits + (~drawn & ~predicted).sum(axis=1)) / len(scores)
-        f1s = 2 * hits / (positives + predicted.sum())
-    expected_positives = calibrated.sum()
-    order = np.argsort(-scores, kind="mergesort")
-    true_positive = np.concatenate([[0.0], np.cumsum(calibrated[order])]) / max(expected_positives, 1e-12)
-    false_positive = np.concatenate([[0.0], np.cumsum(1 - calibrated[order])]) / max(len(scores) - expected_positives, 1e-12)
-    auc = float(np.trapezoid(true_positive, false_positive))
-    metrics = {"roc_auc": (auc, aucs), "accuracy": ((tp + tn) / len(scores), accuracies), "f1": (2 * tp / (2 * tp + fp + fn), f1s)}
-    result: dict[str, Any] = {"confusion": {"tp": tp, "fp": fp, "fn": fn, "tn": tn}}
-    for name, (value, draws) in metrics.items():
-        finite = draws[np.isfinite(draws)]
-        lower, upper = _band(finite, bootstrap.level) if len(finite) else (float("nan"), float("nan"))
-        result[name] = {"value": value, "lower": lower, "upper": upper}
-    return result
-
-
-def _estimate_regression(loss_model: Any, predictions: np.ndarray, bootstrap: Bootstrap) -> dict[str, Any]:
-    """STAND-IN for estimation.estimate_regression (DLE): the mean of the expected absolute errors, with a normal band."""
-    edges, means = loss_model
-    bins = np.clip(np.searchsorted(edges, predictions, side="right") - 1, 0, len(means) - 1)
-    expected = means[bins]
-    value = float(expected.mean())
-    spread = 1.959964 * float(expected.std()) / np.sqrt(len(expected)) if bootstrap.level else 0.0
-    return {"mae": {"value": value, "lower": value - spread, "upper": value + spread}}
-
-
-def estimate(estimator: Estimator, scores: np.ndarray, threshold: float, bootstrap: Bootstrap) -> dict[str, Any]:
+def estimate(estimator: Estimator, scores: np.ndarray, inputs: pd.DataFrame, threshold: float, bootstrap: Bootstrap) -> dict[str, Any]:
     """Estimated performance of scored rows without their outcomes.
 
     Returns:
         {"metric", "value", "lower", "upper"} for the main metric; for classification also the expected confusion
         matrix ("confusion": tp, fp, fn, tn) and "accuracy" and "f1", each {"value", "lower", "upper"}.
     """
-    if estimator.task == "classification":
-        calibrated = np.asarray(estimator.fitted.predict(scores), dtype=np.float64)
-        found = _estimate_classification(calibrated, scores, threshold, bootstrap)
-        main = found.pop(CLASSIFICATION_METRIC)
-        return {"metric": CLASSIFICATION_METRIC, **main, **found}
-    main = _estimate_regression(estimator.fitted, scores, bootstrap)[REGRESSION_METRIC]
-    return {"metric": REGRESSION_METRIC, **main}
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Drift within segments (each value of the segment columns), with false-discovery-rate control.
+    level, resamples, seed = bootstrap.level, bootstrap.resamples, bootstrap.seed
+    if estimator.calibrator is not None:
+        found = estimate_classification(scores, estimator.calibrator.apply(scores), threshold, level, resamples, seed)
+        return {
+            "metric": CLASSIFICATION_METRIC,
+            **_shaped(found[CLASSIFICATION_METRIC]),
+            "confusion": {name: found[name]["estimate"] for name in ("tp", "fp", "fn", "tn")},
+            "accuracy": _shaped(found["accuracy"]),
+            "f1": _shaped(found["f1"]),
+        }
+    assert estimator.loss_model is not None
+    chunk_inputs = loss_inputs(inputs, estimator.loss_model.columns)
+    return {"metric": REGRESSION_METRIC, **_shaped(estimate_regression(estimator.loss_model, chunk_inputs, scores, level, resamples, seed))}
 
 
 @dataclass(frozen=True)
@@ -185,31 +128,28 @@ class SegmentSettings:
 def segment_drift(
     reference: pd.DataFrame, current: pd.DataFrame, inputs: Sequence[str], settings: SegmentSettings, thresholds: DriftThresholds
 ) -> list[dict[str, Any]]:
-    """STAND-IN for stages.lib.monitor.segments: each segment's drifted input columns.
-
-    A column drifts within a segment when the drift rule says so and its p-value, adjusted over every test
-    of the chunk (Benjamini-Hochberg), is below `settings.fdr`.
+    """Each segment of the chunk and its drifted input columns (segments.py: p-values adjusted over all tests of the chunk).
 
     Returns:
-        One entry per segment value in the chunk, by column then value: {"column", "value", "rows", "tested",
-        "drifted" (bool), "drifted_columns"}; segments under `min_rows` are listed with tested False.
+        One entry per segment value in the chunk, by segment column then value: {"column", "value", "rows", "tested",
+        "drifted" (bool), "drifted_columns"}; segments under `min_rows` rows in the chunk or the reference are not tested.
     """
-    found: list[dict[str, Any]] = []
-    tests: list[tuple[int, str, float, bool]] = []  # (segment position, column, p-value, rule verdict)
+    found = segment_tests(reference, current, settings.columns, inputs, thresholds, settings.fdr, settings.min_rows)
+    tested = {(test.segment, test.value) for test in found.tests}
+    alarms = {(segment, value): columns for segment, value, columns in found.alarms}
+    entries = []
     for column in settings.columns:
-        for value, rows in sorted(current.groupby(column, observed=True, dropna=True), key=lambda item: str(item[0])):
-            base = reference[reference[column].astype("string") == str(value)]
-            entry = {"column": column, "value": str(value), "rows": len(rows), "tested": False, "drifted": False, "drifted_columns": []}
-            if len(rows) >= settings.min_rows and len(base) >= settings.min_rows:
-                entry["tested"] = True
-                compared = [name for name in inputs if name != column]
-                result = detect_drift(base, rows, compared, thresholds)
-                for drift in result.columns:
-                    tests.append((len(found), drift.column, float(drift.statistics.get("p_value", np.nan)), drift.drifted))
-            found.append(entry)
-    adjusted = benjamini_hochberg(np.array([test[2] for test in tests], dtype=np.float64))
-    for (position, column, _, verdict), p_value in zip(tests, adjusted, strict=True):
-        if verdict and p_value < settings.fdr:
-            found[position]["drifted_columns"].append(column)
-            found[position]["drifted"] = True
-    return found
+        counts = current[column].astype("string").value_counts()
+        for value in sorted(str(value) for value in counts.index):
+            drifted = alarms.get((column, value), [])
+            entries.append(
+                {
+                    "column": column,
+                    "value": value,
+                    "rows": int(counts[value]),
+                    "tested": (column, value) in tested,
+                    "drifted": bool(drifted),
+                    "drifted_columns": list(drifted),
+                }
+            )
+    return entries
