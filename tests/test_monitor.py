@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from stages.lib.catalog import FeatureSpec
 from stages.lib.config import parse_params
 from stages.lib.config.monitor import Chunk
 from stages.lib.errors import UserError
@@ -306,4 +307,41 @@ def test_a_row_id_in_two_batches_is_one_clear_error(tmp_path):
     assert str(error.value).startswith("data/production: row id 'r0000")
     assert str(error.value).endswith(
         "(row_id) is in the store twice; the production store is written only by make score-batch / add-labels; restore it with `dvc checkout data/production`"
+    )
+
+
+def test_a_regression_store_is_judged_by_mae_realized_and_estimated(tmp_path):
+    """The regression path: realized MAE with its interval, DLE's estimate before outcomes, max_mae as the bound."""
+    spec = FeatureSpec.plain(numeric=["temp", "distance"], categorical=["origin", "carrier"], task="regression")
+    alerts = replace(SETTINGS.monitor.alerts, min_roc_auc=None, max_mae=4.0)
+    config = replace_settings(
+        Settings(SETTINGS.monitor, SETTINGS.drift, SETTINGS.threshold, spec), replace(SETTINGS.monitor, alerts=alerts)
+    )
+
+    def continuous(frame: pd.DataFrame, seed: int, noise: float) -> pd.DataFrame:
+        rng = np.random.default_rng(seed)
+        truth = frame["temp"] / 10 + rng.normal(0, noise, len(frame))
+        return frame.assign(prediction=frame["temp"] / 10, late=truth)
+
+    base, _ = reference_rows()
+    reference = continuous(base.assign(prediction=0.0), 1, 1.0)
+    frames = [continuous(frame, index, 1.0 if index < 2 else 8.0) for index, frame in enumerate(weekly_batches(3, per_week=1400))]
+    for index, frame in enumerate(frames, start=1):
+        write_batch(tmp_path, index, frame)
+        write_labels(tmp_path, index, frame, f"batch-{index:04d}")
+    report = monitor(
+        store(tmp_path),
+        Reference.of(reference.drop(columns=["prediction"]), reference["prediction"].to_numpy()),
+        MODEL_MD5,
+        config,
+        ChunkCache(None),
+    )
+    first = report.chunks[1]
+    assert first["realized"]["metric"] == "mae" and abs(first["realized"]["value"] - 0.8) < 0.1  # E|N(0, 1)| = 0.80
+    assert first["realized"]["lower"] < first["realized"]["value"] < first["realized"]["upper"]
+    assert abs(first["estimated"]["value"] - 0.8) < 0.1 and first["status"] == "ok"
+    noisy = report.chunks[3]  # the noisy week's last days, labelled: realized MAE ~6.4 crosses max_mae
+    assert noisy["realized"]["share_labelled"] == 1.0 and noisy["status"] == "alert"
+    assert noisy["alerts"][0].startswith("realized mae 6.") and noisy["alerts"][0].endswith(
+        "above the maximum 4.0 (monitor.alerts.max_mae)"
     )
