@@ -109,10 +109,11 @@ def _score_frame(model: str, rows: pd.DataFrame, outcomes: pd.DataFrame | None, 
     from commands.predict import beyond_history, model_ref, validate_rows
     from stages.lib.features.serving import apply_features
     from stages.lib.models import load_model, predict_scores
-    from stages.lib.revisions import run
+    from stages.lib.revisions import resolve, run
 
     if model != WORKSPACE:
         ref = model_ref(model, repo)  # a malformed name or a stage nobody holds stops here
+        resolve(ref, repo, "--model")  # and a version nobody registered here
         fail(f"--model {model}: scoring a registered version ({ref}) needs stages/lib/scoring.py (issue 12); use --model {WORKSPACE}")
     root = repo
     schema = read_yaml(root / SCHEMA_FILE, SCHEMA_HINT)

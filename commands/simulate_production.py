@@ -29,6 +29,7 @@ from commands.add_labels import add_outcomes
 from commands.score_batch import WORKSPACE, score_into_store
 from stages.lib.catalog import PRODUCTION_DIR
 from stages.lib.config import DataContract, Params, load_params
+from stages.lib.config.base import duration_text
 from stages.lib.errors import fail, run_stage
 from stages.lib.production import check_store, stored_ids, stored_outcomes
 from stages.lib.runtime import limit_threads
@@ -86,7 +87,7 @@ def replay(params: Params, degrade_from_middle: bool, repo: Path = Path(), root:
         batches = [degrade(batch, target, DEGRADE_SEED + k) if k >= middle else batch for k, batch in enumerate(batches)]
     delay = monitor.simulation.labels_delay
     print(
-        f"simulate-production: {len(rows):,} rows from {start:%Y-%m-%d} in {len(batches)} batch(es) of {monitor.simulation.batch}, "
+        f"simulate-production: {len(rows):,} rows from {start:%Y-%m-%d} in {len(batches)} batch(es) of {duration_text(monitor.simulation.batch)}, "
         f"outcomes {delay} batch(es) later{f'; degraded from batch {middle + 1} on (outcomes shuffled)' if degrade_from_middle else ''}"
     )
     for k, batch in enumerate(batches):
