@@ -11,9 +11,9 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Values a user or a workflow passes (make checkout REV=..., make predict MODEL=...) reach the recipes as
 # environment variables, quoted there ("$$REV", $${VERSION:+...}): never pasted into the shell's text, where
 # `;`, spaces or $(...) would run, and never expanded by make itself (so set from the environment they stay inert).
-export BASE REV MODEL INPUT OUTPUT VERSION STAGE ARTIFACT_URL REVS BEYOND_HISTORY
+export BASE REV MODEL INPUT OUTPUT VERSION STAGE ARTIFACT_URL REVS BEYOND_HISTORY SCORED_AT ADDED_AT DEGRADE
 
-.PHONY: help setup params check-params repro check-lock ci-remote ci-repro report checkout register promote predict verify-cache repair-cache pr-comment push drift-gate monitor-gate test test-fast lint dag metrics plots lock clean
+.PHONY: help setup params check-params repro check-lock ci-remote ci-repro report checkout register promote predict score-batch add-labels simulate-production verify-cache repair-cache pr-comment push drift-gate monitor-gate test test-fast lint dag metrics plots lock clean
 BASE ?= main
 
 help:  ## list the targets
@@ -66,6 +66,17 @@ promote: setup  ## assign a stage to a model version: make promote STAGE=prod [V
 
 predict: setup  ## score a file with a registered model: make predict MODEL=model@v1.0.0 INPUT=rows.csv OUTPUT=scores.csv [BEYOND_HISTORY=1]
 	$(BIN)/python -m commands.predict --model "$$MODEL" --input "$$INPUT" --output "$$OUTPUT" $${BEYOND_HISTORY:+--score-beyond-history}
+
+score-batch: setup  ## score rows into the production store: make score-batch INPUT=rows.csv [MODEL=workspace|model@v1.0.0] [SCORED_AT=iso] [BEYOND_HISTORY=1]
+	@test -n "$$INPUT" || { echo "error: say which rows: make score-batch INPUT=rows.csv" >&2; exit 2; }
+	$(BIN)/python -m commands.score_batch --input "$$INPUT" --model "$${MODEL:-workspace}" $${SCORED_AT:+--scored-at "$$SCORED_AT"} $${BEYOND_HISTORY:+--score-beyond-history}
+
+add-labels: setup  ## add outcomes of stored rows to the production store: make add-labels INPUT=outcomes.csv [ADDED_AT=iso]
+	@test -n "$$INPUT" || { echo "error: say which outcomes: make add-labels INPUT=outcomes.csv" >&2; exit 2; }
+	$(BIN)/python -m commands.add_labels --input "$$INPUT" $${ADDED_AT:+--added-at "$$ADDED_AT"}
+
+simulate-production: setup  ## replay the data after the splits as weekly batches into the production store [DEGRADE=1]
+	$(BIN)/python -m commands.simulate_production $${DEGRADE:+--degrade}
 
 verify-cache: setup  ## check every DVC cache object against its hash (exit 1 if any is corrupted)
 	$(BIN)/python -m commands.verify_cache

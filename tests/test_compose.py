@@ -130,6 +130,7 @@ def test_each_stage_tracks_only_its_own_params_sections(params):
         "train": ["model", "train"],
         "evaluate": ["evaluate"],
         "drift-check": ["drift"],
+        "production-store": ["monitor.id_column"],
         # The monitor reads its own section, evaluate's threshold and the drift engine's verdict rule (not drift.plots or drift.gate).
         "monitor": [
             "monitor",
