@@ -1,17 +1,15 @@
-"""Production stores for the monitor's tests, written in the store's layout (stages/lib/production.py) directly,
+"""Production stores for the monitor's tests, appended with the store's own functions (stages/lib/production.py),
 and synthetic data whose scores are calibrated probabilities of its outcomes."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from stages.lib.catalog import FeatureSpec
-from stages.lib.io import parquet_writer, sha256_file
-from stages.lib.production import BATCHES, LABELS, PREDICTION, BatchMeta, LabelsMeta, batch_path, labels_path
+from stages.lib.production import PREDICTION, BatchMeta, LabelsMeta, append_batch, append_labels
 
 MODEL_MD5 = "0123456789abcdef0123456789abcdef"
 SPEC = FeatureSpec.plain(numeric=["temp", "distance"], categorical=["origin", "carrier"])
@@ -45,36 +43,18 @@ def reference_rows(count: int = 4000, seed: int = 99) -> tuple[pd.DataFrame, np.
 
 
 def write_batch(root: Path, index: int, frame: pd.DataFrame, model_md5: str = MODEL_MD5) -> BatchMeta:
-    """A scored batch (without its outcomes) and its metadata, as make score-batch appends them."""
-    batch_id = f"batch-{index:04d}"
-    path = batch_path(batch_id, root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    parquet_writer(frame.drop(columns=["late"]))(path)
-    meta = BatchMeta(
-        batch_id=batch_id,
-        rows=len(frame),
-        first=frame["time_hour"].min().isoformat(),
-        last=frame["time_hour"].max().isoformat(),
-        model="workspace",
-        model_sha="0" * 40,
-        model_md5=model_md5,
-        scored_at=frame["time_hour"].max().isoformat(),
-        sha256=sha256_file(path),
+    """A scored batch (without its outcomes), appended as make score-batch appends it: it must be the store's batch `index`."""
+    meta = append_batch(
+        frame.drop(columns=["late"]), "time_hour", "workspace", "0" * 40, model_md5, frame["time_hour"].max().isoformat(), root
     )
-    (root / BATCHES / f"{batch_id}.json").write_text(json.dumps(meta.to_json()))
+    assert meta.batch_id == f"batch-{index:04d}", "batches are appended in order"
     return meta
 
 
 def write_labels(root: Path, index: int, frame: pd.DataFrame, batch_id: str) -> LabelsMeta:
-    """Outcomes of rows of one batch, as make add-labels appends them."""
-    labels_id = f"labels-{index:04d}"
-    path = labels_path(labels_id, root)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    parquet_writer(frame[[ID, "late"]])(path)
-    meta = LabelsMeta(
-        labels_id=labels_id, rows=len(frame), batches={batch_id: len(frame)}, added_at="2014-01-01T00:00:00+00:00", sha256=sha256_file(path)
-    )
-    (root / LABELS / f"{labels_id}.json").write_text(json.dumps(meta.to_json()))
+    """Outcomes of rows of one batch, appended as make add-labels appends them."""
+    meta = append_labels(frame[[ID, "late"]], ID, "2014-01-01T00:00:00+00:00", root)
+    assert meta.labels_id == f"labels-{index:04d}" and set(meta.batches) == {batch_id}
     return meta
 
 
