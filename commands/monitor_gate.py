@@ -1,10 +1,12 @@
 """The monitor gate as an exit code: `python -m commands.monitor_gate` (or `make monitor-gate`) reads reports/monitor.json.
 
-It judges one chunk: the newest with at least `monitor.alerts.min_rows` rows (newer, smaller chunks are too small
-to judge). Not every chunk: the store is append-only, so a gate failing on any past alert would fail forever after
-one bad week, even once a retrained model serves well; the timeline keeps the history.
+It judges the newest chunk with at least `monitor.alerts.min_rows` rows (newer, smaller chunks are too small to
+judge) and the newest chunk judged on realized performance (all its outcomes in), when that is another: while
+outcomes lag, the newest chunk is judged on an estimate, which cannot see concept drift. Not every chunk: the store
+is append-only, so a gate failing on any past alert would fail forever after one bad week, even once a retrained
+model serves well; the timeline keeps the history.
 
-Exit 0: the judged chunk is within every bound. Exit 1: it crossed a bound, or could not be decided (performance
+Exit 0: both chunks are within every bound. Exit 1: one crossed a bound, or could not be decided (performance
 without outcomes or an estimate, a chunk scored by another model, no chunk to judge, an empty store): one line per
 reason on stderr. Exit 2: no verdict to go by (monitor.json missing, not JSON, or without `gate.passed`).
 """

@@ -333,11 +333,25 @@ def _flat(chunk: dict[str, Any], metric: str, which: str) -> dict[str, Any]:
     return {f"{which}_{metric}": found.get("value"), f"{which}_lower": found.get("lower"), f"{which}_upper": found.get("upper")}
 
 
+def _gate(judged: dict[str, Any], truth: dict[str, Any] | None) -> dict[str, Any]:
+    """The verdict on the newest judged chunk and, when another, the newest chunk judged on realized performance."""
+    looked_at = [judged] if truth is None or truth is judged else [judged, truth]
+    reasons = [f"chunk {chunk['label']}: {reason}" for chunk in looked_at for reason in [*chunk["alerts"], *chunk["undecided"]]]
+    return {
+        "passed": all(chunk["status"] == OK for chunk in looked_at),
+        "chunk": judged["label"],
+        "realized_chunk": truth and truth["label"],
+        "reasons": reasons,
+    }
+
+
 def summarize(chunks: list[dict[str, Any]], alerts: Alerts, task: str) -> dict[str, Any]:
-    """reports/monitor.json: the judged chunk's numbers, flat, and the gate's verdict on it.
+    """reports/monitor.json: the judged chunk's numbers, flat, and the gate's verdict.
 
     The judged chunk is the latest with at least `alerts.min_rows` rows: a newer chunk too small to judge is
-    skipped (and named). With no such chunk, the gate fails: there is nothing to decide on."""
+    skipped (and named). The gate also looks at the latest chunk judged on realized performance (all its outcomes
+    in), because an estimate cannot see concept drift: while outcomes lag, the newest ground truth is older than the
+    newest chunk. With no chunk to judge, the gate fails: there is nothing to decide on."""
     metric = main_metric(task)
     summary: dict[str, Any] = {
         "chunks": len(chunks),
@@ -354,6 +368,7 @@ def summarize(chunks: list[dict[str, Any]], alerts: Alerts, task: str) -> dict[s
             else f"no chunk has {alerts.min_rows} rows or more (monitor.alerts.min_rows): nothing to judge"
         )
         return summary | {"status": "empty" if not chunks else TOO_SMALL, "gate": {"passed": False, "chunk": None, "reasons": [why]}}
+    truth = next((chunk for chunk in reversed(chunks) if chunk["judged_by"] == "realized"), None)
     realized_found = judged.get("realized") or {}
     summary |= {
         "chunk": judged["label"],
@@ -368,13 +383,7 @@ def summarize(chunks: list[dict[str, Any]], alerts: Alerts, task: str) -> dict[s
         **_flat(judged, metric, "realized"),
         **_flat(judged, metric, "estimated"),
     }
-    reasons = [*judged["alerts"], *judged["undecided"]]
-    summary["gate"] = {
-        "passed": judged["status"] == OK,
-        "chunk": judged["label"],
-        "reasons": [f"chunk {judged['label']}: {r}" for r in reasons],
-    }
-    return summary
+    return summary | {"gate": _gate(judged, truth)}
 
 
 def plot_rows(chunks: list[dict[str, Any]], task: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -345,3 +345,23 @@ def test_a_regression_store_is_judged_by_mae_realized_and_estimated(tmp_path):
     assert noisy["alerts"][0].startswith("realized mae 6.") and noisy["alerts"][0].endswith(
         "above the maximum 4.0 (monitor.alerts.max_mae)"
     )
+
+
+def test_the_gate_also_holds_the_newest_realized_performance_which_an_estimate_cannot_see_concept_drift_in(tmp_path):
+    """Concept drift: outcomes no longer follow the scores. The newest chunk, without outcomes yet, looks fine to the
+    estimate; the newest chunk with all its outcomes in shows the fall, and the gate fails on it."""
+    frames = weekly_batches(3, per_week=1400)
+    rng = np.random.default_rng(11)
+    for index in (0, 1):  # the relation of outcome to score turns around; the inputs and scores stay as they were
+        frames[index] = frames[index].assign(late=(rng.random(len(frames[index])) < 1 - frames[index]["prediction"]).astype(np.int8))
+    for index, frame in enumerate(frames, start=1):
+        write_batch(tmp_path, index, frame)
+        if index < 3:
+            write_labels(tmp_path, index, frame, f"batch-{index:04d}")
+    report = run(tmp_path, None)
+    newest, truth = report.chunks[-1], report.chunks[1]
+    assert newest["status"] == "ok" and newest["judged_by"] == "estimated" and newest["realized"]["share_labelled"] == 0.0
+    assert truth["judged_by"] == "realized" and truth["status"] == "alert" and report.chunks[2]["judged_by"] == "estimated"
+    gate = report.summary["gate"]
+    assert gate["passed"] is False and gate["chunk"] == newest["label"] and gate["realized_chunk"] == truth["label"] == "2013-11-04"
+    assert gate["reasons"] == [f"chunk 2013-11-04: {truth['alerts'][0]}"] and truth["alerts"][0].startswith("realized roc_auc 0.2")
