@@ -24,8 +24,10 @@ What it does:
 2. Runs each tool in a child process reading the Parquet files: ours in this venv, NannyML in
    benchmarks/.venv-nannyml (created on first use: NannyML 0.13.1 needs pandas<3 and imports statsmodels
    without declaring it). Each child warms up on a small sample, then times fit (on the reference) and
-   estimation (every chunk) of every case. Ours computes every estimate with its band (500 label draws, the
-   monitor's default); NannyML computes its own estimates and sampling errors for the same metrics.
+   estimation (every chunk) of every case. Ours computes every estimate with its band (analytic: the spread
+   of the realized metric under label draws, computed, not sampled); NannyML computes its own estimates and
+   sampling errors for the same metrics, with its usage logging off (NML_DISABLE_USAGE_LOGGING: it would
+   otherwise send events to segment.io from the benchmark).
 3. Prints Markdown: per chunk the realized metric, ours, NannyML's; the mean absolute error of each against
    realized; wall time of each; the machine and its load average before and after.
 """
@@ -51,9 +53,9 @@ NANNYML_VENV = REPO / "benchmarks" / ".venv-nannyml"
 NANNYML_REQUIREMENTS = ["nannyml==0.13.1", "pandas<3", "pyarrow", "statsmodels"]
 REPLAY = ("2013-11-01", "2014-01-01")
 SYNTHETIC_CHUNK = 5_000
-DRAWS = 500  # ours: label draws per chunk for the bands (monitor.bootstrap.resamples)
 LEVEL = 0.95
 CLASSIFICATION_CASES = ("flights", "covariate_shift", "concept_drift")
+REGRESSION_FEATURES = ["x1", "x2", "x3", "kind"]
 CASES = (*CLASSIFICATION_CASES, "regression")
 
 
@@ -143,7 +145,7 @@ def synthetic_regression(directory: Path, chunks: int, seed: int) -> None:
         return pd.DataFrame({"x1": x1, "x2": x2, "x3": x3, "kind": kind, "actual": y})
 
     train = rows(20_000, 0.0)
-    features = ["x1", "x2", "x3", "kind"]
+    features = REGRESSION_FEATURES
     model = HistGradientBoostingRegressor(categorical_features="from_dtype", random_state=seed).fit(train[features], train["actual"])
     reference = rows(20_000, 0.0)
     analysis = pd.concat([rows(SYNTHETIC_CHUNK, mean) for mean in np.linspace(0.0, 1.5, chunks)], ignore_index=True)
@@ -174,22 +176,21 @@ def child_ours(data: Path) -> dict[str, Any]:
 
     results: dict[str, Any] = {}
     warm = _load(data, "covariate_shift")[0].head(2000)
-    estimate_classification(
-        warm["score"].to_numpy(), fit_calibrator(warm["score"], warm["actual"]).apply(warm["score"]), 0.35, LEVEL, DRAWS, 0
-    )
+    estimate_classification(warm["score"].to_numpy(), fit_calibrator(warm["score"], warm["actual"]).apply(warm["score"]), 0.35, LEVEL)
+    warm = _load(data, "regression")[0].head(2000)
+    warm_model = fit_loss_model(warm[REGRESSION_FEATURES], warm["prediction"].to_numpy(), warm["actual"].to_numpy(), seed=0)
+    estimate_regression(warm_model, warm[REGRESSION_FEATURES], warm["prediction"].to_numpy(), LEVEL)
     for case in CASES:
         reference, analysis, settings = _load(data, case)
         keys = _chunk_keys(case, analysis)
         groups = [np.flatnonzero(keys == key) for key in dict.fromkeys(keys)]
         start = time.perf_counter()
         if case == "regression":
-            features = ["x1", "x2", "x3", "kind"]
+            features = REGRESSION_FEATURES
             loss_model = fit_loss_model(reference[features], reference["prediction"].to_numpy(), reference["actual"].to_numpy(), seed=0)
             fitted = time.perf_counter()
             estimates = [
-                estimate_regression(
-                    loss_model, analysis[features].iloc[rows], analysis["prediction"].to_numpy()[rows], LEVEL, DRAWS, seed=0
-                )
+                estimate_regression(loss_model, analysis[features].iloc[rows], analysis["prediction"].to_numpy()[rows], LEVEL)
                 for rows in groups
             ]
         else:
@@ -197,9 +198,7 @@ def child_ours(data: Path) -> dict[str, Any]:
             fitted = time.perf_counter()
             scores = analysis["score"].to_numpy()
             estimates = [
-                estimate_classification(scores[rows], calibrator.apply(scores[rows]), settings["threshold"], LEVEL, DRAWS, seed=0)[
-                    "roc_auc"
-                ]
+                estimate_classification(scores[rows], calibrator.apply(scores[rows]), settings["threshold"], LEVEL)["roc_auc"]
                 for rows in groups
             ]
         done = time.perf_counter()
@@ -220,7 +219,7 @@ def child_nannyml(data: Path) -> dict[str, Any]:
 
     def dle() -> Any:
         return nml.DLE(
-            feature_column_names=["x1", "x2", "x3", "kind"],
+            feature_column_names=REGRESSION_FEATURES,
             y_pred="prediction",
             y_true="actual",
             metrics=["mae"],
@@ -229,6 +228,8 @@ def child_nannyml(data: Path) -> dict[str, Any]:
 
     warm = _load(data, "covariate_shift")[0].head(2000)
     cbpe("covariate_shift").fit(warm).estimate(warm)  # lazy imports
+    warm = _load(data, "regression")[0].head(2000)
+    dle().fit(warm).estimate(warm.drop(columns="actual"))
     results: dict[str, Any] = {}
     for case in CASES:
         reference, analysis, _ = _load(data, case)
@@ -263,7 +264,7 @@ def nannyml_python() -> Path:
 
 
 def run_child(python: Path, tool: str, data: Path) -> dict[str, Any]:
-    environment = dict(os.environ, PYTHONPATH=str(REPO) if tool == "ours" else "")
+    environment = dict(os.environ, PYTHONPATH=str(REPO) if tool == "ours" else "", NML_DISABLE_USAGE_LOGGING="1")
     completed = subprocess.run(
         [str(python), str(Path(__file__).resolve()), "--child", tool, "--data", str(data)], capture_output=True, text=True, env=environment
     )
@@ -328,11 +329,18 @@ def report(data: Path, truth: dict[str, list[float]], ours: dict[str, Any], thei
         if theirs:
             error_theirs = np.mean(np.abs(np.array([estimate["estimate"] for estimate in theirs[case]["estimates"]]) - truth[case]))
             lines[-1] += f", NannyML {error_theirs:.4f}"
-        seconds = ours[case]["fit_seconds"] + ours[case]["estimate_seconds"]
-        timing = f"- wall time (fit + every chunk): ours {ours[case]['fit_seconds']:.3f} + {ours[case]['estimate_seconds']:.3f} s"
+        mine_time, chunks = ours[case], len(mine)
+        seconds = mine_time["fit_seconds"] + mine_time["estimate_seconds"]
+        timing = f"- wall time (fit + every chunk): ours {mine_time['fit_seconds']:.3f} + {mine_time['estimate_seconds']:.3f} s"
         if theirs:
-            nanny_seconds = theirs[case]["fit_seconds"] + theirs[case]["estimate_seconds"]
-            timing += f", NannyML {theirs[case]['fit_seconds']:.3f} + {theirs[case]['estimate_seconds']:.3f} s: NannyML / ours {nanny_seconds / seconds:.1f}x"
+            other_time = theirs[case]
+            nanny_seconds = other_time["fit_seconds"] + other_time["estimate_seconds"]
+            timing += (
+                f", NannyML {other_time['fit_seconds']:.3f} + {other_time['estimate_seconds']:.3f} s. NannyML / ours:"
+                f" total {nanny_seconds / seconds:.1f}x, fit {other_time['fit_seconds'] / mine_time['fit_seconds']:.1f}x,"
+                f" per chunk {other_time['estimate_seconds'] / mine_time['estimate_seconds']:.1f}x"
+                f" ({1000 * other_time['estimate_seconds'] / chunks:.1f} vs {1000 * mine_time['estimate_seconds'] / chunks:.1f} ms)"
+            )
         lines += [timing, ""]
     return "\n".join(lines)
 
