@@ -79,6 +79,11 @@ def load_artifacts(root: Path) -> Artifacts:
     )
 
 
+def shown(value: Any) -> str:
+    """A cell as a message shows it: its Python value's repr (2, 'yes'), not NumPy's (np.int64(2))."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def key_columns(spec: FeatureSpec) -> list[str]:
     """The columns history features are keyed by (none without history)."""
     return sorted({column for key in (spec.history or {}).get("keys", []) for column in key})
@@ -96,7 +101,7 @@ def _typed_column(frame: pd.DataFrame, column: str, kind: str | None, where: str
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = frame[column][values.isna() & frame[column].notna()]
         if len(bad):
-            fail(f"{where}: column '{column}' must be {kind} (as in training), got {bad.iloc[0]!r} in {len(bad):,} row(s)")
+            fail(f"{where}: column '{column}' must be {kind} (as in training), got {shown(bad.iloc[0])} in {len(bad):,} row(s)")
         typed = values.astype(np.float64)
         refuse_infinite(typed.to_frame(column), where, [column], f"fix those rows; a missing value is written as one of {tokens}")
         return typed
@@ -162,12 +167,12 @@ def outcome_events(outcomes: pd.DataFrame, artifacts: Artifacts, where: str) -> 
     values = pd.to_numeric(outcomes[source], errors="coerce")
     bad = outcomes[source][values.isna() & outcomes[source].notna()]
     if len(bad):
-        fail(f"{where}: column '{source}' must be numeric, got {bad.iloc[0]!r} in {len(bad):,} row(s); fix those rows")
+        fail(f"{where}: column '{source}' must be numeric, got {shown(bad.iloc[0])} in {len(bad):,} row(s); fix those rows")
     classification = spec.task == "classification"
     if source == target and classification:
         bad = outcomes[source][values.notna() & ~values.isin([0, 1])]
         if len(bad):
-            fail(f"{where}: column '{target}' must be 0 or 1 (as prepare writes it), got {bad.iloc[0]!r} in {len(bad):,} row(s)")
+            fail(f"{where}: column '{target}' must be 0 or 1 (as prepare writes it), got {shown(bad.iloc[0])} in {len(bad):,} row(s)")
     labelled = values.notna().to_numpy()
     if not labelled.any():
         fail(f"{where}: every row lacks '{source}': no outcome to use; {OUTCOMES_HINT}")

@@ -153,7 +153,8 @@ def check_workspace(repo: Path) -> str:
     from dvc.repo import Repo  # imported here: only `workspace` scoring needs DVC's API
 
     with Repo(str(repo)) as dvc_repo:
-        outs = {out.def_path: out for out in dvc_repo.index.outs}
+        # By path from the repository's root (a .dvc file's def_path is relative to its own folder).
+        outs = {Path(os.path.relpath(out.fs_path, dvc_repo.root_dir)).as_posix(): out for out in dvc_repo.index.outs}
         records = set()
         for path in (MODEL_FILE, FEATURES_DIR):
             out = outs.get(path.as_posix())
@@ -162,7 +163,7 @@ def check_workspace(repo: Path) -> str:
             changed = out.workspace_status()
             if changed:
                 fail(
-                    f"--model {WORKSPACE}: {path} is {changed[str(out)]} compared with {out.stage.dvcfile.relpath} "
+                    f"--model {WORKSPACE}: {path} is {next(iter(changed.values()))} compared with {out.stage.dvcfile.relpath} "
                     f"(`dvc status` is not clean): run `make repro` (or `dvc checkout`) so the workspace holds the pipeline's outputs"
                 )
             relpath = out.stage.dvcfile.relpath
