@@ -122,26 +122,114 @@ def window_metrics(actual: np.ndarray, scores: np.ndarray, task: str) -> dict[st
     }
 
 
+def tie_groups(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The one sort every ranking metric of these scores shares.
+
+    Args:
+        scores: the scores (1-D).
+
+    Returns:
+        (order, starts): the rows in ascending score order (stable), and where each run of tied scores starts in it.
+    """
+    order = np.argsort(scores, kind="stable")
+    starts = np.flatnonzero(np.concatenate([[True], np.diff(scores[order]) != 0])) if len(scores) else np.zeros(0, dtype=np.int64)
+    return order, starts
+
+
+def roc_auc_from_masses(positive: np.ndarray, negative: np.ndarray, order: np.ndarray | None, starts: np.ndarray) -> np.ndarray:
+    """ROC AUC where each row carries a positive and a negative mass: many at once, one sort for all.
+
+    With masses y and 1 - y it is the ROC AUC; with w * y and w * (1 - y) the weighted one (bootstrap counts);
+    with p and 1 - p the ROC AUC expected under labels drawn with probabilities p (the ratio of expected
+    pair counts). Ties count half, as in sklearn's roc_auc_score.
+
+    Args:
+        positive: each row's positive mass, shape (rows,) or (draws, rows).
+        negative: each row's negative mass, the same shape.
+        order: the rows in ascending score order (`tie_groups`); None when the masses are already in that order.
+        starts: where each run of tied scores starts in that order.
+
+    Returns:
+        One ROC AUC per draw (shape (draws,), or () for 1-D input); NaN where a draw has no positive or no negative mass.
+    """
+    if positive.shape[-1] == 0:
+        return np.full(positive.shape[:-1], np.nan)
+    if order is not None:
+        positive, negative = positive[..., order], negative[..., order]
+    if len(starts) < positive.shape[-1]:  # ties: one group per distinct score
+        positive = np.add.reduceat(positive, starts, axis=-1)
+        negative = np.add.reduceat(negative, starts, axis=-1)
+    below = np.cumsum(negative, axis=-1) - negative  # negative mass strictly below each distinct score
+    pairs = np.sum(positive * (below + 0.5 * negative), axis=-1)
+    total = positive.sum(axis=-1) * negative.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc: np.ndarray = np.where(total > 0, pairs / np.where(total > 0, total, 1.0), np.nan)
+    return auc
+
+
+def midranks(scores_sorted: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Ranks (1-based) of ascending scores, ties sharing their mean rank.
+
+    With them the ROC AUC of 0/1 outcomes y (in the same order) is (y @ ranks - P (P + 1) / 2) / (P N), the
+    Mann-Whitney form (ties count half): one matrix product for many outcome vectors at once.
+
+    Args:
+        scores_sorted: the scores in ascending order.
+        starts: where each run of tied scores starts (`tie_groups`).
+
+    Returns:
+        float64 ranks, one per score.
+    """
+    sizes = np.diff(np.append(starts, len(scores_sorted)))
+    return np.repeat(starts + (sizes + 1) / 2.0, sizes)
+
+
 def weighted_metric(
     metric: str, actual: np.ndarray, scores: np.ndarray, weights: np.ndarray, order: np.ndarray, starts: np.ndarray
 ) -> float:
-    """ROC AUC or RMSE with row weights (bootstrap counts), without resampling the rows.
+    """ROC AUC, RMSE or MAE with row weights (bootstrap counts), without resampling the rows.
 
     Args:
-        metric: "roc_auc" or "rmse".
+        metric: "roc_auc", "rmse" or "mae".
         actual: the true classes (0/1) or values.
         scores: the scores or predictions.
         weights: each row's weight (how often a resample drew it).
-        order: the rows in ascending score order (stable).
+        order: the rows in ascending score order (stable; `tie_groups`).
         starts: where each run of tied scores starts in `order`.
 
     Returns:
         The weighted metric (ties count half, as in sklearn's ROC AUC); NaN for a ROC AUC with one class.
     """
-    if metric == "rmse":
-        return float(np.sqrt(np.sum(weights * (actual - scores) ** 2) / np.sum(weights)))
-    positive = np.add.reduceat((weights * actual)[order], starts)
-    negative = np.add.reduceat((weights * (1 - actual))[order], starts)
-    below = np.concatenate([[0.0], np.cumsum(negative)[:-1]])
-    total = positive.sum() * negative.sum()
-    return float(np.sum(positive * (below + 0.5 * negative)) / total) if total > 0 else float("nan")
+    return float(weighted_metrics(metric, actual, scores, weights, order, starts))
+
+
+WEIGHTED_METRICS = ("roc_auc", "rmse", "mae")
+
+
+def weighted_metrics(
+    metric: str, actual: np.ndarray, scores: np.ndarray, weights: np.ndarray, order: np.ndarray | None, starts: np.ndarray
+) -> np.ndarray:
+    """`weighted_metric` for many weight vectors at once (bootstrap resamples as rows of `weights`).
+
+    Args:
+        metric: one of WEIGHTED_METRICS.
+        actual: the true classes (0/1) or values, shape (rows,).
+        scores: the scores or predictions, shape (rows,).
+        weights: shape (rows,) or (resamples, rows).
+        order: the rows in ascending score order (`tie_groups`; ROC AUC only); None when they are in that order.
+        starts: where each run of tied scores starts in `order`.
+
+    Returns:
+        One value per weight vector (NaN where it is undefined).
+    """
+    if metric == "roc_auc":
+        return roc_auc_from_masses(weights * actual, weights * (1 - actual), order, starts)
+    total = np.sum(weights, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if metric == "rmse":
+            values: np.ndarray = np.sqrt(np.sum(weights * (actual - scores) ** 2, axis=-1) / total)
+        elif metric == "mae":
+            values = np.sum(weights * np.abs(actual - scores), axis=-1) / total
+        else:
+            raise ValueError(f"no weighted form of metric {metric!r}: expected one of {', '.join(WEIGHTED_METRICS)}")
+    return values

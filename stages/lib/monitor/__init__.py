@@ -1,0 +1,1 @@
+"""The monitor stage's library: performance estimation without labels, intervals, segment drift."""
