@@ -129,7 +129,8 @@ def run_own_code(
         command = [sys.executable, "-m", ENTRY_MODULE, "--input", str(input_path.resolve()), "--output", str(output)]
         command += [argument for path in outcome_paths for argument in ("--outcomes", str(path.resolve()))]
         command += ["--score-beyond-history"] if allow_beyond_history else []
-        command += ["--input-label", labels[0]] if labels[0] else []
+        # Messages name the input as the user gave it (the worktree sees it by its absolute path).
+        command += ["--input-label", labels[0] or str(input_path)]
         command += ["--outcomes-label", labels[1]] if labels[1] else []
         # The worktree's own packages, never this checkout's (PYTHONPATH would put them first otherwise).
         env = {**os.environ, "PYTHONPATH": str(root), "PYTHONDONTWRITEBYTECODE": "1"}
