@@ -53,6 +53,8 @@ report: setup  ## Markdown report of this workspace against BASE (default main):
 checkout: setup  ## restore code, data, features, model and metrics of a revision: make checkout REV=<tag, branch or sha>
 	@test -n "$$REV" || { echo "error: say which revision: make checkout REV=<tag, branch or sha>" >&2; exit 2; }
 	@git rev-parse --verify --quiet --end-of-options "$$REV^{commit}" >/dev/null || { echo "error: REV=$$REV is not a tag, branch or commit of this repository (see git tag, git branch -a)" >&2; exit 2; }
+	@# dvc checkout --force would delete batches or outcomes appended since dvc.lock last recorded the store.
+	@if [ -d data/production ] && ! $(BIN)/dvc status --quiet production-store; then echo "error: data/production holds batches or outcomes dvc.lock does not record yet (a checkout would delete them); run make repro and commit dvc.lock first" >&2; exit 2; fi
 	git checkout --quiet "$$REV" --
 	$(BIN)/dvc checkout --force --quiet
 	@echo "workspace at $$REV ($$(git rev-parse --short HEAD)): code, params, data, features, model and metrics"
