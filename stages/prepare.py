@@ -76,7 +76,8 @@ def _join(table: pd.DataFrame, related: pd.DataFrame, join: Join, where: str) ->
         fail(f"{where}: several rows share one ({', '.join(join.keys)}) key; set deduplicate: true in data.join to keep the first")
     joined = table.merge(related.loc[:, [*join.keys, *columns]], on=list(join.keys), how="left", validate="many_to_one", indicator=True)
     unmatched = int((joined.pop("_merge") == "left_only").sum())
-    return joined, unmatched
+    # A left many-to-one merge keeps the left rows in order: give them back their index (source positions).
+    return joined.set_axis(table.index), unmatched
 
 
 def _check_window(window: Window, times: pd.Series) -> None:
@@ -165,7 +166,7 @@ def _join_related(labelled: pd.DataFrame, related: Sequence[pd.DataFrame], contr
     return labelled, unmatched
 
 
-def _target(labelled: pd.DataFrame, contract: DataContract) -> pd.Series:
+def target_values(labelled: pd.DataFrame, contract: DataContract) -> pd.Series:
     """0/1 (int8) for a classification, the value itself (float64) for a regression."""
     if contract.task == "classification":
         return (labelled[contract.target_column] > contract.greater_than).astype(np.int8)
@@ -194,10 +195,21 @@ def _split(prepared: pd.DataFrame, contract: DataContract) -> dict[str, pd.DataF
     return splits
 
 
-def prepare(
-    table: pd.DataFrame, related: Sequence[pd.DataFrame], contract: DataContract, sources: dict[str, Any] | None = None
-) -> Prepared:
-    """Label, join, validate and split; pure apart from its inputs."""
+@dataclass(frozen=True)
+class Labelled:
+    """Every labelled source row, prepared: joined, typed, with its target, validated, sorted by time.
+
+    Indexed by each row's position among the source file's data rows (0 for the first), so a row keeps
+    one name through sampling and joins (`make simulate-production` builds its row ids from it)."""
+
+    rows: pd.DataFrame
+    used: int  # labelled source rows kept (after data.sample_rows)
+    unmatched: dict[str, int]  # rows each data.join table left unmatched, by file name
+    violations: list[str]
+
+
+def labelled_rows(table: pd.DataFrame, related: Sequence[pd.DataFrame], contract: DataContract) -> Labelled:
+    """Everything prepare does before splitting: label, join, validate; pure apart from its inputs."""
     where = Path(contract.source.path).name
     if table.empty:
         fail(f"{where}: no rows; point data.source in conf/data/ at a non-empty file")
@@ -213,9 +225,9 @@ def prepare(
     for column in sorted(numeric - set(table.columns)):
         _require_numeric(labelled, where, column)
     prepared = labelled.drop(columns=[column for column in [*dropped, *source_of_target] if column in labelled.columns]).assign(
-        **{contract.target: _target(labelled, contract)}
+        **{contract.target: target_values(labelled, contract)}
     )
-    prepared = prepared.sort_values(contract.time, kind="stable", ignore_index=True)
+    prepared = prepared.sort_values(contract.time, kind="stable")
 
     violations = validate(prepared, contract)
     if violations and contract.on_violation == "error":
@@ -223,7 +235,16 @@ def prepare(
             f"{where}: the data breaks {len(violations)} rule(s) of data.checks in conf/data/ "
             f"(fix the data, or the rule, or set data.on_violation: warn):\n  " + "\n  ".join(violations)
         )
-    splits = _split(prepared, contract)
+    return Labelled(rows=prepared, used=len(labelled), unmatched=unmatched, violations=violations)
+
+
+def prepare(
+    table: pd.DataFrame, related: Sequence[pd.DataFrame], contract: DataContract, sources: dict[str, Any] | None = None
+) -> Prepared:
+    """Label, join, validate and split; pure apart from its inputs."""
+    labelled = labelled_rows(table, related, contract)
+    splits = _split(labelled.rows.reset_index(drop=True), contract)
+    prepared, unmatched, violations = labelled.rows, labelled.unmatched, labelled.violations
 
     def target_summary(rows: pd.DataFrame) -> dict[str, float]:
         key = "positive_share" if contract.task == "classification" else "target_mean"
@@ -232,7 +253,7 @@ def prepare(
     summary = {
         "dataset": contract.name,
         "sources": sources or {},
-        "rows": {"source": len(table), "without_target": int(table[contract.target_column].isna().sum()), "used": len(labelled)},
+        "rows": {"source": len(table), "without_target": int(table[contract.target_column].isna().sum()), "used": labelled.used},
         "unmatched_join_rows": unmatched,
         "violations": violations,
         "splits": {
@@ -255,15 +276,21 @@ def source_summary(path: Path, table: pd.DataFrame) -> dict[str, Any]:
     return {"sha256": sha256_file(path), "rows": len(table), "read_as_missing": {name: int(n) for name, n in missing.items() if n}}
 
 
-def main() -> None:
-    params = load_params()
-    limit_threads(params.runtime)
-    contract = params.data
+def read_sources(contract: DataContract) -> tuple[list[Path], list[pd.DataFrame]]:
+    """The contract's source table and its data.join tables (paths and tables, in that order), as read."""
     paths = [contract.source.locate(), *(join.source.locate() for join in contract.joins)]
     settings = ["data.source", *(f"data.join[{index}].source" for index in range(len(contract.joins)))]
     tables = [
         read_table(path, f"fix {setting} in conf/data/", contract.missing_values) for path, setting in zip(paths, settings, strict=True)
     ]
+    return paths, tables
+
+
+def main() -> None:
+    params = load_params()
+    limit_threads(params.runtime)
+    contract = params.data
+    paths, tables = read_sources(contract)
     sources = {path.name: source_summary(path, frame) for path, frame in zip(paths, tables, strict=True)}
     prepared = prepare(tables[0], tables[1:], contract, sources)
     for violation in prepared.violations:

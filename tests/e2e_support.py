@@ -11,7 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from stages.lib.catalog import FEATURES_DIR, PREPARED_DIR
+from stages.lib.catalog import FEATURES_DIR, PREPARED_DIR, PRODUCTION_DIR
+from stages.lib.production import STORE_FILE
 from tests import servers
 from tests.conftest import PROJECT, TEST_CHOICES, tool_env
 from tests.dvc_pipeline import catalogued, declared_stages, inside
@@ -43,13 +44,15 @@ def run(repo: Path, *command: str, check: bool = True) -> str:
 
 def expected_outputs(repo: Path) -> list[str]:
     """The files a full run of `repo` must leave: every output its dvc.yaml declares, with its folder outputs
-    spelled out as the files the catalogue names in them plus prepare's and featurize's table per split."""
+        spelled out as the files the catalogue names in them plus prepare's and featurize's table per split, and the
+    production store as the one file a new store holds."""
     declared = {path for stage in declared_stages(repo).values() for path in stage.outputs}
     folders = {PREPARED_DIR.as_posix(), FEATURES_DIR.as_posix()}
     splits = yaml.safe_load((repo / "params.yaml").read_text())["data"]["splits"]
     named = {path for path in catalogued().values() if inside(path, folders) and path not in folders}
     tables = {f"{folder}/{split}.parquet" for folder in folders for split in splits}
-    return sorted((declared - folders) | named | tables)
+    store = {(PRODUCTION_DIR / STORE_FILE).as_posix()}  # the production store a first run creates holds this file only
+    return sorted((declared - folders - {PRODUCTION_DIR.as_posix()}) | named | tables | store)
 
 
 def stages_run(output: str) -> set[str]:

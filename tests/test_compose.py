@@ -130,6 +130,7 @@ def test_each_stage_tracks_only_its_own_params_sections(params):
         "train": ["model", "train"],
         "evaluate": ["evaluate"],
         "drift-check": ["drift"],
+        "production-store": ["monitor.id_column"],
     }
     # `runtime` (thread counts) is read by every stage and tracked by none: results do not depend on it (tests/test_runtime.py).
     assert sorted({section.split(".")[0] for sections in tracked.values() for section in sections} | {"runtime"}) == sorted(params)

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 def test_first_repro_runs_every_stage_and_writes_every_output(pipeline):
     repo, output, _ = pipeline
-    assert stages_run(output) == {"prepare", "featurize", "train", "evaluate", "drift-check"}
+    assert stages_run(output) == {"prepare", "featurize", "train", "evaluate", "drift-check", "production-store"}
     missing = [name for name in expected_outputs(repo) if not (repo / name).is_file()]
     assert not missing
     summary = json.loads((repo / PREPARE_SUMMARY).read_text())

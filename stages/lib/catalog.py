@@ -55,6 +55,7 @@ STAGE_OUTPUTS: dict[str, tuple[Path, ...]] = {
     "train": (MODEL_FILE, MODEL_CARD, TRAIN_SUMMARY),
     "evaluate": (METRICS_FILE, *PLOT_FILES.values(), CONFUSION_FILE),
     "drift-check": (DRIFT_FILE, DRIFT_PLOTS, DRIFT_REPORT),
+    "production-store": (PRODUCTION_DIR,),
 }
 UNTRACKED_OUTPUTS = (FEATURIZE_TIMING,)
 
