@@ -11,13 +11,13 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Values a user or a workflow passes (make checkout REV=..., make predict MODEL=...) reach the recipes as
 # environment variables, quoted there ("$$REV", $${VERSION:+...}): never pasted into the shell's text, where
 # `;`, spaces or $(...) would run, and never expanded by make itself (so set from the environment they stay inert).
-export BASE REV MODEL INPUT OUTPUT VERSION STAGE ARTIFACT_URL REVS BEYOND_HISTORY SCORED_AT ADDED_AT DEGRADE
+export BASE REV MODEL INPUT OUTPUT VERSION STAGE ARTIFACT_URL REVS BEYOND_HISTORY OUTCOMES SCORED_AT ADDED_AT DEGRADE
 
 .PHONY: help setup params check-params repro check-lock ci-remote ci-repro report checkout register promote predict score-batch add-labels simulate-production verify-cache repair-cache pr-comment push drift-gate monitor-gate test test-fast lint dag metrics plots lock clean
 BASE ?= main
 
 help:  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-19s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.lock
 	@test -n "$(PYTHON)" || { echo "error: Python 3.11 not found; install it or pass PYTHON=/path/to/python3.11" >&2; exit 1; }
@@ -53,6 +53,8 @@ report: setup  ## Markdown report of this workspace against BASE (default main):
 checkout: setup  ## restore code, data, features, model and metrics of a revision: make checkout REV=<tag, branch or sha>
 	@test -n "$$REV" || { echo "error: say which revision: make checkout REV=<tag, branch or sha>" >&2; exit 2; }
 	@git rev-parse --verify --quiet --end-of-options "$$REV^{commit}" >/dev/null || { echo "error: REV=$$REV is not a tag, branch or commit of this repository (see git tag, git branch -a)" >&2; exit 2; }
+	@# dvc checkout --force would delete batches or outcomes appended since dvc.lock last recorded the store.
+	@if [ -d data/production ] && ! $(BIN)/dvc status --quiet production-store; then echo "error: data/production holds batches or outcomes dvc.lock does not record yet (a checkout would delete them); run make repro and commit dvc.lock first" >&2; exit 2; fi
 	git checkout --quiet "$$REV" --
 	$(BIN)/dvc checkout --force --quiet
 	@echo "workspace at $$REV ($$(git rev-parse --short HEAD)): code, params, data, features, model and metrics"
@@ -64,8 +66,9 @@ promote: setup  ## assign a stage to a model version: make promote STAGE=prod [V
 	@test -n "$$STAGE" || { echo "error: say which stage: make promote STAGE=prod [VERSION=v1.0.0]" >&2; exit 2; }
 	$(BIN)/gto assign model $${VERSION:+--version} "$${VERSION:-HEAD}" --stage "$$STAGE"
 
-predict: setup  ## score a file with a registered model: make predict MODEL=model@v1.0.0 INPUT=rows.csv OUTPUT=scores.csv [BEYOND_HISTORY=1]
-	$(BIN)/python -m commands.predict --model "$$MODEL" --input "$$INPUT" --output "$$OUTPUT" $${BEYOND_HISTORY:+--score-beyond-history}
+predict: setup  ## score a file with a registered model: make predict MODEL=model@v1.0.0 INPUT=rows.csv OUTPUT=scores.csv [OUTCOMES="a.csv b.csv"] [BEYOND_HISTORY=1]
+	@set -f; outcomes=(); for file in $$OUTCOMES; do outcomes+=(--outcomes "$$file"); done; \
+	$(BIN)/python -m commands.predict --model "$$MODEL" --input "$$INPUT" --output "$$OUTPUT" "$${outcomes[@]}" $${BEYOND_HISTORY:+--score-beyond-history}
 
 score-batch: setup  ## score rows into the production store: make score-batch INPUT=rows.csv [MODEL=workspace|model@v1.0.0] [SCORED_AT=iso] [BEYOND_HISTORY=1]
 	@test -n "$$INPUT" || { echo "error: say which rows: make score-batch INPUT=rows.csv" >&2; exit 2; }

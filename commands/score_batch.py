@@ -13,19 +13,17 @@ as batches/<batch_id>.parquet + .json, both or neither (layout: stages/lib/produ
 from __future__ import annotations
 
 import argparse
-import hashlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from stages.lib.catalog import FEATURE_SPEC, HISTORY_EVENTS, MODEL_FILE, PRODUCTION_DIR, SCHEMA_FILE, TRANSFORMER_FILE, FeatureSpec
+from stages.lib.catalog import PRODUCTION_DIR, SCHEMA_FILE
 from stages.lib.config import Params, load_params
 from stages.lib.contract import parse_time
 from stages.lib.errors import fail, run_stage
-from stages.lib.io import read_json, read_parquet, read_table, read_yaml
+from stages.lib.io import read_table, read_yaml
 from stages.lib.production import (
     HISTORY_COMPLETE,
     PREDICTION,
@@ -34,11 +32,12 @@ from stages.lib.production import (
     check_store,
     checked_ids,
     outcome_rows,
+    read_batch,
     refuse_stored,
 )
 from stages.lib.runtime import limit_threads
+from stages.lib.scoring_versions import WORKSPACE, score_frame
 
-WORKSPACE = "workspace"  # the current checkout's committed outputs (data/features/, models/)
 INPUT_HINT = "check --input (INPUT= with make score-batch)"
 SCHEMA_HINT = "run `make repro` first: the store types rows as data/schema.yaml says"
 
@@ -92,54 +91,6 @@ def typed_batch(rows: pd.DataFrame, schema: dict[str, Any], id_column: str, outc
     return pd.DataFrame(typed).reset_index(drop=True)
 
 
-@dataclass(frozen=True)
-class _ScoredBatch:
-    scores: pd.DataFrame  # the rows, with PREDICTION and HISTORY_COMPLETE
-    model_sha: str
-    model_md5: str
-    ref: str
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# STAND-IN for stages.lib.scoring.score_frame (issue 12, item 1: the scoring helper's work, not merged yet).
-# Same signature and result fields; it scores the workspace only, with today's code (commands/predict.py's
-# steps) and the events of data/features/history.parquet plus the store's outcomes. Delete it at merge and
-# import `score_frame` from stages.lib.scoring instead.
-def _score_frame(model: str, rows: pd.DataFrame, outcomes: pd.DataFrame | None, allow_beyond_history: bool, repo: Path) -> _ScoredBatch:
-    from commands.predict import beyond_history, model_ref, validate_rows
-    from stages.lib.features.serving import apply_features
-    from stages.lib.models import load_model, predict_scores
-    from stages.lib.revisions import resolve, run
-
-    if model != WORKSPACE:
-        ref = model_ref(model, repo)  # a malformed name or a stage nobody holds stops here
-        resolve(ref, repo, "--model")  # and a version nobody registered here
-        fail(f"--model {model}: scoring a registered version ({ref}) needs stages/lib/scoring.py (issue 12); use --model {WORKSPACE}")
-    root = repo
-    schema = read_yaml(root / SCHEMA_FILE, SCHEMA_HINT)
-    spec = FeatureSpec.from_json(read_json(root / FEATURE_SPEC, "run `make repro` first"))
-    events = read_parquet(root / HISTORY_EVENTS, "run `make repro` first") if spec.history else pd.DataFrame()
-    if spec.history and outcomes is not None:
-        events = pd.concat([events, outcomes.loc[:, list(events.columns)]], ignore_index=True).sort_values(spec.time, kind="stable")
-    typed = validate_rows(rows, schema, spec, "the batch")
-    beyond = beyond_history(typed[spec.time], events, spec)
-    if beyond.any() and not allow_beyond_history:
-        times = typed[spec.time][beyond]
-        fail(
-            f"the batch: {int(beyond.sum()):,} of {len(typed):,} row(s), from {times.min():%Y-%m-%d %H:%M} to {times.max():%Y-%m-%d %H:%M} UTC, "
-            "lie beyond the outcomes known so far: their history features would read missing outcomes as none; "
-            "add the outcomes first (make add-labels), or pass --score-beyond-history (BEYOND_HISTORY=1) to score them marked"
-        )
-    features = apply_features(typed, load_model(root / TRANSFORMER_FILE), events, spec)
-    scores = rows.assign(**{PREDICTION: predict_scores(load_model(root / MODEL_FILE), features, spec.task), HISTORY_COMPLETE: ~beyond})
-    sha = run(["git", "rev-parse", "HEAD"], repo).stdout.strip()
-    md5 = hashlib.md5((root / MODEL_FILE).read_bytes()).hexdigest()
-    return _ScoredBatch(scores=scores, model_sha=sha, model_md5=md5, ref=WORKSPACE)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-
-
 def outcome_columns(params: Params) -> list[str]:
     """The target as prepare names it, and the source column it comes from."""
     return list(dict.fromkeys([params.data.target, params.data.target_column]))
@@ -162,7 +113,7 @@ def score_into_store(
     typed = typed_batch(rows, schema, id_column, outcome_columns(params), where)
     refuse_stored(typed[id_column], id_column, root, where)
     stamp = utc_time(scored_at, "--scored-at")
-    scored = _score_frame(model, typed, outcome_rows(id_column, params.data.target, root), allow_beyond_history, repo.resolve())
+    scored = score_frame(model, typed, outcome_rows(id_column, params.data.target, root), allow_beyond_history, repo.resolve())
     kept = typed.assign(
         **{PREDICTION: scored.scores[PREDICTION].to_numpy(), HISTORY_COMPLETE: scored.scores[HISTORY_COMPLETE].to_numpy(dtype=bool)}
     )
@@ -177,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--score-beyond-history",
         action="store_true",
-        help=f"score rows beyond the known outcomes too, marked by {HISTORY_COMPLETE} = false",
+        help=f"score rows whose every history window lies past the known outcomes too, marked by {HISTORY_COMPLETE} = false",
     )
     args = parser.parse_args(argv)
     params = load_params()
@@ -188,6 +139,11 @@ def main(argv: list[str] | None = None) -> None:
         f"score-batch: {meta.batch_id}: {meta.rows:,} rows from {meta.first} to {meta.last} scored with {meta.model} "
         f"({meta.model_sha[:8]}) -> {PRODUCTION_DIR}/batches/{meta.batch_id}.parquet"
     )
+    incomplete = int((~read_batch(meta)[HISTORY_COMPLETE]).sum())
+    if incomplete:
+        print(
+            f"score-batch: note: {incomplete:,} row(s) scored with history windows reaching past the known outcomes ({HISTORY_COMPLETE} false)"
+        )
 
 
 if __name__ == "__main__":

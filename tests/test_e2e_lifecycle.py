@@ -168,7 +168,8 @@ def test_registered_model_versions_score_new_rows(pipeline, tmp_path):
             result = predict(model, rows, output)
             assert result.returncode == 0, result.stderr
             scored[model] = pd.read_csv(output)
-            assert list(scored[model].columns) == [*pd.read_csv(rows).columns, "prediction"]
+            assert list(scored[model].columns) == [*pd.read_csv(rows).columns, "prediction", "history_complete"]
+            assert scored[model]["history_complete"].all()  # test rows: inside the stored history
         assert scored["model#prod"]["prediction"].equals(scored["model@v0.0.1"]["prediction"])  # prod is v0.0.1
         assert not scored["model@v0.0.2"]["prediction"].equals(scored["model@v0.0.1"]["prediction"])
         # v0.0.2 is the workspace: its scores equal the model's on the features featurize stored for those rows.

@@ -5,6 +5,7 @@ chunks, scipy's bootstrap and normal-theory intervals."""
 from __future__ import annotations
 
 import json
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -37,33 +38,78 @@ def _brute_force(scores: np.ndarray, p: np.ndarray, draws: int, seed: int) -> di
     return {name: np.array(values) for name, values in found.items()}
 
 
-def test_cbpe_matches_the_average_over_simulated_label_draws() -> None:
-    rng = np.random.default_rng(1)
-    rows, draws = 2000, 1000
-    scores = np.round(rng.beta(2.0, 3.0, rows), 3)  # rounded: ties, which ROC AUC counts half
-    estimate = estimate_classification(scores, scores, THRESHOLD, 0.95, 500, seed=0)  # calibrated: p = score
-    brute = _brute_force(scores, scores, draws, seed=2)
+ROWS, DRAWS = 2000, 2000
+Z95 = NormalDist().inv_cdf(0.975)
+
+
+@pytest.fixture(scope="module")
+def calibrated_chunk() -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A chunk whose scores are calibrated (p = score), rounded so they tie (ROC AUC counts ties half), and its
+    metrics under DRAWS brute-force label draws."""
+    scores = np.round(np.random.default_rng(1).beta(2.0, 3.0, ROWS), 3)
+    return scores, _brute_force(scores, scores, DRAWS, seed=2)
+
+
+def test_cbpe_matches_the_average_over_simulated_label_draws(calibrated_chunk: tuple[np.ndarray, dict[str, np.ndarray]]) -> None:
+    scores, brute = calibrated_chunk
+    estimate = estimate_classification(scores, scores, THRESHOLD, 0.95)
     for name, values in brute.items():
         # The confusion matrix and accuracy are sums of Bernoulli(p) draws: CBPE's value is their exact mean, so it
         # is off only by the Monte Carlo error of the brute-force average (4 standard errors: fails 1 in 16,000).
         # ROC AUC and F1 are ratios: CBPE gives the ratio of the expected counts, whose bias is O(1/rows) (here
         # below 1e-4 for ROC AUC, about 2e-4 for F1), added to the same 4 standard errors.
-        tolerance = 4 * values.std() / np.sqrt(draws) + (2 / rows if name in ("roc_auc", "f1") else 0.0)
+        tolerance = 4 * values.std() / np.sqrt(DRAWS) + (2 / ROWS if name in ("roc_auc", "f1") else 0.0)
         assert estimate[name]["estimate"] == pytest.approx(values.mean(), abs=tolerance), name
-        # The band is the spread of the same draws: its ends match the brute-force percentiles within one step
-        # of the percentile's own sampling error (about 2 sd / sqrt(draws) of the metric, and 1 count for counts).
+
+
+def test_cbpe_band_has_the_spread_of_simulated_label_draws(calibrated_chunk: tuple[np.ndarray, dict[str, np.ndarray]]) -> None:
+    scores, brute = calibrated_chunk
+    estimate = estimate_classification(scores, scores, THRESHOLD, 0.95)
+    for name, values in brute.items():
+        band = estimate[name]
+        # The band is estimate -+ z sd (nothing clipped here: every metric is far from its bounds), so its half width
+        # over z is the sd it claims the realized metric has under the draws.
+        claimed = (band["high"] - band["low"]) / (2 * Z95)
+        assert band["high"] - band["estimate"] == pytest.approx(band["estimate"] - band["low"], rel=1e-9), name
+        # The brute-force sd of DRAWS draws has a relative standard error of about 1 / sqrt(2 DRAWS) = 1.6% (the
+        # metrics are near normal); 4 of them is 6.3%. The variance is exact for the counts and accuracy; the delta
+        # method for ROC AUC and F1 is off by O(1 / expected positives) in the variance (measured against 40,000
+        # draws: under 0.5% at this size): 1% more. Leaving out the covariance of the rank sum and the positives
+        # in the ROC AUC's delta method would triple its sd here; using p instead of p (1 - p) would double the counts'.
+        assert claimed == pytest.approx(values.std(ddof=1), rel=0.073), name
+        # The band's ends are the draws' 2.5% and 97.5% percentiles, within their own sampling error (about
+        # 2.5 sd / sqrt(DRAWS) of the metric, 4 of them) plus a count's discreteness, and the normal shape's skew (small).
         low, high = np.percentile(values, [2.5, 97.5])
-        spread = 4 * values.std() / np.sqrt(draws) * 3 + (1.0 if name in ("tp", "fp", "fn", "tn") else 0.0)
-        assert estimate[name]["low"] == pytest.approx(low, abs=spread), name
-        assert estimate[name]["high"] == pytest.approx(high, abs=spread), name
+        spread = 4 * 2.5 * values.std() / np.sqrt(DRAWS) + (1.0 if name in ("tp", "fp", "fn", "tn") else 0.0)
+        assert band["low"] == pytest.approx(low, abs=spread), name
+        assert band["high"] == pytest.approx(high, abs=spread), name
 
 
-def test_cbpe_is_deterministic_for_a_seed_and_uses_the_raw_scores_for_ranking() -> None:
+def test_cbpe_band_collapses_when_the_outcomes_are_certain() -> None:
+    # p in {0, 1}: every label draw is the same, so the realized metrics are certain and the band is the estimate.
+    rng = np.random.default_rng(10)
+    scores = rng.random(400)
+    certain = (scores > 0.3).astype(np.float64)  # ranks like the scores: ROC AUC 1
+    estimate = estimate_classification(scores, certain, THRESHOLD, 0.95)
+    for name, band in estimate.items():
+        assert band["low"] == pytest.approx(band["estimate"], abs=1e-12) and band["high"] == pytest.approx(band["estimate"], abs=1e-12), (
+            name
+        )
+    assert estimate["roc_auc"]["estimate"] == pytest.approx(1.0)
+    assert estimate["fn"]["estimate"] == pytest.approx(np.sum((scores > 0.3) & (scores < THRESHOLD)))
+
+
+def test_cbpe_does_not_depend_on_a_seed_and_uses_the_raw_scores_for_ranking() -> None:
     rng = np.random.default_rng(3)
     scores = rng.random(500)
     calibrated = np.full(500, 0.3)  # every row equally likely: no ranking can be told from chance
     first = estimate_classification(scores, calibrated, THRESHOLD, 0.9, 200, seed=7)
-    assert first == estimate_classification(scores, calibrated, THRESHOLD, 0.9, 200, seed=7)
+    # Nothing is drawn: another seed or count of draws (the parameters older callers pass) changes nothing.
+    assert (
+        first
+        == estimate_classification(scores, calibrated, THRESHOLD, 0.9, 500, seed=8)
+        == estimate_classification(scores, calibrated, THRESHOLD, 0.9)
+    )
     assert first["roc_auc"]["estimate"] == pytest.approx(0.5, abs=1e-12)
     assert first["tp"]["estimate"] == pytest.approx(0.3 * np.sum(scores >= THRESHOLD))
 
@@ -130,6 +176,37 @@ def test_dle_matches_the_realized_mae_and_follows_a_shift_in_the_input_the_error
         assert estimate["estimate"] == pytest.approx(realized, rel=0.05), x2_mean
         assert estimate["low"] <= realized <= estimate["high"], x2_mean
     # The shift raises the error by about half (E|x2| from 0.8 to 1.2): the estimate moved with it, checked above.
+
+
+def test_dle_band_has_the_spread_of_the_realized_mae() -> None:
+    rng = np.random.default_rng(11)
+    loss_model = fit_loss_model(*_regression_data(rng, 10_000, 0.0), seed=0)
+    for x2_mean in (0.0, 1.0):
+        inputs, predictions, _ = _regression_data(rng, 5_000, x2_mean)
+        band = estimate_regression(loss_model, inputs, predictions, 0.95)
+        claimed = (band["high"] - band["low"]) / (2 * Z95)
+        # The truth, exactly: given the inputs, |error| = |noise| with noise ~ N(0, sigma_i), sigma_i = 0.5 + |x2|, so
+        # Var |error_i| = sigma_i^2 (1 - 2 / pi) and the realized MAE of independent rows has sd sqrt(sum Var) / rows.
+        sigma = 0.5 + np.abs(inputs["x2"].to_numpy())
+        truth = np.sqrt(np.sum(sigma**2 * (1 - 2 / np.pi))) / len(sigma)
+        # DLE's spread comes from 2,500 held-out relative errors (the sample variance of |N(0, 1)|-like ratios, kurtosis
+        # 3.9, has a relative standard error of sqrt(2.9 / 2500) = 3.4%, 1.7% in sd) and the loss model's estimates
+        # (a few % off per row): 10% is about 4 of the former plus the latter (measured on 5 seeds: within 4%).
+        assert claimed == pytest.approx(truth, rel=0.1), x2_mean
+
+
+def test_dle_does_not_depend_on_the_draw_parameters_and_refuses_a_bad_level() -> None:
+    rng = np.random.default_rng(12)
+    inputs, predictions, actual = _regression_data(rng, 400, 0.0)
+    loss_model = fit_loss_model(inputs, predictions, actual, seed=0)
+    first = estimate_regression(loss_model, inputs, predictions, 0.9, 100, seed=1)
+    assert (
+        first
+        == estimate_regression(loss_model, inputs, predictions, 0.9, 900, seed=2)
+        == estimate_regression(loss_model, inputs, predictions, 0.9)
+    )
+    with pytest.raises(ValueError, match="level must be in"):
+        estimate_regression(loss_model, inputs, predictions, 1.0)
 
 
 def test_dle_refuses_inputs_without_the_fitted_columns() -> None:

@@ -114,6 +114,11 @@ def test_dvc_records_each_append_never_deletes_and_checks_out_older_stores(repo,
     assert refused.returncode != 0 and "Can't remove the following unsaved files without confirmation" in refused.stderr
     assert files(store) == unsaved
     run(repo, "git", "checkout", "-q", "main")
+    # `make checkout` runs `dvc checkout --force`, which would delete them: it refuses first, and moves nothing.
+    venv = PROJECT / ".venv"
+    made = run(repo, "make", "-f", str(PROJECT / "Makefile"), "-o", f"{venv}/.installed", "checkout", "REV=HEAD~1", f"VENV={venv}", check=False)
+    assert made.returncode != 0 and "data/production holds batches or outcomes dvc.lock does not record yet" in made.stderr
+    assert files(store) == unsaved and run(repo, "git", "rev-parse", "--abbrev-ref", "HEAD").stdout.strip() == "main"
 
     # A fresh clone has no DVC data (no remote here): `dvc repro` creates an empty store there.
     clone = tmp_path / "clone"

