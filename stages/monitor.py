@@ -156,6 +156,12 @@ class _Context:
 def _context(reference: Reference, settings: Settings, model_md5: str) -> _Context:
     spec = settings.spec
     inputs = sorted(spec.inputs)
+    unknown = [name for name in settings.monitor.segments if name not in spec.inputs]
+    if unknown:
+        fail(
+            f"params.yaml: 'monitor.segments' names '{unknown[0]}', which is not an input column of the model "
+            f"({', '.join(inputs)}); set monitor.segments in conf/monitor/ to some of them, or []"
+        )
     missing = [name for name in [*inputs, spec.target] if name not in reference.rows.columns]
     if missing:
         fail(f"the reference (data/prepared/test.parquet) has no column '{missing[0]}'; run `dvc repro prepare`")

@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 def test_first_repro_runs_every_stage_and_writes_every_output(pipeline):
     repo, output, _ = pipeline
-    assert stages_run(output) == {"prepare", "featurize", "train", "evaluate", "drift-check", "production-store"}
+    assert stages_run(output) == {"prepare", "featurize", "train", "evaluate", "drift-check", "production-store", "monitor"}
     missing = [name for name in expected_outputs(repo) if not (repo / name).is_file()]
     assert not missing
     summary = json.loads((repo / PREPARE_SUMMARY).read_text())
@@ -113,12 +113,12 @@ def test_make_repro_twice_reports_up_to_date(pipeline):
 def test_changing_the_model_group_reruns_only_train_and_what_follows(pipeline):
     repo, _, hashes = pipeline
     run(repo, sys.executable, "-m", "commands.compose", "model=logreg")
-    assert stages_run(run(repo, "dvc", "repro")) == {"train", "evaluate", "drift-check"}
+    assert stages_run(run(repo, "dvc", "repro")) == {"train", "evaluate", "drift-check", "monitor"}
     assert out_hashes(repo)[str(MODEL_FILE)] != hashes[str(MODEL_FILE)]
     assert out_hashes(repo)[str(FEATURES_DIR)] == hashes[str(FEATURES_DIR)]
 
     run(repo, sys.executable, "-m", "commands.compose", "train.seed=7")
-    assert stages_run(run(repo, "dvc", "repro")) <= {"train", "evaluate", "drift-check"}
+    assert stages_run(run(repo, "dvc", "repro")) <= {"train", "evaluate", "drift-check", "monitor"}
 
     run(repo, sys.executable, "-m", "commands.compose")
     restored = run(repo, "dvc", "repro")
@@ -172,7 +172,7 @@ def test_second_dataset_runs_by_config_alone(pipeline):
     try:
         run(repo, sys.executable, "-m", "commands.compose", "data=seattle_weather", "model=hgb_regressor")
         output = run(repo, "dvc", "repro")
-        assert stages_run(output) == {"prepare", "featurize", "train", "evaluate", "drift-check"}
+        assert stages_run(output) == {"prepare", "featurize", "train", "evaluate", "drift-check", "monitor"}
         metrics = json.loads((repo / METRICS_FILE).read_text())
         assert metrics["r2"] > 0.6 and metrics["rmse"] < 0.6 * metrics["rmse_constant"]  # far better than the mean
         manifest = yaml.safe_load((repo / FEATURE_MANIFEST).read_text())

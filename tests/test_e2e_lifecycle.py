@@ -48,7 +48,7 @@ def test_pull_request_report_against_the_base_commit(pipeline, tmp_path):
         accuracy = re.search(r"^\| accuracy \| ([\d.]+) \| ([\d.]+) \|", section(text, "Metrics"), flags=re.MULTILINE)
         assert accuracy and accuracy.group(1) != accuracy.group(2)  # the base's metrics, really from the base
         assert re.search(r"\*\*roc_auc change \+0\.0000\*\* .*paired\): within noise", text)  # same model, same rows
-        assert "- ran: `drift-check`, `evaluate`" in section(text, "Stages")
+        assert "- ran: `drift-check`, `evaluate`, `monitor`" in section(text, "Stages")  # monitor reads evaluate.threshold
         assert sorted(path.name for path in (output.parent / "images").iterdir()) == [
             "calibration.png", "importance.png", "precision_recall.png", "roc.png",
         ]  # fmt: skip
@@ -226,7 +226,7 @@ def test_report_on_switching_the_feature_engine_on(pipeline, tmp_path):
         assert f"{FEATURES_DIR}/train.parquet" in section(text, "Data and model files")
         stages = section(text, "Stages")
         # train onwards come back from DVC's run cache; featurize runs again (its manifest is a git-tracked output).
-        assert "- ran: `featurize`" in stages and "restored from the run cache: `drift-check`, `evaluate`, `train`" in stages
+        assert "- ran: `featurize`" in stages and "restored from the run cache: `drift-check`, `evaluate`, `monitor`, `train`" in stages
         assert re.search(
             r"\*\*roc_auc change [+-]0\.\d{4}\*\* \(95% bootstrap interval [+-]0\.\d{4} to [+-]0\.\d{4}, 1000 resamples of the test rows, paired\)",
             text,

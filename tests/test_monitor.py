@@ -365,3 +365,13 @@ def test_the_gate_also_holds_the_newest_realized_performance_which_an_estimate_c
     gate = report.summary["gate"]
     assert gate["passed"] is False and gate["chunk"] == newest["label"] and gate["realized_chunk"] == truth["label"] == "2013-11-04"
     assert gate["reasons"] == [f"chunk 2013-11-04: {truth['alerts'][0]}"] and truth["alerts"][0].startswith("realized roc_auc 0.2")
+
+
+def test_a_segment_column_the_model_does_not_read_is_one_clear_error(tmp_path):
+    write_batch(tmp_path, 1, weekly_batches(1, per_week=100)[0])
+    with pytest.raises(UserError) as error:
+        run(tmp_path, None, settings(segments=("dest",)))
+    assert str(error.value) == (
+        "params.yaml: 'monitor.segments' names 'dest', which is not an input column of the model "
+        "(carrier, distance, origin, temp); set monitor.segments in conf/monitor/ to some of them, or []"
+    )
