@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,7 @@ import yaml
 
 from commands import add_labels, score_batch
 from stages import production_store
-from stages.lib.catalog import PRODUCTION_DIR
+from stages.lib.catalog import FEATURES_DIR, MODEL_FILE, PRODUCTION_DIR
 from stages.lib.config import parse_params
 from stages.lib.errors import run_stage
 from stages.lib.production import batches, label_files, read_batch, read_labels
@@ -58,7 +59,15 @@ def trained(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     for module in ("stages.prepare", "stages.featurize", "stages.train", "stages.production_store"):
         result = run_module(module, folder)
         assert result.returncode == 0, f"{module}: {result.stderr}"
-    for command in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "trained"]):
+    # `workspace` scoring checks the model and features against their DVC records, committed.
+    dvc = [sys.executable, "-m", "dvc"]
+    for command in (
+        ["git", "init", "-q"],
+        [*dvc, "init", "-q"],
+        [*dvc, "add", "-q", str(FEATURES_DIR), str(MODEL_FILE)],
+        ["git", "add", "-A"],
+        ["git", "commit", "-qm", "trained"],
+    ):
         subprocess.run(command, cwd=folder, env=tool_env(), check=True, capture_output=True)
     contract = parse_params(params).data
     rows = labelled_rows(flights, [weather], contract).rows
@@ -186,7 +195,7 @@ def test_rows_beyond_the_known_outcomes_are_refused_unless_asked(project, later)
     before = files(store)
     result = score(project, inputs(halves(later)[1]))
     assert result.returncode == 2
-    assert result.stderr.count("\n") == 1 and "lie beyond the outcomes known so far" in result.stderr
+    assert result.stderr.count("\n") == 1 and "lie beyond the known outcomes" in result.stderr and "make add-labels" in result.stderr
     assert files(store) == before
     assert score(project, inputs(halves(later)[1]), "--score-beyond-history").returncode == 0
     assert not read_batch(batches(store)[0], store)["history_complete"].all()

@@ -116,7 +116,9 @@ def test_dvc_records_each_append_never_deletes_and_checks_out_older_stores(repo,
     run(repo, "git", "checkout", "-q", "main")
     # `make checkout` runs `dvc checkout --force`, which would delete them: it refuses first, and moves nothing.
     venv = PROJECT / ".venv"
-    made = run(repo, "make", "-f", str(PROJECT / "Makefile"), "-o", f"{venv}/.installed", "checkout", "REV=HEAD~1", f"VENV={venv}", check=False)
+    made = run(
+        repo, "make", "-f", str(PROJECT / "Makefile"), "-o", f"{venv}/.installed", "checkout", "REV=HEAD~1", f"VENV={venv}", check=False
+    )
     assert made.returncode != 0 and "data/production holds batches or outcomes dvc.lock does not record yet" in made.stderr
     assert files(store) == unsaved and run(repo, "git", "rev-parse", "--abbrev-ref", "HEAD").stdout.strip() == "main"
 

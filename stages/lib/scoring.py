@@ -36,8 +36,8 @@ BEYOND_HISTORY = "beyond_history"
 INPUT_HINT = "check --input (INPUT= with make predict)"
 OUTCOMES_HINT = "check --outcomes (OUTCOMES= with make predict)"
 FIX_BEYOND = (
-    "supply their outcomes up to then with --outcomes (make predict OUTCOMES=...), or pass --score-beyond-history "
-    f"(make predict BEYOND_HISTORY=1) to score them marked in a '{BEYOND_HISTORY}' column"
+    "supply their outcomes up to then (--outcomes, OUTCOMES= with make predict; make add-labels for the production store), "
+    "or score them marked with --score-beyond-history (BEYOND_HISTORY=1 with make predict or make score-batch)"
 )
 
 

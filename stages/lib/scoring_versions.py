@@ -151,9 +151,16 @@ def run_own_code(
 
 def check_workspace(repo: Path) -> str:
     """HEAD's sha, once the model and features in the workspace are those its committed DVC files record."""
+    from dvc.exceptions import NotDvcRepoError
     from dvc.repo import Repo  # imported here: only `workspace` scoring needs DVC's API
 
-    with Repo(str(repo)) as dvc_repo:
+    try:
+        opened = Repo(str(repo))
+    except NotDvcRepoError:
+        fail(
+            f"--model {WORKSPACE}: {repo} is not a DVC repository, so its model cannot be checked against dvc.lock; run from the project's root"
+        )
+    with opened as dvc_repo:
         # By path from the repository's root (a .dvc file's def_path is relative to its own folder).
         outs = {Path(os.path.relpath(out.fs_path, dvc_repo.root_dir)).as_posix(): out for out in dvc_repo.index.outs}
         records = set()
