@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from sklearn.metrics import roc_auc_score
 
 from stages.lib.catalog import FEATURE_MANIFEST, FEATURE_SPEC, FEATURES_DIR, METRICS_FILE, MODEL_CARD, MODEL_FILE, PREPARED_DIR
 from stages.lib.models import load_model
@@ -238,3 +239,52 @@ def test_report_on_switching_the_feature_engine_on(pipeline, tmp_path):
         run(repo, "git", "reset", "-q", "--hard", first)
         run(repo, "dvc", "checkout", "-q", "--force")
     assert out_hashes(repo) == hashes
+
+
+def test_production_replay_monitor_timeline_and_gate(pipeline, tmp_path):
+    """The production loop from a committed project: `make simulate-production`, `make repro` (only the store and the
+    monitor run), `make monitor-gate` passes the plain replay and fails an injected concept change; the realized
+    ROC AUC of every labelled week equals sklearn's on the store's own rows and outcomes."""
+    repo, _, _ = pipeline
+    venv = Path(sys.executable).parent.parent
+    cache = run(repo, "dvc", "cache", "dir").strip()
+    verdicts = {}
+    for name, options in (("plain", ()), ("degraded", ("DEGRADE=1",))):
+        clone = tmp_path / name
+        run(tmp_path, "git", "clone", "-q", str(repo), str(clone))
+        run(clone, "dvc", "cache", "dir", "--local", cache)
+        run(clone, "dvc", "checkout", "-q")
+
+        def make(*arguments: str, clone: Path = clone, check: bool = True) -> subprocess.CompletedProcess:
+            result = subprocess.run(
+                ["make", "-o", f"{venv}/.installed", *arguments, f"VENV={venv}"], cwd=clone, env=ENV, capture_output=True, text=True
+            )
+            assert result.returncode == 0 or not check, f"make {' '.join(arguments)}:\n{result.stdout}\n{result.stderr}"
+            return result
+
+        make("simulate-production", *options)
+        assert stages_run(make("repro").stdout) == {"production-store", "monitor"}
+        verdicts[name] = make("monitor-gate", check=False)
+
+        # Independent check: per Monday-based UTC week, sklearn's ROC AUC over the stored scores and outcomes.
+        store = clone / "data/production"
+        scored = pd.concat([pd.read_parquet(path) for path in sorted(store.glob("batches/*.parquet"))], ignore_index=True)
+        outcomes = pd.concat([pd.read_parquet(path) for path in sorted(store.glob("labels/*.parquet"))], ignore_index=True)
+        rows = scored.merge(outcomes, on="row_id", how="left")
+        week = (rows["time_hour"] - pd.Timestamp("1970-01-05", tz="UTC")) // pd.Timedelta("7D")
+        rows["label"] = [f"{pd.Timestamp('1970-01-05') + pd.Timedelta(days=7 * int(n)):%Y-%m-%d}" for n in week]
+        timeline = {point["label"]: point for point in json.loads((clone / "reports/plots/monitor_performance.json").read_text())}
+        assert set(timeline) == set(rows["label"])
+        labelled_weeks = 0
+        for label, chunk in rows.groupby("label"):
+            if chunk["late"].notna().all() and chunk["late"].nunique() == 2:
+                assert timeline[label]["realized"] == pytest.approx(roc_auc_score(chunk["late"], chunk["prediction"]), abs=1e-6)
+                labelled_weeks += 1
+            elif chunk["late"].isna().all():
+                assert timeline[label]["realized"] is None and timeline[label]["estimated"] is not None
+        assert labelled_weeks >= 6
+    assert verdicts["plain"].returncode == 0, verdicts["plain"].stderr
+    # make exits 2 whenever a recipe fails; the gate's own line says why.
+    assert verdicts["degraded"].returncode != 0 and re.search(
+        r"realized roc_auc 0\.\d+ below the minimum 0\.6", verdicts["degraded"].stderr
+    )
