@@ -116,3 +116,11 @@ def test_artifact_paths_written_for_people_are_catalogued(name):
     mentioned = {match.rstrip(".,:") for match in MENTION.findall(text)}
     unknown = sorted(path for path in mentioned if not path.startswith(NOT_PIPELINE) and not named(path))
     assert unknown == [], f"{name} names pipeline paths that no dvc.yaml stage writes"
+
+
+def test_the_drawn_pipeline_shows_every_stage():
+    """README's drawing of the pipeline (`dvc dag`'s, whose layout varies with the terminal) boxes every dvc.yaml stage."""
+    text = (PROJECT / "README.md").read_text(encoding="utf-8")
+    start = text.index("draws it:\n\n```\n") + len("draws it:\n\n```\n")
+    drawn = set(re.findall(r"\| ([\w-]+) \|", text[start : text.index("```", start)]))
+    assert drawn == set(declared_stages())
