@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from stages.lib.catalog import FEATURES_DIR, MODEL_FILE
 from stages.lib.config import DataContract, ModelConfig, parse_params
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -210,6 +212,42 @@ def model_config(target: str = HGB, preprocessing: str = "none", **arguments) ->
     return ModelConfig.parse(
         {"name": target.rsplit(".", 1)[-1], "_target_": target, "preprocessing": preprocessing, **arguments}, ["model"]
     )
+
+
+# Headless and offline: no name resolves and every proxied request goes nowhere, so a page that needs the
+# network (a CDN script) renders blank, as it would for a user without internet.
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=http://127.0.0.1:9",
+)  # fmt: skip
+
+
+def render_page(chromium: str, page: Path, window: str) -> tuple[str, bytes]:
+    """An HTML page as headless Chromium renders it with no network: the DOM after scripts ran, and a PNG screenshot
+    at `window` ("width,height")."""
+    with tempfile.TemporaryDirectory() as profile:
+        command = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
+        dom = subprocess.run([*command, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+        shot = Path(profile) / "shot.png"
+        subprocess.run(
+            [*command, f"--window-size={window}", f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120, check=True
+        )
+        return dom, shot.read_bytes()
+
+
+def commit_trained(folder: Path) -> None:
+    """`folder` (a trained project) as a git + DVC repo with its model and features DVC-tracked and committed:
+    what `workspace` scoring checks before it scores."""
+    dvc = [sys.executable, "-m", "dvc"]
+    for command in (
+        ["git", "init", "-q"],
+        [*dvc, "init", "-q"],
+        [*dvc, "add", "-q", str(FEATURES_DIR), str(MODEL_FILE)],
+        ["git", "add", "-A"],
+        ["git", "commit", "-qm", "trained"],
+    ):
+        subprocess.run(command, cwd=folder, env=tool_env(), check=True, capture_output=True, timeout=300)
 
 
 def run_module(module: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:

@@ -6,7 +6,6 @@ import json
 import re
 import shutil
 import subprocess
-import tempfile
 
 import numpy as np
 import pandas as pd
@@ -20,7 +19,7 @@ from stages.lib.drift_html import render_report
 from stages.lib.errors import UserError
 from stages.lib.io import write_outputs
 from stages.train import train_model
-from tests.conftest import PROJECT, model_config, replace, run_module, tool_env
+from tests.conftest import PROJECT, model_config, render_page, replace, run_module, tool_env
 
 SPEC = FeatureSpec.plain(["temp", "dewp", "distance"], ["dest"])
 DESTINATIONS = ["ATL", "ORD", "SEA", "__other__"]
@@ -273,23 +272,11 @@ def test_report_renders_in_a_headless_browser_and_shows_the_drifted_columns(seas
     chromium = tools["chromium"]
     page = tmp_path / "drift_report.html"
     page.write_text(render_report(seasonal.summary, seasonal.ranked, seasonal.prediction, seasonal.target))
-    flags = [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ]  # fmt: skip
-    with tempfile.TemporaryDirectory() as profile:
-        dom = subprocess.run(
-            [chromium, *flags, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
-        ).stdout
-        subprocess.run(
-            [chromium, *flags, f"--user-data-dir={profile}", "--window-size=1200,1600", f"--screenshot={tmp_path / 'shot.png'}", page.as_uri()],
-            capture_output=True, timeout=120, check=True,
-        )  # fmt: skip
+    dom, shot = render_page(chromium, page, "1200,1600")
     drifted_rows = re.findall(r'<tr class="drifted"><td>([^<]+)</td>', dom)
     assert set(drifted_rows) == set(seasonal.summary["drifted"])
     assert "dataset drift" in dom and "gate failed" in dom
     assert dom.count("<svg") >= 4  # a chart per feature, plus predictions and target
-    shot = (tmp_path / "shot.png").read_bytes()
     assert shot.startswith(b"\x89PNG") and len(shot) > 20_000  # a rendered page, not a blank one
 
 

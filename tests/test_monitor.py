@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from stages.lib.monitor.cache import ChunkCache
 from stages.lib.monitor.chunks import ORIGIN, chunk_rows, plan_chunks
 from stages.lib.production import batches, label_files, read_batch, read_labels
 from stages.monitor import Reference, Settings, Store, monitor, monitor_outputs
-from tests.conftest import project_params, replace
+from tests.conftest import project_params, render_page, replace
 from tests.monitor_support import ID, MODEL_MD5, SPEC, reference_rows, rows, weekly_batches, write_batch, write_labels
 
 
@@ -271,21 +270,7 @@ def test_the_timeline_renders_in_a_headless_browser_one_row_per_chunk_details_on
     report, page = timeline
     path = tmp_path / "monitor.html"
     path.write_text(page)
-    flags = [
-        "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ]  # fmt: skip
-    with tempfile.TemporaryDirectory() as profile:
-        dom = subprocess.run(
-            [tools["chromium"], *flags, f"--user-data-dir={profile}", "--dump-dom", path.as_uri()],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        ).stdout
-        subprocess.run(
-            [tools["chromium"], *flags, f"--user-data-dir={profile}", "--window-size=1300,1400", f"--screenshot={tmp_path / 'shot.png'}", path.as_uri()],
-            capture_output=True, timeout=120, check=True,
-        )  # fmt: skip
+    dom, shot = render_page(tools["chromium"], path, "1300,1400")
     statuses = re.findall(r'<tr class="chunk" id="chunk-(\d+)" data-status="([^"]+)">', dom)
     assert statuses == [(str(chunk["chunk"]), chunk["status"]) for chunk in report.chunks]
     assert dom.count("<details>") == len(report.chunks)  # each chunk's columns and segments, closed until asked for
@@ -294,7 +279,6 @@ def test_the_timeline_renders_in_a_headless_browser_one_row_per_chunk_details_on
     row = row[: row.index("</tr>", row.index("</details>"))]
     assert '<tr class="drifted"><td>temp</td>' in row and "segments" in row
     assert "<svg" in dom and ("gate passed" if report.summary["gate"]["passed"] else "gate failed") in dom
-    shot = (tmp_path / "shot.png").read_bytes()
     assert shot.startswith(b"\x89PNG") and len(shot) > 20_000
 
 

@@ -6,12 +6,11 @@ import json
 import re
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import PROJECT, tool_env
+from tests.conftest import PROJECT, render_page, tool_env
 
 ENV = {**tool_env(), "PYTHONPATH": str(PROJECT)}
 BIN = Path(sys.executable).parent
@@ -25,11 +24,6 @@ DVC_YAML = """plots:
         plots/loss.json: [train, valid]
 """
 # Headless, and no way out: every host name fails to resolve and any other request goes to a closed port.
-OFFLINE = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=http://127.0.0.1:9",
-]  # fmt: skip
 
 
 def write_plots(repo: Path, shift: float) -> None:
@@ -63,25 +57,11 @@ def repo(tmp_path) -> Path:
     return repo
 
 
-def browse(chromium: str, page: Path, folder: Path) -> tuple[str, bytes]:
-    """The page as headless Chromium renders it with no network: (its DOM after rendering, a screenshot)."""
-    with tempfile.TemporaryDirectory() as profile:
-        dom = subprocess.run(
-            [chromium, *OFFLINE, f"--user-data-dir={profile}", "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120
-        ).stdout
-        shot = folder / "shot.png"
-        subprocess.run(
-            [chromium, *OFFLINE, f"--user-data-dir={profile}", "--window-size=1200,900", f"--screenshot={shot}", page.as_uri()],
-            capture_output=True, timeout=120, check=True,
-        )  # fmt: skip
-    return dom, shot.read_bytes()
-
-
 @pytest.mark.needs_tool("chromium")
 def test_make_plots_renders_every_plot_with_no_network(repo, tmp_path, tools):
     run(repo, "make", "-f", str(PROJECT / "Makefile"), "-o", ".venv/.installed", "plots")
     page = repo / "dvc_plots/index.html"
-    dom, shot = browse(tools["chromium"], page, tmp_path)
+    dom, shot = render_page(tools["chromium"], page, "1200,900")
     charts = re.findall(r"<svg\b.*?</svg>", dom, flags=re.DOTALL)
     assert len(charts) == 2, "one drawn chart per plot"
     for chart in charts:

@@ -9,8 +9,6 @@ import io
 import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,12 +20,12 @@ import yaml
 
 from commands import add_labels, score_batch
 from stages import production_store
-from stages.lib.catalog import FEATURES_DIR, MODEL_FILE, PRODUCTION_DIR
+from stages.lib.catalog import PRODUCTION_DIR
 from stages.lib.config import parse_params
 from stages.lib.errors import run_stage
 from stages.lib.production import batches, label_files, read_batch, read_labels
 from stages.prepare import labelled_rows
-from tests.conftest import HGB, make_flights, make_weather, project_params, run_module, tool_env
+from tests.conftest import HGB, commit_trained, make_flights, make_weather, project_params, run_module
 
 ID = "row_id"
 MODEL = {"name": "hgb", "_target_": HGB, "preprocessing": "none", "max_iter": 20}
@@ -59,16 +57,7 @@ def trained(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     for module in ("stages.prepare", "stages.featurize", "stages.train", "stages.production_store"):
         result = run_module(module, folder)
         assert result.returncode == 0, f"{module}: {result.stderr}"
-    # `workspace` scoring checks the model and features against their DVC records, committed.
-    dvc = [sys.executable, "-m", "dvc"]
-    for command in (
-        ["git", "init", "-q"],
-        [*dvc, "init", "-q"],
-        [*dvc, "add", "-q", str(FEATURES_DIR), str(MODEL_FILE)],
-        ["git", "add", "-A"],
-        ["git", "commit", "-qm", "trained"],
-    ):
-        subprocess.run(command, cwd=folder, env=tool_env(), check=True, capture_output=True)
+    commit_trained(folder)
     contract = parse_params(params).data
     rows = labelled_rows(flights, [weather], contract).rows
     later = rows[rows["time_hour"] >= pd.Timestamp("2013-11-01", tz="UTC")]

@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -15,9 +13,9 @@ import pytest
 import yaml
 
 from commands.compose import compose
-from stages.lib.catalog import FEATURES_DIR, MODEL_FILE, PRODUCTION_DIR
+from stages.lib.catalog import PRODUCTION_DIR
 from stages.lib.production import batches, label_files, read_batch, read_labels
-from tests.conftest import HGB, PROJECT, choice_overrides, project_params, run_module, tool_env
+from tests.conftest import HGB, PROJECT, choice_overrides, commit_trained, project_params, run_module
 
 SAMPLE = 3000
 REPLAY_START = pd.Timestamp("2013-11-01", tz="UTC")  # the end of the default data's last split window
@@ -53,16 +51,7 @@ def trained(tmp_path_factory) -> Path:
     for module in ("stages.prepare", "stages.featurize", "stages.train", "stages.production_store"):
         result = run_module(module, folder)
         assert result.returncode == 0, f"{module}: {result.stderr}"
-    # `workspace` scoring checks the model and features against their DVC records, committed.
-    dvc = [sys.executable, "-m", "dvc"]
-    for command in (
-        ["git", "init", "-q"],
-        [*dvc, "init", "-q"],
-        [*dvc, "add", "-q", str(FEATURES_DIR), str(MODEL_FILE)],
-        ["git", "add", "-A"],
-        ["git", "commit", "-qm", "trained"],
-    ):
-        subprocess.run(command, cwd=folder, env=tool_env(), check=True, capture_output=True)
+    commit_trained(folder)
     return folder
 
 

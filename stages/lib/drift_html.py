@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import html
-import math
 from typing import Any
 
 from stages.lib.drift.methods import EFFECT_SIZES
 from stages.lib.drift.result import ColumnDrift
+from stages.lib.html_text import escaped as _e
+from stages.lib.html_text import number
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1f2328;margin:0 auto;max-width:1100px;padding:24px}
@@ -26,18 +26,8 @@ REFERENCE_COLOUR, CURRENT_COLOUR = "#8c959f", "#0969da"
 EFFECT_LABEL = " / ".join(label for _, label in EFFECT_SIZES.values())
 
 
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
 def _number(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return f"{value:.{digits}g}" if abs(value) < 1e-3 and value != 0 else f"{value:.{digits}f}"
+    return number(value, digits, small_in_g=True)
 
 
 def bar_chart(histogram: dict[str, list], title: str) -> str:

@@ -6,11 +6,12 @@ One table row per chunk, its status as a coloured badge; each chunk's columns an
 
 from __future__ import annotations
 
-import html
 import math
 from typing import Any
 
 from stages.lib.config.monitor import Chunk
+from stages.lib.html_text import escaped as _e
+from stages.lib.html_text import number as _number
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;color:#1f2328;margin:0 auto;max-width:1200px;padding:24px}
@@ -25,20 +26,6 @@ ul{margin:0;padding-left:18px}.legend span{display:inline-block;width:14px;heigh
 REALIZED_COLOUR, ESTIMATED_COLOUR = "#1a7f37", "#0969da"
 DRIFTED = ' class="drifted"'
 STATUS_CLASS = {"ok": "ok", "alert": "alert", "undecided": "undecided", "too small": "too-small"}
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
-
-
-def _number(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return f"{value:.{digits}f}"
 
 
 def _with_interval(found: dict[str, Any] | None) -> str:
