@@ -71,6 +71,13 @@ def require_tool(name: str) -> str:
     pytest.skip(message)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow modules first, the rest in their order. `make test` hands whole modules to two workers
+    (`--dist loadfile`) in collection order: an end-to-end module collected late runs alone at the end
+    while the other worker idles; started first, the short modules fill in beside it."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: each module stays in order
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """`@pytest.mark.needs_tool(...)`: look for each named tool before the test (and its fixtures) run."""
     for marker in item.iter_markers("needs_tool"):

@@ -179,12 +179,13 @@ def test_registered_model_versions_score_new_rows(pipeline, tmp_path):
         expected = load_model(repo / MODEL_FILE).predict_proba(stored[spec["features"]])[:, 1]
         assert np.allclose(scored["model@v0.0.2"]["prediction"], expected, rtol=0, atol=1e-12)
 
+        # Bad rows: the workspace (v0.0.2's commit) validates them with the same code, in process.
         broken = tmp_path / "broken.csv"
         pd.read_csv(rows).drop(columns=["temp"]).to_csv(broken, index=False)
-        result = predict("model@v0.0.1", broken, tmp_path / "never.csv")
+        result = predict("workspace", broken, tmp_path / "never.csv")
         assert result.returncode == 2 and "missing column 'temp'" in result.stderr and "Traceback" not in result.stderr
         pd.read_csv(rows).assign(temp="warm").to_csv(broken, index=False)
-        result = predict("model@v0.0.1", broken, tmp_path / "never.csv")
+        result = predict("workspace", broken, tmp_path / "never.csv")
         assert result.returncode == 2 and "column 'temp' must be numeric (as in training), got 'warm'" in result.stderr
         result = predict("model@v9.9.9", rows, tmp_path / "never.csv")
         assert result.returncode == 2 and "--model model@v9.9.9: no such git revision" in result.stderr

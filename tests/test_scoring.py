@@ -63,7 +63,9 @@ def test_rows_after_the_history_are_refused_and_with_their_outcomes_get_the_hist
     rows.to_parquet(tmp_path / "rows.parquet", index=False)
     output = tmp_path / "scores.parquet"
 
-    refused = predict(project, "model@v0.0.1", tmp_path / "rows.parquet", output)
+    # Refused and blind scoring run in the workspace (the same code, in process); the registered version scores
+    # with the outcomes, through its own code in its worktree.
+    refused = predict(project, "workspace", tmp_path / "rows.parquet", output)
     assert refused.returncode == 2 and not output.exists()
     (line,) = refused.stderr.splitlines()
     assert "20 of 30 row(s), from 2013-12-01 00:00 to 2013-12-19 05:00 UTC, lie beyond the known outcomes" in line
@@ -95,7 +97,7 @@ def test_rows_after_the_history_are_refused_and_with_their_outcomes_get_the_hist
     scoring_history = history_features(typed, known_events(artifacts.events, [supplied], artifacts.spec), lookup, TIME, TARGET)
     pd.testing.assert_frame_equal(scoring_history, expected_history)
     # ... and they matter: without the outcomes the same rows score otherwise.
-    marked = predict(project, "model@v0.0.1", tmp_path / "rows.parquet", tmp_path / "blind.parquet", "--score-beyond-history")
+    marked = predict(project, "workspace", tmp_path / "rows.parquet", tmp_path / "blind.parquet", "--score-beyond-history")
     assert marked.returncode == 0, marked.stderr
     assert not np.allclose(pd.read_parquet(tmp_path / "blind.parquet")["prediction"], expected, rtol=0, atol=1e-6)
 

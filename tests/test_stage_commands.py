@@ -226,7 +226,9 @@ def test_predict_scores_parquet_in_and_writes_parquet_out(registered, tmp_path):
 def test_predict_scores_partly_covered_rows_marked_incomplete_and_refuses_rows_wholly_beyond_the_outcomes(registered, tmp_path):
     """With L the last stored outcome, a row at t reads outcomes of (t - known_after - window, t - known_after]:
     complete up to t = L + known_after; partly covered after it (scored, history_complete False, one note line);
-    beyond from L + known_after + the widest window on (refused with one line by default, marked when asked)."""
+    beyond from L + known_after + the widest window on (refused with one line by default, marked when asked).
+    Scored as `workspace`: the same scoring code, in process; tests/test_scoring.py scores registered versions
+    through it in their own worktree."""
     test = pd.read_parquet(registered / PREPARED_DIR / "test.parquet").drop(columns=["late"])
     last = pd.read_parquet(registered / HISTORY_EVENTS)["time_hour"].max()
     history = json.loads((registered / FEATURE_SPEC).read_text())["history"]
@@ -240,7 +242,7 @@ def test_predict_scores_partly_covered_rows_marked_incomplete_and_refuses_rows_w
     rows.to_parquet(tmp_path / "rows.parquet", index=False)
     output = tmp_path / "scores.parquet"
 
-    refused = predict(registered, "model@v0.0.1", tmp_path / "rows.parquet", output)
+    refused = predict(registered, "workspace", tmp_path / "rows.parquet", output)
     assert refused.returncode == 2 and not output.exists()
     (line,) = refused.stderr.splitlines()
     assert "10 of 30 row(s)" in line and "beyond the known outcomes" in line
@@ -250,7 +252,7 @@ def test_predict_scores_partly_covered_rows_marked_incomplete_and_refuses_rows_w
 
     covered = pd.concat([inside, partly], ignore_index=True)
     covered.to_parquet(tmp_path / "covered.parquet", index=False)
-    scored_covered = predict(registered, "model@v0.0.1", tmp_path / "covered.parquet", tmp_path / "covered_scores.parquet")
+    scored_covered = predict(registered, "workspace", tmp_path / "covered.parquet", tmp_path / "covered_scores.parquet")
     assert scored_covered.returncode == 0, scored_covered.stderr
     alone = pd.read_parquet(tmp_path / "covered_scores.parquet")
     assert alone["history_complete"].tolist() == [True] * 10 + [False] * 10
@@ -258,7 +260,7 @@ def test_predict_scores_partly_covered_rows_marked_incomplete_and_refuses_rows_w
     assert "10 row(s) have history windows only partly covered" in note
 
     marked = run_module(
-        "commands.predict", registered, "--model", "model@v0.0.1", "--input", str(tmp_path / "rows.parquet"),
+        "commands.predict", registered, "--model", "workspace", "--input", str(tmp_path / "rows.parquet"),
         "--output", str(output), "--score-beyond-history",
     )  # fmt: skip
     assert marked.returncode == 0, marked.stderr
