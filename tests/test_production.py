@@ -27,6 +27,8 @@ from stages.lib.production import batches, label_files, read_batch, read_labels
 from stages.prepare import labelled_rows
 from tests.conftest import HGB, commit_trained, make_flights, make_weather, project_params, run_module
 
+pytestmark = pytest.mark.slow  # real stages, git and dvc in temporary projects
+
 ID = "row_id"
 MODEL = {"name": "hgb", "_target_": HGB, "preprocessing": "none", "max_iter": 20}
 

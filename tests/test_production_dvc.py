@@ -16,6 +16,8 @@ from stages.lib.catalog import PRODUCTION_DIR
 from stages.lib.production import append_batch, batches
 from tests.conftest import PROJECT, project_params, tool_env
 
+pytestmark = pytest.mark.slow  # real stages, git and dvc in temporary projects
+
 STAGE = "production-store"
 
 

@@ -17,6 +17,8 @@ from stages.lib.catalog import PRODUCTION_DIR
 from stages.lib.production import batches, label_files, read_batch, read_labels
 from tests.conftest import HGB, PROJECT, choice_overrides, commit_trained, project_params, run_module
 
+pytestmark = pytest.mark.slow  # real stages, git and dvc in temporary projects
+
 SAMPLE = 3000
 REPLAY_START = pd.Timestamp("2013-11-01", tz="UTC")  # the end of the default data's last split window
 WEEK = pd.Timedelta("7D")

@@ -24,6 +24,8 @@ from stages.lib.scoring_versions import ScoredBatch, score_frame
 from tests.conftest import run_module
 from tests.test_stage_commands import git_dvc, register, tiny_project
 
+pytestmark = pytest.mark.slow  # real stages, git and dvc in temporary projects
+
 TIME, TARGET = "time_hour", "late"
 SOURCE = Path("source/flights.csv")  # the tiny project's raw flights: every outcome of 2013, arr_delay included
 

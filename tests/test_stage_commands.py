@@ -37,6 +37,8 @@ from stages.lib.models import load_model
 from tests.conftest import HGB, PROJECT, make_flights, make_weather, project_params, run_module, tool_env
 from tests.dvc_pipeline import declared_stages, inside
 
+pytestmark = pytest.mark.slow  # real stages, git and dvc in temporary projects
+
 DECLARED = declared_stages()
 MODEL = {"name": "hgb", "_target_": HGB, "preprocessing": "none", "max_iter": 20}
 
