@@ -72,9 +72,9 @@ def require_tool(name: str) -> str:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slow modules first, the rest in their order. `make test` hands whole modules to two workers
+    """Slow modules first, the rest in their order. `make test` hands whole modules to its workers
     (`--dist loadfile`) in collection order: an end-to-end module collected late runs alone at the end
-    while the other worker idles; started first, the short modules fill in beside it."""
+    while the other workers idle; started first, the short modules fill in beside it."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: each module stays in order
 
 
