@@ -31,8 +31,8 @@ E2E_SETTINGS = (
 )
 # Bytecode is written as usual: .dvcignore must keep __pycache__ out of the stages' code deps.
 ENV = {key: value for key, value in tool_env().items() if key != "PYTHONDONTWRITEBYTECODE"}
-# The two end-to-end modules run side by side on two of the test workers: one OpenMP thread per stage,
-# or the OpenMP runtimes of two training processes spin against each other (minutes instead of seconds).
+# The end-to-end modules run side by side on the test workers: one OpenMP thread per stage,
+# or the OpenMP runtimes of several training processes spin against each other (minutes instead of seconds).
 ENV["OMP_NUM_THREADS"] = "1"
 
 
