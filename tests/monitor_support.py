@@ -66,3 +66,10 @@ def weekly_batches(weeks: int, per_week: int = 1400, seed: int = 0, shifts: dict
         rows(per_week, (start + pd.Timedelta(days=7 * week)).isoformat(), 7, seed + week, shifts.get(week, 0.0), first_id=week * per_week)
         for week in range(weeks)
     ]
+
+
+def write_labelled_batches(root: Path, frames: list[pd.DataFrame]) -> None:
+    """Each frame appended as a batch, with its outcomes right after it."""
+    for index, frame in enumerate(frames, start=1):
+        write_batch(root, index, frame)
+        write_labels(root, index, frame, f"batch-{index:04d}")

@@ -21,7 +21,17 @@ from stages.lib.monitor.chunks import ORIGIN, chunk_rows, plan_chunks
 from stages.lib.production import batches, label_files, read_batch, read_labels
 from stages.monitor import Reference, Settings, Store, monitor, monitor_outputs
 from tests.conftest import project_params, render_page, replace
-from tests.monitor_support import ID, MODEL_MD5, SPEC, reference_rows, rows, weekly_batches, write_batch, write_labels
+from tests.monitor_support import (
+    ID,
+    MODEL_MD5,
+    SPEC,
+    reference_rows,
+    rows,
+    weekly_batches,
+    write_batch,
+    write_labelled_batches,
+    write_labels,
+)
 
 
 def settings(**monitor_changes) -> Settings:
@@ -166,9 +176,7 @@ def test_late_outcomes_change_realized_performance_of_past_chunks_and_nothing_el
 def test_estimate_tracks_realized_performance_on_calibrated_scores(tmp_path):
     frames = weekly_batches(3, per_week=3000)
     root = tmp_path / "store"
-    for index, frame in enumerate(frames, start=1):
-        write_batch(root, index, frame)
-        write_labels(root, index, frame, f"batch-{index:04d}")
+    write_labelled_batches(root, frames)
     report = run(root, None)
     for chunk in report.chunks:
         realized, estimated = chunk["realized"], chunk["estimated"]
@@ -201,9 +209,7 @@ def test_alerts_for_a_degraded_drifting_chunk_and_a_too_small_chunk_is_not_judge
     frames[2] = frames[2].assign(prediction=np.random.default_rng(5).uniform(0, 1, len(frames[2])))
     frames.append(rows(100, "2013-11-25", 1, seed=7, first_id=10**6))  # a Monday: a new chunk of 100 rows
     root = tmp_path / "store"
-    for index, frame in enumerate(frames, start=1):
-        write_batch(root, index, frame)
-        write_labels(root, index, frame, f"batch-{index:04d}")
+    write_labelled_batches(root, frames)
     report = run(root, None, settings(alerts=replace(SETTINGS.monitor.alerts, max_drift_share=0.2, prediction_drift=True)))
     assert [chunk["label"] for chunk in report.chunks] == ["2013-10-28", "2013-11-04", "2013-11-11", "2013-11-18", "2013-11-25"]
     assert [chunk["status"] for chunk in report.chunks] == ["ok", "ok", "alert", "alert", "too small"]

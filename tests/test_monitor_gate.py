@@ -8,7 +8,7 @@ import numpy as np
 from stages.lib.catalog import MONITOR_FILE
 from stages.lib.io import json_text
 from tests.conftest import run_module
-from tests.monitor_support import weekly_batches, write_batch, write_labels
+from tests.monitor_support import weekly_batches, write_batch, write_labelled_batches, write_labels
 from tests.test_monitor import SETTINGS, run, settings
 
 
@@ -23,9 +23,7 @@ def gate(folder, summary) -> tuple[int, str, str]:
 def test_the_gate_passes_a_plain_store_and_fails_a_degraded_one_with_one_line_per_alert(tmp_path):
     frames = weekly_batches(2, per_week=1400)
     store = tmp_path / "store"
-    for index, frame in enumerate(frames, start=1):
-        write_batch(store, index, frame)
-        write_labels(store, index, frame, f"batch-{index:04d}")
+    write_labelled_batches(store, frames)
     plain = run(store, None).summary
     code, out, err = gate(tmp_path, plain)
     assert (code, err) == (0, "") and out.startswith(f"monitor gate: passed (chunk {plain['chunk']}: ")
