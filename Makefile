@@ -102,7 +102,7 @@ monitor-gate: setup  ## exit non-zero when the newest judged chunk of the monito
 
 test: setup  ## set up (with the system packages tests use) and run every test
 	.ci/system-deps
-	$(BIN)/python -m pytest -n 3 --dist loadfile
+	$(BIN)/python -m pytest -n 3 --dist loadfile --no-loadscope-reorder
 
 test-fast: setup  ## unit tests only (skips the slow end-to-end runs)
 	$(BIN)/python -m pytest -m "not slow"

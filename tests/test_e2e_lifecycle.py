@@ -67,25 +67,25 @@ def test_pull_request_report_against_the_base_commit(pipeline, tmp_path):
 
 
 def test_time_travel_restores_each_revision_byte_for_byte(pipeline):
-    """Three tagged revisions with different params: `make checkout REV=...` gives each its own outputs back."""
+    """Two tagged revisions with different params: `make checkout REV=...` gives each its own outputs back, in any
+    order, and main the newest."""
     repo, _, hashes = pipeline
     first = run(repo, "git", "rev-parse", "HEAD").strip()
     venv = Path(sys.executable).parent.parent
     produced = {"v1": hashes}
     try:
         run(repo, "git", "tag", "v1")
-        for tag, override in (("v2", "model.max_leaf_nodes=15"), ("v3", "model.learning_rate=0.1")):
-            run(repo, sys.executable, "-m", "commands.compose", override)
-            run(repo, "dvc", "repro")
-            run(repo, "git", "commit", "-qam", f"{tag}: {override}")
-            run(repo, "git", "tag", tag)
-            produced[tag] = out_hashes(repo)
+        run(repo, sys.executable, "-m", "commands.compose", "model.max_leaf_nodes=15")
+        run(repo, "dvc", "repro")
+        run(repo, "git", "commit", "-qam", "v2: model.max_leaf_nodes=15")
+        run(repo, "git", "tag", "v2")
+        produced["v2"] = out_hashes(repo)
         model = str(MODEL_FILE)
-        assert produced["v1"][model] != produced["v2"][model] != produced["v3"][model]
-        for tag in ("v1", "v2", "v3", "v1", "main"):
+        assert produced["v1"][model] != produced["v2"][model]
+        for tag in ("v1", "v2", "v1", "main"):
             output = run(repo, "make", "-o", f"{venv}/.installed", "checkout", f"REV={tag}", f"VENV={venv}")
             assert f"workspace at {tag}" in output
-            expected = produced["v3" if tag == "main" else tag]
+            expected = produced["v2" if tag == "main" else tag]
             assert out_hashes(repo) == expected  # the revision's dvc.lock
             for path in map(str, (MODEL_FILE, MODEL_CARD, METRICS_FILE, FEATURE_MANIFEST)):
                 assert hashlib.md5((repo / path).read_bytes()).hexdigest() == expected[path], (tag, path)  # the bytes themselves
@@ -93,7 +93,7 @@ def test_time_travel_restores_each_revision_byte_for_byte(pipeline):
     finally:
         run(repo, "git", "checkout", "-q", "main")
         run(repo, "git", "reset", "-q", "--hard", first)
-        run(repo, "git", "tag", "-d", "v1", "v2", "v3")
+        run(repo, "git", "tag", "-d", "v1", "v2")
         run(repo, "dvc", "checkout", "-q", "--force")
     assert out_hashes(repo) == hashes
 

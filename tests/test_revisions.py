@@ -113,3 +113,10 @@ def test_a_relative_remote_path_in_the_committed_config_resolves_from_the_projec
     with materialized("HEAD~1", history) as base:
         assert (base.root / "model.bin").read_text() == "head model"
         assert base.notes == ["outputs of HEAD~1 pulled from the DVC remote"]
+
+
+def test_a_malformed_dvc_config_is_one_line_naming_the_project(history):
+    (history / ".dvc/config.local").write_text("[remote \"team\"]\n    no_such_option = 1\n")
+    with pytest.raises(UserError, match=r"^the DVC configuration of .+ could not be read: .*no_such_option"), materialized("HEAD~1", history):
+        pass
+    assert "revision-" not in worktrees(history)  # the worktree is removed on the way out

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -21,8 +20,7 @@ from stages.lib.errors import fail
 
 # git and dvc may wait on a network remote that never answers: every command gets a deadline.
 TIMEOUT_VARIABLE = "COMMAND_TIMEOUT_SECONDS"
-DEFAULT_TIMEOUT_SECONDS = 3600.0
-REMOTE_URL = re.compile(r"^remote\.(?P<name>.+)\.url=(?P<url>.+)$")  # generous: the last-resort `dvc repro` may train a model
+DEFAULT_TIMEOUT_SECONDS = 3600.0  # generous: the last-resort `dvc repro` may train a model
 
 
 @dataclass
@@ -88,27 +86,33 @@ def resolve(revision: str, repo: Path, what: str) -> str:
     return resolved.stdout.strip()
 
 
-def pin_local_remotes(repo: Path, worktree: Path) -> None:
-    """A local remote's relative path (the default `../../dvc-remote`) is relative to .dvc/, so in a worktree
-    elsewhere it names another folder: give the worktree each such remote's absolute path, as resolved here."""
-    # `dvc config --list` prints one `key=value` a line with local paths resolved (`dvc remote list` wraps
-    # long paths to the terminal's width).
-    # Levels come in order of precedence (system, global, project, local): the last value of a remote wins.
-    urls: dict[str, str] = dict(
-        (match["name"], match["url"])
-        for line in run(dvc("config", "--list"), repo).stdout.splitlines()
-        if (match := REMOTE_URL.match(line.strip()))
-    )
-    for name, url in sorted(urls.items()):
-        if Path(url).is_absolute():  # resolved local paths; URLs with a scheme are left alone
-            run(dvc("remote", "modify", "--local", name, "url", url), worktree)
+def share_cache_and_remotes(repo: Path, worktree: Path) -> None:
+    """Point the worktree at this repository's DVC cache, and give it each local remote's absolute path: a
+    local remote's relative path (the default `../../dvc-remote`) is relative to .dvc/, so in a worktree
+    elsewhere it would name another folder."""
+    # In-process through DVC's own Config (what `dvc cache dir` and `dvc remote modify --local` do): four
+    # `python -m dvc` start-ups cost about 2.5 s a revision. Paths in the merged config come resolved to
+    # absolute (DVC's RelPath); URLs with a scheme are left alone. Credentials stay in config.local, copied.
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(str(repo)) as here:
+            cache = str(here.cache.local_cache_dir)
+            remotes = {name: str(section["url"]) for name, section in here.config["remote"].items()}
+        with Repo(str(worktree)) as there, there.config.edit("local") as local:
+            local.setdefault("cache", {})["dir"] = cache
+            for name, url in sorted(remotes.items()):
+                if Path(url).is_absolute():
+                    local.setdefault("remote", {}).setdefault(name, {})["url"] = url
+    except DvcException as error:  # a malformed .dvc/config: DVC's own words name the file and key
+        fail(f"the DVC configuration of {repo} could not be read: {error}")
 
 
 @contextlib.contextmanager
 def materialized(revision: str, repo: Path, what: str = "--base") -> Iterator[Revision]:
     """The revision in a temporary worktree with its DVC outputs in place; removed afterwards."""
     sha = resolve(revision, repo, what)
-    cache = run(dvc("cache", "dir"), repo).stdout.strip()
     with tempfile.TemporaryDirectory(prefix="revision-") as scratch:
         root = Path(scratch) / "worktree"
         run(["git", "worktree", "add", "--detach", "--quiet", str(root), sha], repo)
@@ -118,8 +122,7 @@ def materialized(revision: str, repo: Path, what: str = "--base") -> Iterator[Re
             local_config = repo / ".dvc" / "config.local"
             if local_config.is_file():
                 shutil.copyfile(local_config, root / ".dvc" / "config.local")
-            pin_local_remotes(repo, root)
-            run(dvc("cache", "dir", "--local", cache), root)
+            share_cache_and_remotes(repo, root)
             if run(dvc("checkout", "--quiet"), root, check=False).returncode != 0:
                 if run(dvc("pull", "--quiet"), root, check=False).returncode == 0:
                     materialized_revision.notes.append(f"outputs of {revision} pulled from the DVC remote")
