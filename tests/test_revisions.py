@@ -116,7 +116,10 @@ def test_a_relative_remote_path_in_the_committed_config_resolves_from_the_projec
 
 
 def test_a_malformed_dvc_config_is_one_line_naming_the_project(history):
-    (history / ".dvc/config.local").write_text("[remote \"team\"]\n    no_such_option = 1\n")
-    with pytest.raises(UserError, match=r"^the DVC configuration of .+ could not be read: .*no_such_option"), materialized("HEAD~1", history):
+    (history / ".dvc/config.local").write_text('[remote "team"]\n    no_such_option = 1\n')
+    with (
+        pytest.raises(UserError, match=r"^the DVC configuration of .+ could not be read: .*no_such_option"),
+        materialized("HEAD~1", history),
+    ):
         pass
     assert "revision-" not in worktrees(history)  # the worktree is removed on the way out
