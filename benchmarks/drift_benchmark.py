@@ -144,6 +144,7 @@ COLUMNS: list[Column] = [
     Column("cat_4", "unchanged, binary 90/10", False, False, _categorical([0.9, 0.1]), ("no", "yes")),
 ]
 NUMERIC = [column.name for column in COLUMNS if not column.categories]
+TYPES = {column.name: "categorical" if column.categories else "numeric" for column in COLUMNS}  # as data/schema.yaml would type them
 # The expected verdict per column: (distribution drifted, missing share drifted).
 EXPECTED: dict[str, tuple[bool, bool]] = {column.name: (column.drifted, column.missing_drifted) for column in COLUMNS}
 
@@ -223,7 +224,7 @@ def child_ours(data: Path, presorted: bool, threads: int, repeats: int) -> dict[
 
     reference = pd.read_parquet(data / "reference.parquet")
     current = pd.read_parquet(data / "current.parquet")
-    columns = list(reference.columns)
+    columns = {name: TYPES[name] for name in reference.columns}  # the drift check compares columns as their schema types them
     conf = Path(__file__).resolve().parents[1] / "conf/drift/default.yaml"  # the project's thresholds
     thresholds = DriftConfig.parse(yaml.safe_load(conf.read_text(encoding="utf-8")), ["drift"]).thresholds
     detect_drift(reference.head(WARM_UP_ROWS), current.head(WARM_UP_ROWS), columns, thresholds, threads=threads)  # compiles numba
@@ -358,7 +359,7 @@ def prepare(rows: int, seed: int, directory: Path, exclude: list[str]) -> int:
     size = frames_bytes(reference, current)
     reference.to_parquet(directory / "reference.parquet", index=False)
     current.to_parquet(directory / "current.parquet", index=False)
-    sorted_columns(reference, [name for name in NUMERIC if name not in exclude]).to_parquet(
+    sorted_columns(reference, {name: "numeric" for name in NUMERIC if name not in exclude}).to_parquet(
         directory / "profile.parquet", index=False
     )  # as featurize stores it
     del reference, current

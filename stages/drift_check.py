@@ -32,6 +32,7 @@ from stages.lib.catalog import (
     load_prepared,
 )
 from stages.lib.config import DriftConfig, DriftThresholds, GateConfig, load_params
+from stages.lib.drift.columns import SCORE_TYPE
 from stages.lib.drift.detect import detect_drift
 from stages.lib.drift.result import ColumnDrift, DriftResult, json_ready
 from stages.lib.drift_html import render_report
@@ -43,6 +44,9 @@ from stages.lib.profile import read_sorted_columns
 from stages.lib.runtime import limit_threads
 
 PREDICTION = "prediction"
+# How the drift check compares the target, which is no model input: prepare writes it as the task's outcome
+# (0/1 for classification, numbers for regression), whatever type the source column had.
+OUTCOME_TYPES = {"classification": "boolean", "regression": "numeric"}
 
 
 @dataclass(frozen=True)
@@ -142,12 +146,13 @@ def feature_shifts(current: pd.DataFrame, train_statistics: dict[str, dict[str, 
     """Engineered features whose current mean moved furthest from train, in train standard deviations.
 
     Reuses the train statistics of the feature manifest, so the drift check also sees the features
-    the model reads (history shares, encodings), not only the inputs they are built from.
+    the model reads (history shares, encodings), not only the inputs they are built from. `features` are the
+    spec's numeric features (`FeatureSpec.numeric`): a categorical feature has no mean, whatever its values.
     """
     shifts = []
     for name in features:
         stats = train_statistics.get(name, {})
-        if "mean" not in stats or not stats.get("std") or not pd.api.types.is_numeric_dtype(current[name]):
+        if "mean" not in stats or not stats.get("std"):
             continue
         values = current[name].to_numpy(dtype=np.float64, na_value=np.nan)
         if np.isnan(values).all():
@@ -183,7 +188,8 @@ def drift_check(inputs: DriftInputs, config: DriftConfig, threads: int = 1) -> D
     for name, frame in (("reference", reference), ("current", current)):
         if frame.empty:
             fail(f"data/prepared/{name}.parquet: the {name} window has no rows; widen data.splits.{name} in conf/data/")
-    columns = sorted(spec.inputs)
+    # Each input as data/schema.yaml types it (featurize copied the types into the spec), never as its dtype suggests.
+    columns = {name: spec.inputs[name] for name in sorted(spec.inputs)}
     missing = [column for column in columns if column not in current.columns]
     if missing:
         fail(f"current window: input column '{missing[0]}' is missing; the current data must have every model input")
@@ -194,21 +200,22 @@ def drift_check(inputs: DriftInputs, config: DriftConfig, threads: int = 1) -> D
     reference_scores = predict_scores(inputs.model, reference_features[spec.features], spec.task)
     current_scores = predict_scores(inputs.model, current_features[spec.features], spec.task)
     prediction = detect_drift(
-        pd.DataFrame({PREDICTION: reference_scores}), pd.DataFrame({PREDICTION: current_scores}), [PREDICTION], thresholds
+        pd.DataFrame({PREDICTION: reference_scores}), pd.DataFrame({PREDICTION: current_scores}), {PREDICTION: SCORE_TYPE}, thresholds
     ).columns[0]
 
     labelled = spec.target in current.columns and bool(current[spec.target].notna().all())
-    target = detect_drift(reference, current, [spec.target], thresholds).columns[0] if labelled else None
+    target_types = {spec.target: OUTCOME_TYPES[spec.task]}
+    target = detect_drift(reference, current, target_types, thresholds).columns[0] if labelled else None
     current_metrics = window_metrics(current[spec.target].to_numpy(), current_scores, spec.task) if labelled else {}
     drop = roc_auc_drop(spec.task, inputs.test_metrics or {}, current_metrics, labelled)
 
-    weights = _importance_weights(columns, inputs.importance or {}, spec.sources)
+    weights = _importance_weights(list(columns), inputs.importance or {}, spec.sources)
     ranked = sorted(result.columns, key=lambda column: (-column.severity * weights[column.column], -column.severity, column.column))
     gate = _gate(result, prediction, drop, config.gate)
     changes = schema_changes(*inputs.schemas) if inputs.schemas else []
 
     summary = {
-        "feature_shifts": feature_shifts(current_features, inputs.train_statistics, spec.features) if inputs.train_statistics else [],
+        "feature_shifts": feature_shifts(current_features, inputs.train_statistics, spec.numeric) if inputs.train_statistics else [],
         "dataset_drift": result.dataset_drift,
         "drift_share": result.drift_share,
         "drifted_columns": len(result.drifted),

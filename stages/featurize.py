@@ -36,7 +36,7 @@ from stages.lib.errors import fail, run_stage
 from stages.lib.features.build import build_transformer, describe_outputs
 from stages.lib.features.history import HistoryLookup, history_features, history_name
 from stages.lib.features.manifest import train_statistics
-from stages.lib.features.plan import INPUT_TYPES, plan_features
+from stages.lib.features.plan import plan_features
 from stages.lib.features.selection import select_features
 from stages.lib.features.serving import model_columns
 from stages.lib.io import json_writer, parquet_writer, read_yaml, write_outputs
@@ -194,9 +194,8 @@ def main() -> None:
     outputs[TRANSFORMER_FILE] = model_writer(result.transformer)
     if result.spec.history:
         outputs[HISTORY_EVENTS] = parquet_writer(result.events)
-    # Sorted once here, so the drift check only has to sort the current window.
-    numeric_inputs = [name for name, kind in result.spec.inputs.items() if kind in INPUT_TYPES[:2]]
-    outputs[REFERENCE_PROFILE] = parquet_writer(sorted_columns(splits["reference"], numeric_inputs))
+    # Sorted once here, so the drift check only has to sort the current window; the schema types pick the columns.
+    outputs[REFERENCE_PROFILE] = parquet_writer(sorted_columns(splits["reference"], result.spec.inputs))
     manifest_text = yaml.safe_dump(result.manifest, sort_keys=False, allow_unicode=True, width=140)
     outputs[FEATURE_MANIFEST] = lambda path: path.write_text(
         f"# Written by featurize from conf/features/ and the train split; review its diff like code.\n{manifest_text}", encoding="utf-8"

@@ -40,7 +40,7 @@ from stages.lib.catalog import (
 )
 from stages.lib.config import DriftThresholds, MonitorConfig, load_params
 from stages.lib.config.monitor import Alerts
-from stages.lib.drift.columns import sorted_profile
+from stages.lib.drift.columns import SCORE_TYPE, sorted_profile
 from stages.lib.drift.detect import detect_drift
 from stages.lib.drift.result import json_ready
 from stages.lib.errors import fail, run_stage
@@ -71,6 +71,7 @@ from stages.lib.production import (
     read_batch,
     read_labels,
 )
+from stages.lib.profile import SORTED_TYPES, holds_numbers
 from stages.lib.runtime import limit_threads
 
 OK, ALERT, UNDECIDED, TOO_SMALL = "ok", "alert", "undecided", "too small"
@@ -149,6 +150,7 @@ class _Context:
     settings: Settings
     model_md5: str
     inputs: list[str]
+    types: dict[str, str]  # each input's type in data/schema.yaml (spec.inputs), in `inputs` order: how it is compared
     reference_sorted: dict[str, np.ndarray]
     estimator: Estimator
 
@@ -165,15 +167,18 @@ def _context(reference: Reference, settings: Settings, model_md5: str) -> _Conte
     missing = [name for name in [*inputs, spec.target] if name not in reference.rows.columns]
     if missing:
         fail(f"the reference (data/prepared/test.parquet) has no column '{missing[0]}'; run `dvc repro prepare`")
-    numeric = [name for name in inputs if pd.api.types.is_numeric_dtype(reference.rows[name])]
+    # The schema's types (copied into the spec by featurize), never the dtypes: integer codes typed categorical are categories.
+    types = {name: spec.inputs[name] for name in inputs}
+    sorted_inputs = [name for name, kind in types.items() if kind in SORTED_TYPES and holds_numbers(reference.rows[name])]
     actual = reference.rows[spec.target].to_numpy(dtype=np.float64)
     return _Context(
         reference=reference,
         settings=settings,
         model_md5=model_md5,
         inputs=inputs,
-        reference_sorted={name: sorted_profile(reference.rows[name]) for name in numeric},
-        estimator=fit_estimator(spec.task, reference.scores, actual, reference.rows[inputs], settings.monitor.bootstrap.seed),
+        types=types,
+        reference_sorted={name: sorted_profile(reference.rows[name]) for name in sorted_inputs},
+        estimator=fit_estimator(spec.task, reference.scores, actual, reference.rows[inputs], types, settings.monitor.bootstrap.seed),
     )
 
 
@@ -227,7 +232,7 @@ def _outcomes(rows: pd.DataFrame, files: list[pd.DataFrame], settings: Settings)
 
 
 def _input_drift(rows: pd.DataFrame, context: _Context) -> dict[str, Any]:
-    result = detect_drift(context.reference.rows, rows, context.inputs, context.settings.drift, context.reference_sorted)
+    result = detect_drift(context.reference.rows, rows, context.types, context.settings.drift, context.reference_sorted)
     columns = {
         column.column: {
             "method": column.method,
@@ -245,7 +250,7 @@ def _input_drift(rows: pd.DataFrame, context: _Context) -> dict[str, Any]:
 
 def _prediction_drift(scores: np.ndarray, context: _Context) -> dict[str, Any]:
     reference = pd.DataFrame({PREDICTION: context.reference.scores})
-    found = detect_drift(reference, pd.DataFrame({PREDICTION: scores}), [PREDICTION], context.settings.drift).columns[0]
+    found = detect_drift(reference, pd.DataFrame({PREDICTION: scores}), {PREDICTION: SCORE_TYPE}, context.settings.drift).columns[0]
     return {"drifted": found.drifted, "method": found.method, "score": found.score, "threshold": found.threshold}
 
 
@@ -287,7 +292,7 @@ def measure_chunk(plan: ChunkPlan, rows: pd.DataFrame, outcomes: np.ndarray, mod
         found["prediction_drift"] = _prediction_drift(scores, context)
         found["estimated"] = estimate(context.estimator, scores, rows[context.inputs], settings.threshold, bootstrap)
     segments = SegmentSettings(columns=tuple(monitor.segments), min_rows=monitor.segment_min_rows, fdr=monitor.segment_fdr)
-    found["segments"] = segment_drift(context.reference.rows, rows, context.inputs, segments, settings.drift)
+    found["segments"] = segment_drift(context.reference.rows, rows, context.types, segments, settings.drift)
     return found | {"notes": notes}
 
 

@@ -75,7 +75,7 @@ def test_psi_bins_follow_reference_quantiles_and_report_ties():
     tied = np.sort(np.where(rng.random(10_000) < 0.7, 0.0, rng.exponential(size=10_000)))
     statistics = numeric_statistics(tied, tied.copy(), bins=10)
     assert statistics["psi_bins"] < 10 and statistics["psi"] == pytest.approx(0.0, abs=1e-12)
-    column = column_drift("precip", pd.Series(tied), pd.Series(tied), THRESHOLDS)
+    column = column_drift("precip", pd.Series(tied), pd.Series(tied), THRESHOLDS, "numeric")
     assert "PSI on" in column.note and "of 10 bins" in column.note
 
 
@@ -103,7 +103,8 @@ def frames(rows: int, seed: int, shift: dict[str, float] | None = None) -> tuple
     return one(rows, False), one(rows, True)
 
 
-COLUMNS = ["temp", "wind", "pressure", "city", "gusts"]
+# Each column with its type, as data/schema.yaml would give it.
+COLUMNS = {"temp": "numeric", "wind": "numeric", "pressure": "numeric", "city": "categorical", "gusts": "numeric"}
 
 
 @pytest.mark.parametrize("rows", [300, 20_000], ids=["p-value-rule", "effect-size-rule"])
@@ -144,24 +145,24 @@ def test_tiny_shift_does_not_count_at_large_samples():
 
 def test_missing_share_change_is_its_own_finding():
     reference, current = frames(5000, 3, {"missing": 0.3})
-    pressure = column_drift("pressure", reference["pressure"], current["pressure"], THRESHOLDS)
+    pressure = column_drift("pressure", reference["pressure"], current["pressure"], THRESHOLDS, "numeric")
     assert pressure.missing_drifted
     assert pressure.missing_current == pytest.approx(0.3, abs=0.03)
 
 
 def test_constant_column_is_a_row_not_a_crash():
     reference = pd.DataFrame({"constant": np.ones(2000), "other": np.arange(2000.0)})
-    result = detect_drift(reference, reference.copy(), ["constant", "other"], THRESHOLDS)
+    result = detect_drift(reference, reference.copy(), {"constant": "numeric", "other": "numeric"}, THRESHOLDS)
     constant = result.columns[0]
     assert constant.kind == "categorical" and not constant.drifted
-    moved = detect_drift(reference, reference.assign(constant=2.0), ["constant"], THRESHOLDS).columns[0]
+    moved = detect_drift(reference, reference.assign(constant=2.0), {"constant": "numeric"}, THRESHOLDS).columns[0]
     assert moved.drifted
 
 
 def test_all_missing_column_is_reported():
     reference = pd.DataFrame({"gone": np.arange(2000.0)})
     current = pd.DataFrame({"gone": np.full(2000, np.nan)})
-    column = detect_drift(reference, current, ["gone"], THRESHOLDS).columns[0]
+    column = detect_drift(reference, current, {"gone": "numeric"}, THRESHOLDS).columns[0]
     assert column.method == "none" and column.missing_drifted and column.missing_current == 1.0
     assert "no values in the current window" in column.note
 
@@ -169,7 +170,7 @@ def test_all_missing_column_is_reported():
 def test_category_only_in_current_is_counted():
     reference = pd.DataFrame({"dest": ["ATL"] * 600 + ["ORD"] * 400})
     current = pd.DataFrame({"dest": ["ATL"] * 500 + ["ORD"] * 300 + ["SEA"] * 200})
-    column = detect_drift(reference, current, ["dest"], THRESHOLDS).columns[0]
+    column = detect_drift(reference, current, {"dest": "categorical"}, THRESHOLDS).columns[0]
     assert column.unseen_categories == ["SEA"]
     assert column.statistics["unseen_rows"] == 200
     assert column.drifted

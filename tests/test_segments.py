@@ -39,7 +39,8 @@ def _rows(rng: np.random.Generator, rows: int, shift_in: str | None = None) -> p
     )
 
 
-COLUMNS = ["level", "spread", "kind", "count"]
+# Each column with its type, as data/schema.yaml would give it.
+COLUMNS = {"level": "numeric", "spread": "numeric", "kind": "categorical", "count": "numeric"}
 
 
 def test_false_alarms_without_drift_stay_at_or_below_the_configured_rate() -> None:

@@ -1,4 +1,4 @@
-"""The stored reference profile: each numeric column sorted on its own.
+"""The stored reference profile: each column the schema types numeric or boolean, sorted on its own.
 
 featurize writes it, drift-check reads it. It lives apart from the drift statistics so that
 featurize (and everything downstream of it) does not depend on, nor rerun for, the drift code.
@@ -6,21 +6,31 @@ featurize (and everything downstream of it) does not depend on, nor rerun for, t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
+# The schema types whose values the drift check compares, or counts, as numbers (stages/lib/drift/columns.py).
+SORTED_TYPES = ("numeric", "boolean")
 
-def is_numeric(series: pd.Series) -> bool:
-    """Compared as numbers (booleans are categories): decides which columns the profile keeps."""
+
+def holds_numbers(series: pd.Series) -> bool:
+    """The values are stored as numbers (True/False flags are not: they are counted by their labels).
+
+    How a column is stored, not what it is: its type comes from data/schema.yaml."""
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
 
-def sorted_columns(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """Each numeric column sorted on its own, missing values last: the stored reference profile."""
+def sorted_columns(frame: pd.DataFrame, types: Mapping[str, str]) -> pd.DataFrame:
+    """The stored reference profile: each column typed numeric or boolean (`types`: {column: schema type}) and
+    stored as numbers, sorted on its own, missing values last. A categorical column is never in it, whatever its values."""
     return pd.DataFrame(
-        {name: np.sort(frame[name].to_numpy(dtype=np.float64, na_value=np.nan)) for name in columns if is_numeric(frame[name])}
+        {
+            name: np.sort(frame[name].to_numpy(dtype=np.float64, na_value=np.nan))
+            for name, kind in types.items()
+            if kind in SORTED_TYPES and holds_numbers(frame[name])
+        }
     )
 
 

@@ -1,5 +1,7 @@
-"""One column's drift statistics: compared as numbers when both samples are numeric with more than a few
-distinct values, as categories otherwise. Verdicts come later (`verdict`), once p-values are adjusted together."""
+"""One column's drift statistics, compared as the schema types it (data/schema.yaml, never the dtype): a numeric
+column as numbers (as categories when both samples together hold only a few distinct values), a categorical one as
+categories whatever its values look like (integer codes too), a boolean one as its two values. Verdicts come later
+(`verdict`), once p-values are adjusted together."""
 
 from __future__ import annotations
 
@@ -14,7 +16,13 @@ from stages.lib.drift.histograms import categorical_histogram, numeric_histogram
 from stages.lib.drift.methods import NO_METHOD
 from stages.lib.drift.result import ColumnDrift
 from stages.lib.drift.statistics import categorical_statistics, numeric_statistics
-from stages.lib.profile import is_numeric
+from stages.lib.errors import fail
+from stages.lib.profile import holds_numbers
+
+# The schema types (data/schema.yaml) the drift check compares; datetime and identifier columns are no model inputs.
+COMPARED_TYPES = ("numeric", "boolean", "categorical")
+# A model's scores (probabilities or predicted values) are no column of the schema: they are numbers.
+SCORE_TYPE = "numeric"
 
 
 class _Common(TypedDict):
@@ -34,7 +42,7 @@ def sorted_profile(values: np.ndarray | pd.Series) -> np.ndarray:
     """A numeric column sorted with missing values dropped: what the reference keeps on disk.
 
     Args:
-        values: the column (a Series, or an array of numbers).
+        values: the column (a Series of numbers or booleans, or an array of numbers).
 
     Returns:
         A sorted float64 copy without NaN.
@@ -49,6 +57,34 @@ def sorted_profile(values: np.ndarray | pd.Series) -> np.ndarray:
 def _as_numeric(series: pd.Series) -> np.ndarray:
     """A float64 copy of the column, missing values as NaN (the copy may be sorted in place)."""
     return series.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+
+
+def _numbers_or_flags(series: pd.Series) -> bool:
+    """Values a float array holds exactly: numbers, booleans (as 0 and 1), or nothing but missing values."""
+    return holds_numbers(series) or pd.api.types.is_bool_dtype(series) or not series.notna().any()
+
+
+def _compared_as_numbers(name: str, column_type: str, reference: pd.Series, current: pd.Series) -> bool:
+    """Whether the column's values are compared (or counted) as numbers; the type comes from the schema.
+
+    Raises:
+        UserError: a column typed numeric whose values are not numbers.
+    """
+    if column_type == "categorical":
+        return False  # categories whatever they look like: integer codes are labels, not quantities
+    if column_type == "boolean":
+        # Two values: counted as numbers when either side stores them as numbers (bools read as 0 and 1), else by
+        # their labels (True/False on both sides).
+        both = _numbers_or_flags(reference) and _numbers_or_flags(current)
+        return both and (holds_numbers(reference) or holds_numbers(current))
+    for side, values in (("reference", reference), ("current", current)):
+        if not _numbers_or_flags(values):
+            example = values.dropna().iloc[0]
+            fail(
+                f"drift: column '{name}' is typed numeric (data/schema.yaml), but its {side} values are {values.dtype} "
+                f"(e.g. {example!r}); rerun `dvc repro prepare` so that the data and data/schema.yaml agree"
+            )
+    return True
 
 
 def _category_codes(reference: pd.Series, current: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -92,6 +128,7 @@ def column_drift(
     reference: pd.Series,
     current: pd.Series,
     thresholds: DriftThresholds,
+    column_type: str,
     reference_sorted: np.ndarray | None = None,
 ) -> ColumnDrift:
     """Every statistic for one column; verdicts come later, once p-values are adjusted together.
@@ -101,12 +138,21 @@ def column_drift(
         reference: its reference values.
         current: its current values.
         thresholds: the `drift` section (few_values, psi_bins, missing_share).
+        column_type: its type in data/schema.yaml (one of COMPARED_TYPES): numeric columns are compared as numbers
+            (as categories when both samples hold at most `few_values` distinct values), categorical and boolean
+            ones as categories. Never read from the dtype: a categorical column of integer codes is categories.
         reference_sorted: the reference's sorted profile, when featurize stored it (saves a sort).
 
     Returns:
         The column's statistics, missing shares and histogram; method, score and verdict still unset
         (method "none" when one side has no values).
+
+    Raises:
+        ValueError: a type the drift check does not compare (datetime, identifier).
+        UserError: a column typed numeric whose values are not numbers.
     """
+    if column_type not in COMPARED_TYPES:
+        raise ValueError(f"drift: column '{name}' has type {column_type!r}; the drift check compares {', '.join(COMPARED_TYPES)}")
     missing_reference = float(reference.isna().mean()) if len(reference) else 0.0
     missing_current = float(current.isna().mean()) if len(current) else 0.0
     common: _Common = {
@@ -120,10 +166,11 @@ def column_drift(
         "threshold": math.nan,
         "drifted": False,
     }
-    if is_numeric(reference) and is_numeric(current):
+    if _compared_as_numbers(name, column_type, reference, current):
         reference_values = reference_sorted if reference_sorted is not None else sorted_profile(reference)
         current_values = sorted_profile(current)
-        if len(reference_values) and len(current_values) and not _few_values(reference_values, current_values, thresholds.few_values):
+        numeric = column_type == "numeric" and bool(len(reference_values)) and bool(len(current_values))
+        if numeric and not _few_values(reference_values, current_values, thresholds.few_values):
             statistics = numeric_statistics(reference_values, current_values, thresholds.psi_bins)
             collapsed = statistics["psi_bins"] < thresholds.psi_bins
             return ColumnDrift(
@@ -131,7 +178,7 @@ def column_drift(
                 note=f"PSI on {statistics['psi_bins']} of {thresholds.psi_bins} bins: tied reference quantiles" if collapsed else "",
                 histogram=numeric_histogram(reference_values, current_values), **common,
             )  # fmt: skip
-        # Few distinct values (or an empty side): compare them as categories, counted on the sorted values.
+        # A boolean, few distinct values or an empty side: compare them as categories, counted on the sorted values.
         categories = np.union1d(_distinct_sorted(reference_values), _distinct_sorted(current_values))
         reference_counts = _sorted_counts(reference_values, categories)
         current_counts = _sorted_counts(current_values, categories)

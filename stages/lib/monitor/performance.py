@@ -7,8 +7,8 @@ within segments (segments.py).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,6 @@ from stages.lib.monitor.estimation import (
 )
 from stages.lib.monitor.intervals import bootstrap_interval
 from stages.lib.monitor.segments import segment_drift as segment_tests
-from stages.lib.profile import is_numeric
 
 CLASSIFICATION_METRIC = "roc_auc"
 REGRESSION_METRIC = "mae"
@@ -76,20 +75,31 @@ class Estimator:
     task: str
     calibrator: Calibrator | None = None
     loss_model: LossModel | None = None
+    types: dict[str, str] = field(default_factory=dict)  # the loss model's inputs and their schema types (regression)
 
 
-def loss_inputs(rows: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    """The raw inputs as the loss model reads them: numbers, and text as pandas categoricals."""
+def loss_inputs(rows: pd.DataFrame, types: Mapping[str, str]) -> pd.DataFrame:
+    """The raw inputs as the loss model reads them: columns typed categorical in data/schema.yaml (`types`) as pandas
+    categoricals of their text, whatever their values (integer codes too); numeric and boolean ones as float64 numbers."""
     return pd.DataFrame(
-        {name: rows[name] if is_numeric(rows[name]) else rows[name].astype("string").astype("category") for name in columns}
+        {
+            name: rows[name].astype("string").astype("category")
+            if kind == "categorical"
+            else pd.Series(rows[name].to_numpy(dtype=np.float64, na_value=np.nan), index=rows.index)
+            for name, kind in types.items()
+        }
     )
 
 
-def fit_estimator(task: str, scores: np.ndarray, actual: np.ndarray, inputs: pd.DataFrame, seed: int) -> Estimator:
-    """CBPE's calibrator or DLE's loss model, fitted on the reference (its scores, outcomes and raw inputs)."""
+def fit_estimator(
+    task: str, scores: np.ndarray, actual: np.ndarray, inputs: pd.DataFrame, types: Mapping[str, str], seed: int
+) -> Estimator:
+    """CBPE's calibrator or DLE's loss model, fitted on the reference (its scores, outcomes and raw inputs, typed by `types`:
+    {column: its type in data/schema.yaml})."""
     if task == "classification":
         return Estimator(task, calibrator=fit_calibrator(scores, actual.astype(np.int64)))
-    return Estimator(task, loss_model=fit_loss_model(loss_inputs(inputs, list(inputs.columns)), scores, actual, seed))
+    typed = {name: types[name] for name in inputs.columns}
+    return Estimator(task, loss_model=fit_loss_model(loss_inputs(inputs, typed), scores, actual, seed), types=typed)
 
 
 def _shaped(found: dict[str, float]) -> dict[str, float]:
@@ -114,7 +124,7 @@ def estimate(estimator: Estimator, scores: np.ndarray, inputs: pd.DataFrame, thr
             "f1": _shaped(found["f1"]),
         }
     assert estimator.loss_model is not None
-    chunk_inputs = loss_inputs(inputs, estimator.loss_model.columns)
+    chunk_inputs = loss_inputs(inputs, estimator.types)
     return {"metric": REGRESSION_METRIC, **_shaped(estimate_regression(estimator.loss_model, chunk_inputs, scores, level, resamples, seed))}
 
 
@@ -126,9 +136,10 @@ class SegmentSettings:
 
 
 def segment_drift(
-    reference: pd.DataFrame, current: pd.DataFrame, inputs: Sequence[str], settings: SegmentSettings, thresholds: DriftThresholds
+    reference: pd.DataFrame, current: pd.DataFrame, inputs: Mapping[str, str], settings: SegmentSettings, thresholds: DriftThresholds
 ) -> list[dict[str, Any]]:
-    """Each segment of the chunk and its drifted input columns (segments.py: p-values adjusted over all tests of the chunk).
+    """Each segment of the chunk and its drifted input columns (segments.py: p-values adjusted over all tests of the chunk);
+    `inputs`: {column: its type in data/schema.yaml}.
 
     Returns:
         One entry per segment value in the chunk, by segment column then value: {"column", "value", "rows", "tested",

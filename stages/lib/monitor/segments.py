@@ -1,20 +1,20 @@
 """Drift within segments: each value of each declared segment column (for flights: every origin, every carrier),
 the chunk's rows of that segment against the reference's rows of the same segment.
 
-Every (segment, column) pair is a p-value test: Kolmogorov-Smirnov for numeric columns, chi-squared for
-categorical ones (and for numeric columns with few distinct values), the drift engine's statistics
-(stages/lib/drift/columns.py) and p-values (stages/lib/drift/p_values.py). With dozens of segments times dozens
-of columns, raw p-values would raise alarms on every chunk, so all tests of one chunk are adjusted together by
-Benjamini-Hochberg at `fdr`: among the tests it flags, the expected share of false ones is at most `fdr`; when
-nothing drifted at all, the chance that a chunk raises any alarm is at most `fdr`. A segment with fewer than
-`min_rows` rows in the chunk or in the reference is not tested (too few rows to judge) and is listed as skipped;
-a segment value the reference never saw is skipped with 0 reference rows.
+Every (segment, column) pair is a p-value test, chosen by the column's type in data/schema.yaml: Kolmogorov-Smirnov
+for numeric columns, chi-squared for categorical and boolean ones (and for numeric columns with few distinct values),
+the drift engine's statistics (stages/lib/drift/columns.py) and p-values (stages/lib/drift/p_values.py). With dozens
+of segments times dozens of columns, raw p-values would raise alarms on every chunk, so all tests of one chunk are
+adjusted together by Benjamini-Hochberg at `fdr`: among the tests it flags, the expected share of false ones is at
+most `fdr`; when nothing drifted at all, the chance that a chunk raises any alarm is at most `fdr`. A segment with
+fewer than `min_rows` rows in the chunk or in the reference is not tested (too few rows to judge) and is listed as
+skipped; a segment value the reference never saw is skipped with 0 reference rows.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -82,7 +82,7 @@ def segment_drift(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     segments: Sequence[str],
-    columns: Sequence[str],
+    columns: Mapping[str, str],
     thresholds: DriftThresholds,
     fdr: float,
     min_rows: int,
@@ -93,7 +93,8 @@ def segment_drift(
         reference: the reference rows (with the segment columns and `columns`).
         current: the chunk's rows (the same columns).
         segments: the segment columns (monitor.segments); rows missing a segment value belong to none of its segments.
-        columns: the columns to test within each segment (a segment column is not tested within its own segments).
+        columns: the columns to test within each segment, {column: its type in data/schema.yaml} (a segment column is
+            not tested within its own segments): numeric columns by KS, categorical and boolean ones by chi-squared.
         thresholds: the `drift` section (few_values: numeric columns with at most that many values are tested as categories).
         fdr: the Benjamini-Hochberg false discovery rate over all tests of the chunk (monitor.segment_fdr).
         min_rows: segments with fewer rows than this in either window are skipped (monitor.segment_min_rows).
@@ -117,9 +118,9 @@ def segment_drift(
             if len(mine) < min_rows or len(theirs) < min_rows:
                 skipped.append(SkippedSegment(segment, value, len(mine), len(theirs)))
                 continue
-            for column in columns:
+            for column, kind in columns.items():
                 if column != segment:
-                    drift = column_drift(column, reference[column].iloc[mine], current[column].iloc[theirs], thresholds)
+                    drift = column_drift(column, reference[column].iloc[mine], current[column].iloc[theirs], thresholds, kind)
                     found.append((segment, value, drift))
     return SegmentDrift(tests=_decide(found, fdr), skipped=skipped, fdr=fdr, min_rows=min_rows)
 
