@@ -83,12 +83,22 @@ def _numbers(values: pd.Series, target: Target, where: str) -> pd.Series:
     return numbers
 
 
+def _meant(label: bool | int | float, texts: pd.Series) -> str:
+    """The text a true/false or number label was most likely meant as (`yes` that YAML read as true), else the most frequent."""
+    spellings = {True: ("yes", "on", "true", "y"), False: ("no", "off", "false", "n")}.get(label, ()) if isinstance(label, bool) else ()
+    counts = texts.value_counts()
+    for text in counts.index:
+        if text.strip().lower() in spellings or text.strip() == label_text(label):
+            return str(text)
+    return str(counts.index[0])
+
+
 def _label_numbers(values: pd.Series, target: Target, where: str) -> pd.Series:
     """The values as float64 (true as 1) for a true/false or number label; text is refused with the quoted label to write."""
     kind = _kind(values)
     if kind == "text":
         what = "a boolean: YAML reads an unquoted yes or on as true" if isinstance(target.positive, bool) else "a number"
-        example = values.astype("string").value_counts().index[0]
+        example = _meant(target.positive, values.astype("string"))
         fail(
             f"{where}: data.target.positive is {label_text(target.positive)} ({what}) but column '{target.column}' holds text "
             f"({_listed(values.astype('string'))}); write the label as the column does, quoted: positive: {label_text(example)}"
@@ -101,6 +111,15 @@ def _label_numbers(values: pd.Series, target: Target, where: str) -> pd.Series:
             f"data.target.positive needs a column of two values; for a threshold use data.target.greater_than instead (in conf/data/)"
         )
     return numbers
+
+
+def _unquoted(label: str, values: pd.Series) -> str:
+    """The value of a true/false or number column a text label most likely means ('1' -> 1), else its most frequent."""
+    present = {label_text(value) for value in values.unique()}
+    for candidate in (label.strip().lower(), label_text(pd.to_numeric(label, errors="coerce"))):
+        if candidate in present:
+            return candidate
+    return label_text(values.value_counts().index[0])
 
 
 def target_values(values: pd.Series, target: Target, where: str, whole_column: bool = False) -> pd.Series:
@@ -129,7 +148,7 @@ def target_values(values: pd.Series, target: Target, where: str, whole_column: b
             fail(
                 f"{where}: data.target.positive is {label_text(positive)} (a text) but column '{target.column}' holds "
                 f"{'true/false values' if kind == 'boolean' else 'numbers'} ({_listed(values)}); write the label unquoted, "
-                f"e.g. positive: {label_text(values.value_counts().index[0])}"
+                f"e.g. positive: {_unquoted(positive, values)}"
             )
         labels = values.astype("string")
         hit = labels == positive
