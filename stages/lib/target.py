@@ -93,14 +93,14 @@ def _meant(label: bool | int | float, texts: pd.Series) -> str:
     return str(counts.index[0])
 
 
-def _label_numbers(values: pd.Series, target: Target, where: str) -> pd.Series:
+def _label_numbers(values: pd.Series, label: bool | int | float, target: Target, where: str) -> pd.Series:
     """The values as float64 (true as 1) for a true/false or number label; text is refused with the quoted label to write."""
     kind = _kind(values)
     if kind == "text":
-        what = "a boolean: YAML reads an unquoted yes or on as true" if isinstance(target.positive, bool) else "a number"
-        example = _meant(target.positive, values.astype("string"))
+        what = "a boolean: YAML reads an unquoted yes or on as true" if isinstance(label, bool) else "a number"
+        example = _meant(label, values.astype("string"))
         fail(
-            f"{where}: data.target.positive is {label_text(target.positive)} ({what}) but column '{target.column}' holds text "
+            f"{where}: data.target.positive is {label_text(label)} ({what}) but column '{target.column}' holds text "
             f"({_listed(values.astype('string'))}); write the label as the column does, quoted: positive: {label_text(example)}"
         )
     numbers = values.astype(np.float64)
@@ -153,7 +153,7 @@ def target_values(values: pd.Series, target: Target, where: str, whole_column: b
         labels = values.astype("string")
         hit = labels == positive
     else:
-        numbers = _label_numbers(values, target, where)
+        numbers = _label_numbers(values, positive, target, where)
         labels, hit = values, numbers == float(positive)
     if whole_column and len(values) and not hit.any():
         fail(
