@@ -4,8 +4,8 @@
     make add-labels INPUT=outcomes.csv [ADDED_AT=2013-11-15T00:00:00Z]
 
 The file holds the row id (monitor.id_column) and the outcome: the target as prepare names it (`late`,
-0 or 1 for a classification), or the contract's source column (`arr_delay`), converted as prepare
-converts it (data.target.greater_than). Every id must name a stored row. An outcome given again with the
+0 or 1 for a classification), or the contract's source column (`arr_delay`), converted by prepare's
+own rule (data.target: a threshold or a positive label; stages/lib/target.py). Every id must name a stored row. An outcome given again with the
 value already stored is counted once; a different value is refused. New outcomes are appended as
 labels/<labels_id>.parquet + .json, both or neither (layout: stages/lib/production.py).
 """
@@ -20,13 +20,36 @@ import pandas as pd
 
 from commands.score_batch import utc_time
 from stages.lib.catalog import PRODUCTION_DIR
-from stages.lib.config import Params, load_params
+from stages.lib.config import DataContract, Params, load_params
 from stages.lib.errors import fail, run_stage
 from stages.lib.io import read_table
 from stages.lib.production import LabelsMeta, append_labels, check_store, checked_ids, labelled
-from stages.prepare import target_values
+from stages.lib.target import target_values
 
 INPUT_HINT = "check --input (INPUT= with make add-labels)"
+
+
+def _known(values: pd.Series, where: str) -> None:
+    if values.isna().any():
+        fail(f"{where}: column '{values.name}' is missing in {int(values.isna().sum()):,} row(s); send outcomes only once they are known")
+
+
+def _as_prepared(values: pd.Series, contract: DataContract, where: str) -> pd.Series:
+    """The target given as prepare names it: 0 or 1 (classification) or a finite number (regression)."""
+    column = values.name
+    numbers = values.astype(np.float64) if pd.api.types.is_bool_dtype(values) else pd.to_numeric(values, errors="coerce")
+    bad = values[numbers.isna() & values.notna()]
+    if len(bad):
+        fail(f"{where}: column '{column}' must be numeric, got {bad.iloc[0]!r} in {len(bad):,} row(s)")
+    _known(values, where)
+    if np.isinf(numbers.to_numpy(dtype=np.float64)).any():
+        fail(f"{where}: column '{column}' holds infinite values; send finite outcomes only")
+    if contract.task == "classification":
+        if not numbers.isin([0, 1]).all():
+            odd = values[~numbers.isin([0, 1])]
+            fail(f"{where}: column '{column}' must be 0 or 1 (the classification target), got {odd.iloc[0]!r} in {len(odd):,} row(s)")
+        return numbers.astype(np.int8)
+    return numbers.astype(np.float64)
 
 
 def outcomes_of(frame: pd.DataFrame, params: Params, where: str) -> pd.DataFrame:
@@ -42,25 +65,12 @@ def outcomes_of(frame: pd.DataFrame, params: Params, where: str) -> pd.DataFrame
             f"{where}: has {what} of '{contract.target}' (the target, as prepare names it) and '{contract.target_column}' "
             f"(its source column); give exactly one of them"
         )
-    column = given[0]
-    values = frame[column]
-    numbers = values.astype(np.float64) if pd.api.types.is_bool_dtype(values) else pd.to_numeric(values, errors="coerce")
-    bad = values[numbers.isna() & values.notna()]
-    if len(bad):
-        fail(f"{where}: column '{column}' must be numeric, got {bad.iloc[0]!r} in {len(bad):,} row(s)")
-    if numbers.isna().any():
-        fail(f"{where}: column '{column}' is missing in {int(numbers.isna().sum()):,} row(s); send outcomes only once they are known")
-    if np.isinf(numbers.to_numpy(dtype=np.float64)).any():
-        fail(f"{where}: column '{column}' holds infinite values; send finite outcomes only")
-    if column == contract.target_column and column != contract.target:
-        target = target_values(pd.DataFrame({column: numbers}), contract)
-    elif contract.task == "classification":
-        if not numbers.isin([0, 1]).all():
-            odd = values[~numbers.isin([0, 1])]
-            fail(f"{where}: column '{column}' must be 0 or 1 (the classification target), got {odd.iloc[0]!r} in {len(odd):,} row(s)")
-        target = numbers.astype(np.int8)
+    values = frame[given[0]]
+    if given[0] == contract.target_column and given[0] != contract.target:
+        _known(values, where)
+        target = target_values(values, contract.target_spec, where)  # prepare's own rule
     else:
-        target = numbers.astype(np.float64)
+        target = _as_prepared(values, contract, where)
     return pd.DataFrame({id_column: ids.to_numpy(), contract.target: target.to_numpy()})
 
 

@@ -22,6 +22,7 @@ from stages.lib.contract import infer_schema, parse_time, refuse_infinite, refus
 from stages.lib.errors import fail, run_stage
 from stages.lib.io import json_writer, parquet_writer, read_table, sha256_file, write_outputs
 from stages.lib.runtime import limit_threads
+from stages.lib.target import target_values
 
 MAX_REPORTED_VIOLATIONS = 20
 FIX_TIME = "fix the values, or data.time.format in conf/data/ (iso8601, year, epoch_s, epoch_ms or a strptime pattern)"
@@ -34,6 +35,8 @@ class Prepared:
     summary: dict[str, Any]
     schema: dict[str, Any]
     violations: list[str]
+    warnings: list[str]  # besides the violations: e.g. too many rows without a target
+    dropped: str | None  # the console's words on source rows dropped for lacking a target; None: none was
 
 
 def _require(frame: pd.DataFrame, where: str, columns: Sequence[str], why: str) -> None:
@@ -138,20 +141,21 @@ def _check_source(table: pd.DataFrame, where: str, contract: DataContract, dropp
     numeric |= {column for column, check in contract.checks.items() if check.min is not None or check.max is not None}
     for column in sorted(numeric & set(table.columns)):
         _require_numeric(table, where, column)
-    _require_numeric(table, where, contract.target_column)
     kept = [column for column in table.columns if column not in {*dropped, contract.time} or column == contract.target_column]
     _check_values(table, where, kept, contract)
     return numeric
 
 
-def _labelled(table: pd.DataFrame, where: str, contract: DataContract) -> pd.DataFrame:
-    """The rows that have a target (a sample of them when data.sample_rows says so)."""
+def _labelled(table: pd.DataFrame, where: str, contract: DataContract) -> tuple[pd.DataFrame, pd.Series]:
+    """The rows that have a target (a sample of them when data.sample_rows says so), and their target."""
     labelled = table[table[contract.target_column].notna()]
     if labelled.empty:
         fail(f"{where}: every row lacks '{contract.target_column}', nothing to learn from; check the source file")
+    # On every labelled row, before sampling: a positive label that never occurs is a typo, not bad luck.
+    target = target_values(labelled[contract.target_column], contract.target_spec, where, whole_column=True)
     if contract.sample_rows is not None and contract.sample_rows < len(labelled):
         labelled = labelled.sample(n=contract.sample_rows, random_state=contract.sample_seed).sort_index()
-    return labelled
+    return labelled, target.loc[labelled.index]
 
 
 def _join_related(labelled: pd.DataFrame, related: Sequence[pd.DataFrame], contract: DataContract) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -164,13 +168,6 @@ def _join_related(labelled: pd.DataFrame, related: Sequence[pd.DataFrame], contr
         labelled, unmatched[other_where] = _join(labelled, other, join, other_where)
         _check_values(other, other_where, [column for column in (join.columns or other.columns) if column not in join.keys], contract)
     return labelled, unmatched
-
-
-def target_values(labelled: pd.DataFrame, contract: DataContract) -> pd.Series:
-    """0/1 (int8) for a classification, the value itself (float64) for a regression."""
-    if contract.task == "classification":
-        return (labelled[contract.target_column] > contract.greater_than).astype(np.int8)
-    return labelled[contract.target_column].astype(np.float64)
 
 
 def _split(prepared: pd.DataFrame, contract: DataContract) -> dict[str, pd.DataFrame]:
@@ -190,7 +187,8 @@ def _split(prepared: pd.DataFrame, contract: DataContract) -> dict[str, pd.DataF
     if contract.task == "classification" and splits["train"][contract.target].nunique() < 2:
         only = int(splits["train"][contract.target].iloc[0])
         fail(
-            f"split 'train': target '{contract.target}' has one class only ({only}); widen the train window or check data.target.greater_than"
+            f"split 'train': target '{contract.target}' has one class only ({only}); widen the train window or check data.target "
+            f"in conf/data/ ({contract.target_spec.rule})"
         )
     return splits
 
@@ -218,14 +216,15 @@ def labelled_rows(table: pd.DataFrame, related: Sequence[pd.DataFrame], contract
     source_of_target = [contract.target_column] if contract.target_column != contract.target else []
     numeric = _check_source(table, where, contract, dropped)
     table = _parse_time(table, where, contract)
-    labelled, unmatched = _join_related(_labelled(table, where, contract), related, contract)
+    labelled, target = _labelled(table, where, contract)
+    labelled, unmatched = _join_related(labelled, related, contract)
 
     declared = sorted(set(contract.types) | set(contract.checks))
     _require(labelled, where, declared, "declared in data.types or data.checks")
     for column in sorted(numeric - set(table.columns)):
         _require_numeric(labelled, where, column)
     prepared = labelled.drop(columns=[column for column in [*dropped, *source_of_target] if column in labelled.columns]).assign(
-        **{contract.target: target_values(labelled, contract)}
+        **{contract.target: target}
     )
     prepared = prepared.sort_values(contract.time, kind="stable")
 
@@ -236,6 +235,22 @@ def labelled_rows(table: pd.DataFrame, related: Sequence[pd.DataFrame], contract
             f"(fix the data, or the rule, or set data.on_violation: warn):\n  " + "\n  ".join(violations)
         )
     return Labelled(rows=prepared, used=len(labelled), unmatched=unmatched, violations=violations)
+
+
+def without_target(source_rows: int, missing: int, contract: DataContract) -> tuple[str | None, list[str]]:
+    """What prepare says of the source rows it dropped for lacking a target: the words for the console line
+    (None when it dropped none) and a warning when their share is above data.target.max_missing_share."""
+    if not missing:
+        return None, []
+    share = missing / source_rows
+    dropped = f"{missing:,} of {source_rows:,} source rows ({share:.1%}) had no '{contract.target_column}' and were dropped"
+    limit = contract.target_spec.max_missing_share
+    if limit is None or share <= limit:
+        return dropped, []
+    return dropped, [
+        f"data.target: {dropped}, more than data.target.max_missing_share ({limit:g}) allows; check the source and "
+        f"data.missing_values (a token read as missing hides outcomes), or raise the share in conf/data/"
+    ]
 
 
 def prepare(
@@ -250,12 +265,15 @@ def prepare(
         key = "positive_share" if contract.task == "classification" else "target_mean"
         return {key: round(float(rows[contract.target].mean()), 6)}
 
+    missing = int(table[contract.target_column].isna().sum())
+    dropped, warnings = without_target(len(table), missing, contract)
     summary = {
         "dataset": contract.name,
         "sources": sources or {},
-        "rows": {"source": len(table), "without_target": int(table[contract.target_column].isna().sum()), "used": labelled.used},
+        "rows": {"source": len(table), "without_target": missing, "used": labelled.used},
         "unmatched_join_rows": unmatched,
         "violations": violations,
+        "warnings": warnings,
         "splits": {
             name: {
                 "rows": len(rows),
@@ -266,7 +284,8 @@ def prepare(
             for name, rows in splits.items()
         },
     } | target_summary(prepared)
-    return Prepared(splits=splits, summary=summary, schema=infer_schema(splits["train"], contract), violations=violations)
+    schema = infer_schema(splits["train"], contract)
+    return Prepared(splits=splits, summary=summary, schema=schema, violations=violations, warnings=warnings, dropped=dropped)
 
 
 def source_summary(path: Path, table: pd.DataFrame) -> dict[str, Any]:
@@ -295,6 +314,8 @@ def main() -> None:
     prepared = prepare(tables[0], tables[1:], contract, sources)
     for violation in prepared.violations:
         print(f"warning: data.checks: {violation}", file=sys.stderr)
+    for warning in prepared.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     outputs = {PREPARED_DIR / f"{name}.parquet": parquet_writer(frame) for name, frame in prepared.splits.items()}
     outputs[PREPARE_SUMMARY] = json_writer(prepared.summary)
     schema_text = yaml.safe_dump(prepared.schema, sort_keys=False, allow_unicode=True)
@@ -303,7 +324,7 @@ def main() -> None:
     )
     write_outputs(outputs)
     counts = ", ".join(f"{name} {len(frame):,}" for name, frame in prepared.splits.items())
-    print(f"prepare: {contract.name}: {counts} rows -> {PREPARED_DIR}/")
+    print(f"prepare: {contract.name}: {counts} rows -> {PREPARED_DIR}/" + (f"; {prepared.dropped}" if prepared.dropped else ""))
 
 
 if __name__ == "__main__":

@@ -110,6 +110,8 @@ def test_an_unknown_key_is_named_with_its_group_and_the_known_keys(params):
         ("data", "time", "timezone"),
         ("data", "target", "known_after"),
         ("data", "target", "greater_than"),
+        ("data", "target", "positive"),
+        ("data", "target", "max_missing_share"),
         ("data", "join", 0, "columns"),
         ("data", "join", 0, "deduplicate"),
         ("drift", "p_value"),

@@ -208,7 +208,7 @@ def _outcomes(raw: pd.DataFrame, case: str) -> pd.DataFrame:
         (
             "no target",
             "model@v0.0.1",
-            "no outcome column: expected 'late' (as prepare writes it) or 'arr_delay' (the source column; late = arr_delay > 15)",
+            "no outcome column: expected 'late' (as prepare writes it) or 'arr_delay' (the source column; late = 1 where arr_delay > 15, else 0)",
         ),
         ("no key", "workspace", "missing column 'dest' (outcomes need the time column and the history keys"),
         ("text target", "workspace", "column 'late' must be numeric, got 'no' in"),

@@ -132,7 +132,7 @@ def test_prepare_reads_a_month_name_table_declared_in_the_contract(tmp_path):
         source={"package": None, "path": str(tmp_path / "monthly.csv")},
         join=[],
         task="regression",
-        target={"name": "sales", "column": "sales", "greater_than": None, "known_after": None},
+        target={"name": "sales", "column": "sales", "greater_than": None, "positive": None, "known_after": None, "max_missing_share": 0.2},
         time={"column": "month", "format": "%b-%Y", "timezone": None},
         drop={"identifiers": [], "leaks": [], "other": []},
         types={},

@@ -70,6 +70,7 @@ def infer_schema(train: pd.DataFrame, contract: DataContract) -> dict[str, Any]:
         "dataset": contract.name,
         "task": contract.task,
         "target": contract.target,
+        "target_rule": contract.target_spec.rule,  # how prepare made it from the source column (data.target)
         "time": contract.time,
         "timezone": contract.timezone,
         "time_format": contract.time_format,

@@ -23,6 +23,7 @@ from sklearn.base import BaseEstimator
 
 from stages.lib.catalog import FEATURE_SPEC, HISTORY_EVENTS, MODEL_FILE, SCHEMA_FILE, TRANSFORMER_FILE, FeatureSpec
 from stages.lib.config import PARAMS_FILE, load_params
+from stages.lib.config.data import Target
 from stages.lib.contract import DEFAULT_MISSING_VALUES, parse_time, refuse_infinite
 from stages.lib.errors import fail
 from stages.lib.features.history import HistoryLookup
@@ -30,6 +31,7 @@ from stages.lib.features.serving import apply_features
 from stages.lib.io import read_json, read_parquet, read_table, read_yaml
 from stages.lib.models import load_model, predict_scores
 from stages.lib.production import HISTORY_COMPLETE, PREDICTION
+from stages.lib.target import target_values
 
 # With allow_beyond_history: True where every history window of the row lies past the known outcomes.
 BEYOND_HISTORY = "beyond_history"
@@ -50,8 +52,7 @@ class Artifacts:
     transformer: Any
     model: BaseEstimator
     events: pd.DataFrame  # the labelled history featurize looked back on (empty without history features)
-    target_column: str  # data.target.column: the source column the target is computed from
-    greater_than: float | None  # data.target.greater_than (classification: target = column > it)
+    target: Target  # data.target: the source column and the rule that makes the target from it
 
     @property
     def missing_values(self) -> list[str]:
@@ -74,8 +75,7 @@ def load_artifacts(root: Path) -> Artifacts:
         transformer=load_model(root / TRANSFORMER_FILE),
         model=load_model(root / MODEL_FILE),
         events=read_parquet(root / HISTORY_EVENTS, "this version has no labelled history") if spec.history else pd.DataFrame(),
-        target_column=data.target_column,
-        greater_than=data.greater_than,
+        target=data.target_spec,
     )
 
 
@@ -135,8 +135,8 @@ def outcome_events(outcomes: pd.DataFrame, artifacts: Artifacts, where: str) -> 
 
     The file holds the time column, the history key columns and the target, either as prepare names it
     (e.g. `late`, 0/1 for classification) or as the contract's source column (e.g. `arr_delay`, turned into
-    the target with that version's `data.target.greater_than`); when both are there the prepared target is
-    used. Rows without a target value are not outcomes and are left out, as prepare leaves them out.
+    the target by that version's rule, `data.target`: stages/lib/target.py); when both are there the prepared
+    target is used. Rows without a target value are not outcomes and are left out, as prepare leaves them out.
 
     Args:
         outcomes: the supplied rows, as read.
@@ -150,12 +150,12 @@ def outcome_events(outcomes: pd.DataFrame, artifacts: Artifacts, where: str) -> 
     target, time, keys = spec.target, spec.time, key_columns(spec)
     if outcomes.empty:
         fail(f"{where}: no rows; an outcomes file holds labelled rows (the time, the history keys and the target); {OUTCOMES_HINT}")
-    rule = f" > {artifacts.greater_than:g}" if artifacts.greater_than is not None else ""
-    sources = [name for name in dict.fromkeys([target, artifacts.target_column]) if name in outcomes.columns]
+    rule = artifacts.target
+    sources = [name for name in dict.fromkeys([target, rule.column]) if name in outcomes.columns]
     if not sources:
         fail(
-            f"{where}: no outcome column: expected '{target}' (as prepare writes it) or '{artifacts.target_column}' "
-            f"(the source column; {target} = {artifacts.target_column}{rule}); add one"
+            f"{where}: no outcome column: expected '{target}' (as prepare writes it) or '{rule.column}' "
+            f"(the source column; {rule.rule}); add one"
         )
     missing = [column for column in [time, *keys] if column not in outcomes.columns]
     if missing:
@@ -164,22 +164,22 @@ def outcome_events(outcomes: pd.DataFrame, artifacts: Artifacts, where: str) -> 
             f"{', '.join([time, *keys])}); add it to the file"
         )
     source = sources[0]
-    values = pd.to_numeric(outcomes[source], errors="coerce")
-    bad = outcomes[source][values.isna() & outcomes[source].notna()]
-    if len(bad):
-        fail(f"{where}: column '{source}' must be numeric, got {shown(bad.iloc[0])} in {len(bad):,} row(s); fix those rows")
     classification = spec.task == "classification"
-    if source == target and classification:
-        bad = outcomes[source][values.notna() & ~values.isin([0, 1])]
+    if source == target:
+        values = pd.to_numeric(outcomes[source], errors="coerce")
+        bad = outcomes[source][values.isna() & outcomes[source].notna()]
         if len(bad):
-            fail(f"{where}: column '{target}' must be 0 or 1 (as prepare writes it), got {shown(bad.iloc[0])} in {len(bad):,} row(s)")
-    labelled = values.notna().to_numpy()
+            fail(f"{where}: column '{source}' must be numeric, got {shown(bad.iloc[0])} in {len(bad):,} row(s); fix those rows")
+        if classification:
+            bad = outcomes[source][values.notna() & ~values.isin([0, 1])]
+            if len(bad):
+                fail(f"{where}: column '{target}' must be 0 or 1 (as prepare writes it), got {shown(bad.iloc[0])} in {len(bad):,} row(s)")
+    labelled = outcomes[source].notna().to_numpy()
     if not labelled.any():
         fail(f"{where}: every row lacks '{source}': no outcome to use; {OUTCOMES_HINT}")
-    rows, values = outcomes[labelled], values[labelled]
-    if source != target and classification:
-        assert artifacts.greater_than is not None  # the contract requires it for classification
-        values = values > artifacts.greater_than
+    rows = outcomes[labelled]
+    # The source column, as that version's prepare turned it into the target (one rule: stages/lib/target.py).
+    values = values[labelled] if source == target else target_values(rows[source], rule, where)
     tokens = ", ".join(repr(token) for token in artifacts.missing_values)
     columns = {time: _typed_time(rows, schema, time, where)}
     columns |= {key: _typed_column(rows, key, schema["columns"].get(key, {}).get("type"), where, tokens) for key in keys}

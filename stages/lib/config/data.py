@@ -7,9 +7,11 @@ identifiers or leaks, related tables to join, split windows, column types and va
 from __future__ import annotations
 
 import importlib.util
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 from pydantic import BeforeValidator, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from stages.lib.config.base import (
@@ -83,11 +85,59 @@ class Check(Strict):
         return {rule: value for rule, value in handler(self).items() if value is not None}
 
 
+def label_text(label: Any) -> str:
+    """A label (of data.target.positive, or a column's value) as the contract writes it: true, 1, 2.5, 'yes'."""
+    if isinstance(label, bool | np.bool_):
+        return "true" if label else "false"
+    if isinstance(label, int | float | np.number):
+        return f"{float(label):g}"
+    return repr(str(label))
+
+
+def _label(value: Any) -> Any:
+    # A label is compared with the column's values (stages/lib/target.py): it must be able to equal one.
+    if isinstance(value, str) and not value:
+        raise ConfigError("must be a label as the column writes it, got an empty text (an empty cell is read as missing)")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"must be a label as the column writes it (true, a number or a quoted text), got {value!r}")
+    return value
+
+
+# data.target.positive: true, a number, or a text; bool before int: YAML `true` stays a boolean.
+PositiveLabel = Annotated[
+    bool | int | float | str | None,
+    BeforeValidator(_label),
+    expect(bool, int, float, str, type(None), described="true or false, a number, a quoted text or null"),
+]
+MissingShare = Annotated[
+    float | None, rule(lambda value: value is None or 0.0 <= value <= 1.0, "a share from 0 to 1, or null"), expect(int, float, type(None))
+]
+
+
 class Target(Strict):
+    """What the model predicts, from one source column: a threshold or a positive label (classification), or the
+    value itself (regression). The rule is applied by stages/lib/target.py, in prepare and to outcomes given later."""
+
     name: Text  # the target column in prepared data
     column: Text  # the source column it comes from
     greater_than: OptionalNumber  # classification: target = column > greater_than
+    positive: PositiveLabel  # classification: target = (column == positive), one class against the rest
     known_after: DurationText | None  # how long after its row's time an outcome is known; None: no history features
+    max_missing_share: MissingShare  # warn when more of the source rows have no target; None: never warn
+
+    @property
+    def classifies(self) -> bool:
+        """A 0/1 target (a threshold or a positive label); else the column's value (regression)."""
+        return self.greater_than is not None or self.positive is not None
+
+    @property
+    def rule(self) -> str:
+        """The rule in one line, as data/schema.yaml records it and messages quote it."""
+        if self.greater_than is not None:
+            return f"{self.name} = 1 where {self.column} > {self.greater_than:g}, else 0"
+        if self.positive is not None:
+            return f"{self.name} = 1 where {self.column} == {label_text(self.positive)}, else 0 (one class against the rest)"
+        return f"{self.name} = {self.column} (regression)"
 
 
 TimeFormat = Annotated[
@@ -169,10 +219,22 @@ class DataContract(Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> DataContract:
-        if self.task == "classification" and self.greater_than is None:
-            raise ConfigError("is needed for classification (target = column > value)", at=("target", "greater_than"))
-        if self.task == "regression" and self.greater_than is not None:
-            raise ConfigError("makes a binary target; set it to null for regression", at=("target", "greater_than"))
+        target = self.target_spec
+        if self.task == "classification" and target.greater_than is None and target.positive is None:
+            raise ConfigError(
+                "'{key}.greater_than' (target = column > value) or '{key}.positive' (target = column == label, e.g. true, 1 "
+                'or "yes") is needed for classification; set one of them',
+                at=("target",),
+            )
+        if target.greater_than is not None and target.positive is not None:
+            raise ConfigError(
+                "'{key}.greater_than' and '{key}.positive' are both set; keep one: greater_than for a threshold on a number, "
+                "positive for a label",
+                at=("target",),
+            )
+        for key in ("greater_than", "positive"):
+            if self.task == "regression" and getattr(target, key) is not None:
+                raise ConfigError("makes a binary target; set it to null for regression", at=("target", key))
         removed = {*self.identifiers, *self.leaks, *self.other_drops} | ({self.target_column} - {self.target})
         checked_but_removed = sorted(set(self.checks) & removed)
         if checked_but_removed:
@@ -195,6 +257,10 @@ class DataContract(Strict):
     @property
     def greater_than(self) -> float | None:
         return self.target_spec.greater_than
+
+    @property
+    def positive(self) -> bool | int | float | str | None:
+        return self.target_spec.positive
 
     @property
     def known_after(self) -> DurationText | None:
