@@ -185,3 +185,18 @@ def test_the_monitor_compares_declared_categorical_codes_as_categories_per_chunk
     # Within each origin, the codes are tested by chi-squared, not by KS.
     within = segment_drift(rows, batch, ["origin"], types, PARAMS.drift.thresholds, 0.05, 100)
     assert {test.test for test in within.tests if test.column == "occupation"} == {"chi2"}
+
+
+def test_codes_stored_as_floats_read_as_the_codes_a_scoring_file_holds():
+    """An integer code column with a missing cell is stored as floats (3.0): featurize, the drift check and the monitor
+    must read "3", the text the same code has in a scoring file without missing cells, or every such row is unseen."""
+    from stages.lib.features import category_text
+
+    stored = pd.DataFrame({"occupation": [3.0, np.nan, 12.0, 3.0]})  # as prepare keeps a code column with a gap
+    scored = pd.DataFrame({"occupation": [3, 12, 12, 3]})  # as read from a scoring CSV
+    assert list(category_text(stored)[:, 0]) == ["3", "__missing__", "12", "3"]
+    assert set(category_text(scored)[:, 0]) == {"3", "12"}
+    drift = column_drift("occupation", stored["occupation"], scored["occupation"], PARAMS.drift.thresholds, "categorical")
+    assert drift.unseen_categories == [] and drift.kind == "categorical"  # "3" in both windows, not "3.0" against "3"
+    mixed = pd.DataFrame({"code": [2.5, 3.0]})  # a fraction keeps its own text; the whole number beside it reads "3"
+    assert list(category_text(mixed)[:, 0]) == ["2.5", "3"]

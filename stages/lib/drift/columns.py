@@ -17,7 +17,7 @@ from stages.lib.drift.methods import NO_METHOD
 from stages.lib.drift.result import ColumnDrift
 from stages.lib.drift.statistics import categorical_statistics, numeric_statistics
 from stages.lib.errors import fail
-from stages.lib.profile import holds_numbers
+from stages.lib.profile import category_strings, holds_numbers
 
 # The schema types (data/schema.yaml) the drift check compares; datetime and identifier columns are no model inputs.
 COMPARED_TYPES = ("numeric", "boolean", "categorical")
@@ -96,7 +96,7 @@ def _category_codes(reference: pd.Series, current: pd.Series) -> tuple[np.ndarra
     )
     if same_categories:
         return reference.cat.codes.to_numpy(), current.cat.codes.to_numpy(), np.asarray(reference.cat.categories, dtype=object)
-    both = pd.concat([reference.astype("string"), current.astype("string")], ignore_index=True)
+    both = pd.concat([category_strings(reference), category_strings(current)], ignore_index=True)
     codes, uniques = pd.factorize(both, sort=True, use_na_sentinel=True)
     return codes[: len(reference)], codes[len(reference) :], np.asarray(uniques, dtype=object)
 

@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 
+from stages.lib.profile import category_strings
+
 MISSING = "__missing__"
 OTHER = "__other__"
 # sin/cos periods of the calendar parts (values are 0-based before encoding)
@@ -58,7 +60,7 @@ def category_text(frame: pd.DataFrame) -> np.ndarray:
     for name in frame.columns:
         series = frame[name]
         if not (pd.api.types.is_string_dtype(series) or isinstance(series.dtype, pd.CategoricalDtype)):
-            series = series.astype("string")  # numbers or flags used as categories: their text
+            series = category_strings(series)  # numbers or flags used as categories: their text
         columns.append(series.to_numpy(dtype=object, na_value=MISSING))
     return np.column_stack(columns) if columns else np.empty((len(frame), 0), dtype=object)
 

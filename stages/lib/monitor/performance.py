@@ -26,6 +26,7 @@ from stages.lib.monitor.estimation import (
 )
 from stages.lib.monitor.intervals import bootstrap_interval
 from stages.lib.monitor.segments import segment_drift as segment_tests
+from stages.lib.profile import category_strings
 
 CLASSIFICATION_METRIC = "roc_auc"
 REGRESSION_METRIC = "mae"
@@ -83,7 +84,7 @@ def loss_inputs(rows: pd.DataFrame, types: Mapping[str, str]) -> pd.DataFrame:
     categoricals of their text, whatever their values (integer codes too); numeric and boolean ones as float64 numbers."""
     return pd.DataFrame(
         {
-            name: rows[name].astype("string").astype("category")
+            name: category_strings(rows[name]).astype("category")
             if kind == "categorical"
             else pd.Series(rows[name].to_numpy(dtype=np.float64, na_value=np.nan), index=rows.index)
             for name, kind in types.items()
@@ -150,7 +151,7 @@ def segment_drift(
     alarms = {(segment, value): columns for segment, value, columns in found.alarms}
     entries = []
     for column in settings.columns:
-        counts = current[column].astype("string").value_counts()
+        counts = category_strings(current[column]).value_counts()
         for value in sorted(str(value) for value in counts.index):
             drifted = alarms.get((column, value), [])
             entries.append(

@@ -26,6 +26,7 @@ from stages.lib.drift.columns import column_drift
 from stages.lib.drift.methods import NO_METHOD
 from stages.lib.drift.p_values import benjamini_hochberg, chi2_p_values, ks_p_values
 from stages.lib.drift.result import ColumnDrift, json_ready
+from stages.lib.profile import category_strings
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ _NONE = np.zeros(0, dtype=np.intp)
 
 def _rows_by_value(values: pd.Series) -> dict[str, np.ndarray]:
     """Row positions of each non-missing value, keyed by the value as text (one key per distinct text)."""
-    text = values.astype("string")
+    text = category_strings(values)
     return {str(value): np.flatnonzero((text == value).fillna(False).to_numpy()) for value in text.dropna().unique()}
 
 
