@@ -75,23 +75,32 @@ def increases_with_time(values: pd.Series, times: pd.Series) -> bool:
     return bool(np.all(np.diff(values.to_numpy(dtype=np.float64)[order]) > 0))
 
 
-def _average_ranks(values: np.ndarray) -> np.ndarray:
-    """1-based ranks, ties sharing their average rank (as pandas' rank(method="average")), from one hash and a sort of the distinct values."""
+def _sorted_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each value's position among the sorted distinct values, and how many there are (one hash, one small sort)."""
     codes, distinct = pd.factorize(values, sort=True)
-    counts = np.bincount(codes, minlength=len(distinct))
+    return codes, len(distinct)
+
+
+def _average_ranks(codes: np.ndarray, size: int) -> np.ndarray:
+    """1-based ranks from sorted codes, ties sharing their average rank (as pandas' rank(method="average"))."""
+    counts = np.bincount(codes, minlength=size)
     return (np.cumsum(counts) - (counts - 1) / 2.0)[codes]
 
 
-def time_spearman(values: pd.Series, times: pd.Series) -> float | None:
-    """Spearman's rank correlation between a numeric column and the time, over rows with a value; None if undefined."""
+def _spearman(values: pd.Series, time_codes: np.ndarray, time_size: int) -> float | None:
     numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)  # numbers, even if read as text
     present = ~np.isnan(numbers)
     if present.sum() < 3:
         return None
-    ranks, time_ranks = _average_ranks(numbers[present]), _average_ranks(times.array.asi8[present])
+    ranks, time_ranks = _average_ranks(*_sorted_codes(numbers[present])), _average_ranks(time_codes[present], time_size)
     if np.ptp(ranks) == 0 or np.ptp(time_ranks) == 0:  # a constant has no correlation
         return None
     return float(np.corrcoef(ranks, time_ranks)[0, 1])
+
+
+def time_spearman(values: pd.Series, times: pd.Series) -> float | None:
+    """Spearman's rank correlation between a numeric column and the time, over rows with a value; None if undefined."""
+    return _spearman(values, *_sorted_codes(times.array.asi8))
 
 
 def post_outcome_evidence(table: pd.DataFrame, target_column: str, columns: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -128,6 +137,7 @@ def infer_schema(train: pd.DataFrame, contract: DataContract, post_outcome: dict
     """
     columns = {}
     times = train[contract.time]
+    time_codes = _sorted_codes(times.array.asi8)  # once for every column's time_spearman
     for name in sorted(train.columns):
         series = train[name]
         role = "target" if name == contract.target else "time" if name == contract.time else None
@@ -154,7 +164,7 @@ def infer_schema(train: pd.DataFrame, contract: DataContract, post_outcome: dict
             numeric = pd.api.types.is_numeric_dtype(series)
             entry["identifier"] = evidence + (", increases with time" if numeric and increases_with_time(series, times) else "")
         if kind == "numeric" and not role:
-            correlation = time_spearman(series, times)
+            correlation = _spearman(series, *time_codes)
             if correlation is not None:
                 entry["time_spearman"] = round(correlation, 6)
         if post_outcome and name in post_outcome:
