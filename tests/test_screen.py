@@ -102,7 +102,7 @@ def test_the_screen_flags_exactly_the_planted_columns_and_leaves_out_the_identif
     assert found(result) == PLANTED
     columns = prepared.schema["columns"]
     assert columns["row_id"]["type"] == "identifier"
-    assert columns["row_id"]["identifier"] == f"unique per row ({len(prepared.splits['train']):,} rows), increases with time"
+    assert columns["row_id"]["identifier"] == f"unique per row over {len(prepared.splits['train']):,} rows, increases with time"
     assert columns["decimal_year"]["type"] == "numeric" and columns["decimal_year"]["time_spearman"] > 0.999
     assert columns["final_balance"]["post_outcome"] == {
         "missing_without_target": 1.0,
@@ -112,7 +112,7 @@ def test_the_screen_flags_exactly_the_planted_columns_and_leaves_out_the_identif
     assert not {"row_id", "decimal_year"} & set(result.spec.inputs)
     assert {"settled", "final_balance", "paid_on", "honest", "grade"} <= set(result.spec.inputs)  # warn keeps the leaks
     skipped = result.manifest["not_built"]
-    assert skipped["row_id"].startswith("type identifier (unique per row")
+    assert skipped["row_id"] == "type identifier (unique per row over 1,318 rows, increases with time)"
     assert skipped["decimal_year"].startswith("time proxy: |Spearman| 1.0000 with the time column 'issued'")
     assert sorted(result.manifest["screen"]["scores"]) == list(result.manifest["screen"]["scores"])  # sorted by column
     leak = next(line for line in result.warnings if line.startswith("column 'settled'"))
@@ -124,7 +124,10 @@ def test_declared_types_are_kept_but_still_reported():
     _, result = featurized(loan_params(types={"row_id": "numeric", "decimal_year": "numeric"}))
     assert found(result) == PLANTED | {("row_id", "time_proxy")}  # numeric now, a row number in time order follows the time
     assert {"row_id", "decimal_year"} <= set(result.spec.inputs)
-    assert any(line.startswith("column 'row_id' is unique per row") and "kept as declared" in line for line in result.warnings)
+    assert any(
+        line.startswith("column 'row_id' looks like an identifier on train (unique per row") and "kept as declared" in line
+        for line in result.warnings
+    )
     assert any(line.startswith("column 'decimal_year' follows the time") and "kept as declared" in line for line in result.warnings)
 
 

@@ -46,7 +46,7 @@ def identifier_evidence(series: pd.Series) -> str | None:
         return None
     if pd.api.types.is_numeric_dtype(series):
         if pd.api.types.is_integer_dtype(series) and len(series) >= IDENTIFIER_MIN_ROWS and series.notna().all() and series.is_unique:
-            return f"unique per row ({len(series):,} rows)"
+            return f"unique per row over {len(series):,} rows"
         return None
     values = series.dropna().astype(str)
     distinct = values.nunique()

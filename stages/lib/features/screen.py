@@ -81,15 +81,15 @@ def column_findings(schema: dict[str, Any], config: FeaturesConfig) -> tuple[dic
         if "role" in entry or name in config.exclude:
             continue
         if "identifier" in entry and not (entry["declared"] and entry["type"] == "identifier"):
-            evidence = f"is {entry['identifier']} in train"
+            evidence = f"looks like an identifier on train ({entry['identifier']})"
             if entry["declared"]:
                 message = (
-                    f"column '{name}' {evidence}, an identifier?, but data.types declares it {entry['type']}: kept as declared; "
+                    f"column '{name}' {evidence}, but data.types declares it {entry['type']}: kept as declared; "
                     f"if it names rows, list it in data.drop.identifiers in {conf}"
                 )
             else:
                 message = (
-                    f"column '{name}' {evidence}: inferred an identifier, left out of the inputs; list it in data.drop.identifiers "
+                    f"column '{name}' {evidence}: typed identifier, so it is left out of the inputs; list it in data.drop.identifiers "
                     f"in {conf}, or declare data.types.{name}: numeric if it is a measurement"
                 )
             findings.append(Finding(name, "identifier", message, f"identifier: {entry['identifier']}"))
