@@ -149,11 +149,13 @@ def quantile_bins(distinct: np.ndarray, counts: np.ndarray, bins: int) -> np.nda
 
 @dataclass(frozen=True)
 class Groups:
-    """Out-of-fold predictions grouped: the rows of fold k with code c are predicted table[k, c]."""
+    """Out-of-fold predictions by group: held-out rows of fold k whose code c falls in group g = group_of[k, c]
+    are predicted means[k, g]; a group is a level (categorical) or one of the fold's bins (numeric)."""
 
-    table: np.ndarray  # (folds, codes): the in-fold mean of the code's level or bin
-    counts: np.ndarray  # (folds, codes): held-out rows
-    sums: np.ndarray  # (folds, codes): their target sum
+    group_of: np.ndarray  # (folds, codes)
+    means: np.ndarray  # (folds, groups): the in-fold target mean of the group
+    counts: np.ndarray  # (folds, groups): held-out rows
+    sums: np.ndarray  # (folds, groups): their target sum
 
 
 def out_of_fold_groups(values: pd.Series, categorical: bool, target: np.ndarray, folds: np.ndarray, bins: int) -> Groups:
@@ -166,20 +168,25 @@ def out_of_fold_groups(values: pd.Series, categorical: bool, target: np.ndarray,
     held_counts = np.bincount(cells, minlength=count * size).reshape(count, size).astype(np.float64)
     held_sums = np.bincount(cells, weights=target, minlength=count * size).reshape(count, size)
     fit_counts, fit_sums = held_counts.sum(axis=0) - held_counts, held_sums.sum(axis=0) - held_sums
-    table = np.empty((count, size), dtype=np.float64)
+    width = size if categorical else bins + 1  # bins 0..bins-1 at most, then the missing values'
+    group_of = np.empty((count, size), dtype=np.int64)
+    means, counts, sums = (np.zeros((count, width)) for _ in range(3))
     for fold in range(count):
         # Levels are their own groups; numbers go to the fold's bins, the last code (missing values) after them.
         groups = np.arange(size) if categorical else np.append(quantile_bins(distinct, fit_counts[fold, :-1], bins), bins)
-        group_counts = np.bincount(groups, weights=fit_counts[fold])
-        group_sums = np.bincount(groups, weights=fit_sums[fold])
+        group_counts = np.bincount(groups, weights=fit_counts[fold], minlength=width)
+        group_sums = np.bincount(groups, weights=fit_sums[fold], minlength=width)
         prior = fit_sums[fold].sum() / fit_counts[fold].sum()
-        table[fold] = np.where(group_counts > 0, group_sums / np.maximum(group_counts, 1), prior)[groups]
-    return Groups(table=table, counts=held_counts, sums=held_sums)
+        group_of[fold] = groups
+        means[fold] = np.where(group_counts > 0, group_sums / np.maximum(group_counts, 1), prior)
+        counts[fold] = np.bincount(groups, weights=held_counts[fold], minlength=width)
+        sums[fold] = np.bincount(groups, weights=held_sums[fold], minlength=width)
+    return Groups(group_of=group_of, means=means, counts=counts, sums=sums)
 
 
 def grouped_auc(groups: Groups) -> float:
     """ROC AUC of the out-of-fold predictions for a 0/1 target (ties count half), from the groups' counts."""
-    predictions, group = np.unique(groups.table.ravel(), return_inverse=True)
+    predictions, group = np.unique(groups.means.ravel(), return_inverse=True)
     positives = np.bincount(group, weights=groups.sums.ravel(), minlength=len(predictions))
     negatives = np.bincount(group, weights=groups.counts.ravel() - groups.sums.ravel(), minlength=len(predictions))
     below = np.cumsum(negatives) - negatives  # negatives predicted strictly lower
@@ -193,7 +200,7 @@ def single_input_score(values: pd.Series, categorical: bool, target: np.ndarray,
         auc = grouped_auc(groups)
         return max(auc, 1.0 - auc)
     codes = _dense_codes(values, categorical)[0]
-    prediction = groups.table[folds, codes]
+    prediction = groups.means[folds, groups.group_of[folds, codes]]
     return float(1.0 - ((target - prediction) ** 2).sum() / ((target - target.mean()) ** 2).sum())
 
 
