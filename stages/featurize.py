@@ -7,6 +7,7 @@ transformer (skops), a reviewable manifest (git) and a metrics file.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -36,7 +37,8 @@ from stages.lib.errors import fail, run_stage
 from stages.lib.features.build import build_transformer, describe_outputs
 from stages.lib.features.history import HistoryLookup, history_features, history_name
 from stages.lib.features.manifest import train_statistics
-from stages.lib.features.plan import plan_features
+from stages.lib.features.plan import Plan, plan_features
+from stages.lib.features.screen import LEAK_KINDS, Screen, column_findings, screen_inputs
 from stages.lib.features.selection import select_features
 from stages.lib.features.serving import model_columns
 from stages.lib.io import json_writer, parquet_writer, read_yaml, write_outputs
@@ -56,6 +58,7 @@ class Featurized:
     events: pd.DataFrame  # labelled rows the history features look back on (empty without history)
     manifest: dict[str, Any]
     counts: dict[str, Any]
+    warnings: list[str]  # the screen's findings, one line each (stderr and the manifest's `screen:`)
 
 
 def history_events(splits: dict[str, pd.DataFrame], windows: Sequence[Window], columns: Sequence[str], time: str) -> pd.DataFrame:
@@ -90,11 +93,29 @@ def _manifest_columns(
     return columns
 
 
+def screened_plan(train: pd.DataFrame, schema: dict[str, Any], config: FeaturesConfig) -> tuple[Plan, Screen]:
+    """The feature plan without identifiers, time proxies and (features.screen.on_leak: drop) suspected leaks; and the screen.
+
+    Raises:
+        UserError: features.screen.on_leak is error and the screen suspects a leak: one line per finding.
+    """
+    leave_out, findings = column_findings(schema, config)
+    plan = plan_features(train, schema, config, leave_out)
+    screen = screen_inputs(train, [*plan.numeric, *plan.onehot, *plan.high_cardinality], schema, config, findings)
+    leaks = screen.leaks()
+    if leaks and config.screen.on_leak == "error":
+        # run_stage prints "error: " before the first line; every finding gets its own.
+        fail("\nerror: ".join(finding.message for finding in screen.findings if finding.kind in LEAK_KINDS))
+    if leaks and config.screen.on_leak == "drop":
+        plan = plan_features(train, schema, config, {**leave_out, **leaks})
+    return plan, screen
+
+
 def featurize(splits: dict[str, pd.DataFrame], schema: dict[str, Any], config: FeaturesConfig, windows: Sequence[Window]) -> Featurized:
     """Fit on train, apply to every split; pure apart from its inputs."""
     train = splits["train"]
     target, time_column = schema["target"], schema["time"]
-    plan = plan_features(train, schema, config)
+    plan, screen = screened_plan(train, schema, config)
     transformer = build_transformer(plan, schema, config, train)
     try:
         transformer.fit(train)
@@ -174,11 +195,13 @@ def featurize(splits: dict[str, pd.DataFrame], schema: dict[str, Any], config: F
         "train_rows": len(train),
         "features": {"selected": len(features), "planned": len(planned), "by_family": kept, "dropped_by_filter": filters},
         "not_built": dict(sorted(plan.skipped.items())),
+        "screen": screen.to_manifest(config.screen.on_leak),
         "libraries": {name: version(name) for name in LIBRARIES},
         "columns": manifest_features,
     }
     counts = {"features": len(features), "planned": len(planned), "by_family": kept, "dropped_by_filter": filters}
-    return Featurized(spec=spec, frames=frames, transformer=transformer, events=events, manifest=manifest, counts=counts)
+    warnings = [finding.message for finding in screen.findings]
+    return Featurized(spec=spec, frames=frames, transformer=transformer, events=events, manifest=manifest, counts=counts, warnings=warnings)
 
 
 def main() -> None:
@@ -189,6 +212,8 @@ def main() -> None:
     schema = read_yaml(SCHEMA_FILE, "run `dvc repro prepare` first")
     splits = {name: load_prepared(name) for name in SPLIT_NAMES}
     result = featurize(splits, schema, config, windows)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     outputs = {FEATURES_DIR / f"{name}.parquet": parquet_writer(frame) for name, frame in result.frames.items()}
     outputs[FEATURE_SPEC] = json_writer(result.spec.to_json())
     outputs[TRANSFORMER_FILE] = model_writer(result.transformer)

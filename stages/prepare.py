@@ -18,7 +18,7 @@ import yaml
 
 from stages.lib.catalog import PREPARE_SUMMARY, PREPARED_DIR, SCHEMA_FILE
 from stages.lib.config import DataContract, Join, Window, load_params
-from stages.lib.contract import infer_schema, parse_time, refuse_infinite, refuse_text_in_numbers
+from stages.lib.contract import infer_schema, parse_time, post_outcome_evidence, refuse_infinite, refuse_text_in_numbers
 from stages.lib.errors import fail, run_stage
 from stages.lib.io import json_writer, parquet_writer, read_table, sha256_file, write_outputs
 from stages.lib.runtime import limit_threads
@@ -284,7 +284,10 @@ def prepare(
             for name, rows in splits.items()
         },
     } | target_summary(prepared)
-    schema = infer_schema(splits["train"], contract)
+    # Before the rows without a target are gone: a column that only exists with an outcome is a leak.
+    kept = [column for column in splits["train"].columns if column in table.columns and column not in (contract.target, contract.time)]
+    post_outcome = post_outcome_evidence(table, contract.target_column, kept)
+    schema = infer_schema(splits["train"], contract, post_outcome)
     return Prepared(splits=splits, summary=summary, schema=schema, violations=violations, warnings=warnings, dropped=dropped)
 
 

@@ -21,10 +21,38 @@ if TYPE_CHECKING:
 
 IDENTIFIER_MIN_DISTINCT = 1000  # a text column with more distinct values than this, and mostly unique,
 IDENTIFIER_UNIQUE_SHARE = 0.5  # is an identifier, not a category
+# An integer column unique per row is an identifier (a row number, an order id) from this many rows on:
+# over fewer rows a measurement (a price in cents) can be unique by chance.
+IDENTIFIER_MIN_ROWS = 100
+# A source column missing on at least POST_OUTCOME_MISSING of the rows without a target (at least
+# POST_OUTCOME_MIN_ROWS of them) but present on at least POST_OUTCOME_PRESENT of the labelled rows only
+# exists once the outcome is known (a last payment date, a final balance): the leak screen reports it.
+POST_OUTCOME_MISSING = 0.99
+POST_OUTCOME_PRESENT = 0.5
+POST_OUTCOME_MIN_ROWS = 20
 # What model versions trained before data.missing_values existed read as missing (predict, on their schema).
 DEFAULT_MISSING_VALUES = ("", "NA", "N/A", "n/a", "NaN", "nan", "null")
 # A text column whose values are at least this share numbers is a numeric column with stray text.
 NUMBERS_WITH_TEXT_SHARE = 0.9
+
+
+def identifier_evidence(series: pd.Series) -> str | None:
+    """Why a column looks like an identifier, from its values alone; None when it does not.
+
+    Text with many distinct values, mostly unique; or integers unique per row over at least
+    IDENTIFIER_MIN_ROWS rows, with none missing (decimals and booleans are measurements).
+    """
+    if pd.api.types.is_bool_dtype(series) or pd.api.types.is_datetime64_any_dtype(series):
+        return None
+    if pd.api.types.is_numeric_dtype(series):
+        if pd.api.types.is_integer_dtype(series) and len(series) >= IDENTIFIER_MIN_ROWS and series.notna().all() and series.is_unique:
+            return f"unique per row over {len(series):,} rows"
+        return None
+    values = series.dropna().astype(str)
+    distinct = values.nunique()
+    if distinct > IDENTIFIER_MIN_DISTINCT and distinct > IDENTIFIER_UNIQUE_SHARE * len(values):
+        return f"{distinct:,} distinct values in {len(values):,} rows"
+    return None
 
 
 def infer_type(series: pd.Series) -> str:
@@ -33,31 +61,98 @@ def infer_type(series: pd.Series) -> str:
         return "boolean"
     if pd.api.types.is_datetime64_any_dtype(series):
         return "datetime"
+    if identifier_evidence(series):
+        return "identifier"
     if pd.api.types.is_numeric_dtype(series):
         values = series.dropna()
         return "boolean" if len(values) and values.isin([0, 1]).all() and values.nunique() == 2 else "numeric"
-    values = series.dropna().astype(str)
-    distinct = values.nunique()
-    if distinct > IDENTIFIER_MIN_DISTINCT and distinct > IDENTIFIER_UNIQUE_SHARE * len(values):
-        return "identifier"
     return "categorical"
 
 
-def infer_schema(train: pd.DataFrame, contract: DataContract) -> dict[str, Any]:
-    """Column types (declared or inferred) and train statistics, in column-name order for stable diffs."""
+def increases_with_time(values: pd.Series, times: pd.Series) -> bool:
+    """True when ordering the rows by time orders the values too (ties in time in any order), strictly."""
+    order = np.lexsort((values.to_numpy(dtype=np.float64), times.array.asi8))
+    return bool(np.all(np.diff(values.to_numpy(dtype=np.float64)[order]) > 0))
+
+
+def _sorted_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
+    """Each value's position among the sorted distinct values, and how many there are (one hash, one small sort)."""
+    codes, distinct = pd.factorize(values, sort=True)
+    return codes, len(distinct)
+
+
+def _average_ranks(codes: np.ndarray, size: int) -> np.ndarray:
+    """1-based ranks from sorted codes, ties sharing their average rank (as pandas' rank(method="average"))."""
+    counts = np.bincount(codes, minlength=size)
+    return (np.cumsum(counts) - (counts - 1) / 2.0)[codes]
+
+
+def _spearman(values: pd.Series, time_codes: np.ndarray, time_size: int) -> float | None:
+    numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)  # numbers, even if read as text
+    present = ~np.isnan(numbers)
+    if present.sum() < 3:
+        return None
+    ranks, time_ranks = _average_ranks(*_sorted_codes(numbers[present])), _average_ranks(time_codes[present], time_size)
+    if np.ptp(ranks) == 0 or np.ptp(time_ranks) == 0:  # a constant has no correlation
+        return None
+    return float(np.corrcoef(ranks, time_ranks)[0, 1])
+
+
+def time_spearman(values: pd.Series, times: pd.Series) -> float | None:
+    """Spearman's rank correlation between a numeric column and the time, over rows with a value; None if undefined."""
+    return _spearman(values, *_sorted_codes(times.array.asi8))
+
+
+def post_outcome_evidence(table: pd.DataFrame, target_column: str, columns: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Source columns (almost) always missing where the target is and mostly present where it is not.
+
+    Computed on the source table, before the rows without a target are dropped: afterwards the pattern
+    is gone. Returns, per such column (sorted), its missing share on rows without a target, its present
+    share on labelled rows and the number of rows without a target.
+    """
+    unlabelled = table[target_column].isna().to_numpy()
+    without, labelled = int(unlabelled.sum()), int((~unlabelled).sum())
+    if without < POST_OUTCOME_MIN_ROWS or not labelled:
+        return {}
+    evidence = {}
+    for column in sorted(columns):
+        missing = table[column].isna().to_numpy()
+        missing_without = float(missing[unlabelled].mean())
+        present_with = 1.0 - float(missing[~unlabelled].mean())
+        if missing_without >= POST_OUTCOME_MISSING and present_with >= POST_OUTCOME_PRESENT:
+            evidence[column] = {
+                "missing_without_target": round(missing_without, 6),
+                "present_with_target": round(present_with, 6),
+                "rows_without_target": without,
+            }
+    return evidence
+
+
+def infer_schema(train: pd.DataFrame, contract: DataContract, post_outcome: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Column types (declared or inferred) and train statistics, in column-name order for stable diffs.
+
+    Besides types, the evidence the leak screen in featurize reports on: why a column looks like an
+    identifier (`identifier`), each numeric column's Spearman correlation with the time (`time_spearman`),
+    and `post_outcome` (from `post_outcome_evidence`, on the source table before unlabelled rows are dropped).
+    """
     columns = {}
+    times = train[contract.time]
+    time_codes = _sorted_codes(times.array.asi8)  # once for every column's time_spearman
     for name in sorted(train.columns):
         series = train[name]
-        kind = contract.types.get(name) or infer_type(series)
+        role = "target" if name == contract.target else "time" if name == contract.time else None
+        evidence = None if role else identifier_evidence(series)
+        inferred = infer_type(series)
+        if role and inferred == "identifier" and pd.api.types.is_numeric_dtype(series):  # a target of unique integers is numeric
+            inferred = "numeric"
+        kind = contract.types.get(name) or inferred
         entry: dict[str, Any] = {
             "type": kind,
             "declared": name in contract.types,
             "null_share": round(float(series.isna().mean()), 6),
         }
-        if name == contract.target:
-            entry["role"] = "target"
-        elif name == contract.time:
-            entry["role"] = "time"
+        if role:
+            entry["role"] = role
         if kind == "numeric" and series.notna().any():
             entry["min"], entry["max"] = (
                 float(np.nanmin(series.to_numpy(dtype=np.float64, na_value=np.nan))),
@@ -65,6 +160,15 @@ def infer_schema(train: pd.DataFrame, contract: DataContract) -> dict[str, Any]:
             )
         elif kind == "categorical":
             entry["categories"] = int(series.dropna().nunique())
+        if evidence:
+            numeric = pd.api.types.is_numeric_dtype(series)
+            entry["identifier"] = evidence + (", increases with time" if numeric and increases_with_time(series, times) else "")
+        if kind == "numeric" and not role:
+            correlation = _spearman(series, *time_codes)
+            if correlation is not None:
+                entry["time_spearman"] = round(correlation, 6)
+        if post_outcome and name in post_outcome:
+            entry["post_outcome"] = post_outcome[name]
         columns[name] = entry
     return {
         "dataset": contract.name,

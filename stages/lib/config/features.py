@@ -15,6 +15,7 @@ from stages.lib.config.base import (
     OptionalShare,
     OptionalText,
     Positive,
+    Share,
     Strict,
     at_least,
     choice,
@@ -108,12 +109,29 @@ class SelectionConfig(Strict):
     max_correlation: OptionalShare
 
 
+ON_LEAK = ("warn", "drop", "error")
+# A single column's out-of-fold ROC AUC is max(auc, 1 - auc): 0.5 is no relation, so a bound below it flags everything.
+AucBound = Annotated[float, rule(lambda value: 0.5 < value <= 1.0, "in (0.5, 1]"), expect(int, float)]
+
+
+class ScreenConfig(Strict):
+    """The screen featurize runs on train before building anything: leaks, identifiers, time proxies."""
+
+    on_leak: Annotated[str, choice(ON_LEAK)]  # what a suspected leak does
+    max_auc: AucBound  # classification: one input alone above this out-of-fold ROC AUC is a suspected leak
+    max_r2: Share  # regression: one input alone above this out-of-fold R^2 is a suspected leak
+    folds: Annotated[int, at_least(2), expect(int)]  # K of the seeded K-fold (features.seed)
+    bins: Annotated[int, at_least(2), expect(int)]  # quantile bins of a numeric input, fitted in each fold
+    time_proxy: Share  # a numeric column with |Spearman| with the time at least this is a copy of the time
+
+
 class FeaturesConfig(Strict):
     exclude: Names  # prepared columns to leave out of the model
     max_features: Positive
-    seed: Int  # the quantile transform's row sample
+    seed: Int  # the quantile transform's row sample and the screen's folds
     datetime: DatetimeFeatures
     numeric: NumericFeatures
     categorical: CategoricalFeatures
     history: HistoryFeatures
     selection: SelectionConfig
+    screen: ScreenConfig

@@ -28,13 +28,14 @@ class Plan:
     skipped: dict[str, str] = field(default_factory=dict)  # what the plan left out, and why
 
 
-def plan_features(train: pd.DataFrame, schema: dict[str, Any], config: FeaturesConfig) -> Plan:
+def plan_features(train: pd.DataFrame, schema: dict[str, Any], config: FeaturesConfig, leave_out: dict[str, str] | None = None) -> Plan:
     """Assign inputs to families; columns are visited in sorted order so the plan ignores column order.
 
     Args:
         train: the prepared train split (counts and the time span come from it only).
         schema: data/schema.yaml as prepare wrote it (column types and roles, time, known_after).
         config: the `features` section.
+        leave_out: columns the screen leaves out of the inputs (time proxies, leaks), with why.
 
     Returns:
         The plan, with what it left out and why in `skipped`.
@@ -49,14 +50,22 @@ def plan_features(train: pd.DataFrame, schema: dict[str, Any], config: FeaturesC
         fail(
             f"params.yaml: 'features.exclude' names '{unknown[0]}', which is not a prepared column; columns are: {', '.join(sorted(columns))}"
         )
+    leave_out = leave_out or {}
     inputs = sorted(
         column
         for column, entry in columns.items()
-        if "role" not in entry and entry["type"] in INPUT_TYPES and column not in config.exclude and column in train.columns
+        if "role" not in entry
+        and entry["type"] in INPUT_TYPES
+        and column not in config.exclude
+        and column not in leave_out
+        and column in train.columns
     )
     skipped = {
-        column: f"type {entry['type']}" for column, entry in columns.items() if "role" not in entry and entry["type"] not in INPUT_TYPES
+        column: f"type {entry['type']}" + (f" ({entry['identifier']})" if "identifier" in entry else "")
+        for column, entry in columns.items()
+        if "role" not in entry and entry["type"] not in INPUT_TYPES
     }
+    skipped |= {column: why for column, why in leave_out.items() if column in columns}
     numeric = [column for column in inputs if columns[column]["type"] != "categorical"]
     _check_numeric(train, numeric, columns)
     categorical = [column for column in inputs if columns[column]["type"] == "categorical"]
