@@ -12,7 +12,7 @@ from stages.lib.catalog import SCHEMA_FILE
 from stages.lib.config import FeaturesConfig
 from stages.lib.errors import fail
 from stages.lib.features import category_text
-from stages.lib.timespan import CalendarSpan, Duration, Span, parse_span, shorter, span_text
+from stages.lib.timespan import CalendarSpan, Span, parse_span, shorter, span_text
 
 INPUT_TYPES = ("numeric", "boolean", "categorical")
 SEASONAL_PARTS = ("month", "day_of_year")
@@ -218,11 +218,11 @@ def auto_windows(step: Span) -> tuple[Span, ...]:
     if isinstance(step, CalendarSpan):
         if step.months % 12 == 0:
             return step, CalendarSpan(step.months * 5)
-        return (step, CalendarSpan(12)) if step.months < 12 else (step, CalendarSpan(step.months * 12))
+        return (step, CalendarSpan(12, "12 months")) if step.months < 12 else (step, CalendarSpan(step.months * 12))
     if step <= pd.Timedelta(days=1):
-        return Duration("1D"), Duration("7D")
+        return parse_span("1D"), parse_span("7D")
     if step <= pd.Timedelta(days=7):
-        return Duration("4 weeks"), Duration("52 weeks")
+        return parse_span("4 weeks"), parse_span("52 weeks")
     return step, step * 12
 
 
