@@ -92,7 +92,7 @@ def history_table(splits: dict[str, pd.DataFrame], schema: dict[str, Any], param
     key_columns = sorted({column for key in plan.history_keys for column in key})
     events = history_events(splits, params.data.splits, [time_column, target, *key_columns], time_column)
     # "known 1 ns later" is the same as pandas' closed="left"; no smoothing, so the means are plain.
-    lookup = HistoryLookup(tuple(plan.history_keys), config.history.windows, 0.0, 0.0, pd.Timedelta(1, "ns"))
+    lookup = HistoryLookup(tuple(plan.history_keys), plan.history_windows, 0.0, 0.0, pd.Timedelta(1, "ns"))
 
     def ours() -> pd.DataFrame:
         return history_features(events, events, lookup, time_column, target)

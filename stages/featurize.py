@@ -45,6 +45,7 @@ from stages.lib.io import json_writer, parquet_writer, read_yaml, write_outputs
 from stages.lib.models import model_writer
 from stages.lib.profile import sorted_columns
 from stages.lib.runtime import limit_threads
+from stages.lib.timespan import parse_span, span_text
 
 LIBRARIES = ("scikit-learn", "pandas", "numpy", "holidays")
 FAMILIES = ("datetime", "numeric", "categorical", "history")
@@ -125,7 +126,7 @@ def featurize(splits: dict[str, pd.DataFrame], schema: dict[str, Any], config: F
     history_names = {
         history_name(key, window, target, what): {"family": "history", "sources": list(key), "transform": f"past {what} of {target}"}
         for key in plan.history_keys
-        for window in config.history.windows
+        for window in plan.history_windows
         for what in ("mean", "rows")
     }
     planned = {**described, **history_names}
@@ -142,10 +143,10 @@ def featurize(splits: dict[str, pd.DataFrame], schema: dict[str, Any], config: F
     prior = float(train[target].mean())
     lookup = HistoryLookup(
         keys=tuple(plan.history_keys),
-        windows=config.history.windows,
+        windows=plan.history_windows,
         smoothing=config.history.smoothing,
         prior=prior,
-        known_after=pd.Timedelta(schema["known_after"]) if plan.history_keys else pd.Timedelta(0),
+        known_after=parse_span(schema["known_after"]) if plan.history_keys else pd.Timedelta(0),
     )
     built = {name: transformer.transform(rows) for name, rows in splits.items()}
     events = pd.DataFrame()  # the labelled past, needed only by history features
@@ -196,6 +197,11 @@ def featurize(splits: dict[str, pd.DataFrame], schema: dict[str, Any], config: F
         "features": {"selected": len(features), "planned": len(planned), "by_family": kept, "dropped_by_filter": filters},
         "not_built": dict(sorted(plan.skipped.items())),
         "screen": screen.to_manifest(config.screen.on_leak),
+        **(
+            {"history_windows": {"windows": [span_text(window) for window in plan.history_windows], "from": plan.windows_source}}
+            if plan.history_keys
+            else {}
+        ),
         "libraries": {name: version(name) for name in LIBRARIES},
         "columns": manifest_features,
     }

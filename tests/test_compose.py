@@ -158,8 +158,8 @@ def test_every_option_of_every_group_validates(group):
     [
         (
             "features/default.yaml",
-            "  windows: [1D, 7D]",
-            "  windwos: [1D, 7D]",
+            "  windows: auto",
+            "  windwos: auto",
             "unknown key 'features.history.windwos' (from conf/features/ or a -S override); "
             "known keys: enabled, keys, max_key_levels, smoothing, windows",
         ),

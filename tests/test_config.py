@@ -157,6 +157,8 @@ def test_more_rules_name_the_key(params, path, value, message):
 
 
 def test_durations_and_dates_are_parsed_once_and_keep_their_text(params):
+    assert parse_params(params).features.history.windows is None  # auto: planned by featurize from the data's step
+    params["features"]["history"]["windows"] = ["1D", "7D"]
     config = parse_params(params)
     assert config.data.known_after == pd.Timedelta(hours=13) and config.data.known_after.text == "13h"
     assert config.features.history.windows == (pd.Timedelta(days=1), pd.Timedelta(days=7))

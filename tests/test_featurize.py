@@ -327,7 +327,8 @@ def test_seasonal_calendar_parts_need_a_year_of_train(prepared_flights, featuriz
     assert "calendar_hour" in featurized.manifest["columns"]
 
     _, schema, config, _ = prepared_flights
-    two_years = pd.DataFrame({"time_hour": pd.to_datetime(["2012-01-01", "2013-12-31"], utc=True), "late": [0, 1]})
+    # New York midnight on 1 January 2012 and noon on 31 December 2013: every grain varies.
+    two_years = pd.DataFrame({"time_hour": pd.to_datetime(["2012-01-01 05:00", "2013-12-31 17:00"], utc=True), "late": [0, 1]})
     plan = plan_features(two_years, schema, config)
     assert plan.calendar_parts == ["hour", "day_of_week", "month", "day_of_year"]
     assert not any(name.startswith("calendar_") for name in plan.skipped)

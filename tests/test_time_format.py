@@ -10,10 +10,13 @@ import pytest
 import yaml
 
 from commands.compose import compose
-from stages.lib.catalog import PREPARE_SUMMARY, PREPARED_DIR, SCHEMA_FILE
+from stages.lib.catalog import PREPARE_SUMMARY, PREPARED_DIR, SCHEMA_FILE, FeatureSpec
 from stages.lib.config import parse_params
 from stages.lib.contract import parse_time
 from stages.lib.errors import UserError
+from stages.lib.io import read_table
+from stages.lib.scoring import validate_rows
+from stages.prepare import _parse_time as prepare_time
 from tests.conftest import PROJECT, choice_overrides, project_params, run_module
 
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
@@ -133,7 +136,7 @@ def test_prepare_reads_a_month_name_table_declared_in_the_contract(tmp_path):
         join=[],
         task="regression",
         target={"name": "sales", "column": "sales", "greater_than": None, "positive": None, "known_after": None, "max_missing_share": 0.2},
-        time={"column": "month", "format": "%b-%Y", "timezone": None},
+        time={"column": "month", "format": "%b-%Y", "timezone": None, "holidays": None, "step": "auto"},
         drop={"identifiers": [], "leaks": [], "other": []},
         types={},
         checks={},
@@ -165,3 +168,19 @@ def test_prepare_reads_a_month_name_table_declared_in_the_contract(tmp_path):
     assert result.stderr.startswith(
         "error: monthly.csv: column 'month' must hold times written as '%b-%Y' (data.time.format: %b-%Y), got 'June 2015' in 1 row(s); fix the values"
     ), result.stderr
+
+
+@pytest.mark.parametrize("case", ["day-first", "month-year", "compact-int"])
+def test_scoring_reads_the_time_column_as_prepare_did(case, tmp_path):
+    """The same written values, read from a CSV as predict reads its input, parse to the same moments in
+    prepare (the contract's format) and in scoring (the format recorded in the version's data/schema.yaml)."""
+    written, moments = CASES[case]
+    pd.DataFrame({"when": written, "distance": [100, 200, 300]}).to_csv(tmp_path / "rows.csv", index=False)
+    rows = read_table(tmp_path / "rows.csv", "check --input", ["", "NA"])
+    params = composed()
+    params["data"]["time"] = {**params["data"]["time"], "column": "when", "format": FORMATS[case]}
+    prepared = prepare_time(rows, "rows.csv", parse_params(params).data)["when"]
+    schema = {"time_format": FORMATS[case], "missing_values": ["", "NA"], "columns": {"distance": {"type": "numeric"}}}
+    spec = FeatureSpec.plain(["distance"], [], time="when")
+    scored = validate_rows(rows, schema, spec, "rows.csv")["when"]
+    assert prepared.tolist() == scored.tolist() == expected(moments)

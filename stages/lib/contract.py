@@ -15,6 +15,7 @@ import pandas as pd
 
 from stages.lib.config.base import duration_text
 from stages.lib.errors import fail
+from stages.lib.timespan import schema_step
 
 if TYPE_CHECKING:
     from stages.lib.config import DataContract
@@ -180,6 +181,8 @@ def infer_schema(train: pd.DataFrame, contract: DataContract, post_outcome: dict
         "time_format": contract.time_format,
         "missing_values": list(contract.missing_values),
         "known_after": None if contract.known_after is None else duration_text(contract.known_after),  # as written
+        "holidays": None if contract.holidays is None else contract.holidays.model_dump(),
+        **schema_step(train[contract.time], contract.timezone, contract.time_step, contract.time),
         "columns": columns,
     }
 

@@ -26,12 +26,13 @@ from stages.lib.config import PARAMS_FILE, load_params
 from stages.lib.config.data import Target
 from stages.lib.contract import DEFAULT_MISSING_VALUES, parse_time, refuse_infinite
 from stages.lib.errors import fail
-from stages.lib.features.history import HistoryLookup
+from stages.lib.features.history import HistoryLookup, look_back
 from stages.lib.features.serving import apply_features
 from stages.lib.io import read_json, read_parquet, read_table, read_yaml
 from stages.lib.models import load_model, predict_scores
 from stages.lib.production import HISTORY_COMPLETE, PREDICTION
 from stages.lib.target import target_values
+from stages.lib.timespan import widest
 
 # With allow_beyond_history: True where every history window of the row lies past the known outcomes.
 BEYOND_HISTORY = "beyond_history"
@@ -215,9 +216,10 @@ class Coverage:
 def coverage(times: pd.Series, events: pd.DataFrame, lookup: HistoryLookup | None, time: str) -> Coverage:
     """How far each row's history windows are covered by the known outcomes.
 
-    A row at t looks at outcomes of (t - known_after - window, t - known_after]. With L the last known
-    outcome: complete when t - known_after <= L; beyond when t - known_after - widest window >= L (every
-    window lies past L, so each count would be 0 and each rate the prior); partly covered in between.
+    A row at t looks at outcomes of (t - known_after - window, t - known_after] (`look_back`, the rule
+    history features use, calendar spans month-wise). With L the last known outcome: complete when
+    t - known_after <= L; beyond when every window starts at or after L (each count would be 0 and each
+    rate the prior); partly covered in between.
 
     Args:
         times: the rows' times (UTC).
@@ -233,9 +235,10 @@ def coverage(times: pd.Series, events: pd.DataFrame, lookup: HistoryLookup | Non
     if events.empty:
         return Coverage(np.zeros(len(times), dtype=bool), np.ones(len(times), dtype=bool), None)
     last = events[time].max()
-    reach = times - lookup.known_after
-    complete = (reach <= last).to_numpy(dtype=bool)
-    beyond = (reach - max(lookup.windows) >= last).to_numpy(dtype=bool)
+    stamps, last_stamp = pd.DatetimeIndex(times).as_unit("ns").asi8, pd.Timestamp(last).as_unit("ns").value
+    reaches = [look_back(stamps, lookup.known_after, window) for window in lookup.windows]
+    complete = reaches[0][1] <= last_stamp
+    beyond = np.min([start for start, _ in reaches], axis=0) >= last_stamp
     return Coverage(complete, beyond, last)
 
 
@@ -247,7 +250,7 @@ def refuse_beyond(times: pd.Series, cover: Coverage, lookup: HistoryLookup, wher
     )
     fail(
         f"{where}: {len(beyond):,} of {len(times):,} row(s), from {beyond.min():%Y-%m-%d %H:%M} to {beyond.max():%Y-%m-%d %H:%M} UTC, "
-        f"lie beyond the known outcomes ({known}; a row's history reaches back {max(lookup.windows)} from {lookup.known_after} "
+        f"lie beyond the known outcomes ({known}; a row's history reaches back {widest(lookup.windows)} from {lookup.known_after} "
         f"before it): every history feature would read the missing outcomes as none; {FIX_BEYOND}"
     )
 

@@ -12,6 +12,8 @@ from typing import Annotated, Any
 import pandas as pd
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, ValidationError, model_validator
 
+from stages.lib.timespan import SPAN_EXAMPLES, CalendarSpan, Duration, Span, parse_span, span_text
+
 PARAMS_FILE = "params.yaml"
 NoneType = type(None)
 
@@ -167,17 +169,6 @@ OptionalNames = Annotated[tuple[str, ...] | None, BeforeValidator(lambda value: 
 # -- durations and dates: parsed once here; a duration keeps the text it was written as
 
 
-class Duration(pd.Timedelta):
-    """A pd.Timedelta that remembers its text ("13h"), so outputs that quote the config stay as written."""
-
-    text: str
-
-    def __new__(cls, text: str) -> Duration:
-        duration = super().__new__(cls, text)
-        duration.text = text
-        return duration
-
-
 def _duration(value: Any) -> pd.Timedelta:
     if not isinstance(value, str):
         raise ConfigError(f"must be a duration such as 6h, 1D or 28D, got {value!r}")
@@ -190,12 +181,27 @@ def _duration(value: Any) -> pd.Timedelta:
     return duration
 
 
-def duration_text(duration: pd.Timedelta) -> str:
-    """The text a duration was written as in params; str() for one built in code."""
-    return str(getattr(duration, "text", duration))
+def duration_text(duration: Span) -> str:
+    """The text a duration (or calendar span) was written as in params; a readable text for one built in code."""
+    return span_text(duration) if isinstance(duration, CalendarSpan) else str(getattr(duration, "text", duration))
 
 
 DurationText = Annotated[pd.Timedelta, BeforeValidator(_duration), PlainSerializer(duration_text, return_type=str)]
+
+
+def _span(value: Any) -> Span:
+    if not isinstance(value, str):
+        raise ConfigError(f"must be a duration such as 13h, 1D, 7D, 1 month or 1 year, got {value!r}")
+    try:
+        return parse_span(value)
+    except ValueError as error:
+        if "positive" in str(error):
+            raise ConfigError(f"must be positive, got {value!r}") from None
+        raise ConfigError(f"= {value!r} is not a duration ({SPAN_EXAMPLES})") from None
+
+
+# A duration in the data's own units: fixed (13h, 1D, 7D, 4 weeks) or calendar (1 month, 12 months, 1 year).
+SpanText = Annotated[Span, BeforeValidator(_span), PlainSerializer(duration_text, return_type=str)]
 
 
 def _timestamp(value: Any) -> pd.Timestamp:

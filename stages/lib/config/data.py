@@ -12,25 +12,27 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
-from pydantic import BeforeValidator, Field, SerializerFunctionWrapHandler, model_serializer, model_validator
+from pydantic import BeforeValidator, Field, PlainSerializer, SerializerFunctionWrapHandler, model_serializer, model_validator
 
 from stages.lib.config.base import (
     ConfigError,
-    DurationText,
     Flag,
     Int,
     Names,
     OptionalNames,
     OptionalNumber,
     OptionalText,
+    SpanText,
     Strict,
     Text,
     UtcTimestamp,
     choice,
+    duration_text,
     expect,
     rule,
 )
 from stages.lib.errors import fail
+from stages.lib.timespan import Span
 
 SPLIT_NAMES = ("train", "test", "reference", "current")
 TASKS = ("classification", "regression")
@@ -122,7 +124,7 @@ class Target(Strict):
     column: Text  # the source column it comes from
     greater_than: OptionalNumber  # classification: target = column > greater_than
     positive: PositiveLabel  # classification: target = (column == positive), one class against the rest
-    known_after: DurationText | None  # how long after its row's time an outcome is known; None: no history features
+    known_after: SpanText | None  # how long after its row's time an outcome is known (13h, 1 year); None: no history features
     max_missing_share: MissingShare  # warn when more of the source rows have no target; None: never warn
 
     @property
@@ -147,10 +149,46 @@ TimeFormat = Annotated[
 ]
 
 
+def _few(codes: list[str], count: int = 8) -> str:
+    return ", ".join(codes[:count]) + (", ..." if len(codes) > count else "")
+
+
+class Calendar(Strict):
+    """The public-holiday calendar of the data's place: a country (and subdivision) of the offline `holidays` package."""
+
+    country: Text
+    subdivision: OptionalText  # None: the country's nationwide holidays
+
+    @model_validator(mode="after")
+    def _known_to_the_package(self) -> Calendar:
+        import holidays  # the package's own list, so what compose accepts is what featurize can build
+
+        countries = holidays.list_supported_countries(include_aliases=False)
+        if self.country not in holidays.list_supported_countries(include_aliases=True):
+            raise ConfigError(
+                f"'{{key}}' = {self.country!r} is not a country code of the holidays package; use an ISO 3166 code such as "
+                f"{_few(['DE', 'FR', 'GB', 'JP', 'US'], 5)} ({len(countries)} known: python -c 'import holidays; "
+                f"print(sorted(holidays.list_supported_countries(include_aliases=False)))')",
+                at=("country",),
+            )
+        subdivisions = holidays.list_supported_countries(include_aliases=True)[self.country]
+        if self.subdivision is not None and self.subdivision not in subdivisions:
+            known = f"one of {_few(sorted(subdivisions))}" if subdivisions else f"null ({self.country} has no subdivisions)"
+            raise ConfigError(f"'{{key}}' = {self.subdivision!r} is not a subdivision of {self.country}; use {known}", at=("subdivision",))
+        return self
+
+
+def _step(value: Any) -> Any:
+    return None if value == "auto" else value
+
+
 class Time(Strict):
     column: Text
     format: TimeFormat
     timezone: OptionalText  # local time of calendar features; None: as written
+    holidays: Calendar | None  # whose public holidays the calendar features flag; None: no holiday features
+    # The data's own time step; None (auto): inferred from the train split by prepare (data/schema.yaml).
+    step: Annotated[SpanText | None, BeforeValidator(_step), PlainSerializer(lambda step: "auto" if step is None else duration_text(step))]
 
 
 class Drop(Strict):
@@ -263,7 +301,7 @@ class DataContract(Strict):
         return self.target_spec.positive
 
     @property
-    def known_after(self) -> DurationText | None:
+    def known_after(self) -> Span | None:
         return self.target_spec.known_after
 
     @property
@@ -277,6 +315,14 @@ class DataContract(Strict):
     @property
     def time_format(self) -> str:
         return self.time_spec.format
+
+    @property
+    def holidays(self) -> Calendar | None:
+        return self.time_spec.holidays
+
+    @property
+    def time_step(self) -> Span | None:
+        return self.time_spec.step
 
     @property
     def identifiers(self) -> tuple[str, ...]:

@@ -8,14 +8,13 @@ from pydantic import AfterValidator, BeforeValidator, PlainSerializer
 
 from stages.lib.config.base import (
     ConfigError,
-    DurationText,
     Flag,
     Int,
     Names,
     OptionalShare,
-    OptionalText,
     Positive,
     Share,
+    SpanText,
     Strict,
     at_least,
     choice,
@@ -42,7 +41,7 @@ class DatetimeFeatures(Strict):
     enabled: Flag
     parts: Annotated[tuple[str, ...], BeforeValidator(_parts), PlainSerializer(list)]
     cyclical: Flag
-    holidays: OptionalText  # a country code of the `holidays` package
+    holidays: Flag  # flag the public holidays of the calendar the data contract declares (data.time.holidays)
 
 
 def _ratios(value: Any) -> Any:
@@ -82,15 +81,21 @@ def _keys(value: Any) -> Any:
 
 
 def _windows(value: Any) -> Any:
+    if value == "auto":
+        return None
     if not isinstance(value, list) or not value:
-        raise ConfigError(f"must be a non-empty list of durations (e.g. [1D, 7D]), got {value!r}")
+        raise ConfigError(f"must be auto or a non-empty list of durations (e.g. [1D, 7D] or [1 month, 12 months]), got {value!r}")
     return value
 
 
-def _distinct(windows: tuple[Any, ...]) -> tuple[Any, ...]:
-    if len(set(windows)) < len(windows):
+def _distinct(windows: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+    if windows is not None and len(set(windows)) < len(windows):
         raise ConfigError(f"lists one duration twice: {[duration_text(window) for window in windows]!r}")
     return windows
+
+
+def _windows_text(windows: tuple[Any, ...] | None) -> Any:
+    return "auto" if windows is None else [duration_text(window) for window in windows]
 
 
 class HistoryFeatures(Strict):
@@ -98,7 +103,8 @@ class HistoryFeatures(Strict):
     keys: Annotated[
         tuple[tuple[str, ...], ...] | None, BeforeValidator(_keys), PlainSerializer(lambda keys: "auto" if keys is None else keys)
     ]
-    windows: Annotated[tuple[DurationText, ...], AfterValidator(_distinct), BeforeValidator(_windows)]
+    # None (auto): planned by featurize from the data's time step (data/schema.yaml).
+    windows: Annotated[tuple[SpanText, ...] | None, AfterValidator(_distinct), BeforeValidator(_windows), PlainSerializer(_windows_text)]
     smoothing: Annotated[float, rule(lambda value: value >= 0, "0 or more"), expect(int, float)]
     max_key_levels: Positive
 

@@ -147,15 +147,28 @@ class RatioFeatures(TransformerMixin, BaseEstimator):
 
 
 class CalendarFeatures(TransformerMixin, BaseEstimator):
-    """Calendar parts of a timestamp column in a local time zone, their sin/cos, and public holidays."""
+    """Calendar parts of a timestamp column in a local time zone, their sin/cos, and public holidays.
+
+    The holiday calendar (the contract's data.time.holidays: a country and an optional subdivision) is a
+    parameter, so the fitted file scoring loads flags the same days featurize did.
+    """
+
+    # Files saved before subdivisions existed hold no such attribute: they read this class default (nationwide).
+    holidays_subdivision: str | None = None
 
     def __init__(
-        self, timezone: str | None = None, parts: Sequence[str] = (), cyclical: bool = True, holidays_country: str | None = None
+        self,
+        timezone: str | None = None,
+        parts: Sequence[str] = (),
+        cyclical: bool = True,
+        holidays_country: str | None = None,
+        holidays_subdivision: str | None = None,
     ) -> None:
         self.timezone = timezone
         self.parts = parts
         self.cyclical = cyclical
         self.holidays_country = holidays_country
+        self.holidays_subdivision = holidays_subdivision
 
     def fit(self, frame: pd.DataFrame, target: Any = None) -> CalendarFeatures:
         self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
@@ -198,7 +211,7 @@ class CalendarFeatures(TransformerMixin, BaseEstimator):
         days = local.dt.tz_localize(None).dt.normalize() if local.dt.tz is not None else local.dt.normalize()
         ordinal = (days.to_numpy(dtype="datetime64[D]")).astype(np.int64)
         years = range(int(days.dt.year.min()) - 1, int(days.dt.year.max()) + 2)
-        calendar = holidays.country_holidays(country, years=years)
+        calendar = holidays.country_holidays(country, subdiv=self.holidays_subdivision, years=years)
         holiday_days = np.unique(np.array(sorted(calendar), dtype="datetime64[D]").astype(np.int64))
         position = np.clip(np.searchsorted(holiday_days, ordinal), 1, len(holiday_days) - 1)
         distance = np.minimum(np.abs(ordinal - holiday_days[position - 1]), np.abs(holiday_days[position] - ordinal))

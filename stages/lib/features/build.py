@@ -59,8 +59,9 @@ def build_transformer(plan: Plan, schema: dict[str, Any], config: FeaturesConfig
             entries.append(("missing", MissingIndicator(features="all", sparse=False), with_missing))
         for index, (numerator, denominator) in enumerate(config.numeric.ratios):
             entries.append((f"ratio{index}", RatioFeatures(), [numerator, denominator]))
-    if plan.calendar_parts or (config.datetime.enabled and config.datetime.holidays):
-        calendar = CalendarFeatures(schema.get("timezone"), tuple(plan.calendar_parts), config.datetime.cyclical, config.datetime.holidays)
+    if plan.calendar_parts or plan.holidays:
+        country, subdivision = (plan.holidays["country"], plan.holidays["subdivision"]) if plan.holidays else (None, None)
+        calendar = CalendarFeatures(schema.get("timezone"), tuple(plan.calendar_parts), config.datetime.cyclical, country, subdivision)
         entries.append(("calendar", calendar, [schema["time"]]))
     for column in plan.onehot:
         encoder = OneHotEncoder(

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from stages.lib.features import category_text
+from stages.lib.timespan import CalendarSpan, Span, before, bounds, parse_span
 
 
 @dataclass(frozen=True)
@@ -26,13 +27,13 @@ class HistoryLookup:
     """
 
     keys: tuple[tuple[str, ...], ...]
-    windows: tuple[pd.Timedelta, ...]
+    windows: tuple[Span, ...]
     smoothing: float
     prior: float
-    known_after: pd.Timedelta
+    known_after: Span
 
     def to_json(self) -> dict[str, Any]:
-        """The spec.json form (durations as pandas writes them)."""
+        """The spec.json form (fixed durations as pandas writes them, calendar ones as "1 year")."""
         return {
             "keys": [list(key) for key in self.keys],
             "windows": [str(window) for window in self.windows],
@@ -45,14 +46,14 @@ class HistoryLookup:
     def from_json(cls, payload: dict[str, Any]) -> HistoryLookup:
         return cls(
             keys=tuple(tuple(key) for key in payload["keys"]),
-            windows=tuple(pd.Timedelta(window) for window in payload["windows"]),
+            windows=tuple(parse_span(window) for window in payload["windows"]),
             smoothing=float(payload["smoothing"]),
             prior=payload["prior"],
-            known_after=pd.Timedelta(payload["known_after"]),
+            known_after=parse_span(payload["known_after"]),
         )
 
 
-def history_name(key: Sequence[str], window: pd.Timedelta, target: str, what: str) -> str:
+def history_name(key: Sequence[str], window: Span, target: str, what: str) -> str:
     """The column name of one history feature.
 
     Args:
@@ -62,13 +63,15 @@ def history_name(key: Sequence[str], window: pd.Timedelta, target: str, what: st
         what: "mean" or "rows".
 
     Returns:
-        e.g. history_origin_dest_30d_late_mean, history_all_7d_late_rows.
+        e.g. history_origin_dest_30d_late_mean, history_all_7d_late_rows, history_all_5y_late_rows.
     """
     return f"history_{'_'.join(key) or 'all'}_{_duration(window)}_{target}_{what}"
 
 
-def _duration(span: pd.Timedelta) -> str:
-    """The largest whole unit that states the span exactly: 7d, 12h, 90min, 45s."""
+def _duration(span: Span) -> str:
+    """The largest whole unit that states the span exactly: 7d, 12h, 90min, 45s; calendar spans 5y or 18mo."""
+    if isinstance(span, CalendarSpan):
+        return f"{span.months // 12}y" if span.months % 12 == 0 else f"{span.months}mo"
     seconds = int(span.total_seconds())
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
         if seconds % size == 0:
@@ -91,6 +94,24 @@ def _nanoseconds(times: pd.Series) -> np.ndarray:
     return pd.DatetimeIndex(times).as_unit("ns").asi8
 
 
+def look_back(stamps: np.ndarray, known_after: Span, window: Span) -> tuple[np.ndarray, np.ndarray]:
+    """The window of outcomes a row at each time reads: (start, end], with end = time - known_after and start = end - window.
+
+    The one rule featurize's history features and scoring's coverage both apply; calendar spans move by whole
+    months (`stages.lib.timespan.before`).
+
+    Args:
+        stamps: the rows' times, int64 nanoseconds since the epoch (UTC).
+        known_after: how long after its row an outcome is known.
+        window: how far back the feature looks.
+
+    Returns:
+        (start, end), int64 nanoseconds, like `stamps`.
+    """
+    end = before(stamps, known_after)
+    return before(end, window), end
+
+
 def _position(composite: np.ndarray, unique_times: np.ndarray, codes: np.ndarray, stride: int, bound: np.ndarray) -> np.ndarray:
     """Index into the sorted events just past those of each row's key at or before its bound."""
     rank = np.searchsorted(unique_times, bound, side="right")
@@ -108,7 +129,8 @@ def history_features(
 
     An event (a labelled row) counts for a row at time t once its outcome is known, `event time +
     known_after <= t`, and while it is in the window, `t - known_after - window < event time`.
-    `known_after` must be positive, so a row never sees its own outcome or any later one.
+    `known_after` must be positive, so a row never sees its own outcome or any later one. Calendar spans
+    (1 month, 1 year) are applied month-wise (`look_back`).
 
     Args:
         rows: the rows to featurize (the time and key columns), in any order.
@@ -128,10 +150,10 @@ def history_features(
     values = events[target].to_numpy(dtype=np.float64)
     unique_times = np.unique(event_times)
     stride = len(unique_times) + 1
-    lag = lookup.known_after.value
     prior, smoothing = lookup.prior, lookup.smoothing
-    if lag <= 0:
+    if bounds(lookup.known_after)[0] <= pd.Timedelta(0):
         raise ValueError("known_after must be positive")
+    reaches = {window: look_back(row_times, lookup.known_after, window) for window in lookup.windows}
     columns: dict[str, np.ndarray] = {}
     for key in lookup.keys:
         event_codes, row_codes = _key_codes(events, rows, key)
@@ -142,9 +164,9 @@ def history_features(
         sums = np.concatenate([[0.0], np.cumsum(values[order])])
         known = row_codes >= 0
 
-        upper = _position(composite, unique_times, row_codes, stride, row_times - lag)
-        for window in lookup.windows:
-            lower = _position(composite, unique_times, row_codes, stride, row_times - lag - window.value)
+        for window, (start, end) in reaches.items():
+            upper = _position(composite, unique_times, row_codes, stride, end)
+            lower = _position(composite, unique_times, row_codes, stride, start)
             count = np.where(known, upper - lower, 0).astype(np.float64)
             total = np.where(known, sums[upper] - sums[lower], 0.0)
             with np.errstate(divide="ignore", invalid="ignore"):  # no known outcome yet: NaN, or the prior when smoothed
