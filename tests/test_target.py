@@ -201,7 +201,7 @@ def loans_params(path, **target) -> dict:
             "max_missing_share": 0.2,
             **target,
         },
-        time={"column": "day", "format": "iso8601", "timezone": None},
+        time={"column": "day", "format": "iso8601", "timezone": None, "holidays": None, "step": "auto"},
         missing_values=["", "NA"],
         drop={"identifiers": [], "leaks": [], "other": []},
         types={},

@@ -39,7 +39,7 @@ def daily_params(holidays: dict | None) -> dict:
         source={"package": None, "path": "daily.csv"},
         join=[],
         task="regression",
-        target={"name": "sales", "column": "sales", "greater_than": None, "known_after": None},
+        target={"name": "sales", "column": "sales", "greater_than": None, "positive": None, "known_after": None, "max_missing_share": None},
         time={"column": "date", "format": "iso8601", "timezone": None, "holidays": holidays, "step": "auto"},
         drop={"identifiers": [], "leaks": [], "other": []},
         types={"shop": "categorical"},

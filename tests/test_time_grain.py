@@ -259,7 +259,7 @@ def test_a_yearly_table_gets_its_step_yearly_windows_and_no_day_of_week():
         source={"package": None, "path": "survey.csv"},
         join=[],
         task="regression",
-        target={"name": "rate", "column": "rate", "greater_than": None, "known_after": "1 year"},
+        target={"name": "rate", "column": "rate", "greater_than": None, "positive": None, "known_after": "1 year", "max_missing_share": None},
         time={"column": "year", "format": "year", "timezone": None, "holidays": {"country": "US", "subdivision": None}, "step": "auto"},
         drop={"identifiers": [], "leaks": [], "other": []},
         types={"region": "categorical"},
