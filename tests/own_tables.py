@@ -59,7 +59,7 @@ target:
   greater_than: null
   positive: "yes"
   known_after: 1 year
-  max_missing_share: 0.5
+  max_missing_share: 0.3
 time:
   column: year
   format: year
@@ -126,7 +126,7 @@ def survey(respondents_per_year: int = 120, seed: int = 1) -> pd.DataFrame:
     occupation = rng.integers(10, 40, count)  # a code, not a quantity
     age = rng.integers(18, 90, count)
     income = np.round(rng.lognormal(10.2, 0.6, count), -2)
-    logit = -0.4 + 0.5 * (region == "south") + 0.03 * (occupation % 7) + 0.2 * np.log(income / 20000)
+    logit = -0.6 + 1.2 * (region == "south") + 0.3 * (occupation % 7 - 3) + 0.5 * np.log(income / 20000)
     happy = np.where(rng.random(count) < 1 / (1 + np.exp(-logit)), "yes", "no").astype(object)
     happy[rng.random(count) < 0.4] = None
     return pd.DataFrame({"year": years, "region": region, "occupation": occupation, "age": age, "income": income, "happy": happy})
