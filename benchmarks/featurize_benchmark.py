@@ -102,6 +102,7 @@ def history_table(splits: dict[str, pd.DataFrame], schema: dict[str, Any], param
             (key, window): pandas_history(events, key, window, time_column, target)
             for key in plan.history_keys
             for window in lookup.windows
+            if isinstance(window, pd.Timedelta)  # pandas' rolling windows are fixed spans; the default data's are
         }
 
     ours_seconds, ours_result = best_of(repeats, ours)

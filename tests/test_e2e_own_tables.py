@@ -42,7 +42,9 @@ def repro(repo: Path, data: str) -> subprocess.CompletedProcess:
 
 def test_a_month_stamped_loan_book_runs_by_contract_alone_and_its_leaks_are_reported(project):
     result = repro(project, "loans")
-    assert stages_run(result.stdout) <= ALL_STAGES and {"prepare", "featurize", "train", "evaluate", "drift-check"} <= stages_run(result.stdout)
+    assert stages_run(result.stdout) <= ALL_STAGES and {"prepare", "featurize", "train", "evaluate", "drift-check"} <= stages_run(
+        result.stdout
+    )
     table = own_tables.loans()
     issued = pd.to_datetime(table["issue_d"], format="%b-%Y", utc=True)
 

@@ -85,7 +85,8 @@ def _sorted_codes(values: np.ndarray) -> tuple[np.ndarray, int]:
 def _average_ranks(codes: np.ndarray, size: int) -> np.ndarray:
     """1-based ranks from sorted codes, ties sharing their average rank (as pandas' rank(method="average"))."""
     counts = np.bincount(codes, minlength=size)
-    return (np.cumsum(counts) - (counts - 1) / 2.0)[codes]
+    ranks: np.ndarray = (np.cumsum(counts) - (counts - 1) / 2.0)[codes]
+    return ranks
 
 
 def _spearman(values: pd.Series, time_codes: np.ndarray, time_size: int) -> float | None:

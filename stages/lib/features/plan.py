@@ -141,7 +141,7 @@ def _split_categorical(train: pd.DataFrame, categorical: list[str], config: Feat
 
 def _local_times(train: pd.DataFrame, schema: dict[str, Any]) -> pd.Series:
     """The train times in the contract's time zone (as written when it declares none), as calendar features read them."""
-    times = train[schema["time"]]
+    times: pd.Series = train[schema["time"]]
     timezone = schema.get("timezone")
     return times.dt.tz_convert(timezone) if timezone else times
 
