@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
 import shutil
@@ -276,10 +277,34 @@ def tool_env() -> dict[str, str]:
     }
 
 
+def first_run_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The project after one first `dvc repro` on the data sample, built once per test run and shared by every
+    end-to-end module and worker: a folder holding `project/` and the run's `output.txt`.
+
+    The first worker to need it builds it while holding a lock; the others wait for it (a first run costs about
+    40 s of CPU, and the suite is CPU-bound on two cores). Workers share the parent of their temporary folders."""
+    from tests.e2e_support import first_run  # here: e2e_support imports this module
+
+    base = tmp_path_factory.getbasetemp()
+    folder = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "first-run"
+    folder.mkdir(exist_ok=True)
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also when the build fails
+        if not (folder / "output.txt").exists():
+            shutil.rmtree(folder / "project", ignore_errors=True)  # a build that failed half-way in another worker
+            _, output, _ = first_run(folder / "project")
+            (folder / "output.txt").write_text(output)
+    return folder
+
+
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory) -> tuple[Path, str, dict[str, str]]:
     """For end-to-end modules: the project after a first `dvc repro` on a data sample (its folder, the
-    run's output, the outs' hashes). Module-scoped, so each end-to-end module runs on its own copy."""
-    from tests.e2e_support import first_run  # here: e2e_support imports this module
+    run's output, the outs' hashes). Module-scoped, so each end-to-end module runs on its own copy (git repo,
+    workspace and DVC cache) of the one first run."""
+    from tests.e2e_support import out_hashes
 
-    return first_run(tmp_path_factory.mktemp("first") / "project")
+    template = first_run_template(tmp_path_factory)
+    repo = tmp_path_factory.mktemp("first") / "project"
+    shutil.copytree(template / "project", repo, symlinks=True)
+    return repo, (template / "output.txt").read_text(), out_hashes(repo)
