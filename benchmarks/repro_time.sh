@@ -86,7 +86,7 @@ timed restore env PATH="$proj/.venv/bin:$PATH" .venv/bin/dvc repro
 timed force env PATH="$proj/.venv/bin:$PATH" .venv/bin/dvc repro --force
 force_lock=$(lock_hash)
 
-setup=$(until_line first 'stages[.]compose')
+setup=$(until_line first 'commands[.]compose')
 same() { [ "$1" = "$2" ] && echo yes || echo NO; }
 
 cat <<EOF
