@@ -196,6 +196,23 @@ def project_params() -> dict:
     return yaml.safe_load(composed_text())
 
 
+def own_contract(params: dict, *, name: str, path: str | Path, task: str, target: dict, time: dict, splits: dict, **keys) -> dict:
+    """`params` with its data contract replaced by one for a table of one's own, every required key present: `target`
+    and `time` name only what they say (the rest null, or auto for the step), nothing joined, dropped or checked unless
+    `keys` says so (e.g. types=...). One place to add a key the contract gains."""
+    params["data"].update(
+        name=name,
+        source={"package": None, "path": str(path)},
+        join=[],
+        task=task,
+        target={"greater_than": None, "positive": None, "known_after": None, "max_missing_share": None, **target},
+        time={"timezone": None, "holidays": None, "step": "auto", **time},
+        splits=splits,
+        **{"drop": {"identifiers": [], "leaks": [], "other": []}, "types": {}, "checks": {}, **keys},
+    )
+    return params
+
+
 @pytest.fixture
 def params() -> dict:
     """The parameters the stages read, composed from conf/ with the tests' explicit choices (a fresh copy per test)."""

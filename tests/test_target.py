@@ -20,7 +20,7 @@ from stages.lib.io import read_table
 from stages.lib.scoring import Artifacts, outcome_events
 from stages.lib.target import target_values
 from stages.prepare import prepare
-from tests.conftest import PROJECT, choice_overrides, project_params
+from tests.conftest import PROJECT, choice_overrides, own_contract, project_params
 
 STATUSES = ("Fully Paid", "Charged Off", "Current")
 
@@ -186,26 +186,21 @@ def loans(rows: int = 400, seed: int = 0) -> pd.DataFrame:
 
 def loans_params(path, **target) -> dict:
     """params.yaml for a loans table at `path`: classification, target 'charged_off' from 'status' unless `target` says."""
-    params = project_params()
-    params["data"].update(
+    return own_contract(
+        project_params(),
         name="loans",
-        source={"package": None, "path": str(path)},
-        join=[],
+        path=path,
         task="classification",
         target={
             "name": "charged_off",
             "column": "status",
-            "greater_than": None,
             "positive": "Charged Off",
             "known_after": "30D",
             "max_missing_share": 0.2,
             **target,
         },
-        time={"column": "day", "format": "iso8601", "timezone": None, "holidays": None, "step": "auto"},
+        time={"column": "day", "format": "iso8601"},
         missing_values=["", "NA"],
-        drop={"identifiers": [], "leaks": [], "other": []},
-        types={},
-        checks={},
         splits={
             "train": {"start": "2016-01-01", "end": "2016-10-01"},
             "test": {"start": "2016-10-01", "end": "2017-02-05"},
@@ -213,7 +208,6 @@ def loans_params(path, **target) -> dict:
             "current": {"start": "2016-10-01", "end": "2017-02-05"},
         },
     )
-    return params
 
 
 def loans_contract(path, **target) -> DataContract:

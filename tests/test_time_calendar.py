@@ -16,7 +16,7 @@ from stages.lib.contract import infer_schema
 from stages.lib.errors import UserError
 from stages.lib.features import CalendarFeatures
 from stages.lib.models import load_model, model_writer
-from tests.conftest import PROJECT, choice_overrides, replace
+from tests.conftest import PROJECT, choice_overrides, own_contract, replace
 
 SPLITS = {
     "train": {"start": "2012-01-01", "end": "2014-01-01"},
@@ -33,20 +33,16 @@ def regression_params() -> str:
 
 def daily_params(holidays: dict | None) -> dict:
     """params.yaml for a daily regression table (2012-2014, dates without a time of day) with the given calendar."""
-    params = yaml.safe_load(regression_params())
-    params["data"].update(
+    return own_contract(
+        yaml.safe_load(regression_params()),
         name="daily",
-        source={"package": None, "path": "daily.csv"},
-        join=[],
+        path="daily.csv",
         task="regression",
-        target={"name": "sales", "column": "sales", "greater_than": None, "positive": None, "known_after": None, "max_missing_share": None},
-        time={"column": "date", "format": "iso8601", "timezone": None, "holidays": holidays, "step": "auto"},
-        drop={"identifiers": [], "leaks": [], "other": []},
+        target={"name": "sales", "column": "sales"},
+        time={"column": "date", "format": "iso8601", "holidays": holidays},
         types={"shop": "categorical"},
-        checks={},
         splits=SPLITS,
     )
-    return params
 
 
 def daily_splits(contract) -> dict[str, pd.DataFrame]:

@@ -17,7 +17,7 @@ from stages.lib.errors import UserError
 from stages.lib.io import read_table
 from stages.lib.scoring import validate_rows
 from stages.prepare import _parse_time as prepare_time
-from tests.conftest import PROJECT, choice_overrides, project_params, run_module
+from tests.conftest import PROJECT, choice_overrides, own_contract, project_params, run_module
 
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -129,17 +129,13 @@ def test_prepare_reads_a_month_name_table_declared_in_the_contract(tmp_path):
         }
     )
     table.to_csv(tmp_path / "monthly.csv", index=False)
-    params = composed(
-        model="hgb_regressor",
+    params = own_contract(
+        composed(model="hgb_regressor"),
         name="monthly",
-        source={"package": None, "path": str(tmp_path / "monthly.csv")},
-        join=[],
+        path=tmp_path / "monthly.csv",
         task="regression",
-        target={"name": "sales", "column": "sales", "greater_than": None, "positive": None, "known_after": None, "max_missing_share": 0.2},
-        time={"column": "month", "format": "%b-%Y", "timezone": None, "holidays": None, "step": "auto"},
-        drop={"identifiers": [], "leaks": [], "other": []},
-        types={},
-        checks={},
+        target={"name": "sales", "column": "sales", "max_missing_share": 0.2},
+        time={"column": "month", "format": "%b-%Y"},
         splits={
             "train": {"start": "2015-01-01", "end": "2018-01-01"},
             "test": {"start": "2018-01-01", "end": "2020-01-01"},

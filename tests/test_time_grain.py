@@ -19,7 +19,7 @@ from stages.lib.features.plan import auto_windows, history_windows, plan_feature
 from stages.lib.scoring import coverage
 from stages.lib.timespan import CalendarSpan, parse_span, schema_step, span_text
 from stages.prepare import prepare
-from tests.conftest import PROJECT, choice_overrides, project_params
+from tests.conftest import PROJECT, choice_overrides, own_contract, project_params
 
 
 def utc(*stamps: str) -> pd.Series:
@@ -253,24 +253,14 @@ def test_a_yearly_table_gets_its_step_yearly_windows_and_no_day_of_week():
     """The survey case: one row per region and year, stamped as a bare year. Daily windows would count nothing."""
     years = np.repeat(np.arange(1990, 2020), 2)
     table = pd.DataFrame({"year": years, "region": np.tile(["east", "west"], 30), "rate": (years - 1990) * 1.5 + np.tile([0.0, 3.0], 30)})
-    params = yaml.safe_load(regression_params())
-    params["data"].update(
+    params = own_contract(
+        yaml.safe_load(regression_params()),
         name="survey",
-        source={"package": None, "path": "survey.csv"},
-        join=[],
+        path="survey.csv",
         task="regression",
-        target={
-            "name": "rate",
-            "column": "rate",
-            "greater_than": None,
-            "positive": None,
-            "known_after": "1 year",
-            "max_missing_share": None,
-        },
-        time={"column": "year", "format": "year", "timezone": None, "holidays": {"country": "US", "subdivision": None}, "step": "auto"},
-        drop={"identifiers": [], "leaks": [], "other": []},
+        target={"name": "rate", "column": "rate", "known_after": "1 year"},
+        time={"column": "year", "format": "year", "holidays": {"country": "US", "subdivision": None}},
         types={"region": "categorical"},
-        checks={},
         splits={
             "train": {"start": "1990-01-01", "end": "2012-01-01"},
             "test": {"start": "2012-01-01", "end": "2020-01-01"},
