@@ -263,3 +263,19 @@ def test_the_stage_warns_on_stderr_and_in_the_manifest(tmp_path):
     assert [line.split("'")[1] for line in warnings] == ["decimal_year", "final_balance", "paid_on", "row_id", "settled"]
     manifest = yaml.safe_load((folder / FEATURE_MANIFEST).read_text())
     assert [f"warning: {item['evidence']}" for item in manifest["screen"]["findings"]] == warnings
+
+
+def test_time_spearman_equals_scipy_with_ties_and_missing_values():
+    """The schema's time_spearman (ranks computed once for the time, shared by every column) is Spearman's rho as scipy
+    computes it, ties averaged and missing values left out."""
+    from scipy.stats import spearmanr
+
+    from stages.lib.contract import time_spearman
+
+    rng = np.random.default_rng(7)
+    times = pd.Series(pd.to_datetime("2013-01-01", utc=True) + pd.to_timedelta(rng.integers(0, 500, 3000), unit="h"))
+    values = pd.Series(np.round(rng.normal(size=3000) + np.arange(3000) / 3000, 1))  # ties in both
+    values[rng.random(3000) < 0.1] = np.nan
+    present = values.notna()
+    expected = spearmanr(values[present], times[present].astype("int64")).statistic
+    assert time_spearman(values, times) == pytest.approx(expected, abs=1e-12)
