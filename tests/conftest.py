@@ -175,6 +175,7 @@ TEST_CHOICES = {
     "drift": "default",
     "runtime": "default",
     "monitor": "default",
+    "engine": "pandas",
 }
 
 

@@ -139,7 +139,9 @@ def test_each_stage_tracks_only_its_own_params_sections(params):
         ],
     }
     # `runtime` (thread counts) is read by every stage and tracked by none: results do not depend on it (tests/test_runtime.py).
-    assert sorted({section.split(".")[0] for sections in tracked.values() for section in sections} | {"runtime"}) == sorted(params)
+    # `engine` is read by no stage yet (issue 13 wires them one by one; each then tracks `engine.name`).
+    untracked = {"runtime", "engine"}
+    assert sorted({section.split(".")[0] for sections in tracked.values() for section in sections} | untracked) == sorted(params)
 
 
 # Options that need another option of a second group: a regression contract needs a regressor.

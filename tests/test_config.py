@@ -168,7 +168,7 @@ def test_durations_and_dates_are_parsed_once_and_keep_their_text(params):
 
 @pytest.mark.parametrize(
     "choices",
-    [[], ["data=seattle_weather", "model=hgb_regressor"], ["model=logreg", "features=baseline"]],
+    [[], ["data=seattle_weather", "model=hgb_regressor"], ["model=logreg", "features=baseline"], ["engine=dask"]],
 )
 def test_the_typed_params_serialize_back_to_what_conf_composed(choices):
     """The model card and the report write the typed objects: they must read exactly as conf/ wrote them."""

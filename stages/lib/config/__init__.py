@@ -17,6 +17,7 @@ from pydantic import ValidationError, ValidationInfo, model_validator
 
 from stages.lib.config.base import PARAMS_FILE, ConfigError, Duration, Strict, first_problem
 from stages.lib.config.data import SPLIT_NAMES, TASKS, TIME_FORMATS, TYPES, Check, DataContract, Join, Source, Window
+from stages.lib.config.engine import ENGINES, EngineConfig
 from stages.lib.config.features import (
     DATETIME_PARTS,
     CategoricalFeatures,
@@ -33,6 +34,7 @@ from stages.lib.errors import fail
 
 __all__ = [
     "DATETIME_PARTS",
+    "ENGINES",
     "ESTIMATOR_MODULES",
     "PARAMS_FILE",
     "SPLIT_NAMES",
@@ -46,6 +48,7 @@ __all__ = [
     "DriftConfig",
     "DriftThresholds",
     "Duration",
+    "EngineConfig",
     "EvaluateConfig",
     "FeaturesConfig",
     "GateConfig",
@@ -79,6 +82,7 @@ class Params(Strict):
     drift: DriftConfig
     runtime: RuntimeConfig
     monitor: MonitorConfig
+    engine: EngineConfig
 
     @model_validator(mode="after")
     def _model_fits_the_task(self, info: ValidationInfo) -> Params:
