@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from stages.evaluate import MAX_CURVE_POINTS, evaluate_model
-from stages.lib.catalog import FeatureSpec
-from stages.lib.config import EvaluateConfig, ReportGate, TrainConfig
+from stages.evaluate import main as evaluate_main
+from stages.lib.catalog import CONFUSION_FILE, FEATURE_SPEC, FEATURES_DIR, METRICS_FILE, MODEL_FILE, PLOT_FILES, FeatureSpec
+from stages.lib.config import EvaluateConfig, ReportGate, TrainConfig, parse_params
 from stages.lib.errors import UserError
+from stages.lib.models import model_writer
 from stages.train import train_model
-from tests.conftest import model_config, replace
+from tests.conftest import model_config, project_params, replace
 
 SPEC = FeatureSpec.plain(["signal", "noise"], ["carrier"])
 NO_GATE = ReportGate(minimum={}, maximum={}, max_drop={})
@@ -125,3 +132,74 @@ def test_regression_metrics_and_plots():
     calibration = pd.DataFrame(evaluation.plots["calibration"])
     assert calibration["rows"].sum() == 1000 and calibration["mean_observed"].is_monotonic_increasing
     assert evaluation.plots["importance"][0]["feature"] == "x"
+
+
+def write_parts(test: pd.DataFrame, folder: Path, parts: int) -> None:
+    """`test` as a folder of `parts` Parquet files in row order, of uneven sizes: how the dask engine stores a split."""
+    folder.mkdir(parents=True)
+    cuts = np.sort(np.random.default_rng(parts).choice(np.arange(1, len(test)), parts - 1, replace=False))
+    for index, piece in enumerate(np.split(np.arange(len(test)), cuts)):
+        test.iloc[piece].to_parquet(folder / f"part-{index:05d}.parquet", index=False)
+
+
+def evaluate_project(folder: Path, model, test_writer, engine: dict) -> dict[str, bytes]:
+    """evaluate's main() run in `folder` (features, model and params.yaml written there): every file it wrote."""
+    params = project_params()
+    params["evaluate"].update(importance_rows=700, importance_repeats=2, calibration_bins=10, threshold=0.4, seed=3)
+    params["engine"] = engine
+    (folder / FEATURES_DIR).mkdir(parents=True)
+    (folder / FEATURE_SPEC).write_text(json.dumps(SPEC.to_json()))
+    test_writer(folder / FEATURES_DIR / "test.parquet")
+    (folder / "models").mkdir()
+    model_writer(model)(folder / MODEL_FILE)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params))
+    cwd = Path.cwd()
+    os.chdir(folder)
+    try:
+        evaluate_main()
+    finally:
+        os.chdir(cwd)
+    written = [METRICS_FILE, *PLOT_FILES.values(), CONFUSION_FILE]
+    return {str(path): (folder / path).read_bytes() for path in written}
+
+
+def scored_partitions(scheduler) -> set:
+    """The keys of the partitions the cluster's workers scored (evaluate's per-partition model task, fused with the read)."""
+    return {
+        entry[0]
+        for entry in scheduler.transition_log
+        if isinstance(entry[0], tuple) and "_score_partition" in str(entry[0][0]) and entry[2] == "memory"
+    }
+
+
+def test_the_dask_engine_writes_the_pandas_engines_files_for_any_partition_count(model, tmp_path):
+    """Metrics (6 decimals, as written), every plot file and the confusion file: byte for byte the pandas engine's,
+    from the test split in 3 parts and in 7, on a cluster the stage joins at engine.scheduler."""
+    from distributed import LocalCluster
+
+    test = frame(2000, 9)
+    pandas = evaluate_project(tmp_path / "pandas", model, lambda path: test.to_parquet(path, index=False), {"name": "pandas"})
+    assert json.loads(pandas[str(METRICS_FILE)])["rows"] == 2000
+    assert pandas[str(CONFUSION_FILE)].count(b"\n") == 2001
+    # In-process workers (threads): the equality is about the arithmetic, tests/test_engine.py is about processes.
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        engine = parse_params(dask_engine(scheduler=cluster.scheduler_address)).engine.model_dump()
+        for parts in (3, 7):
+            before = scored_partitions(cluster.scheduler)
+            dask_files = evaluate_project(
+                tmp_path / f"dask-{parts}", model, lambda path, parts=parts: write_parts(test, path, parts), engine
+            )
+            assert len(scored_partitions(cluster.scheduler) - before) == parts  # scored on the cluster, one task per part
+            for name, content in pandas.items():
+                assert dask_files[name] == content, f"{name} differs with {parts} partitions"
+
+
+def dask_engine(**changes) -> dict:
+    params = project_params()
+    params["engine"] = {
+        "name": "dask", "scheduler": None, "workers": 2, "threads_per_worker": 1, "memory_limit": "1GiB",
+        "spill_dir": ".dask-spill", "connect_timeout": 10, **changes,
+    }  # fmt: skip
+    return params

@@ -42,7 +42,7 @@ def engine_session(config: EngineConfig, project: Path = Path()) -> Iterator[Cli
                     f"({error}); start it (`dask scheduler`, `dask worker {config.scheduler}`) or set engine.scheduler: null "
                     "for a local cluster"
                 )
-            with client:
+            with client, _one_line_on_lost_workers(config):
                 yield client
             return
         spill = project / str(config.spill_dir)
@@ -56,5 +56,34 @@ def engine_session(config: EngineConfig, project: Path = Path()) -> Iterator[Cli
             dashboard_address=None,
             processes=True,
         )
-        with cluster, Client(cluster, timeout=config.connect_timeout, set_as_default=True) as client:
+        with cluster, Client(cluster, timeout=config.connect_timeout, set_as_default=True) as client, _one_line_on_lost_workers(config):
             yield client
+
+
+def lost_workers_message(error: BaseException, config: EngineConfig) -> str | None:
+    """The one line a stage stops with when the cluster lost the work (workers died, the scheduler went away);
+    None for any other error (the stage's own, reported as it is)."""
+    from distributed import KilledWorker
+    from distributed.comm.core import CommClosedError
+
+    where = f"the scheduler at {config.scheduler}" if config.scheduler else "the local cluster"
+    if isinstance(error, KilledWorker):
+        return (
+            f"engine: Dask gave up on task {error.task!r} of {where}: the workers running it died repeatedly "
+            f"({error.last_worker.address if error.last_worker else 'unknown worker'} last; out of memory?). "
+            "Rerun the stage; if it recurs, raise engine.memory_limit"
+        )
+    if isinstance(error, CommClosedError):
+        return f"engine: lost the connection to {where} ({type(error).__name__}: {error}); rerun the stage once it is up"
+    return None
+
+
+@contextlib.contextmanager
+def _one_line_on_lost_workers(config: EngineConfig) -> Iterator[None]:
+    try:
+        yield
+    except Exception as error:
+        message = lost_workers_message(error, config)
+        if message is None:
+            raise
+        fail(message)
