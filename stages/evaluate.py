@@ -309,7 +309,8 @@ def main() -> None:
             evaluation = evaluate_model(model, test, spec, config)
         else:
             spec = FeatureSpec.from_json(read_json(FEATURE_SPEC, "run `dvc repro featurize` first"))
-            evaluation = evaluate_on_dask(client, model, FEATURES_DIR / "test.parquet", spec, config)
+            # An absolute path: the workers, started elsewhere, read it themselves.
+            evaluation = evaluate_on_dask(client, model, (FEATURES_DIR / "test.parquet").resolve(), spec, config)
         outputs = {METRICS_FILE: json_writer(evaluation.metrics)}
         outputs |= {PLOT_FILES[name]: json_writer(points) for name, points in evaluation.plots.items()}
         outputs[CONFUSION_FILE] = evaluation.write_confusion

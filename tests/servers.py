@@ -1,4 +1,5 @@
-"""Real servers on 127.0.0.1 for the remote-storage tests: OpenSSH's sshd and the s3rver S3 server.
+"""Real servers on 127.0.0.1 for the remote-storage tests (OpenSSH's sshd and the s3rver S3 server) and a Dask
+cluster of separate processes for the engine tests (the venv's `dask` CLI: a scheduler and its workers).
 
 Each starts in a scratch folder on a free port and stops when its context ends. `.ci/system-deps`
 installs what they need (Debian's openssh-server, nodejs and npm; s3rver from npm into .ci/.s3rver);
@@ -14,6 +15,7 @@ import http.client
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -46,18 +48,24 @@ def wait_for_port(port: int, process: subprocess.Popen, log: Path, seconds: floa
 
 
 @contextlib.contextmanager
-def running(command: list[str], port: int, log: Path) -> Iterator[subprocess.Popen]:
+def running(command: list[str], port: int, log: Path, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
     with log.open("w") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
     try:
         wait_for_port(port, process, log)
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
+
+
+def stop(process: subprocess.Popen) -> None:
+    """Terminate a process we started, killing it if it has not exited after 10 s (a no-op if it is gone)."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
 
 
 @dataclass
@@ -140,6 +148,49 @@ def s3rver(folder: Path) -> Iterator[S3Server]:
     ]
     with running(command, port, folder.parent / f"{folder.name}.log"):
         yield S3Server(port=port, directory=folder)
+
+
+@dataclass
+class DaskCluster:
+    address: str  # the scheduler's, tcp://127.0.0.1:<port>
+    workers: dict[str, subprocess.Popen]  # by worker name: each is the worker itself (no nanny), so a kill is a worker lost
+    folder: Path  # logs and the workers' local directories
+
+
+@contextlib.contextmanager
+def dask_cluster(folder: Path, workers: int = 2, memory_limit: str = "1GiB") -> Iterator[DaskCluster]:
+    """`dask scheduler` and `workers` x `dask worker` (one process, one thread each, no dashboard) on 127.0.0.1,
+    yielded once every worker is registered, all stopped on exit (also on failure). The workers import the
+    project's code (PYTHONPATH), as workers on other machines must."""
+    from distributed import Client
+
+    dask = str(Path(sys.executable).with_name("dask"))
+    folder.mkdir(parents=True)
+    env = {**os.environ, "PYTHONPATH": str(PROJECT), "OMP_NUM_THREADS": "1"}
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = [dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"]
+    started: dict[str, subprocess.Popen] = {}
+    with running(scheduler, port, folder / "scheduler.log", env):
+        try:
+            for index in range(workers):
+                name = f"w{index}"
+                command = [
+                    dask, "worker", address, "--host", "127.0.0.1", "--name", name, "--nworkers", "1", "--nthreads", "1",
+                    "--memory-limit", memory_limit, "--local-directory", str(folder / name), "--no-dashboard", "--no-nanny",
+                ]  # fmt: skip
+                with (folder / f"{name}.log").open("w") as output:
+                    started[name] = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
+            with Client(address, timeout=20) as client:
+                try:
+                    client.wait_for_workers(workers, timeout=30)
+                except TimeoutError as error:
+                    logs = "\n".join((folder / f"{name}.log").read_text()[-1000:] for name in started)
+                    raise RuntimeError(f"{workers} Dask workers did not register within 30 s: {logs}") from error
+            yield DaskCluster(address=address, workers=started, folder=folder)
+        finally:
+            for process in started.values():
+                stop(process)
 
 
 class Gate:

@@ -128,7 +128,7 @@ def test_each_stage_tracks_only_its_own_params_sections(params):
         "prepare": ["data"],
         "featurize": ["features", "data.splits"],
         "train": ["model", "train"],
-        "evaluate": ["evaluate"],
+        "evaluate": ["evaluate", "engine.name"],
         "drift-check": ["drift"],
         "production-store": ["monitor.id_column"],
         # The monitor reads its own section, evaluate's threshold and the drift engine's verdict rule (not drift.plots or drift.gate).
@@ -139,7 +139,7 @@ def test_each_stage_tracks_only_its_own_params_sections(params):
         ],
     }
     # `runtime` (thread counts) is read by every stage and tracked by none: results do not depend on it (tests/test_runtime.py).
-    # `engine` is read by no stage yet (issue 13 wires them one by one; each then tracks `engine.name`).
+    # `engine`: a stage that branches on it tracks `engine.name` only; its other keys say where to run, not what to compute.
     untracked = {"runtime", "engine"}
     assert sorted({section.split(".")[0] for sections in tracked.values() for section in sections} | untracked) == sorted(params)
 
