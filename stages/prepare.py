@@ -578,30 +578,12 @@ def _target_summary(total: Any, rows: int, contract: DataContract) -> dict[str, 
     return {key: _mean(total, rows)}
 
 
-def prepare_partitioned(contract: DataContract, blocksize: int = CSV_BLOCK_BYTES) -> Partitioned:
-    """`prepare` on the dask engine (the default client runs the tasks): same checks, messages, rows and summaries."""
+def _checked_source(
+    table: list[Any], meta: pd.DataFrame, contract: DataContract, where: str, dropped: list[str]
+) -> tuple[set[str], list[dict[str, Any]]]:
+    """`_check_source` and the time parse, from the column types and per-piece counts; with each piece's evidence."""
     import dask
-    from dask import delayed
 
-    where, tokens = Path(contract.source.path).name, contract.missing_values
-    # The related tables are small and joined onto every piece: read whole here, as the pandas engine reads them.
-    settings = _settings(contract)
-    files = [file.resolve() for file in source_files(settings[0][0], f"fix {settings[0][1]} in conf/data/")]
-    related_sources = [_read_source(path, setting, contract) for path, setting in settings[1:]]
-    parts = [piece for file in files for piece in pieces(file, blocksize)]
-    profiles = dask.compute(*[delayed(_read_piece)(piece, tokens) for piece in parts])
-    types = merged_types([seen for seen, _ in profiles], where)
-    offsets = np.concatenate([[0], np.cumsum([rows for _, rows in profiles])]).tolist()
-    table = [
-        delayed(_typed_piece)(piece, tokens, types, seen, offset) for piece, (seen, _), offset in zip(parts, profiles, offsets, strict=False)
-    ]
-    meta = pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in types.items()})
-    total = offsets[-1]
-    if not total:
-        fail(f"{where}: no rows; point data.source in conf/data/ at a non-empty file")
-
-    # _check_source, on the column types and per-piece counts.
-    dropped = [*contract.identifiers, *contract.leaks, *contract.other_drops]
     _require(meta, where, [contract.target_column, contract.time], "the target and time columns")
     _require(meta, where, dropped, "listed in data.drop")
     numeric = {column for column, kind in contract.types.items() if kind == "numeric"}
@@ -616,7 +598,7 @@ def prepare_partitioned(contract: DataContract, blocksize: int = CSV_BLOCK_BYTES
         for column in kept
         if column not in declared_text and (pd.api.types.is_object_dtype(meta[column]) or pd.api.types.is_string_dtype(meta[column]))
     ]
-    evidence = dask.compute(*[delayed(_piece_evidence)(piece, contract, where, kept, text) for piece in table])
+    evidence = dask.compute(*[dask.delayed(_piece_evidence)(piece, contract, where, kept, text) for piece in table])
     for column in text:
         present, numbers = (sum(piece["numbers"][column][index] for piece in evidence) for index in (0, 1))
         if NUMBERS_WITH_TEXT_SHARE <= (numbers / present if present else 0.0) < 1.0:
@@ -628,7 +610,15 @@ def prepare_partitioned(contract: DataContract, blocksize: int = CSV_BLOCK_BYTES
         _parse_time(_collect(table, [contract.time]), where, contract)  # stops with the pandas engine's line
         fail(f"{where}: column '{contract.time}' cannot be parsed piece by piece; report this")  # unreachable: fail closed
 
-    # _labelled: the target rule over every labelled row, then data.sample_rows.
+    return numeric, list(evidence)
+
+
+def _labelled_counts(
+    table: list[Any], evidence: list[dict[str, Any]], contract: DataContract, where: str
+) -> tuple[list[int], np.ndarray | None, int]:
+    """`_labelled` from per-piece evidence: labelled rows per piece, the positions data.sample_rows keeps (None: all), rows used."""
+    from dask import delayed
+
     labelled_counts = [piece["labelled"] for piece in evidence]
     labelled_total = sum(labelled_counts)
     if not labelled_total:
@@ -651,48 +641,11 @@ def prepare_partitioned(contract: DataContract, blocksize: int = CSV_BLOCK_BYTES
         chosen = np.sort(np.random.RandomState(contract.sample_seed).choice(labelled_total, contract.sample_rows, replace=False))
     used = contract.sample_rows if chosen is not None else labelled_total
 
-    # _join_related: each related table checked and deduplicated here, joined onto every piece.
-    related = []
-    for join, (_, other) in zip(contract.joins, related_sources, strict=True):
-        other_where = Path(join.source.path).name
-        if contract.time in join.keys:
-            other = _parse_time(other, other_where, contract)
-        related.append(_joinable(other, join, other_where))
-        _check_values(other, other_where, [column for column in (join.columns or other.columns) if column not in join.keys], contract)
-    starts = np.concatenate([[0], np.cumsum(labelled_counts)]).tolist()
-    joined = [
-        delayed(_labelled_piece, nout=3)(piece, contract, where, related, chosen, start)
-        for piece, start in zip(table, starts, strict=False)
-    ]
-    meta_labelled, meta_target, _ = _labelled_piece(meta, contract, where, related, None, 0)
-    declared = sorted(set(contract.types) | set(contract.checks))
-    _require(meta_labelled, where, declared, "declared in data.types or data.checks")
-    for column in sorted(numeric - set(meta.columns)):
-        series = meta_labelled[column]
-        if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
-            _require_numeric(_collect([rows for rows, _, _ in joined], [column]), where, column)
+    return labelled_counts, chosen, used
 
-    # Regroup by month, sorted as the pandas engine sorts; kept on the cluster for the checks, summaries and writes.
-    months = sorted({month for piece in evidence for month in piece["months"]})
-    grouped = [delayed(_by_month)(rows, target, contract, months) for rows, target, _ in joined]
-    monthly = dask.persist(*[delayed(_month_rows)([group[month] for group in grouped], contract.time) for month in months])
-    unmatched_parts = dask.compute(*[counts for _, _, counts in joined])
-    unmatched = merge_counts(list(unmatched_parts)) if unmatched_parts and unmatched_parts[0] else {}
 
-    nulls = sorted(name for name, check in contract.checks.items() if check.max_null_share is not None)
-    light = contract.model_copy(
-        update={"checks": {name: check.model_copy(update={"max_null_share": None}) for name, check in contract.checks.items()}}
-    )
-    stats = dask.compute(*[delayed(_month_stats)(rows, contract, light, nulls) for rows in monthly])
-    prepared_rows = sum(month["rows"] for month in stats)
-    null_counts = merge_counts([month["nulls"] for month in stats]) if stats else {}
-    broken = any(month["breaks"] for month in stats) or any(
-        null_counts[name] / prepared_rows > contract.checks[name].max_null_share for name in nulls  # type: ignore[operator]
-    )
-    violations = validate(_collect(monthly, sorted(contract.checks)), contract) if broken else []
-    _stop_on_violations(violations, where, contract)
-
-    # _split: each window's rows, from the months' counts.
+def _split_counts(stats: Sequence[dict[str, Any]], contract: DataContract) -> dict[str, dict[str, Any]]:
+    """`_split` from the months' counts: each window's rows, target sum and classes, first and last time."""
     first, last = min(month["first"] for month in stats), max(month["last"] for month in stats)
     splits = {}
     for window in contract.splits:
@@ -714,16 +667,118 @@ def prepare_partitioned(contract: DataContract, blocksize: int = CSV_BLOCK_BYTES
     if contract.task == "classification" and len(splits["train"]["classes"]) < 2:
         _one_class(int(splits["train"]["first_target"]), contract)
 
-    missing = total - labelled_total
-    dropped_words, warnings = without_target(total, missing, contract)
+    return splits
+
+
+def _sources(
+    parts: Sequence[Piece],
+    profiles: Sequence[tuple[Profile, int]],
+    evidence: Sequence[dict[str, Any]],
+    related: Sequence[tuple[dict[str, Any], pd.DataFrame]],
+) -> dict[str, Any]:
+    """The summary's `sources`: each file's hash, rows and cells read as missing, added up over its pieces; then the related files'."""
     by_file: dict[Path, dict[str, Any]] = {}
     for piece, (_, rows), found in zip(parts, profiles, evidence, strict=True):
         entry = by_file.setdefault(piece.path, {"rows": 0, "missing": []})
         entry["rows"] += rows
         entry["missing"].append(found["missing"])
     sources = {path.name: _summary(path, entry["rows"], merge_counts(entry["missing"])) for path, entry in by_file.items()}
-    for summary, _ in related_sources:
+    for summary, _ in related:
         sources |= summary
+    return sources
+
+
+def _month_checks(monthly: Sequence[Any], contract: DataContract) -> tuple[list[dict[str, Any]], list[str]]:
+    """Each month's counts, and `validate`'s lines over all months: the rules per month, null shares over all of them;
+    only when a rule breaks are the checked columns collected, for the pandas engine's own wording."""
+    import dask
+
+    nulls = sorted(name for name, check in contract.checks.items() if check.max_null_share is not None)
+    light = contract.model_copy(
+        update={"checks": {name: check.model_copy(update={"max_null_share": None}) for name, check in contract.checks.items()}}
+    )
+    stats = dask.compute(*[dask.delayed(_month_stats)(rows, contract, light, nulls) for rows in monthly])
+    prepared_rows = sum(month["rows"] for month in stats)
+    null_counts = merge_counts([month["nulls"] for month in stats]) if stats else {}
+    broken = any(month["breaks"] for month in stats) or any(
+        null_counts[name] / prepared_rows > contract.checks[name].max_null_share
+        for name in nulls  # type: ignore[operator]
+    )
+    violations = validate(_collect(monthly, sorted(contract.checks)), contract) if broken else []
+    return list(stats), violations
+
+
+def _joinables(tables: Sequence[pd.DataFrame], contract: DataContract) -> list[pd.DataFrame]:
+    """Each data.join table parsed, checked and deduplicated as `_join_related` does, ready to join onto every piece."""
+    related = []
+    for join, other in zip(contract.joins, tables, strict=True):
+        other_where = Path(join.source.path).name
+        if contract.time in join.keys:
+            other = _parse_time(other, other_where, contract)
+        related.append(_joinable(other, join, other_where))
+        _check_values(other, other_where, [column for column in (join.columns or other.columns) if column not in join.keys], contract)
+    return related
+
+
+def prepare_partitioned(contract: DataContract, blocksize: int = CSV_BLOCK_BYTES) -> Partitioned:
+    """`prepare` on the dask engine (the default client runs the tasks): same checks, messages, rows and summaries."""
+    import dask
+    from dask import delayed
+
+    where, tokens = Path(contract.source.path).name, contract.missing_values
+    # The related tables are small and joined onto every piece: read whole here, as the pandas engine reads them.
+    settings = _settings(contract)
+    files = [file.resolve() for file in source_files(settings[0][0], f"fix {settings[0][1]} in conf/data/")]
+    related_sources = [_read_source(path, setting, contract) for path, setting in settings[1:]]
+    parts = [piece for file in files for piece in pieces(file, blocksize)]
+    profiles = dask.compute(*[delayed(_read_piece)(piece, tokens) for piece in parts])
+    types = merged_types([seen for seen, _ in profiles], where)
+    offsets = np.concatenate([[0], np.cumsum([rows for _, rows in profiles])]).tolist()
+    table = [
+        delayed(_typed_piece)(piece, tokens, types, seen, offset)
+        for piece, (seen, _), offset in zip(parts, profiles, offsets, strict=False)
+    ]
+    meta = pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in types.items()})
+    total = offsets[-1]
+    if not total:
+        fail(f"{where}: no rows; point data.source in conf/data/ at a non-empty file")
+
+    dropped = [*contract.identifiers, *contract.leaks, *contract.other_drops]
+    numeric, evidence = _checked_source(table, meta, contract, where, dropped)
+
+    labelled_counts, chosen, used = _labelled_counts(table, evidence, contract, where)
+
+    # _join_related: each related table checked and deduplicated here, joined onto every piece.
+    related = _joinables([table for _, table in related_sources], contract)
+    starts = np.concatenate([[0], np.cumsum(labelled_counts)]).tolist()
+    joined = [
+        delayed(_labelled_piece, nout=3)(piece, contract, where, related, chosen, start)
+        for piece, start in zip(table, starts, strict=False)
+    ]
+    meta_labelled, meta_target, _ = _labelled_piece(meta, contract, where, related, None, 0)
+    declared = sorted(set(contract.types) | set(contract.checks))
+    _require(meta_labelled, where, declared, "declared in data.types or data.checks")
+    for column in sorted(numeric - set(meta.columns)):
+        series = meta_labelled[column]
+        if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            _require_numeric(_collect([rows for rows, _, _ in joined], [column]), where, column)
+
+    # Regroup by month, sorted as the pandas engine sorts; kept on the cluster for the checks, summaries and writes.
+    months = sorted({month for piece in evidence for month in piece["months"]})
+    grouped = [delayed(_by_month)(rows, target, contract, months) for rows, target, _ in joined]
+    monthly = dask.persist(*[delayed(_month_rows)([group[month] for group in grouped], contract.time) for month in months])
+    unmatched_parts = dask.compute(*[counts for _, _, counts in joined])
+    unmatched = merge_counts(list(unmatched_parts)) if unmatched_parts and unmatched_parts[0] else {}
+
+    stats, violations = _month_checks(monthly, contract)
+    prepared_rows = sum(month["rows"] for month in stats)
+    _stop_on_violations(violations, where, contract)
+
+    splits = _split_counts(stats, contract)
+
+    missing = total - sum(labelled_counts)
+    dropped_words, warnings = without_target(total, missing, contract)
+    sources = _sources(parts, profiles, evidence, related_sources)
     summary = {
         "dataset": contract.name,
         "sources": sources,
@@ -732,7 +787,12 @@ def prepare_partitioned(contract: DataContract, blocksize: int = CSV_BLOCK_BYTES
         "violations": violations,
         "warnings": warnings,
         "splits": {
-            name: {"rows": split["rows"], **_target_summary(split["sum"], split["rows"], contract), "first": split["first"].isoformat(), "last": split["last"].isoformat()}
+            name: {
+                "rows": split["rows"],
+                **_target_summary(split["sum"], split["rows"], contract),
+                "first": split["first"].isoformat(),
+                "last": split["last"].isoformat(),
+            }
             for name, split in splits.items()
         },
     } | _target_summary(sum(month["sum"] for month in stats), prepared_rows, contract)
@@ -774,7 +834,11 @@ def _train_rows(monthly: Sequence[Any], counts: Sequence[int], contract: DataCon
         chosen = np.sort(np.random.RandomState(contract.sample_seed).choice(total, SCHEMA_SAMPLE_ROWS, replace=False))
     starts = np.concatenate([[0], np.cumsum(counts)]).tolist()
     window = contract.split("train")
-    tasks = [dask.delayed(_train_part)(rows, window, contract.time, chosen, start) for rows, start, count in zip(monthly, starts, counts, strict=False) if count]
+    tasks = [
+        dask.delayed(_train_part)(rows, window, contract.time, chosen, start)
+        for rows, start, count in zip(monthly, starts, counts, strict=False)
+        if count
+    ]
     return pd.concat(dask.compute(*tasks)).reset_index(drop=True)
 
 
