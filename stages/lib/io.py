@@ -169,10 +169,16 @@ def read_yaml(path: str | Path, hint: str, shown_as: str | Path | None = None) -
 
 
 def sha256_file(path: str | Path) -> str:
+    """The file's sha256; of a folder (a split written as parts), the hash of each file's name and bytes, in name order."""
     digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
+    path = Path(path)
+    files = sorted(found for found in path.rglob("*") if found.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        with open(file, "rb") as stream:
+            for block in iter(lambda stream=stream: stream.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
 
 
