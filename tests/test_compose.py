@@ -125,7 +125,7 @@ def test_each_stage_tracks_only_its_own_params_sections(params):
     stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
     tracked = {name: stage.get("params", []) for name, stage in stages.items()}
     assert tracked == {
-        "prepare": ["data"],
+        "prepare": ["data", "engine.name"],
         "featurize": ["features", "data.splits"],
         "train": ["model", "train"],
         "evaluate": ["evaluate", "engine.name"],

@@ -105,6 +105,26 @@ def time_spearman(values: pd.Series, times: pd.Series) -> float | None:
     return _spearman(values, *_sorted_codes(times.array.asi8))
 
 
+def post_outcome_counts(table: pd.DataFrame, target_column: str, columns: Sequence[str]) -> dict[str, Any]:
+    """What `post_outcome_evidence` decides from, as counts that add up over the parts of a table."""
+    unlabelled = table[target_column].isna().to_numpy()
+    missing = {column: table[column].isna().to_numpy() for column in columns}
+    return {
+        "without": int(unlabelled.sum()),
+        "labelled": int((~unlabelled).sum()),
+        "missing_without": {column: int(values[unlabelled].sum()) for column, values in missing.items()},
+        "missing_with": {column: int(values[~unlabelled].sum()) for column, values in missing.items()},
+    }
+
+
+def merge_counts(parts: Sequence[Any]) -> Any:
+    """Counts (ints, or dicts of them, nested) added up part by part."""
+    first = parts[0]
+    if isinstance(first, dict):
+        return {key: merge_counts([part[key] for part in parts]) for key in first}
+    return sum(parts)
+
+
 def post_outcome_evidence(table: pd.DataFrame, target_column: str, columns: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Source columns (almost) always missing where the target is and mostly present where it is not.
 
@@ -112,15 +132,19 @@ def post_outcome_evidence(table: pd.DataFrame, target_column: str, columns: Sequ
     is gone. Returns, per such column (sorted), its missing share on rows without a target, its present
     share on labelled rows and the number of rows without a target.
     """
-    unlabelled = table[target_column].isna().to_numpy()
-    without, labelled = int(unlabelled.sum()), int((~unlabelled).sum())
+    return post_outcome_from_counts(post_outcome_counts(table, target_column, columns), columns)
+
+
+def post_outcome_from_counts(counts: dict[str, Any], columns: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """`post_outcome_evidence` from `post_outcome_counts` (of a whole table, or merged over its parts)."""
+    without, labelled = counts["without"], counts["labelled"]
     if without < POST_OUTCOME_MIN_ROWS or not labelled:
         return {}
     evidence = {}
     for column in sorted(columns):
-        missing = table[column].isna().to_numpy()
-        missing_without = float(missing[unlabelled].mean())
-        present_with = 1.0 - float(missing[~unlabelled].mean())
+        # A share of counts, as NumPy's mean of a boolean mask gives it (an exact sum, one division).
+        missing_without = counts["missing_without"][column] / without
+        present_with = 1.0 - counts["missing_with"][column] / labelled
         if missing_without >= POST_OUTCOME_MISSING and present_with >= POST_OUTCOME_PRESENT:
             evidence[column] = {
                 "missing_without_target": round(missing_without, 6),

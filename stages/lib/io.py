@@ -1,16 +1,30 @@
-"""File helpers: every output is written to a temporary file and renamed into place."""
+"""File helpers: every output is written to a temporary file (or folder) and renamed into place; source tables are
+read here, by both engines.
+
+Source tables: one file or a glob of files, CSV (optionally compressed) or Parquet, read in pieces. The pandas
+engine reads a whole file as one piece; the dask engine reads a CSV in byte ranges cut at line ends (one piece
+per file when it is compressed: a compressed stream cannot be entered in the middle) and Parquet by row groups.
+A CSV piece's column types are pandas' own inference over that piece; `merged_types` then gives every piece the
+types pandas infers over the whole table (whole numbers with a missing cell anywhere are floats, a column with
+text anywhere is text, read again as text in the pieces that looked numeric), so rows do not depend on the cut.
+Everything here is pandas and pyarrow: Dask only schedules the pieces (stages/prepare.py).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -22,29 +36,69 @@ Writer = Callable[[Path], object]
 Target = TypeVar("Target", bound=str | Path)
 
 
-def write_outputs(writers: Mapping[Target, Writer]) -> None:
+@dataclass(frozen=True)
+class FolderWriter:
+    """A writer that fills a folder (a partitioned Parquet dataset) instead of a file."""
+
+    write: Writer
+
+
+def _stage(target: Path, writer: Writer | FolderWriter) -> Path:
+    """An empty temporary file, or folder, next to `target`, filled by the writer."""
+    if isinstance(writer, FolderWriter):
+        temporary = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        os.chmod(temporary, 0o777 & ~_umask())
+        return temporary
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(handle)
+    return Path(name)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _put_in_place(written: Path, target: Path) -> None:
+    """Rename into place; a folder where a file goes (or the other way round, or a folder over a folder) is moved
+    aside first and deleted after, so a split written by one engine replaces the other's."""
+    if target.is_dir() or (written.is_dir() and target.exists()):
+        aside = target.with_name(f".{target.name}.{os.getpid()}.old")
+        _remove(aside)
+        os.replace(target, aside)
+        os.replace(written, target)
+        _remove(aside)
+        return
+    os.replace(written, target)
+
+
+def write_outputs(writers: Mapping[Target, Writer | FolderWriter]) -> None:
     """Write several outputs all-or-nothing.
 
-    Each writer fills a temporary file next to its target; only when every writer has
-    succeeded are they renamed into place, so a failure leaves no half-written output.
+    Each writer fills a temporary file (a `FolderWriter`: a temporary folder) next to its target; only when
+    every writer has succeeded are they renamed into place, so a failure leaves no half-written output.
     """
     staged: list[tuple[Path, Path]] = []
     try:
         for name, writer in writers.items():
             target = Path(name)
             target.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-            os.close(handle)
-            staged.append((Path(temporary), target))
-            writer(Path(temporary))
-            # mkstemp makes private files; outputs get the usual permissions.
-            os.chmod(temporary, 0o666 & ~_umask())
+            temporary = _stage(target, writer)
+            staged.append((temporary, target))
+            if isinstance(writer, FolderWriter):
+                writer.write(temporary)
+            else:
+                writer(temporary)
+                # mkstemp makes private files; outputs get the usual permissions.
+                os.chmod(temporary, 0o666 & ~_umask())
     except BaseException:
         for written, _ in staged:
-            written.unlink(missing_ok=True)
+            _remove(written)
         raise
     for written, target in staged:
-        os.replace(written, target)
+        _put_in_place(written, target)
 
 
 def _umask() -> int:
@@ -69,9 +123,15 @@ def parquet_writer(frame: pd.DataFrame) -> Writer:
 
 
 def read_parquet(path: str | Path, hint: str) -> pd.DataFrame:
+    """One Parquet file, or a folder of parts (part-00000.parquet, ... as the dask engine writes a split), in order."""
     path = Path(path)
     if not path.exists():
         fail(f"{path}: file not found; {hint}")
+    if path.is_dir():
+        parts = sorted(path.glob("part-*.parquet"))
+        if not parts:
+            fail(f"{path}: a folder without part-*.parquet files; {hint}")
+        return pd.concat([pd.read_parquet(part, engine="pyarrow") for part in parts], ignore_index=True)
     return pd.read_parquet(path, engine="pyarrow")
 
 
@@ -84,18 +144,7 @@ def read_table(path: str | Path, hint: str, missing_values: Sequence[str]) -> pd
     path = Path(path)
     if not path.exists():
         fail(f"{path}: file not found; {hint}")
-    tokens = list(missing_values)
-    try:
-        if path.suffix == ".parquet":
-            table = pd.read_parquet(path, engine="pyarrow")
-            text = [
-                name for name in table.columns if pd.api.types.is_object_dtype(table[name]) or pd.api.types.is_string_dtype(table[name])
-            ]
-            # Parquet has real nulls; text cells holding a declared token are missing too, as in a CSV.
-            return table.assign(**{name: table[name].mask(table[name].isin(tokens)) for name in text}) if tokens else table
-        return pd.read_csv(path, low_memory=False, keep_default_na=False, na_values=tokens)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, zipfile.BadZipFile, UnicodeDecodeError, ValueError, OSError) as error:
-        fail(f"{path}: cannot read it as a table ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
+    return Piece(path).read(missing_values)
 
 
 def _read_text_file(path: str | Path, hint: str, shown_as: str | Path | None, kind: str, parse: Callable[[str], Any]) -> Any:
@@ -120,8 +169,192 @@ def read_yaml(path: str | Path, hint: str, shown_as: str | Path | None = None) -
 
 
 def sha256_file(path: str | Path) -> str:
+    """The file's sha256; of a folder (a split written as parts), the hash of each file's name and bytes, in name order."""
     digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
+    path = Path(path)
+    files = sorted(found for found in path.rglob("*") if found.is_file()) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(file.relative_to(path).as_posix().encode() + b"\0")
+        with open(file, "rb") as stream:
+            for block in iter(lambda stream=stream: stream.read(1 << 20), b""):
+                digest.update(block)
     return digest.hexdigest()
+
+
+# --- source tables (module docstring) ---
+
+GLOB_CHARACTERS = "*?["
+COMPRESSED_SUFFIXES = (".gz", ".zip", ".bz2", ".xz", ".zst", ".tar")
+READ_ERRORS = (pd.errors.ParserError, pd.errors.EmptyDataError, zipfile.BadZipFile, UnicodeDecodeError, ValueError, OSError)
+
+
+def source_files(path: Path, hint: str) -> list[Path]:
+    """The files a source path names: itself, or every file matching a glob in its file name, in file-name order."""
+    if any(character in path.name for character in GLOB_CHARACTERS):
+        files = sorted(found for found in path.parent.glob(path.name) if found.is_file())
+        if not files:
+            fail(f"{path}: no file matches; {hint}")
+        return files
+    if not path.exists():
+        fail(f"{path}: file not found; {hint}")
+    return [path]
+
+
+def is_parquet(path: Path) -> bool:
+    return path.suffix == ".parquet"
+
+
+def mask_tokens(table: pd.DataFrame, tokens: Sequence[str]) -> pd.DataFrame:
+    """Parquet has real nulls; text cells holding a declared token are missing too, as in a CSV."""
+    if not tokens:
+        return table
+    text = [name for name in table.columns if pd.api.types.is_object_dtype(table[name]) or pd.api.types.is_string_dtype(table[name])]
+    return table.assign(**{name: table[name].mask(table[name].isin(list(tokens))) for name in text})
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A part of one source file: the whole file, a byte range of a CSV (`offset`, `length`), or a Parquet row group."""
+
+    path: Path
+    offset: int | None = None
+    length: int | None = None
+    row_group: int | None = None
+
+    def read(self, tokens: Sequence[str], text: Sequence[str] = ()) -> pd.DataFrame:
+        """The piece as pandas reads it: exactly the `tokens` strings are missing; `text` columns are read as text."""
+        try:
+            if is_parquet(self.path):
+                import pyarrow.parquet as pq
+
+                if self.row_group is None:
+                    table = pd.read_parquet(self.path, engine="pyarrow")
+                else:  # pyarrow's own conversion, which pandas' read_parquet uses: the same column types
+                    table = pq.ParquetFile(self.path).read_row_group(self.row_group).to_pandas()
+                return mask_tokens(table, tokens)
+            options: dict[str, Any] = {"low_memory": False, "keep_default_na": False, "na_values": list(tokens)}
+            if text:
+                options["dtype"] = dict.fromkeys(text, "str")
+            if self.offset is None:
+                return pd.read_csv(self.path, **options)
+            return pd.read_csv(BytesIO(self._csv_bytes()), **options)
+        except READ_ERRORS as error:
+            fail(f"{self.path}: cannot read it as a table ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
+
+    def _csv_bytes(self) -> bytes:
+        from fsspec.utils import read_block
+
+        assert self.offset is not None and self.length is not None
+        with open(self.path, "rb") as stream:
+            header = stream.readline()
+            block = read_block(stream, self.offset, self.length, delimiter=b"\n")
+        return block if self.offset == 0 else header + block
+
+
+def pieces(path: Path, blocksize: int | None) -> list[Piece]:
+    """The pieces of one file: whole (blocksize None, or a compressed CSV), CSV byte ranges of `blocksize`, Parquet row groups."""
+    if blocksize is None:
+        return [Piece(path)]
+    if is_parquet(path):
+        import pyarrow.parquet as pq
+
+        groups = pq.ParquetFile(path).num_row_groups
+        return [Piece(path, row_group=index) for index in range(groups)] or [Piece(path)]
+    if path.suffix.lower() in COMPRESSED_SUFFIXES:
+        return [Piece(path)]
+    size = path.stat().st_size
+    return [Piece(path, offset, blocksize) for offset in range(0, max(size, 1), blocksize)]
+
+
+class Profile(NamedTuple):
+    """What one piece holds, column by column: pandas' type, whether any and whether every cell is missing."""
+
+    dtypes: dict[str, Any]
+    any_missing: dict[str, bool]
+    all_missing: dict[str, bool]
+
+
+def profile(frame: pd.DataFrame) -> Profile:
+    missing = frame.isna()
+    return Profile(
+        dtypes=dict(frame.dtypes.items()),
+        any_missing={name: bool(value) for name, value in missing.any().items()},
+        all_missing={name: bool(value) for name, value in missing.all().items()},
+    )
+
+
+def _merged_type(dtypes: list[Any], any_missing: bool, first: Any) -> Any:
+    kinds = {str(dtype) for dtype in dtypes}
+    if not kinds:  # missing in every piece: as pandas reads a column of missing cells
+        return first
+    if len(kinds) == 1:
+        kind = dtypes[0]
+        if any_missing and str(kind) == "int64":
+            return np.dtype("float64")
+        if any_missing and str(kind) == "bool":
+            return np.dtype("object")
+        return kind
+    if kinds <= {"int64", "float64"}:
+        return np.dtype("float64")
+    if kinds <= {"bool", "object"}:
+        return np.dtype("object")
+    return pd.StringDtype(na_value=np.nan)  # text anywhere: text everywhere, as pandas reads one file
+
+
+def merged_types(profiles: Sequence[Profile], where: str) -> dict[str, Any]:
+    """Each column's type over all pieces: the type pandas infers over the whole table (module docstring)."""
+    first = profiles[0]
+    for other in profiles[1:]:
+        if list(other.dtypes) != list(first.dtypes):
+            fail(
+                f"{where}: the files or pieces do not share one header ({', '.join(first.dtypes)} vs {', '.join(other.dtypes)}); "
+                "give every file of data.source the same columns in the same order"
+            )
+    types = {}
+    for name in first.dtypes:
+        present = [piece.dtypes[name] for piece in profiles if not piece.all_missing[name]]
+        types[name] = _merged_type(present, any(piece.any_missing[name] for piece in profiles), first.dtypes[name])
+    return types
+
+
+def reread_as_text(piece: Profile, types: Mapping[str, Any]) -> list[str]:
+    """The columns a CSV piece must read again as text: text elsewhere, but numbers (or true/false) here."""
+    return [
+        name
+        for name, dtype in types.items()
+        if isinstance(dtype, pd.StringDtype) and not piece.all_missing[name] and not isinstance(piece.dtypes[name], pd.StringDtype)
+    ]
+
+
+def conform(frame: pd.DataFrame, types: Mapping[str, Any]) -> pd.DataFrame:
+    """The piece with the merged types: a column missing throughout gets the type's own missing cells."""
+    changes = {}
+    for name, dtype in types.items():
+        series = frame[name]
+        if series.dtype == dtype:
+            continue
+        if series.isna().all():
+            changes[name] = pd.Series(np.nan, index=frame.index, dtype=dtype)
+        else:
+            changes[name] = series.astype(dtype)
+    return frame.assign(**changes) if changes else frame
+
+
+def read_typed(piece: Piece, tokens: Sequence[str], types: Mapping[str, Any], seen: Profile) -> pd.DataFrame:
+    """A piece read with the merged types (`seen`: its profile as first read)."""
+    text = [] if is_parquet(piece.path) else reread_as_text(seen, types)
+    return conform(piece.read(tokens, text), types)
+
+
+def read_files(files: Sequence[Path], tokens: Sequence[str], where: str) -> list[pd.DataFrame]:
+    """Whole files (the pandas engine), with the types merged over all of them; one frame per file."""
+    frames = [Piece(path).read(tokens) for path in files]
+    if len(frames) == 1:
+        return frames
+    profiles = [profile(frame) for frame in frames]
+    types = merged_types(profiles, where)
+    return [
+        conform(Piece(path).read(tokens, reread_as_text(seen, types)) if reread_as_text(seen, types) else frame, types)
+        for path, frame, seen in zip(files, frames, profiles, strict=True)
+    ]
