@@ -119,12 +119,13 @@ metrics: setup  ## metrics of the workspace against HEAD
 plots: setup  ## draw the plots of the workspace against HEAD (or REVS="main v1") to dvc_plots/index.html, offline
 	@read -r -a revs <<< "$$REVS"; set -x; $(BIN)/python -m commands.plots "$${revs[@]}"
 
-lock:  ## re-pin requirements.lock from pyproject.toml in a scratch venv
+lock:  ## re-pin requirements.lock from pyproject.toml in a scratch venv (and the estimator table from its scikit-learn)
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --disable-pip-version-check '.[dev]'
 	{ echo '# Pinned versions of everything `make setup` installs (pipeline, tests, lint) for Python 3.11.'; \
 	  echo '# Edit pyproject.toml, then regenerate with `make lock`.'; \
 	  .lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^flight-delay-mlops' | sort -f; } > requirements.lock
+	.lock-venv/bin/python -m commands.estimators
 	rm -rf .lock-venv
 
 clean:  ## remove the virtual environment

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import re
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -176,3 +178,30 @@ def test_the_typed_params_serialize_back_to_what_conf_composed(choices):
     dumped = parse_params(composed).model_dump(mode="json")
     assert dumped == composed
     assert dumped["data"]["target"]["known_after"] == composed["data"]["target"]["known_after"]  # the text, not 13:00:00
+
+
+def test_the_estimator_table_is_what_the_installed_scikit_learn_gives():
+    """stages/lib/config/estimators.py (read when checking params, instead of importing scikit-learn) must match the
+    classes themselves: regenerate it with `python -m commands.estimators` after changing the scikit-learn pin."""
+    from commands.estimators import TABLE_FILE, table_text
+
+    assert TABLE_FILE.read_text(encoding="utf-8") == table_text(), "run `python -m commands.estimators`"
+
+
+def test_checking_params_does_not_import_scikit_learn_and_another_version_falls_back_to_the_class(monkeypatch):
+    code = (
+        "import sys; from stages.lib.config import parse_params; from tests.conftest import project_params;"
+        "config = parse_params(project_params()); print(config.model.task, 'sklearn' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["classification", "False"], result.stderr
+    from stages.lib.config import model
+
+    target = "sklearn.ensemble.HistGradientBoostingClassifier"
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    expected = ("classification", tuple(sorted(HistGradientBoostingClassifier._get_param_names())))  # from the class itself
+    assert model.estimator_facts(target) == expected
+    monkeypatch.setattr(model, "SKLEARN_VERSION", "0.0")  # a table from another version is never read
+    monkeypatch.setattr(model, "ESTIMATORS", {target: ("regression", ("nothing",))})
+    assert model.estimator_facts(target) == expected

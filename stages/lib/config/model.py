@@ -9,6 +9,7 @@ so a params file cannot make a stage import arbitrary code.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +17,7 @@ import yaml
 from pydantic import Field, ValidationInfo, model_serializer, model_validator
 
 from stages.lib.config.base import ConfigError, Strict, Text, choice
+from stages.lib.config.estimators import ESTIMATORS, SKLEARN_VERSION
 
 # The one allow-list of `_target_`: estimator classes of these modules.
 ESTIMATOR_MODULES = (
@@ -34,11 +36,17 @@ SEEDED = "random_state"  # set from train.seed, never in a model file
 MODEL_DIR = Path("conf/model")
 
 
-def estimator_class(target: str) -> type:
-    """The estimator class `target` names, if it is one of an allowed module (checked before importing anything)."""
+def _allowed(target: str) -> tuple[str, str]:
+    """The module and class name `target` names, when its module is allowed (checked before importing anything)."""
     module, _, name = target.rpartition(".")
     if module not in ESTIMATOR_MODULES or not name or name.startswith("_"):
         raise ConfigError(f"must name an estimator class of {', '.join(ESTIMATOR_MODULES)}, got {target!r}")
+    return module, name
+
+
+def estimator_class(target: str) -> type:
+    """The estimator class `target` names, if it is one of an allowed module."""
+    module, name = _allowed(target)
     from sklearn.base import ClassifierMixin, RegressorMixin
 
     found = getattr(importlib.import_module(module), name, None)
@@ -53,10 +61,43 @@ def estimator_arguments(estimator: type) -> list[str]:
     return names
 
 
-def task_of(target: str) -> str:
+def _task(estimator: type) -> str:
     from sklearn.base import ClassifierMixin
 
-    return "classification" if issubclass(estimator_class(target), ClassifierMixin) else "regression"
+    return "classification" if issubclass(estimator, ClassifierMixin) else "regression"
+
+
+def estimator_facts(target: str) -> tuple[str, tuple[str, ...]]:
+    """The task and keyword arguments of the estimator `target` names.
+
+    Read from the table stages/lib/config/estimators.py when it was generated from the installed scikit-learn,
+    so that checking params.yaml does not import scikit-learn (1.5 s of every stage's and command's start-up);
+    otherwise from the class itself. The table is never trusted for another version."""
+    _allowed(target)
+    if target in ESTIMATORS and importlib.metadata.version("scikit-learn") == SKLEARN_VERSION:
+        return ESTIMATORS[target]
+    estimator = estimator_class(target)
+    return _task(estimator), tuple(estimator_arguments(estimator))
+
+
+def estimator_table() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """Every classifier and regressor of ESTIMATOR_MODULES with its task and arguments, from the installed scikit-learn:
+    what `python -m commands.estimators` writes to stages/lib/config/estimators.py."""
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+
+    table = {}
+    for module in ESTIMATOR_MODULES:
+        imported = importlib.import_module(module)
+        for name in sorted(getattr(imported, "__all__", dir(imported))):  # the public names only
+            found = getattr(imported, name)
+            estimator = isinstance(found, type) and issubclass(found, BaseEstimator)
+            if not name.startswith("_") and estimator and issubclass(found, ClassifierMixin | RegressorMixin):
+                table[f"{module}.{name}"] = (_task(found), tuple(estimator_arguments(found)))
+    return table
+
+
+def task_of(target: str) -> str:
+    return estimator_facts(target)[0]
 
 
 def models_for(task: str, model_dir: Path = MODEL_DIR) -> list[str]:
@@ -96,15 +137,15 @@ class ModelConfig(Strict):
     @model_validator(mode="after")
     def _known_arguments(self, info: ValidationInfo) -> ModelConfig:
         try:
-            estimator = estimator_class(self.target)
+            _, arguments = estimator_facts(self.target)
         except ConfigError as error:
             raise ConfigError(error.message, at=("_target_",)) from None
-        valid = [key for key in estimator_arguments(estimator) if key != SEEDED]
+        valid = [key for key in arguments if key != SEEDED]
         for key in self.hyperparameters:
             if key not in valid:
                 raise ConfigError(
                     f"'{{key}}' (from conf/model/{self.name}.yaml or a -S override) is not a keyword argument of "
-                    f"{estimator.__name__}{' (it comes from train.seed)' if key == SEEDED else ''}; valid: {', '.join(valid)}",
+                    f"{self.target.rpartition('.')[2]}{' (it comes from train.seed)' if key == SEEDED else ''}; valid: {', '.join(valid)}",
                     at=(key,),
                 )
         return self
