@@ -28,9 +28,8 @@ from pathlib import Path
 from stages.lib.config import load_params
 from stages.lib.errors import fail, run_stage
 from stages.lib.io import parquet_writer, write_outputs
-from stages.lib.production import HISTORY_COMPLETE
+from stages.lib.production import BEYOND_HISTORY, HISTORY_COMPLETE, INPUT_HINT, OUTCOMES_HINT
 from stages.lib.runtime import limit_threads
-from stages.lib.scoring import BEYOND_HISTORY, INPUT_HINT, OUTCOMES_HINT
 from stages.lib.scoring_versions import score_files_with
 
 

@@ -31,6 +31,10 @@ from stages.lib.io import json_writer, read_json, read_parquet, sha256_file, wri
 
 PREDICTION = "prediction"
 HISTORY_COMPLETE = "history_complete"  # False where a history window reached past the outcomes known at scoring
+BEYOND_HISTORY = "beyond_history"  # True where the row lies wholly beyond the known outcomes (scored only when asked)
+# How the scoring commands name their input files in messages.
+INPUT_HINT = "check --input (INPUT= with make predict)"
+OUTCOMES_HINT = "check --outcomes (OUTCOMES= with make predict)"
 BATCHES = "batches"
 LABELS = "labels"
 STORE_FILE = "store.json"

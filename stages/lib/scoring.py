@@ -30,14 +30,11 @@ from stages.lib.features.history import HistoryLookup, look_back
 from stages.lib.features.serving import apply_features
 from stages.lib.io import read_json, read_parquet, read_table, read_yaml
 from stages.lib.models import load_model, predict_scores
-from stages.lib.production import HISTORY_COMPLETE, PREDICTION
+from stages.lib.production import BEYOND_HISTORY, HISTORY_COMPLETE, INPUT_HINT, OUTCOMES_HINT, PREDICTION
 from stages.lib.target import target_values
 from stages.lib.timespan import widest
 
 # With allow_beyond_history: True where every history window of the row lies past the known outcomes.
-BEYOND_HISTORY = "beyond_history"
-INPUT_HINT = "check --input (INPUT= with make predict)"
-OUTCOMES_HINT = "check --outcomes (OUTCOMES= with make predict)"
 FIX_BEYOND = (
     "supply their outcomes up to then (--outcomes, OUTCOMES= with make predict; make add-labels for the production store), "
     "or score them marked with --score-beyond-history (BEYOND_HISTORY=1 with make predict or make score-batch)"

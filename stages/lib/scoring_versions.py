@@ -25,9 +25,8 @@ import pandas as pd
 
 from stages.lib.catalog import FEATURES_DIR, MODEL_FILE
 from stages.lib.errors import fail
-from stages.lib.production import HISTORY_COMPLETE, PREDICTION
+from stages.lib.production import BEYOND_HISTORY, HISTORY_COMPLETE, PREDICTION
 from stages.lib.revisions import command_timeout, materialized, run
-from stages.lib.scoring import BEYOND_HISTORY, score_files
 
 WORKSPACE = "workspace"
 MODEL_REFERENCE = re.compile(r"^(?P<name>[a-z0-9][a-z0-9-]*)(?:@(?P<version>v[\w.+-]+)|#(?P<stage>[\w-]+))$")
@@ -197,6 +196,8 @@ def score_files_with(
     ref = model_ref(model, repo)
     if ref == WORKSPACE:
         sha = check_workspace(repo)
+        from stages.lib.scoring import score_files  # here: a registered version scores in its own process, without it
+
         scores = score_files(repo, input_path, outcome_paths, allow_beyond_history, *labels)
         return ScoredBatch(scores=scores, model_sha=sha, model_md5=md5_file(repo / MODEL_FILE), ref=WORKSPACE)
     with materialized(ref, repo, what="--model") as revision:
