@@ -9,50 +9,46 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
-import numpy as np
 import pandas as pd
-import pandera.pandas as pa
 import yaml
 
 from stages.lib.catalog import PREPARE_SUMMARY, PREPARED_DIR, SCHEMA_FILE
-from stages.lib.config import DataContract, Join, Window, load_params
+from stages.lib.config import DataContract, load_params
 from stages.lib.contract import (
-    NUMBERS_WITH_TEXT_SHARE,
     infer_schema,
-    merge_counts,
-    parse_time,
-    post_outcome_counts,
     post_outcome_evidence,
-    post_outcome_from_counts,
-    refuse_infinite,
-    refuse_text_in_numbers,
 )
 from stages.lib.engine import engine_session
-from stages.lib.errors import UserError, fail, run_stage
+from stages.lib.errors import fail, run_stage
 from stages.lib.io import (
     FolderWriter,
-    Piece,
-    Profile,
     Writer,
     json_writer,
-    merged_types,
     parquet_writer,
-    pieces,
-    profile,
-    read_files,
-    read_typed,
-    sha256_file,
-    source_files,
     write_outputs,
 )
+from stages.lib.prepare_partitioned import Partitioned, prepare_partitioned
+from stages.lib.prepare_steps import (
+    _check_split_order,
+    _check_values,
+    _check_window,
+    _empty_window,
+    _join,
+    _nothing_labelled,
+    _one_class,
+    _parse_time,
+    _read_source,
+    _require,
+    _require_numeric,
+    _settings,
+    _stop_on_violations,
+    validate,
+    without_target,
+)
 from stages.lib.runtime import limit_threads
-from stages.lib.target import _kind, target_values
-
-MAX_REPORTED_VIOLATIONS = 20
-FIX_TIME = "fix the values, or data.time.format in conf/data/ (iso8601, year, epoch_s, epoch_ms or a strptime pattern)"
-FIX_INFINITE = 'fix the source, or list how it writes them (e.g. "inf", "-inf") in data.missing_values to read them as missing'
+from stages.lib.target import target_values
 
 
 @dataclass(frozen=True)
@@ -63,116 +59,6 @@ class Prepared:
     violations: list[str]
     warnings: list[str]  # besides the violations: e.g. too many rows without a target
     dropped: str | None  # the console's words on source rows dropped for lacking a target; None: none was
-
-
-def _require(frame: pd.DataFrame, where: str, columns: Sequence[str], why: str) -> None:
-    missing = [column for column in columns if column not in frame.columns]
-    if missing:
-        fail(f"{where}: missing column '{missing[0]}' ({why}); rename it in the source or fix conf/data/")
-
-
-def _require_numeric(frame: pd.DataFrame, where: str, column: str) -> None:
-    series = frame[column]
-    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-        return
-    values = series.dropna()
-    bad = values[pd.to_numeric(values, errors="coerce").isna()]
-    example = f"{bad.iloc[0]!r} in {len(bad):,} row(s)" if len(bad) else series.dtype
-    fail(
-        f"{where}: column '{column}' must be numeric, got {example}; if that means missing, add it to data.missing_values, "
-        f"else fix the values or data.types in conf/data/"
-    )
-
-
-def _parse_time(frame: pd.DataFrame, where: str, contract: DataContract) -> pd.DataFrame:
-    return frame.assign(**{contract.time: parse_time(frame[contract.time], contract.time_format, where, contract.time, FIX_TIME)})
-
-
-def _check_values(frame: pd.DataFrame, where: str, columns: Sequence[str], contract: DataContract) -> None:
-    """Columns that stay: no stray text among numbers (unless declared non-numeric), no infinite numbers."""
-    text = {column for column, kind in contract.types.items() if kind != "numeric"}
-    refuse_text_in_numbers(frame, where, [column for column in columns if column not in text])
-    refuse_infinite(frame, where, columns, FIX_INFINITE)
-
-
-def _joinable(related: pd.DataFrame, join: Join, where: str) -> pd.DataFrame:
-    """The related table's keys and joined columns, one row per key (checked, or deduplicated as data.join says)."""
-    _require(related, where, join.keys, "a join key")
-    columns = [column for column in (join.columns or related.columns) if column not in join.keys]
-    _require(related, where, columns, "listed in data.join columns")
-    if join.deduplicate:
-        related = related.drop_duplicates(subset=list(join.keys), keep="first")
-    elif related.duplicated(subset=list(join.keys)).any():
-        fail(f"{where}: several rows share one ({', '.join(join.keys)}) key; set deduplicate: true in data.join to keep the first")
-    return related.loc[:, [*join.keys, *columns]]
-
-
-def _merge(table: pd.DataFrame, related: pd.DataFrame, join: Join) -> tuple[pd.DataFrame, int]:
-    """`table` left-joined with a `_joinable` table; with the count of its rows left unmatched."""
-    joined = table.merge(related, on=list(join.keys), how="left", validate="many_to_one", indicator=True)
-    unmatched = int((joined.pop("_merge") == "left_only").sum())
-    # A left many-to-one merge keeps the left rows in order: give them back their index (source positions).
-    return joined.set_axis(table.index), unmatched
-
-
-def _join(table: pd.DataFrame, related: pd.DataFrame, join: Join, where: str) -> tuple[pd.DataFrame, int]:
-    return _merge(table, _joinable(related, join, where), join)
-
-
-def _check_window(window: Window, times: pd.Series) -> None:
-    first, last = times.min(), times.max()
-    if window.end <= first or window.start > last:
-        fail(
-            f"conf/data/: split '{window.name}' [{window.start:%Y-%m-%d}, {window.end:%Y-%m-%d}) is outside the data "
-            f"({first:%Y-%m-%d} to {last:%Y-%m-%d}); move data.splits.{window.name} inside that range"
-        )
-
-
-def validate(table: pd.DataFrame, contract: DataContract) -> list[str]:
-    """Every violation of the contract's checks at once (pandera, lazy), one readable line each."""
-    columns = {}
-    for name, check in sorted(contract.checks.items()):
-        rules = []
-        if check.min is not None or check.max is not None:
-            low, high = -np.inf if check.min is None else check.min, np.inf if check.max is None else check.max
-            rules.append(pa.Check.in_range(low, high))
-        if check.allowed is not None:
-            rules.append(pa.Check.isin(list(check.allowed)))
-        if check.max_null_share is not None:
-            share = check.max_null_share
-            rules.append(
-                pa.Check(lambda series, share=share: bool(series.isna().mean() <= share), name=f"null share <= {share}", ignore_na=False)
-            )
-        columns[name] = pa.Column(checks=rules, nullable=True, required=True)
-    if not columns:
-        return []
-    try:
-        pa.DataFrameSchema(columns).validate(table, lazy=True)
-    except pa.errors.SchemaErrors as errors:
-        cases = errors.failure_cases
-        lines = []
-        for (column, check), group in cases.groupby(["column", "check"], sort=True, dropna=False):
-            examples = ", ".join(
-                repr(value) if isinstance(value, str) else str(value) for value in group["failure_case"].dropna().unique()[:3]
-            )
-            what = (
-                "column is missing"
-                if str(check).startswith("column_in_dataframe")
-                else f"{len(group):,} failing rows"
-                if group["index"].notna().any()
-                else "fails"
-            )
-            lines.append(f"{column}: {check}: {what}{f' (e.g. {examples})' if examples and 'null share' not in str(check) else ''}")
-        return lines[:MAX_REPORTED_VIOLATIONS]
-    return []
-
-
-def _stop_on_violations(violations: Sequence[str], where: str, contract: DataContract) -> None:
-    if violations and contract.on_violation == "error":
-        fail(
-            f"{where}: the data breaks {len(violations)} rule(s) of data.checks in conf/data/ "
-            f"(fix the data, or the rule, or set data.on_violation: warn):\n  " + "\n  ".join(violations)
-        )
 
 
 def _check_source(table: pd.DataFrame, where: str, contract: DataContract, dropped: Sequence[str]) -> set[str]:
@@ -188,10 +74,6 @@ def _check_source(table: pd.DataFrame, where: str, contract: DataContract, dropp
     kept = [column for column in table.columns if column not in {*dropped, contract.time} or column == contract.target_column]
     _check_values(table, where, kept, contract)
     return numeric
-
-
-def _nothing_labelled(where: str, contract: DataContract) -> NoReturn:
-    fail(f"{where}: every row lacks '{contract.target_column}', nothing to learn from; check the source file")
 
 
 def _labelled(table: pd.DataFrame, where: str, contract: DataContract) -> tuple[pd.DataFrame, pd.Series]:
@@ -231,25 +113,6 @@ def _split(prepared: pd.DataFrame, contract: DataContract) -> dict[str, pd.DataF
     if contract.task == "classification" and splits["train"][contract.target].nunique() < 2:
         _one_class(int(splits["train"][contract.target].iloc[0]), contract)
     return splits
-
-
-def _empty_window(window: Window) -> NoReturn:
-    fail(f"conf/data/: split '{window.name}' [{window.start:%Y-%m-%d}, {window.end:%Y-%m-%d}) holds no rows; widen it")
-
-
-def _check_split_order(contract: DataContract) -> None:
-    train, test = contract.split("train"), contract.split("test")
-    if test.start < train.end:
-        fail(
-            f"conf/data/: split 'test' starts {test.start:%Y-%m-%d}, before 'train' ends {train.end:%Y-%m-%d}; the test window must come strictly after training"
-        )
-
-
-def _one_class(only: int, contract: DataContract) -> NoReturn:
-    fail(
-        f"split 'train': target '{contract.target}' has one class only ({only}); widen the train window or check data.target "
-        f"in conf/data/ ({contract.target_spec.rule})"
-    )
 
 
 @dataclass(frozen=True)
@@ -292,22 +155,6 @@ def labelled_rows(table: pd.DataFrame, related: Sequence[pd.DataFrame], contract
     return Labelled(rows=prepared, used=len(labelled), unmatched=unmatched, violations=violations)
 
 
-def without_target(source_rows: int, missing: int, contract: DataContract) -> tuple[str | None, list[str]]:
-    """What prepare says of the source rows it dropped for lacking a target: the words for the console line
-    (None when it dropped none) and a warning when their share is above data.target.max_missing_share."""
-    if not missing:
-        return None, []
-    share = missing / source_rows
-    dropped = f"{missing:,} of {source_rows:,} source rows ({share:.1%}) had no '{contract.target_column}' and were dropped"
-    limit = contract.target_spec.max_missing_share
-    if limit is None or share <= limit:
-        return dropped, []
-    return dropped, [
-        f"data.target: {dropped}, more than data.target.max_missing_share ({limit:g}) allows; check the source and "
-        f"data.missing_values (a token read as missing hides outcomes), or raise the share in conf/data/"
-    ]
-
-
 def prepare(
     table: pd.DataFrame, related: Sequence[pd.DataFrame], contract: DataContract, sources: dict[str, Any] | None = None
 ) -> Prepared:
@@ -346,33 +193,6 @@ def prepare(
     return Prepared(splits=splits, summary=summary, schema=schema, violations=violations, warnings=warnings, dropped=dropped)
 
 
-def source_summary(path: Path, table: pd.DataFrame) -> dict[str, Any]:
-    """What was read: the file's hash, its rows, and per column how many cells were read as missing
-    (a data.missing_values token in text, a null in Parquet), so a token that swallowed values shows."""
-    return _summary(path, len(table), table.isna().sum().to_dict())
-
-
-def _summary(path: Path, rows: int, missing: dict[str, int]) -> dict[str, Any]:
-    return {"sha256": sha256_file(path), "rows": rows, "read_as_missing": {name: int(n) for name, n in missing.items() if n}}
-
-
-def _settings(contract: DataContract) -> list[tuple[Path, str]]:
-    """Each source path (the table's, then each data.join table's) and the setting that names it."""
-    return [
-        (contract.source.locate(), "data.source"),
-        *((join.source.locate(), f"data.join[{index}].source") for index, join in enumerate(contract.joins)),
-    ]
-
-
-def _read_source(path: Path, setting: str, contract: DataContract) -> tuple[dict[str, Any], pd.DataFrame]:
-    """One source as the pandas engine reads it: every file its path (or glob) names, in file-name order, as one table;
-    with each file's summary."""
-    files = source_files(path, f"fix {setting} in conf/data/")
-    frames = read_files(files, contract.missing_values, path.name)
-    summaries = {file.name: source_summary(file, frame) for file, frame in zip(files, frames, strict=True)}
-    return summaries, frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
-
-
 def read_sources(contract: DataContract) -> tuple[dict[str, Any], list[pd.DataFrame]]:
     """The contract's source table and its data.join tables, as read (in that order); with each file's summary."""
     summaries: dict[str, Any] = {}
@@ -382,464 +202,6 @@ def read_sources(contract: DataContract) -> tuple[dict[str, Any], list[pd.DataFr
         summaries |= summary
         tables.append(table)
     return summaries, tables
-
-
-# --- the dask engine (engine.name: dask) ---------------------------------------------------------------------
-# The same steps as above, on pieces of the source (stages/lib/io.py `pieces`) scheduled by Dask, never the whole
-# table in one process. Checks and summaries add up counts per piece; where a check fails (and only then) the one
-# failing column is collected to word the message with the pandas engine's own function, so both engines stop
-# with the same line. The prepared rows are regrouped by calendar month (UTC) of the time column, sorted as the
-# pandas engine sorts them (by time, ties in source order), and each split is written as one Parquet part per
-# month it covers: the parts depend on the data's months, not on the pieces or the workers.
-
-CSV_BLOCK_BYTES = 64 * 2**20  # a CSV piece (uncompressed): about this many bytes, cut at a line end
-# schema.yaml is inferred from the whole train split up to this many rows (every statistic exact, as the pandas
-# engine computes it); above it, from a seeded random sample of this many train rows (data.sample_seed).
-SCHEMA_SAMPLE_ROWS = 1_000_000
-
-
-@dataclass(frozen=True)
-class Partitioned:
-    """What `prepare_partitioned` found: like `Prepared`, with each split left on the cluster, month by month."""
-
-    months: list[Any]  # dask objects (persisted): the prepared rows of each month present, in time order
-    rows: dict[str, list[int]]  # per split, its rows in each month
-    time: str
-    windows: dict[str, Window]
-    summary: dict[str, Any]
-    schema: dict[str, Any]
-    violations: list[str]
-    warnings: list[str]
-    dropped: str | None
-
-    def writer(self, name: str) -> Writer:
-        """Fills a folder with the split's parts: part-00000.parquet, ... one per month holding its rows, in time order."""
-
-        def write(folder: Path) -> None:
-            import dask
-
-            months = [month for month, rows in zip(self.months, self.rows[name], strict=True) if rows]
-            folder = folder.resolve()
-            parts = [
-                dask.delayed(_write_part)(month, self.windows[name], self.time, folder / f"part-{index:05d}.parquet")
-                for index, month in enumerate(months)
-            ]
-            dask.compute(*parts)
-
-        return write
-
-
-def _write_part(rows: pd.DataFrame, window: Window, time: str, path: Path) -> None:
-    parquet_writer(rows[(rows[time] >= window.start) & (rows[time] < window.end)].reset_index(drop=True))(path)
-
-
-def _month(times: pd.Series) -> np.ndarray:
-    """Each UTC timestamp's calendar month as one number (year * 12 + month - 1)."""
-    return (times.dt.year * 12 + times.dt.month - 1).to_numpy()
-
-
-def _read_piece(piece: Piece, tokens: Sequence[str]) -> tuple[Profile, int]:
-    frame = piece.read(tokens)
-    return profile(frame), len(frame)
-
-
-def _typed_piece(piece: Piece, tokens: Sequence[str], types: dict[str, Any], seen: Profile, offset: int) -> pd.DataFrame:
-    """A piece with the merged types, indexed by its rows' positions in the source (as the pandas engine's table)."""
-    frame = read_typed(piece, tokens, types, seen)
-    return frame.set_axis(pd.RangeIndex(offset, offset + len(frame)))
-
-
-def _passes(check: Any) -> bool:
-    try:
-        check()
-    except UserError:
-        return False
-    return True
-
-
-def _piece_evidence(table: pd.DataFrame, contract: DataContract, where: str, kept: list[str], text: list[str]) -> dict[str, Any]:
-    """Counts and pass/fail flags of one piece, for the checks the pandas engine runs on the whole source table."""
-    numbers = {column: pd.to_numeric(table[column].dropna(), errors="coerce") for column in text}
-    labelled = table[table[contract.target_column].notna()]
-    evidence: dict[str, Any] = {
-        "missing": {name: int(count) for name, count in table.isna().sum().items()},
-        "labelled": len(labelled),
-        "numbers": {column: [len(values), int(values.notna().sum())] for column, values in numbers.items()},
-        "infinite": {column: not _passes(lambda column=column: refuse_infinite(table, where, [column], FIX_INFINITE)) for column in kept},
-        "post": post_outcome_counts(table, contract.target_column, list(table.columns)),
-        "months": [],
-    }
-    try:
-        times = _parse_time(labelled, where, contract)[contract.time] if len(labelled) else None
-        evidence["time"] = _passes(lambda: _parse_time(table, where, contract))
-    except UserError:
-        times, evidence["time"] = None, False
-    if evidence["time"] and times is not None:
-        evidence["months"] = sorted({int(month) for month in _month(times)})
-    values = labelled[contract.target_column]
-    evidence["target"] = {
-        "passes": _passes(lambda: target_values(values, contract.target_spec, where)),
-        "kind": _kind(values) if len(values) else "empty",
-        "distinct": sorted(map(str, values.drop_duplicates().head(3))),
-        "hit": bool(len(values)) and _hits(values, contract),
-    }
-    return evidence
-
-
-def _hits(values: pd.Series, contract: DataContract) -> bool:
-    """Whether a positive label occurs among the values (True when there is no positive label, or they are refused)."""
-    if contract.positive is None:
-        return True
-    try:
-        return bool(target_values(values, contract.target_spec, where="").astype(bool).any())
-    except UserError:
-        return True
-
-
-def _columns(frame: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    return frame.loc[:, list(columns)]
-
-
-def _collect(frames: Sequence[Any], columns: Sequence[str]) -> pd.DataFrame:
-    """The columns of every frame, concatenated in order: only to word a failing check's message, or for a bounded sample."""
-    import dask
-
-    return pd.concat(dask.compute(*[dask.delayed(_columns)(frame, columns) for frame in frames]))
-
-
-def _labelled_piece(
-    table: pd.DataFrame, contract: DataContract, where: str, related: Sequence[pd.DataFrame], chosen: np.ndarray | None, start: int
-) -> tuple[pd.DataFrame, pd.Series, dict[str, int]]:
-    """A piece's labelled rows (those `chosen` by data.sample_rows, by position among the labelled rows from `start`),
-    joined; with their target and the rows each join left unmatched."""
-    table = _parse_time(table, where, contract)
-    labelled = table[table[contract.target_column].notna()]
-    if chosen is not None:
-        labelled = labelled[np.isin(np.arange(start, start + len(labelled)), chosen)]
-    target = target_values(labelled[contract.target_column], contract.target_spec, where)
-    unmatched = {}
-    for join, other in zip(contract.joins, related, strict=True):
-        labelled, unmatched[Path(join.source.path).name] = _merge(labelled, other, join)
-    return labelled, target, unmatched
-
-
-def _finished(labelled: pd.DataFrame, target: pd.Series, contract: DataContract) -> pd.DataFrame:
-    """Identifiers, leaks and the target's source column dropped, the target added (as `labelled_rows` does)."""
-    dropped = [*contract.identifiers, *contract.leaks, *contract.other_drops]
-    source_of_target = [contract.target_column] if contract.target_column != contract.target else []
-    return labelled.drop(columns=[column for column in [*dropped, *source_of_target] if column in labelled.columns]).assign(
-        **{contract.target: target}
-    )
-
-
-def _by_month(labelled: pd.DataFrame, target: pd.Series, contract: DataContract, months: Sequence[int]) -> dict[int, pd.DataFrame]:
-    prepared = _finished(labelled, target, contract)
-    keys = _month(prepared[contract.time])
-    return {month: prepared[keys == month] for month in months}
-
-
-def _month_rows(pieces: Sequence[pd.DataFrame], time: str) -> pd.DataFrame:
-    """One month's rows from every piece, in source order, then sorted by time (stable: ties keep source order)."""
-    return pd.concat(pieces).sort_values(time, kind="stable")
-
-
-def _month_stats(rows: pd.DataFrame, contract: DataContract, light: DataContract, nulls: Sequence[str]) -> dict[str, Any]:
-    """One month's counts for the checks and summaries the pandas engine computes on all prepared rows."""
-    times, target = rows[contract.time], rows[contract.target]
-    windows = {}
-    for window in contract.splits:
-        inside = (times >= window.start) & (times < window.end)
-        values = target[inside]
-        windows[window.name] = {
-            "rows": int(inside.sum()),
-            "sum": values.sum(),
-            "classes": sorted(map(int, values.unique())) if contract.task == "classification" else [],
-            "first": times[inside].min() if inside.any() else None,
-            "last": times[inside].max() if inside.any() else None,
-            "first_target": values.iloc[0] if len(values) else None,
-        }
-    return {
-        "rows": len(rows),
-        "sum": target.sum(),
-        "first": times.min(),
-        "last": times.max(),
-        "breaks": bool(validate(rows, light)),  # the range and allowed-value rules; null shares are checked over all months
-        "nulls": {column: int(rows[column].isna().sum()) for column in nulls},
-        "windows": windows,
-    }
-
-
-def _mean(total: Any, rows: int) -> float:
-    return round(float(total) / rows, 6)
-
-
-def _target_summary(total: Any, rows: int, contract: DataContract) -> dict[str, float]:
-    key = "positive_share" if contract.task == "classification" else "target_mean"
-    return {key: _mean(total, rows)}
-
-
-def _checked_source(
-    table: list[Any], meta: pd.DataFrame, contract: DataContract, where: str, dropped: list[str]
-) -> tuple[set[str], list[dict[str, Any]]]:
-    """`_check_source` and the time parse, from the column types and per-piece counts; with each piece's evidence."""
-    import dask
-
-    _require(meta, where, [contract.target_column, contract.time], "the target and time columns")
-    _require(meta, where, dropped, "listed in data.drop")
-    numeric = {column for column, kind in contract.types.items() if kind == "numeric"}
-    numeric |= {column for column, check in contract.checks.items() if check.min is not None or check.max is not None}
-    for column in sorted(numeric & set(meta.columns)):
-        if not pd.api.types.is_numeric_dtype(meta[column]) or pd.api.types.is_bool_dtype(meta[column]):
-            _require_numeric(_collect(table, [column]), where, column)
-    kept = [column for column in meta.columns if column not in {*dropped, contract.time} or column == contract.target_column]
-    declared_text = {column for column, kind in contract.types.items() if kind != "numeric"}
-    text = [
-        column
-        for column in kept
-        if column not in declared_text and (pd.api.types.is_object_dtype(meta[column]) or pd.api.types.is_string_dtype(meta[column]))
-    ]
-    evidence = dask.compute(*[dask.delayed(_piece_evidence)(piece, contract, where, kept, text) for piece in table])
-    for column in text:
-        present, numbers = (sum(piece["numbers"][column][index] for piece in evidence) for index in (0, 1))
-        if NUMBERS_WITH_TEXT_SHARE <= (numbers / present if present else 0.0) < 1.0:
-            refuse_text_in_numbers(_collect(table, [column]), where, [column])
-    for column in kept:
-        if any(piece["infinite"][column] for piece in evidence):
-            refuse_infinite(_collect(table, [column]), where, [column], FIX_INFINITE)
-    if not all(piece["time"] for piece in evidence):
-        _parse_time(_collect(table, [contract.time]), where, contract)  # stops with the pandas engine's line
-        fail(f"{where}: column '{contract.time}' cannot be parsed piece by piece; report this")  # unreachable: fail closed
-
-    return numeric, list(evidence)
-
-
-def _labelled_counts(
-    table: list[Any], evidence: list[dict[str, Any]], contract: DataContract, where: str
-) -> tuple[list[int], np.ndarray | None, int]:
-    """`_labelled` from per-piece evidence: labelled rows per piece, the positions data.sample_rows keeps (None: all), rows used."""
-    from dask import delayed
-
-    labelled_counts = [piece["labelled"] for piece in evidence]
-    labelled_total = sum(labelled_counts)
-    if not labelled_total:
-        _nothing_labelled(where, contract)
-    digests = [piece["target"] for piece in evidence]
-    kinds = {digest["kind"] for digest in digests} - {"empty"}
-    distinct = {value for digest in digests for value in digest["distinct"]}
-    suspect = (
-        not all(digest["passes"] for digest in digests)
-        or len(kinds) > 1
-        or not any(digest["hit"] for digest in digests)
-        or (contract.positive is not None and not isinstance(contract.positive, str) and len(distinct) > 2)
-    )
-    if suspect:  # as the pandas engine would stop (or, if it would not, go on: the pieces passed)
-        values = _collect([delayed(_labelled_target)(piece, contract) for piece in table], [contract.target_column])
-        target_values(values[contract.target_column], contract.target_spec, where, whole_column=True)
-    chosen = None
-    if contract.sample_rows is not None and contract.sample_rows < labelled_total:
-        # pandas' DataFrame.sample(n, random_state=seed): these positions among the labelled rows, kept in source order.
-        chosen = np.sort(np.random.RandomState(contract.sample_seed).choice(labelled_total, contract.sample_rows, replace=False))
-    used = contract.sample_rows if chosen is not None else labelled_total
-
-    return labelled_counts, chosen, used
-
-
-def _split_counts(stats: Sequence[dict[str, Any]], contract: DataContract) -> dict[str, dict[str, Any]]:
-    """`_split` from the months' counts: each window's rows, target sum and classes, first and last time."""
-    first, last = min(month["first"] for month in stats), max(month["last"] for month in stats)
-    splits = {}
-    for window in contract.splits:
-        _check_window(window, pd.Series([first, last]))
-        parts_of = [month["windows"][window.name] for month in stats]
-        rows = sum(part["rows"] for part in parts_of)
-        if not rows:
-            _empty_window(window)
-        inside = [part for part in parts_of if part["rows"]]
-        splits[window.name] = {
-            "rows": rows,
-            "sum": sum(part["sum"] for part in inside),
-            "classes": {value for part in inside for value in part["classes"]},
-            "first": min(part["first"] for part in inside),
-            "last": max(part["last"] for part in inside),
-            "first_target": inside[0]["first_target"],
-        }
-    _check_split_order(contract)
-    if contract.task == "classification" and len(splits["train"]["classes"]) < 2:
-        _one_class(int(splits["train"]["first_target"]), contract)
-
-    return splits
-
-
-def _sources(
-    parts: Sequence[Piece],
-    profiles: Sequence[tuple[Profile, int]],
-    evidence: Sequence[dict[str, Any]],
-    related: Sequence[tuple[dict[str, Any], pd.DataFrame]],
-) -> dict[str, Any]:
-    """The summary's `sources`: each file's hash, rows and cells read as missing, added up over its pieces; then the related files'."""
-    by_file: dict[Path, dict[str, Any]] = {}
-    for piece, (_, rows), found in zip(parts, profiles, evidence, strict=True):
-        entry = by_file.setdefault(piece.path, {"rows": 0, "missing": []})
-        entry["rows"] += rows
-        entry["missing"].append(found["missing"])
-    sources = {path.name: _summary(path, entry["rows"], merge_counts(entry["missing"])) for path, entry in by_file.items()}
-    for summary, _ in related:
-        sources |= summary
-    return sources
-
-
-def _month_checks(monthly: Sequence[Any], contract: DataContract) -> tuple[list[dict[str, Any]], list[str]]:
-    """Each month's counts, and `validate`'s lines over all months: the rules per month, null shares over all of them;
-    only when a rule breaks are the checked columns collected, for the pandas engine's own wording."""
-    import dask
-
-    nulls = sorted(name for name, check in contract.checks.items() if check.max_null_share is not None)
-    light = contract.model_copy(
-        update={"checks": {name: check.model_copy(update={"max_null_share": None}) for name, check in contract.checks.items()}}
-    )
-    stats = dask.compute(*[dask.delayed(_month_stats)(rows, contract, light, nulls) for rows in monthly])
-    prepared_rows = sum(month["rows"] for month in stats)
-    null_counts = merge_counts([month["nulls"] for month in stats]) if stats else {}
-    broken = any(month["breaks"] for month in stats) or any(
-        null_counts[name] / prepared_rows > contract.checks[name].max_null_share
-        for name in nulls  # type: ignore[operator]
-    )
-    violations = validate(_collect(monthly, sorted(contract.checks)), contract) if broken else []
-    return list(stats), violations
-
-
-def _joinables(tables: Sequence[pd.DataFrame], contract: DataContract) -> list[pd.DataFrame]:
-    """Each data.join table parsed, checked and deduplicated as `_join_related` does, ready to join onto every piece."""
-    related = []
-    for join, other in zip(contract.joins, tables, strict=True):
-        other_where = Path(join.source.path).name
-        if contract.time in join.keys:
-            other = _parse_time(other, other_where, contract)
-        related.append(_joinable(other, join, other_where))
-        _check_values(other, other_where, [column for column in (join.columns or other.columns) if column not in join.keys], contract)
-    return related
-
-
-def prepare_partitioned(contract: DataContract, blocksize: int = CSV_BLOCK_BYTES) -> Partitioned:
-    """`prepare` on the dask engine (the default client runs the tasks): same checks, messages, rows and summaries."""
-    import dask
-    from dask import delayed
-
-    where, tokens = Path(contract.source.path).name, contract.missing_values
-    # The related tables are small and joined onto every piece: read whole here, as the pandas engine reads them.
-    settings = _settings(contract)
-    files = [file.resolve() for file in source_files(settings[0][0], f"fix {settings[0][1]} in conf/data/")]
-    related_sources = [_read_source(path, setting, contract) for path, setting in settings[1:]]
-    parts = [piece for file in files for piece in pieces(file, blocksize)]
-    profiles = dask.compute(*[delayed(_read_piece)(piece, tokens) for piece in parts])
-    types = merged_types([seen for seen, _ in profiles], where)
-    offsets = np.concatenate([[0], np.cumsum([rows for _, rows in profiles])]).tolist()
-    table = [
-        delayed(_typed_piece)(piece, tokens, types, seen, offset)
-        for piece, (seen, _), offset in zip(parts, profiles, offsets, strict=False)
-    ]
-    meta = pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in types.items()})
-    total = offsets[-1]
-    if not total:
-        fail(f"{where}: no rows; point data.source in conf/data/ at a non-empty file")
-
-    dropped = [*contract.identifiers, *contract.leaks, *contract.other_drops]
-    numeric, evidence = _checked_source(table, meta, contract, where, dropped)
-
-    labelled_counts, chosen, used = _labelled_counts(table, evidence, contract, where)
-
-    # _join_related: each related table checked and deduplicated here, joined onto every piece.
-    related = _joinables([table for _, table in related_sources], contract)
-    starts = np.concatenate([[0], np.cumsum(labelled_counts)]).tolist()
-    joined = [
-        delayed(_labelled_piece, nout=3)(piece, contract, where, related, chosen, start)
-        for piece, start in zip(table, starts, strict=False)
-    ]
-    meta_labelled, meta_target, _ = _labelled_piece(meta, contract, where, related, None, 0)
-    declared = sorted(set(contract.types) | set(contract.checks))
-    _require(meta_labelled, where, declared, "declared in data.types or data.checks")
-    for column in sorted(numeric - set(meta.columns)):
-        series = meta_labelled[column]
-        if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
-            _require_numeric(_collect([rows for rows, _, _ in joined], [column]), where, column)
-
-    # Regroup by month, sorted as the pandas engine sorts; kept on the cluster for the checks, summaries and writes.
-    months = sorted({month for piece in evidence for month in piece["months"]})
-    grouped = [delayed(_by_month)(rows, target, contract, months) for rows, target, _ in joined]
-    monthly = dask.persist(*[delayed(_month_rows)([group[month] for group in grouped], contract.time) for month in months])
-    unmatched_parts = dask.compute(*[counts for _, _, counts in joined])
-    unmatched = merge_counts(list(unmatched_parts)) if unmatched_parts and unmatched_parts[0] else {}
-
-    stats, violations = _month_checks(monthly, contract)
-    prepared_rows = sum(month["rows"] for month in stats)
-    _stop_on_violations(violations, where, contract)
-
-    splits = _split_counts(stats, contract)
-
-    missing = total - sum(labelled_counts)
-    dropped_words, warnings = without_target(total, missing, contract)
-    sources = _sources(parts, profiles, evidence, related_sources)
-    summary = {
-        "dataset": contract.name,
-        "sources": sources,
-        "rows": {"source": total, "without_target": missing, "used": used},
-        "unmatched_join_rows": unmatched,
-        "violations": violations,
-        "warnings": warnings,
-        "splits": {
-            name: {
-                "rows": split["rows"],
-                **_target_summary(split["sum"], split["rows"], contract),
-                "first": split["first"].isoformat(),
-                "last": split["last"].isoformat(),
-            }
-            for name, split in splits.items()
-        },
-    } | _target_summary(sum(month["sum"] for month in stats), prepared_rows, contract)
-    prepared_columns = list(_finished(meta_labelled, meta_target, contract).columns)
-    post = [column for column in prepared_columns if column in meta.columns and column not in (contract.target, contract.time)]
-    post_outcome = post_outcome_from_counts(merge_counts([piece["post"] for piece in evidence]), post)
-    rows_per_split = {window.name: [month["windows"][window.name]["rows"] for month in stats] for window in contract.splits}
-    schema = infer_schema(_train_rows(monthly, rows_per_split["train"], contract), contract, post_outcome)
-    return Partitioned(
-        months=list(monthly),
-        rows=rows_per_split,
-        time=contract.time,
-        windows={window.name: window for window in contract.splits},
-        summary=summary,
-        schema=schema,
-        violations=violations,
-        warnings=warnings,
-        dropped=dropped_words,
-    )
-
-
-def _labelled_target(table: pd.DataFrame, contract: DataContract) -> pd.DataFrame:
-    return table.loc[table[contract.target_column].notna(), [contract.target_column]]
-
-
-def _train_part(rows: pd.DataFrame, window: Window, time: str, chosen: np.ndarray | None, start: int) -> pd.DataFrame:
-    """A month's train rows; with `chosen`, only those at these positions among all train rows (from `start` here)."""
-    train = rows[(rows[time] >= window.start) & (rows[time] < window.end)]
-    return train if chosen is None else train[np.isin(np.arange(start, start + len(train)), chosen)]
-
-
-def _train_rows(monthly: Sequence[Any], counts: Sequence[int], contract: DataContract) -> pd.DataFrame:
-    """The train split for schema inference: whole up to SCHEMA_SAMPLE_ROWS rows, else a seeded sample of that many in time order."""
-    import dask
-
-    total = sum(counts)
-    chosen = None
-    if total > SCHEMA_SAMPLE_ROWS:
-        chosen = np.sort(np.random.RandomState(contract.sample_seed).choice(total, SCHEMA_SAMPLE_ROWS, replace=False))
-    starts = np.concatenate([[0], np.cumsum(counts)]).tolist()
-    window = contract.split("train")
-    tasks = [
-        dask.delayed(_train_part)(rows, window, contract.time, chosen, start)
-        for rows, start, count in zip(monthly, starts, counts, strict=False)
-        if count
-    ]
-    return pd.concat(dask.compute(*tasks)).reset_index(drop=True)
 
 
 def main() -> None:
@@ -876,7 +238,8 @@ def _write(prepared: Prepared | Partitioned, contract: DataContract) -> None:
 
 
 if __name__ == "__main__":
-    # The dask engine sends this module's functions to its workers by name: run them from stages.prepare, not __main__.
+    # Worker processes of the dask engine re-import the main module (hence the guard); run main from stages.prepare,
+    # so nothing the workers are sent refers to __main__.
     from stages.prepare import main as stage_main
 
     run_stage(stage_main)

@@ -18,13 +18,24 @@ from sklearn.base import clone
 from sklearn.model_selection import TimeSeriesSplit
 from sklearn.pipeline import Pipeline
 
-from stages.lib.catalog import FEATURE_SPEC, FEATURES_DIR, MODEL_CARD, MODEL_FILE, TRAIN_SUMMARY, FeatureSpec, load_features
+from stages.lib.catalog import (
+    FEATURE_SPEC,
+    FEATURES_DIR,
+    FEATURES_HINT,
+    MODEL_CARD,
+    MODEL_FILE,
+    TRAIN_SUMMARY,
+    FeatureSpec,
+    load_spec,
+)
 from stages.lib.config import ModelConfig, TrainConfig, load_params
+from stages.lib.engine import engine_session
 from stages.lib.errors import fail, run_stage
-from stages.lib.io import json_writer, sha256_file, write_outputs
+from stages.lib.io import json_writer, read_parquet, sha256_file, write_outputs
 from stages.lib.metrics import main_metric
 from stages.lib.models import build_pipeline, model_writer, predict_scores
 from stages.lib.runtime import limit_threads
+from stages.lib.train_sample import Sample, sample_frame, sample_partitioned
 
 LIBRARIES = ("scikit-learn", "pandas", "numpy", "scipy", "pyarrow", "skops")
 DIGITS = 6
@@ -93,7 +104,12 @@ def train_model(train: pd.DataFrame, spec: FeatureSpec, model_config: ModelConfi
 
 
 def model_card(
-    spec: FeatureSpec, model_config: ModelConfig, train_config: TrainConfig, inputs: dict[str, str], summary: dict[str, Any]
+    spec: FeatureSpec,
+    model_config: ModelConfig,
+    train_config: TrainConfig,
+    inputs: dict[str, str],
+    summary: dict[str, Any],
+    sample: dict[str, int],
 ) -> dict[str, Any]:
     return {
         "model": model_config.model_dump(mode="json"),
@@ -104,6 +120,7 @@ def model_card(
         "selected": summary.get("selected", spec.features),
         "target": spec.target,
         "train_rows": summary["rows"],
+        "sample": sample,  # rows fitted on (train.sample_rows) of the rows in the train split
         "cv": summary.get("cv"),
         "inputs_sha256": inputs,
         "libraries": {name: version(name) for name in LIBRARIES},
@@ -111,19 +128,38 @@ def model_card(
     }
 
 
+def load_train(train_config: TrainConfig, distributed: bool) -> tuple[FeatureSpec, Sample]:
+    """The feature spec and the rows to fit on: the whole train split, or its `train.sample_rows` sample. On the dask
+    engine the split's parts are sampled on the workers and only the sampled rows come to this process."""
+    spec = load_spec()
+    path = FEATURES_DIR / "train.parquet"
+    size, seed = train_config.sample_rows, train_config.seed
+    if distributed:
+        return spec, sample_partitioned(path, spec.time, size, seed, FEATURES_HINT)
+    return spec, sample_frame(read_parquet(path, FEATURES_HINT), spec.time, size, seed, str(path))
+
+
 def main() -> None:
     params = load_params()
     limit_threads(params.runtime)
     model_config, train_config = params.model, params.train
-    spec, train = load_features("train")
+    # The cluster only reads and samples: it is stopped (its memory freed) before the fit.
+    with engine_session(params.engine) as client:
+        spec, sample = load_train(train_config, client is not None)
+    train = sample.rows
     trained = train_model(train, spec, model_config, train_config)
     inputs = {str(path): sha256_file(path) for path in (FEATURES_DIR / "train.parquet", FEATURE_SPEC)}
-    card = model_card(spec, model_config, train_config, inputs, trained.summary)
+    card = model_card(spec, model_config, train_config, inputs, trained.summary, sample.card)
     write_outputs({MODEL_FILE: model_writer(trained.model), MODEL_CARD: json_writer(card), TRAIN_SUMMARY: json_writer(trained.summary)})
     cv = trained.summary.get("cv")
     cv_text = f", cross-validated {cv['metric']} {cv['mean']:.4f} ± {cv['std']:.4f}" if cv else ""
-    print(f"train: {model_config.name} on {len(train):,} rows, {len(spec.features)} features{cv_text} -> {MODEL_FILE}")
+    rows = f"{len(train):,} rows" + (f" (a sample of {sample.available:,})" if len(train) < sample.available else "")
+    print(f"train: {model_config.name} on {rows}, {len(spec.features)} features{cv_text} -> {MODEL_FILE}")
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    # Worker processes of the dask engine re-import the main module (hence the guard); run main from stages.train,
+    # so nothing the workers are sent refers to __main__.
+    from stages.train import main as stage_main
+
+    run_stage(stage_main)

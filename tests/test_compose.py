@@ -127,7 +127,7 @@ def test_each_stage_tracks_only_its_own_params_sections(params):
     assert tracked == {
         "prepare": ["data", "engine.name"],
         "featurize": ["features", "data.splits"],
-        "train": ["model", "train"],
+        "train": ["model", "train", "engine.name"],
         "evaluate": ["evaluate", "engine.name"],
         "drift-check": ["drift"],
         "production-store": ["monitor.id_column"],

@@ -47,7 +47,7 @@ def model():
         window(4000, 0, False),
         SPEC,
         model_config(max_iter=30),
-        TrainConfig(seed=0, cv_folds=0, encoding_folds=5, max_selected=None),
+        TrainConfig(seed=0, cv_folds=0, encoding_folds=5, max_selected=None, sample_rows=None),
     ).model
 
 

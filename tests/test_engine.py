@@ -95,7 +95,10 @@ def test_a_worker_killed_mid_stage_leaves_the_work_to_the_other_and_a_rerun_give
     worker is SIGKILLed while it scores, the evaluation completes on the other, and a rerun gives the same
     metrics, plots and confusion file, which are the pandas engine's (computed here, without Dask)."""
     model = train_model(
-        frame(3000, 0), SPEC, model_config(max_iter=30), TrainConfig(seed=0, cv_folds=0, encoding_folds=5, max_selected=None)
+        frame(3000, 0),
+        SPEC,
+        model_config(max_iter=30),
+        TrainConfig(seed=0, cv_folds=0, encoding_folds=5, max_selected=None, sample_rows=None),
     ).model
     test = frame(1500, 11)
     write_parts(test, tmp_path / "test.parquet", 6)

@@ -43,7 +43,10 @@ def frame(rows: int, seed: int) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def model():
     return train_model(
-        frame(3000, 0), SPEC, model_config(max_iter=50), TrainConfig(seed=0, cv_folds=0, encoding_folds=5, max_selected=None)
+        frame(3000, 0),
+        SPEC,
+        model_config(max_iter=50),
+        TrainConfig(seed=0, cv_folds=0, encoding_folds=5, max_selected=None, sample_rows=None),
     ).model
 
 
@@ -118,7 +121,7 @@ def test_regression_metrics_and_plots():
         frame[:2000],
         spec,
         model_config("sklearn.ensemble.HistGradientBoostingRegressor", max_iter=50),
-        TrainConfig(seed=0, cv_folds=0, encoding_folds=5, max_selected=None),
+        TrainConfig(seed=0, cv_folds=0, encoding_folds=5, max_selected=None, sample_rows=None),
     ).model
     evaluation = evaluate_model(
         model,

@@ -148,7 +148,7 @@ def test_the_task_metric_table_is_what_evaluate_writes():
         seed=0,
         gate=ReportGate(minimum={}, maximum={}, max_drop={}),
     )
-    train = TrainConfig(seed=0, cv_folds=0, encoding_folds=2, max_selected=None)
+    train = TrainConfig(seed=0, cv_folds=0, encoding_folds=2, max_selected=None, sample_rows=None)
     for task, target in (("classification", "late"), ("regression", "y")):
         spec = FeatureSpec.plain(["x"], [], target=target, task=task)
         estimator = HGB if task == "classification" else "sklearn.ensemble.HistGradientBoostingRegressor"

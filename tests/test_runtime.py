@@ -111,7 +111,7 @@ frame = pd.DataFrame({"a": rng.normal(size=6000), "b": rng.normal(size=6000), "c
 frame["late"] = (frame["a"] + rng.normal(size=6000) > 0.5).astype(np.int8)
 frame["time_hour"] = pd.Timestamp("2013-01-01", tz="UTC")
 spec = FeatureSpec.plain(["a", "b"], ["c"])
-model = train_model(frame, spec, model_config(max_iter=40), TrainConfig(seed=0, cv_folds=0, encoding_folds=5, max_selected=None)).model
+model = train_model(frame, spec, model_config(max_iter=40), TrainConfig(seed=0, cv_folds=0, encoding_folds=5, max_selected=None, sample_rows=None)).model
 print(hashlib.sha256(model.predict_proba(frame[spec.features]).tobytes()).hexdigest())
 """
     digests = set()

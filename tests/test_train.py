@@ -33,7 +33,7 @@ LOGREG = "sklearn.linear_model.LogisticRegression"
 
 
 def train_config(seed: int = 0, **changes) -> TrainConfig:
-    return TrainConfig(seed=seed, cv_folds=0, encoding_folds=5, max_selected=None).model_copy(update=changes)
+    return TrainConfig(seed=seed, cv_folds=0, encoding_folds=5, max_selected=None, sample_rows=None).model_copy(update=changes)
 
 
 @pytest.fixture
@@ -186,10 +186,18 @@ def test_missing_model_file_says_how_to_make_it(tmp_path):
 def test_model_card_records_params_inputs_features_and_versions(features):
     spec, _splits = features
     config = ModelConfig.parse(yaml_model("hgb"), ["model"])
-    card = model_card(spec, config, train_config(seed=1), {"data/features/train.parquet": "ab" * 32}, {"rows": 10})
+    card = model_card(
+        spec,
+        config,
+        train_config(seed=1),
+        {"data/features/train.parquet": "ab" * 32},
+        {"rows": 10},
+        {"rows_used": 10, "rows_available": 40},
+    )
     assert card["model"] == yaml_model("hgb")  # the typed section, written as conf/ has it
     assert card["model"]["_target_"] == "sklearn.ensemble.HistGradientBoostingClassifier"
-    assert card["train"] == {"seed": 1, "cv_folds": 0, "encoding_folds": 5, "max_selected": None}
+    assert card["train"] == {"seed": 1, "cv_folds": 0, "encoding_folds": 5, "max_selected": None, "sample_rows": None}
+    assert card["sample"] == {"rows_used": 10, "rows_available": 40}
     assert card["features"] == spec.features
     assert card["inputs_sha256"] == {"data/features/train.parquet": "ab" * 32}
     assert set(card["libraries"]) >= {"scikit-learn", "pandas", "numpy", "skops"}

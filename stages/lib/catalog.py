@@ -115,7 +115,13 @@ def load_prepared(name: str) -> pd.DataFrame:
     return read_parquet(PREPARED_DIR / f"{name}.parquet", "run `dvc repro prepare` first")
 
 
+FEATURES_HINT = "run `dvc repro featurize` first"
+
+
+def load_spec(root: Path = Path()) -> FeatureSpec:
+    return FeatureSpec.from_json(read_json(root / FEATURE_SPEC, FEATURES_HINT))
+
+
 def load_features(name: str, root: Path = Path()) -> tuple[FeatureSpec, pd.DataFrame]:
     """The feature spec and one featurized split, as later stages read them (`root`: another checkout)."""
-    spec = FeatureSpec.from_json(read_json(root / FEATURE_SPEC, "run `dvc repro featurize` first"))
-    return spec, read_parquet(root / FEATURES_DIR / f"{name}.parquet", "run `dvc repro featurize` first")
+    return load_spec(root), read_parquet(root / FEATURES_DIR / f"{name}.parquet", FEATURES_HINT)

@@ -18,6 +18,7 @@ class TrainConfig(Strict):
     cv_folds: CvFolds  # time-ordered folds inside the train split; 0 skips cross-validation
     encoding_folds: AtLeastTwo  # folds of out-of-fold target encoding
     max_selected: OptionalPositive  # keep the best-scoring features (F-test, fitted inside each fold); None keeps all
+    sample_rows: OptionalPositive  # fit on a seeded sample of this many train rows, stratified by month; None: all
 
 
 Bound = Annotated[float, expect(int, float, described="a number")]
