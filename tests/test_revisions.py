@@ -86,8 +86,9 @@ def test_a_remote_that_never_answers_stops_at_the_deadline(history, monkeypatch,
     url = f"http://127.0.0.1:{silent_server}/store"
     subprocess.run([sys.executable, "-m", "dvc", "remote", "modify", "--local", "team", "url", url], cwd=history, check=True)
     shutil.rmtree(history / ".dvc/cache")
-    monkeypatch.setenv("COMMAND_TIMEOUT_SECONDS", "3")
-    with pytest.raises(UserError, match=r"^`dvc pull --quiet` did not finish within 3 s in "), materialized("HEAD~1", history):
+    # 8 s: the commands before the hanging pull (git worktree, dvc status) must finish inside the deadline on a busy machine.
+    monkeypatch.setenv("COMMAND_TIMEOUT_SECONDS", "8")
+    with pytest.raises(UserError, match=r"^`dvc pull --quiet` did not finish within 8 s in "), materialized("HEAD~1", history):
         pass
     assert "revision-" not in worktrees(history)  # the worktree is removed on the way out
 
