@@ -7,11 +7,13 @@ transformer (skops), a reviewable manifest (git) and a metrics file.
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,7 @@ from stages.lib.catalog import (
     FEATURIZE_SUMMARY,
     FEATURIZE_TIMING,
     HISTORY_EVENTS,
+    PREPARED_DIR,
     REFERENCE_PROFILE,
     SCHEMA_FILE,
     TRANSFORMER_FILE,
@@ -33,17 +36,18 @@ from stages.lib.catalog import (
     load_prepared,
 )
 from stages.lib.config import SPLIT_NAMES, FeaturesConfig, Window, load_params
+from stages.lib.engine import engine_session
 from stages.lib.errors import fail, run_stage
 from stages.lib.features.build import build_transformer, describe_outputs
-from stages.lib.features.history import HistoryLookup, history_features, history_name
+from stages.lib.features.history import HistoryLookup, history_features, history_name, look_back
 from stages.lib.features.manifest import train_statistics
 from stages.lib.features.plan import Plan, plan_features
 from stages.lib.features.screen import LEAK_KINDS, Screen, column_findings, screen_inputs
 from stages.lib.features.selection import select_features
 from stages.lib.features.serving import model_columns
-from stages.lib.io import json_writer, parquet_writer, read_yaml, write_outputs
+from stages.lib.io import FolderWriter, Piece, Writer, json_writer, parquet_writer, pieces, read_yaml, write_outputs
 from stages.lib.models import model_writer
-from stages.lib.profile import sorted_columns
+from stages.lib.profile import SORTED_TYPES, sorted_columns
 from stages.lib.runtime import limit_threads
 from stages.lib.timespan import parse_span, span_text
 
@@ -112,10 +116,31 @@ def screened_plan(train: pd.DataFrame, schema: dict[str, Any], config: FeaturesC
     return plan, screen
 
 
-def featurize(splits: dict[str, pd.DataFrame], schema: dict[str, Any], config: FeaturesConfig, windows: Sequence[Window]) -> Featurized:
-    """Fit on train, apply to every split; pure apart from its inputs."""
-    train = splits["train"]
-    target, time_column = schema["target"], schema["time"]
+@dataclass(frozen=True)
+class Fit:
+    """What featurize fits on the train rows before it builds anything: the plan, the screen, the fitted transformer,
+    every planned feature and the history lookup."""
+
+    plan: Plan
+    screen: Screen
+    transformer: ColumnTransformer
+    planned: dict[str, dict[str, Any]]
+    lookup: HistoryLookup
+
+
+@dataclass(frozen=True)
+class Selected:
+    """The features kept after selection on the built train rows, and what featurize records of them."""
+
+    spec: FeatureSpec
+    manifest: dict[str, Any]
+    counts: dict[str, Any]
+    warnings: list[str]
+
+
+def fit_features(train: pd.DataFrame, schema: dict[str, Any], config: FeaturesConfig) -> Fit:
+    """The plan, the leak screen and the transformer, fitted on `train`; the history lookup with its prior (train's target mean)."""
+    target = schema["target"]
     plan, screen = screened_plan(train, schema, config)
     transformer = build_transformer(plan, schema, config, train)
     try:
@@ -139,40 +164,50 @@ def featurize(splits: dict[str, pd.DataFrame], schema: dict[str, Any], config: F
         )
     if not planned:
         fail(f"{SCHEMA_FILE}: no feature is left to learn from; check data.drop, features.exclude and the families in conf/features/")
-
-    prior = float(train[target].mean())
     lookup = HistoryLookup(
         keys=tuple(plan.history_keys),
         windows=plan.history_windows,
         smoothing=config.history.smoothing,
-        prior=prior,
+        prior=float(train[target].mean()),
         known_after=parse_span(schema["known_after"]) if plan.history_keys else pd.Timedelta(0),
     )
-    built = {name: transformer.transform(rows) for name, rows in splits.items()}
-    events = pd.DataFrame()  # the labelled past, needed only by history features
-    if plan.history_keys:
-        events = history_events(splits, windows, sorted({time_column, target, *(c for key in plan.history_keys for c in key)}), time_column)
-        # One pass over every split's rows, so the events are indexed once per key.
-        columns = [time_column, *sorted({column for key in plan.history_keys for column in key})]
-        queries = pd.concat([rows[columns] for rows in splits.values()], ignore_index=True)
-        history = history_features(queries, events, lookup, time_column, target)
-        start = 0
-        for name, rows in splits.items():
-            part = history.iloc[start : start + len(rows)].set_axis(built[name].index)
-            built[name] = pd.concat([built[name], part], axis=1)
-            start += len(rows)
-    dropped = select_features(built["train"], config.selection)
-    features = [name for name in built["train"].columns if name not in dropped]
-    categorical = [name for name in features if name in plan.high_cardinality]
-    frames = {}
-    for name, frame in built.items():
-        frames[name] = model_columns(frame, features, categorical).assign(
-            **{
-                target: splits[name][target].to_numpy(dtype=np.int8 if schema["task"] == "classification" else np.float64),
-                time_column: splits[name][time_column].array,  # .to_numpy() would box every timestamp
-            }
-        )
+    return Fit(plan=plan, screen=screen, transformer=transformer, planned=planned, lookup=lookup)
 
+
+def event_columns(fit: Fit, schema: dict[str, Any]) -> list[str]:
+    """The columns of the labelled events history features read: time, target and every key column."""
+    return sorted({schema["time"], schema["target"], *(column for key in fit.plan.history_keys for column in key)})
+
+
+def query_columns(fit: Fit, schema: dict[str, Any]) -> list[str]:
+    """The columns of a row history features read: time and every key column."""
+    return [schema["time"], *sorted({column for key in fit.plan.history_keys for column in key})]
+
+
+def model_frame(built: pd.DataFrame, rows: pd.DataFrame, spec: FeatureSpec) -> pd.DataFrame:
+    """A split's feature table: the selected features in model order, then the target and the time of `rows`."""
+    return model_columns(built, spec.features, spec.categorical).assign(
+        **{
+            spec.target: rows[spec.target].to_numpy(dtype=np.int8 if spec.task == "classification" else np.float64),
+            spec.time: rows[spec.time].array,  # .to_numpy() would box every timestamp
+        }
+    )
+
+
+def select(fit: Fit, built_train: pd.DataFrame, train_rows: int, schema: dict[str, Any], config: FeaturesConfig) -> Selected:
+    """Selection on the built train features, and the spec, manifest and counts featurize writes.
+
+    Args:
+        fit: what `fit_features` fitted.
+        built_train: every built feature (transformer outputs, then history) of the rows the fit saw.
+        train_rows: the train split's rows (the manifest's `train_rows`).
+        schema: data/schema.yaml.
+        config: the `features` section.
+    """
+    plan, planned, lookup = fit.plan, fit.planned, fit.lookup
+    dropped = select_features(built_train, config.selection)
+    features = [name for name in built_train.columns if name not in dropped]
+    categorical = [name for name in features if name in plan.high_cardinality]
     columns = schema["columns"]
     inputs = {name: columns[name]["type"] for name in sorted({*plan.numeric, *plan.onehot, *plan.high_cardinality})}
     spec = FeatureSpec(
@@ -181,22 +216,22 @@ def featurize(splits: dict[str, pd.DataFrame], schema: dict[str, Any], config: F
         target_encoded=config.categorical.target_encoding,
         inputs=inputs,
         sources={name: planned[name]["sources"] for name in features},
-        target=target,
-        time=time_column,
+        target=schema["target"],
+        time=schema["time"],
         task=schema["task"],
         history=lookup.to_json() if plan.history_keys else None,
     )
     kept = {family: sum(planned[name]["family"] == family for name in features) for family in FAMILIES}
     filters = {kind: sum(reason.startswith(kind) for reason in dropped.values()) for kind in ("near-constant", "duplicate", "correlated")}
-    manifest_features = _manifest_columns(planned, categorical, dropped, built["train"], config.categorical.target_encoding)
+    manifest_features = _manifest_columns(planned, categorical, dropped, built_train, config.categorical.target_encoding)
     manifest = {
         "dataset": schema.get("dataset"),
         "task": schema["task"],
-        "target": target,
-        "train_rows": len(train),
+        "target": schema["target"],
+        "train_rows": train_rows,
         "features": {"selected": len(features), "planned": len(planned), "by_family": kept, "dropped_by_filter": filters},
         "not_built": dict(sorted(plan.skipped.items())),
-        "screen": screen.to_manifest(config.screen.on_leak),
+        "screen": fit.screen.to_manifest(config.screen.on_leak),
         **(
             {"history_windows": {"windows": [span_text(window) for window in plan.history_windows], "from": plan.windows_source}}
             if plan.history_keys
@@ -206,8 +241,257 @@ def featurize(splits: dict[str, pd.DataFrame], schema: dict[str, Any], config: F
         "columns": manifest_features,
     }
     counts = {"features": len(features), "planned": len(planned), "by_family": kept, "dropped_by_filter": filters}
-    warnings = [finding.message for finding in screen.findings]
-    return Featurized(spec=spec, frames=frames, transformer=transformer, events=events, manifest=manifest, counts=counts, warnings=warnings)
+    return Selected(spec=spec, manifest=manifest, counts=counts, warnings=[finding.message for finding in fit.screen.findings])
+
+
+def featurize(splits: dict[str, pd.DataFrame], schema: dict[str, Any], config: FeaturesConfig, windows: Sequence[Window]) -> Featurized:
+    """Fit on train, apply to every split; pure apart from its inputs."""
+    train = splits["train"]
+    target, time_column = schema["target"], schema["time"]
+    fit = fit_features(train, schema, config)
+    built = {name: fit.transformer.transform(rows) for name, rows in splits.items()}
+    events = pd.DataFrame()  # the labelled past, needed only by history features
+    if fit.plan.history_keys:
+        events = history_events(splits, windows, event_columns(fit, schema), time_column)
+        # One pass over every split's rows, so the events are indexed once per key.
+        columns = query_columns(fit, schema)
+        queries = pd.concat([rows[columns] for rows in splits.values()], ignore_index=True)
+        history = history_features(queries, events, fit.lookup, time_column, target)
+        start = 0
+        for name, rows in splits.items():
+            part = history.iloc[start : start + len(rows)].set_axis(built[name].index)
+            built[name] = pd.concat([built[name], part], axis=1)
+            start += len(rows)
+    selected = select(fit, built["train"], len(train), schema, config)
+    frames = {name: model_frame(frame, splits[name], selected.spec) for name, frame in built.items()}
+    return Featurized(
+        spec=selected.spec,
+        frames=frames,
+        transformer=fit.transformer,
+        events=events,
+        manifest=selected.manifest,
+        counts=selected.counts,
+        warnings=selected.warnings,
+    )
+
+
+# --- the dask engine (engine.name: dask) ---------------------------------------------------------------------
+# Each split is read in pieces (a folder's part files, each file's Parquet row groups, in row order), one task each.
+# Fitting needs the train rows in one process: the whole train split up to FIT_SAMPLE_ROWS rows (so every statistic
+# is the pandas engine's), above it a seeded sample of that many train rows in time order (features.seed). The fitted
+# transformer is then applied piece by piece, and each piece's history features read only the labelled events it can
+# see: those from [its first time - known_after - the widest window, its last time - known_after], cut from the events
+# of every split (the pandas engine's `history_events`, piece by piece). Dask is imported inside these functions only.
+
+FIT_SAMPLE_ROWS = 1_000_000
+
+
+@dataclass(frozen=True)
+class PartitionedFeatures:
+    """What `featurize_partitioned` found: the pandas engine's results, with each split's feature table as a folder writer."""
+
+    selected: Selected
+    transformer: ColumnTransformer
+    events: pd.DataFrame  # data/features/history.parquet (empty without history)
+    reference: pd.DataFrame  # the sorted reference profile
+    writers: dict[str, FolderWriter]  # split name -> fills data/features/<split>.parquet/ with part-00000.parquet, ...
+    rows: int  # rows of every split
+
+
+def split_pieces(path: Path) -> list[Piece]:
+    """The pieces of one prepared split, in row order: each Parquet row group of the file, or of each part of the folder."""
+    if not path.exists():
+        fail(f"{path}: file not found; run `dvc repro prepare` first")
+    files = sorted(path.glob("part-*.parquet")) if path.is_dir() else [path]
+    if not files:
+        fail(f"{path}: a folder without part-*.parquet files; run `dvc repro prepare` first")
+    return [piece for file in files for piece in pieces(file, blocksize=1)]
+
+
+def _read(piece: Piece) -> pd.DataFrame:
+    return piece.read(())
+
+
+def _facts(
+    rows: pd.DataFrame, time: str, earlier: Sequence[Window], columns: Sequence[str] | None
+) -> tuple[int, Any, Any, pd.DataFrame | None]:
+    """A piece's row count, first and last time, and (with `columns`) its labelled events not in an earlier split's window."""
+    events = None
+    if columns is not None:
+        stamps = rows[time]
+        seen = np.zeros(len(rows), dtype=bool)
+        for window in earlier:
+            seen |= ((stamps >= window.start) & (stamps < window.end)).to_numpy()
+        events = rows.loc[~seen, list(columns)]
+    return len(rows), (rows[time].min() if len(rows) else None), (rows[time].max() if len(rows) else None), events
+
+
+def _span(facts: tuple[int, Any, Any, pd.DataFrame | None]) -> tuple[int, Any, Any]:
+    return facts[:3]
+
+
+def _nanoseconds(first: Any, last: Any) -> tuple[int | None, int | None]:
+    if first is None:
+        return None, None
+    stamps = pd.DatetimeIndex([first, last]).as_unit("ns").asi8
+    return int(stamps[0]), int(stamps[1])
+
+
+def _events(facts: tuple[int, Any, Any, pd.DataFrame | None]) -> pd.DataFrame | None:
+    return facts[3]
+
+
+def _ordered_events(parts: Sequence[pd.DataFrame], time: str, lower: int | None = None, upper: int | None = None) -> pd.DataFrame:
+    """Event pieces (in split, then row order) as one table sorted by time as `history_events` sorts it, cut to [lower, upper] ns."""
+    events = pd.concat(parts, ignore_index=True)
+    if lower is not None and upper is not None:
+        stamps = pd.DatetimeIndex(events[time]).as_unit("ns").asi8
+        events = events[(stamps >= lower) & (stamps <= upper)]
+    return events.sort_values(time, kind="stable", ignore_index=True)
+
+
+def reach(first: Any, last: Any, lookup: HistoryLookup) -> tuple[int, int]:
+    """The times (int64 ns, inclusive) of every event a row between `first` and `last` can count: `look_back` is
+    monotone in the row's time, so the earliest start is the first row's widest window and the latest end the last row's."""
+    stamps = pd.DatetimeIndex([first, last]).as_unit("ns").asi8
+    starts = [look_back(stamps[:1], lookup.known_after, window)[0][0] for window in lookup.windows]
+    return int(min(starts)), int(look_back(stamps[1:], lookup.known_after, lookup.windows[0])[1][0])
+
+
+def _take(rows: pd.DataFrame, positions: np.ndarray | None) -> pd.DataFrame:
+    return rows if positions is None else rows.iloc[positions]
+
+
+def _columns(rows: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    return rows[list(columns)]
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What every piece is built with: the fitted transformer, the selected features, and the history lookup."""
+
+    transformer: ColumnTransformer
+    spec: FeatureSpec
+    lookup: HistoryLookup
+    queries: list[str]  # the columns history features read of a row (empty without history)
+
+
+def _write_part(rows: pd.DataFrame, applied: Applied, events: pd.DataFrame | None, path: Path) -> None:
+    """One piece's feature table, built as the pandas engine builds a split's rows: the transformer, then history."""
+    built = applied.transformer.transform(rows)
+    if applied.queries:
+        history = history_features(rows[applied.queries], events, applied.lookup, applied.spec.time, applied.spec.target)
+        built = pd.concat([built, history.set_axis(built.index)], axis=1)
+    parquet_writer(model_frame(built, rows, applied.spec))(path)
+
+
+def _needed(spans: Sequence[tuple[int | None, int | None]], lower: int, upper: int) -> list[int]:
+    """The event pieces whose times ([first, last] ns, None when empty) meet [lower, upper]."""
+    return [index for index, (first, last) in enumerate(spans) if first is not None and last >= lower and first <= upper]
+
+
+def fit_sample(counts: Sequence[int], seed: int, limit: int = FIT_SAMPLE_ROWS) -> list[np.ndarray | None]:
+    """Per train piece, the positions of its rows in the fit sample: all (None) up to `limit` rows in total, else a
+    seeded sample of `limit` rows of the whole split."""
+    total = int(sum(counts))
+    if total <= limit:
+        return [None] * len(counts)
+    chosen = np.sort(np.random.RandomState(seed).choice(total, limit, replace=False))
+    starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return [chosen[(chosen >= start) & (chosen < end)] - start for start, end in itertools.pairwise(starts)]
+
+
+def featurize_partitioned(
+    paths: dict[str, Path], schema: dict[str, Any], config: FeaturesConfig, windows: Sequence[Window], limit: int = FIT_SAMPLE_ROWS
+) -> PartitionedFeatures:
+    """`featurize` on the dask engine (the default client or scheduler runs the tasks): fitted on the train rows
+    (whole up to `limit`, else a seeded sample), applied piece by piece, history exact across pieces."""
+    import dask
+    from dask import delayed
+
+    time = schema["time"]
+    split_parts = {name: [delayed(_read)(piece) for piece in split_pieces(path)] for name, path in paths.items()}
+    # Every piece's row count and time span; the fit needs the train rows before it knows the event columns.
+    spans = {
+        name: dask.compute(*[delayed(_span)(delayed(_facts)(part, time, (), None)) for part in parts])
+        for name, parts in split_parts.items()
+    }
+    train_counts = [count for count, _, _ in spans["train"]]
+    positions = fit_sample(train_counts, config.seed, limit)
+    train = pd.concat(
+        dask.compute(*[delayed(_take)(part, chosen) for part, chosen in zip(split_parts["train"], positions, strict=True)]),
+        ignore_index=True,
+    )
+    fit = fit_features(train, schema, config)
+    built = fit.transformer.transform(train)
+    events = pd.DataFrame()  # the labelled past, needed only by history features
+    slices: dict[str, list[Any]] = {name: [None] * len(parts) for name, parts in split_parts.items()}
+    event_parts: list[Any] = []
+    if fit.plan.history_keys:
+        # The pandas engine's events, piece by piece: every split's labelled rows outside the earlier splits' windows.
+        columns, earlier, event_spans = event_columns(fit, schema), [], []
+        for window in windows:
+            pieces_events = [delayed(_events)(delayed(_facts)(part, time, tuple(earlier), columns)) for part in split_parts[window.name]]
+            event_parts += dask.persist(*pieces_events)  # kept on the cluster until the writers have run
+            event_spans += [_nanoseconds(first, last) for _, first, last in spans[window.name]]
+            earlier.append(window)
+        events = _ordered_events(dask.compute(*event_parts), time)  # history.parquet, as the pandas engine writes it
+        history = history_features(train[query_columns(fit, schema)], events, fit.lookup, time, schema["target"])
+        built = pd.concat([built, history.set_axis(built.index)], axis=1)
+        for name in split_parts:
+            for index, (count, first, last) in enumerate(spans[name]):
+                lower, upper = reach(first, last, fit.lookup) if count else (0, -1)
+                needed = [event_parts[position] for position in _needed(event_spans, lower, upper)] or event_parts[:1]
+                slices[name][index] = delayed(_ordered_events)(needed, time, lower, upper)
+    train_rows = sum(train_counts)
+    selected = select(fit, built, train_rows, schema, config)
+    if len(train) < train_rows:  # said in the manifest only when sampled, so it stays the pandas engine's otherwise
+        selected.manifest["fit_sample"] = {"rows": len(train), "of": train_rows, "seed": config.seed}
+    numeric = [name for name, kind in selected.spec.inputs.items() if kind in SORTED_TYPES]
+    reference = pd.concat(dask.compute(*[delayed(_columns)(part, numeric) for part in split_parts["reference"]]), ignore_index=True)
+    applied = delayed(
+        Applied(fit.transformer, selected.spec, fit.lookup, query_columns(fit, schema) if fit.plan.history_keys else []), pure=True
+    )
+
+    def writer(name: str) -> FolderWriter:
+        # `held` keeps the persisted event pieces referenced: Dask releases a persisted result with its last reference,
+        # and the slices built from them do not count as one.
+        def write(folder: Path, held: list[Any] = event_parts) -> None:
+            folder = folder.resolve()
+            dask.compute(
+                *[
+                    delayed(_write_part)(part, applied, slices[name][index], folder / f"part-{index:05d}.parquet")
+                    for index, part in enumerate(split_parts[name])
+                ]
+            )
+
+        return FolderWriter(write)
+
+    return PartitionedFeatures(
+        selected=selected,
+        transformer=fit.transformer,
+        events=events,
+        reference=sorted_columns(reference, selected.spec.inputs),
+        writers={name: writer(name) for name in split_parts},
+        rows=sum(count for facts in spans.values() for count, _, _ in facts),
+    )
+
+
+def _outputs(
+    selected: Selected, transformer: ColumnTransformer, events: pd.DataFrame, reference: pd.DataFrame, rows: int
+) -> dict[Path, Writer | FolderWriter]:
+    """Every output but the split tables, as both engines write them."""
+    outputs: dict[Path, Writer | FolderWriter] = {FEATURE_SPEC: json_writer(selected.spec.to_json())}
+    outputs[TRANSFORMER_FILE] = model_writer(transformer)
+    if selected.spec.history:
+        outputs[HISTORY_EVENTS] = parquet_writer(events)
+    outputs[REFERENCE_PROFILE] = parquet_writer(reference)
+    manifest_text = yaml.safe_dump(selected.manifest, sort_keys=False, allow_unicode=True, width=140)
+    outputs[FEATURE_MANIFEST] = lambda path: path.write_text(
+        f"# Written by featurize from conf/features/ and the train split; review its diff like code.\n{manifest_text}", encoding="utf-8"
+    )
+    outputs[FEATURIZE_SUMMARY] = json_writer({"rows": rows, **selected.counts})
+    return outputs
 
 
 def main() -> None:
@@ -216,31 +500,35 @@ def main() -> None:
     limit_threads(params.runtime)
     config, windows = params.features, params.data.splits
     schema = read_yaml(SCHEMA_FILE, "run `dvc repro prepare` first")
-    splits = {name: load_prepared(name) for name in SPLIT_NAMES}
-    result = featurize(splits, schema, config, windows)
-    for warning in result.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    outputs = {FEATURES_DIR / f"{name}.parquet": parquet_writer(frame) for name, frame in result.frames.items()}
-    outputs[FEATURE_SPEC] = json_writer(result.spec.to_json())
-    outputs[TRANSFORMER_FILE] = model_writer(result.transformer)
-    if result.spec.history:
-        outputs[HISTORY_EVENTS] = parquet_writer(result.events)
-    # Sorted once here, so the drift check only has to sort the current window; the schema types pick the columns.
-    outputs[REFERENCE_PROFILE] = parquet_writer(sorted_columns(splits["reference"], result.spec.inputs))
-    manifest_text = yaml.safe_dump(result.manifest, sort_keys=False, allow_unicode=True, width=140)
-    outputs[FEATURE_MANIFEST] = lambda path: path.write_text(
-        f"# Written by featurize from conf/features/ and the train split; review its diff like code.\n{manifest_text}", encoding="utf-8"
-    )
-    rows = sum(len(frame) for frame in splits.values())
-    outputs[FEATURIZE_SUMMARY] = json_writer({"rows": rows, **result.counts})
-    write_outputs(outputs)
+    with engine_session(params.engine) as client:
+        if client is None:
+            splits = {name: load_prepared(name) for name in SPLIT_NAMES}
+            result = featurize(splits, schema, config, windows)
+            selected = Selected(spec=result.spec, manifest=result.manifest, counts=result.counts, warnings=result.warnings)
+            rows = sum(len(frame) for frame in splits.values())
+            # Sorted once here, so the drift check only has to sort the current window; the schema types pick the columns.
+            reference = sorted_columns(splits["reference"], result.spec.inputs)
+            outputs = _outputs(selected, result.transformer, result.events, reference, rows)
+            outputs |= {FEATURES_DIR / f"{name}.parquet": parquet_writer(frame) for name, frame in result.frames.items()}
+        else:
+            paths = {name: (PREPARED_DIR / f"{name}.parquet").resolve() for name in SPLIT_NAMES}
+            partitioned = featurize_partitioned(paths, schema, config, windows)
+            selected, rows = partitioned.selected, partitioned.rows
+            outputs = _outputs(selected, partitioned.transformer, partitioned.events, partitioned.reference, rows)
+            outputs |= {FEATURES_DIR / f"{name}.parquet": writer for name, writer in partitioned.writers.items()}
+        for warning in selected.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        write_outputs(outputs)  # inside the session: on the dask engine the workers write the split tables
     seconds = time.perf_counter() - started
     # Timings vary from run to run, so they stay out of the DVC-tracked metrics (dvc.lock stays reproducible).
     timing = {"seconds": round(seconds, 2), "rows": rows, "rows_per_second": round(rows / seconds)}
     write_outputs({FEATURIZE_TIMING: json_writer(timing)})
-    families = ", ".join(f"{family} {count}" for family, count in result.counts["by_family"].items())
-    print(f"featurize: {result.counts['features']} features ({families}) in {seconds:.1f} s -> {FEATURES_DIR}/, {FEATURE_MANIFEST}")
+    families = ", ".join(f"{family} {count}" for family, count in selected.counts["by_family"].items())
+    print(f"featurize: {selected.counts['features']} features ({families}) in {seconds:.1f} s -> {FEATURES_DIR}/, {FEATURE_MANIFEST}")
 
 
 if __name__ == "__main__":
-    run_stage(main)
+    # The dask engine sends this module's functions to its workers by name: run them from stages.featurize, not __main__.
+    from stages.featurize import main as stage_main
+
+    run_stage(stage_main)

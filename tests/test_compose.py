@@ -126,7 +126,7 @@ def test_each_stage_tracks_only_its_own_params_sections(params):
     tracked = {name: stage.get("params", []) for name, stage in stages.items()}
     assert tracked == {
         "prepare": ["data", "engine.name"],
-        "featurize": ["features", "data.splits"],
+        "featurize": ["features", "data.splits", "engine.name"],
         "train": ["model", "train", "engine.name"],
         "evaluate": ["evaluate", "engine.name"],
         "drift-check": ["drift"],
