@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 from sklearn.base import BaseEstimator
 
 from stages.lib.catalog import (
@@ -37,7 +36,7 @@ from stages.lib.drift.detect import detect_drift
 from stages.lib.drift.result import ColumnDrift, DriftResult, json_ready
 from stages.lib.drift_html import render_report
 from stages.lib.errors import fail, run_stage
-from stages.lib.io import Writer, json_writer, read_json, read_parquet, read_yaml, write_outputs
+from stages.lib.io import Writer, json_writer, parquet_schema, read_json, read_parquet, read_yaml, write_outputs
 from stages.lib.metrics import TASK_METRICS, window_metrics
 from stages.lib.models import load_model, predict_scores
 from stages.lib.profile import read_sorted_columns
@@ -247,7 +246,7 @@ def drift_check(inputs: DriftInputs, config: DriftConfig, threads: int = 1) -> D
 
 
 def _schema(path: Path) -> dict[str, str]:
-    return {field.name: str(field.type) for field in pq.read_schema(path)}
+    return parquet_schema(path, "run `dvc repro prepare` first")
 
 
 def drift_outputs(report: DriftReport) -> dict[Path, Writer]:

@@ -1,11 +1,15 @@
-"""Reading the project's own JSON and YAML files: a damaged file is one clear line, not a traceback."""
+"""Reading the project's own files: a damaged JSON or YAML file is one clear line, not a traceback; a table is one
+Parquet file or a folder of parts."""
 
 from __future__ import annotations
 
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from stages.lib.errors import UserError
-from stages.lib.io import read_json, read_yaml
+from stages.lib.io import parquet_schema, read_json, read_parquet, read_yaml
 
 
 @pytest.mark.parametrize(
@@ -30,3 +34,19 @@ def test_valid_files_are_read_as_written(tmp_path):
     (tmp_path / "a.json").write_text('{"b": [1, 2.5, null]}')
     (tmp_path / "a.yaml").write_text("b: [1, 2.5, null]\n")
     assert read_json(tmp_path / "a.json", "") == {"b": [1, 2.5, None]} == read_yaml(tmp_path / "a.yaml", "")
+
+
+def test_a_folder_of_parts_reads_in_order_and_its_schema_unifies_a_part_where_a_column_is_all_missing(tmp_path):
+    folder = tmp_path / "current.parquet"
+    folder.mkdir()
+    first = pd.DataFrame({"temp": [1.5, 2.5], "carrier": ["UA", "AA"]})
+    second = pd.DataFrame({"temp": [3.5], "carrier": [None]})  # all missing here: Arrow types it `null` in this part
+    first.to_parquet(folder / "part-00000.parquet", index=False)
+    second.to_parquet(folder / "part-00001.parquet", index=False)
+    assert pq.read_schema(folder / "part-00001.parquet").field("carrier").type == pa.null()
+    typed = {field.name: str(field.type) for field in pq.read_schema(folder / "part-00000.parquet")}
+    assert typed["carrier"] != "null"
+    assert parquet_schema(folder, "hint") == typed == parquet_schema(folder / "part-00000.parquet", "hint")
+    assert read_parquet(folder, "hint")["temp"].tolist() == [1.5, 2.5, 3.5]
+    with pytest.raises(UserError, match="a folder without part-"):
+        parquet_schema(tmp_path, "hint")

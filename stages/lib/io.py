@@ -122,17 +122,36 @@ def parquet_writer(frame: pd.DataFrame) -> Writer:
     return lambda path: frame.to_parquet(path, index=False, engine="pyarrow", compression="zstd")
 
 
-def read_parquet(path: str | Path, hint: str) -> pd.DataFrame:
-    """One Parquet file, or a folder of parts (part-00000.parquet, ... as the dask engine writes a split), in order."""
+def parquet_files(path: str | Path, hint: str) -> list[Path]:
+    """The files of a table: one Parquet file, or a folder's parts (part-00000.parquet, ... as the dask engine writes
+    a split) in order."""
     path = Path(path)
     if not path.exists():
         fail(f"{path}: file not found; {hint}")
-    if path.is_dir():
-        parts = sorted(path.glob("part-*.parquet"))
-        if not parts:
-            fail(f"{path}: a folder without part-*.parquet files; {hint}")
-        return pd.concat([pd.read_parquet(part, engine="pyarrow") for part in parts], ignore_index=True)
-    return pd.read_parquet(path, engine="pyarrow")
+    if not path.is_dir():
+        return [path]
+    parts = sorted(path.glob("part-*.parquet"))
+    if not parts:
+        fail(f"{path}: a folder without part-*.parquet files; {hint}")
+    return parts
+
+
+def read_parquet(path: str | Path, hint: str) -> pd.DataFrame:
+    """One Parquet file, or a folder of parts, in order."""
+    files = parquet_files(path, hint)
+    if len(files) == 1 and files[0] == Path(path):
+        return pd.read_parquet(path, engine="pyarrow")
+    return pd.concat([pd.read_parquet(part, engine="pyarrow") for part in files], ignore_index=True)
+
+
+def parquet_schema(path: str | Path, hint: str) -> dict[str, str]:
+    """Column -> Arrow type of a table (file or folder of parts; a column missing in every row of one part is typed by
+    the others)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.unify_schemas([pq.read_schema(part) for part in parquet_files(path, hint)])
+    return {field.name: str(field.type) for field in schema}
 
 
 def read_table(path: str | Path, hint: str, missing_values: Sequence[str]) -> pd.DataFrame:
