@@ -119,7 +119,9 @@ def _category_counts(reference: pd.Series, current: pd.Series) -> tuple[np.ndarr
     )
     if same_categories:
         categories = len(reference.cat.categories)
-        counts = [np.bincount(codes[codes >= 0], minlength=categories) for codes in (reference.cat.codes.to_numpy(), current.cat.codes.to_numpy())]
+        counts = [
+            np.bincount(codes[codes >= 0], minlength=categories) for codes in (reference.cat.codes.to_numpy(), current.cat.codes.to_numpy())
+        ]
         return counts[0], counts[1], np.asarray(reference.cat.categories, dtype=object)
     (reference_own, reference_levels), (current_own, current_levels) = _level_counts(reference), _level_counts(current)
     union, texts = pd.factorize(pd.concat([reference_levels, current_levels], ignore_index=True), sort=True)
