@@ -1,0 +1,63 @@
+"""Reading the windows the drift check compares: only the columns it checks, straight from Arrow's buffers.
+
+At 10M rows reading whole Parquet files cost more than the statistics. A file or a folder of parts (the dask
+engine writes a split as `part-00000.parquet`, ... in time order) is read the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from stages.lib.errors import fail
+
+
+def parquet_schema(path: str | Path, hint: str) -> dict[str, str]:
+    """{column: Arrow type} of a Parquet file or folder of parts, read from the footers only (`hint`: what to run
+    when the path does not exist).
+
+    Raises:
+        UserError: the path does not exist or is not Parquet.
+    """
+    path = Path(path)
+    if not path.exists():
+        fail(f"{path}: file not found; {hint}")
+    try:
+        schema = pq.read_schema(path) if path.is_file() else pq.ParquetDataset(path).schema
+    except (pa.ArrowException, OSError) as error:
+        fail(f"{path}: cannot read it as Parquet ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
+    return {field.name: str(field.type) for field in schema}
+
+
+def read_columns(path: str | Path, columns: Iterable[str], hint: str) -> pd.DataFrame:
+    """The `columns` of a Parquet table that it holds, in the order asked; the others are never read or decoded.
+
+    A column asked for but absent is left out, not an error: the caller names what a window lacks in its own words.
+    The frame equals `pd.read_parquet(path, columns=...)` (dtypes included): pyarrow's `to_pandas` with one block
+    per column (`split_blocks`, no consolidation copy) and `self_destruct` (each Arrow column is freed once
+    converted, so the peak is not two copies of the table); a numeric column without nulls in one chunk becomes
+    a NumPy array over Arrow's buffer without a copy.
+
+    Args:
+        path: a Parquet file or a folder of Parquet parts.
+        columns: the columns wanted.
+        hint: what to run when the path does not exist (ends the error message).
+
+    Returns:
+        The columns held, as a DataFrame with the table's rows.
+
+    Raises:
+        UserError: the path does not exist or is not Parquet.
+    """
+    held = parquet_schema(path, hint)
+    wanted = [name for name in dict.fromkeys(columns) if name in held]
+    try:
+        table = pq.read_table(path, columns=wanted, use_threads=True, use_pandas_metadata=True)
+        frame: pd.DataFrame = table.to_pandas(split_blocks=True, self_destruct=True)
+        return frame
+    except (pa.ArrowException, OSError) as error:
+        fail(f"{path}: cannot read it as Parquet ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
