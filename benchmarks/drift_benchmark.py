@@ -1,4 +1,4 @@
-"""Our drift check against Evidently 0.7.23, side by side on the same frames (issue 3).
+"""Our drift check against Evidently 0.7.23, side by side on the same frames (issues 3 and 13).
 
 Run from the repository root:
 
@@ -7,20 +7,25 @@ Run from the repository root:
     .venv/bin/python benchmarks/drift_benchmark.py --sizes 10000000 --skip-evidently --exclude num_19
 
 What it does:
-1. Builds, from a seeded NumPy Generator, a reference and a current frame of 25 columns (20 float64,
-   5 pandas Categorical) with known drift injected in the current one (see COLUMNS: real shifts,
-   tiny shifts that must not count, a missing share going from 0% to 20%), and writes both once to
-   Parquet in a temporary directory, with the sorted reference profile that featurize stores.
-2. Runs each tool in a child process of its own that reads the Parquet files: ours in this venv
-   (`detect_drift(..., threads=2)`, then again with the stored pre-sorted reference), Evidently in
-   benchmarks/.venv-evidently (created on first use: Evidently needs pandas<3), once as the
-   `DataDriftPreset` report users run and once as one `ValueDrift` metric per column (the leanest
-   report that gives per-column flags; the preset computes every column twice). Each child warms up
-   on 5,000 rows, then times only the drift computation. Peak memory is the child's peak RSS (VmHWM)
-   above its RSS once the frames are loaded (the peak is reset there through /proc/self/clear_refs); the
-   stored profile, when used, counts towards it. Results come back as JSON on stdout.
-3. Prints Markdown: the timing table, each tool's flags against the expected verdicts, and a
-   per-column comparison for the largest size both tools ran.
+1. Builds, from a seeded NumPy Generator, a reference and a current frame of 26 columns (20 float64,
+   6 pandas Categorical) with known drift injected in the current one (see COLUMNS: real shifts,
+   tiny shifts that must not count, a missing share going from 0% to 20%, a level only the current
+   window holds, its categories in another order), and writes both once to Parquet in a temporary
+   directory, with the sorted reference profile that featurize stores.
+2. Runs each tool in a child process of its own: ours in this venv (`detect_drift(..., threads=2)`, then
+   again with the stored pre-sorted reference), Evidently in benchmarks/.venv-evidently (created on
+   first use: Evidently needs pandas<3), once as the `DataDriftPreset` report users run and once as one
+   `ValueDrift` metric per column (the leanest report that gives per-column flags; the preset computes
+   every column twice). Each child warms up on 5,000 rows, then times the drift computation; ours also
+   times reading the Parquet files as drift-check reads them (`read_columns`: only the checked columns;
+   the files are in the page cache, written just before) and reports read, drift and both. Peak memory
+   is the child's peak RSS (VmHWM) above its RSS once the frames are loaded (the peak is reset there
+   through /proc/self/clear_refs); the stored profile, when used, counts towards it. Results come back
+   as JSON on stdout.
+3. Where Evidently runs, the preset and ours (one timed run each) run back to back `--pairs` times, and
+   every pair's ratio is printed, not only the median's.
+4. Prints Markdown: the load average before and after, the timing table, the pairs, each tool's flags
+   against the expected verdicts, and a per-column comparison for the largest size both tools ran.
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ class Column:
     missing_drifted: bool  # expected missing-share verdict
     make: Maker
     categories: tuple[str, ...] = ()  # set for categorical columns: make() returns codes
+    current_categories: tuple[str, ...] = ()  # the current window's categories and code order, when not `categories`
 
 
 def _normal(mean: float, sd: float, current_mean: float | None = None, current_sd: float | None = None) -> Maker:
@@ -142,7 +148,13 @@ COLUMNS: list[Column] = [
     Column("cat_2", "unchanged, 12 uniform", False, False, _categorical([1.0] * 12), tuple(f"m{i:02d}" for i in range(12))),
     Column("cat_3", "unchanged, 50 Zipf", False, False, _categorical(ZIPF_50), tuple(f"z{i:02d}" for i in range(50))),
     Column("cat_4", "unchanged, binary 90/10", False, False, _categorical([0.9, 0.1]), ("no", "yes")),
-]
+    # A level only the current window holds (10% of its rows), its categories in another order: Jensen-Shannon
+    # distance about 0.19 (shares 50/30/20 -> 45/27/18 + 10).
+    Column(
+        "cat_5", "new level at 10%, codes reordered", True, False,
+        _categorical([0.5, 0.3, 0.2], [0.1, 0.18, 0.27, 0.45]), ("p", "q", "r"), ("new", "r", "q", "p"),
+    ),
+]  # fmt: skip
 NUMERIC = [column.name for column in COLUMNS if not column.categories]
 TYPES = {column.name: "categorical" if column.categories else "numeric" for column in COLUMNS}  # as data/schema.yaml would type them
 # The expected verdict per column: (distribution drifted, missing share drifted).
@@ -159,7 +171,8 @@ def build_frames(rows: int, seed: int) -> tuple[Any, Any]:
         for index, column in enumerate(COLUMNS):
             rng = np.random.default_rng([seed, index, side])
             values = column.make(rng, rows, bool(side))
-            data[column.name] = pd.Categorical.from_codes(values, categories=pd.Index(column.categories)) if column.categories else values
+            categories = column.current_categories if side and column.current_categories else column.categories
+            data[column.name] = pd.Categorical.from_codes(values, categories=pd.Index(categories)) if categories else values
         frames.append(pd.DataFrame(data))
     return frames[0], frames[1]
 
@@ -215,28 +228,40 @@ def _peak() -> int:
 
 def child_ours(data: Path, presorted: bool, threads: int, repeats: int) -> dict[str, Any]:
     sys.path.insert(0, str(REPO))
-    import pandas as pd
     import yaml
 
     from stages.lib.config import DriftConfig
     from stages.lib.drift.detect import detect_drift
+    from stages.lib.drift.tables import parquet_schema, read_columns
     from stages.lib.profile import read_sorted_columns
 
-    reference = pd.read_parquet(data / "reference.parquet")
-    current = pd.read_parquet(data / "current.parquet")
-    columns = {name: TYPES[name] for name in reference.columns}  # the drift check compares columns as their schema types them
+    columns = {name: TYPES[name] for name in parquet_schema(data / "reference.parquet", "")}  # typed as the schema types them
+
+    def read_profile() -> dict[str, np.ndarray] | None:
+        return read_sorted_columns(read_columns(data / "profile.parquet", columns, "")) if presorted else None
+
+    def read() -> tuple[Any, Any, dict[str, np.ndarray] | None]:
+        """The windows as drift-check reads them (only the checked columns), and the stored profile if used."""
+        return read_columns(data / "reference.parquet", columns, ""), read_columns(data / "current.parquet", columns, ""), read_profile()
+
     conf = Path(__file__).resolve().parents[1] / "conf/drift/default.yaml"  # the project's thresholds
     thresholds = DriftConfig.parse(yaml.safe_load(conf.read_text(encoding="utf-8")), ["drift"]).thresholds
+    reference, current = read_columns(data / "reference.parquet", columns, ""), read_columns(data / "current.parquet", columns, "")
     detect_drift(reference.head(WARM_UP_ROWS), current.head(WARM_UP_ROWS), columns, thresholds, threads=threads)  # compiles numba
     loaded = _settle()
-    profile = read_sorted_columns(pd.read_parquet(data / "profile.parquet")) if presorted else None
+    profile = read_profile()
     baseline = _settle()
     reset = _reset_peak()
-    seconds, cpu_seconds = [], []
+    seconds, cpu_seconds, read_seconds = [], [], []
     for _ in range(repeats):
+        del reference, current, profile
+        gc.collect()
         start, cpu_start = time.perf_counter(), time.process_time()
+        reference, current, profile = read()
+        read_end = time.perf_counter()
         result = detect_drift(reference, current, columns, thresholds, reference_sorted=profile, threads=threads)
-        seconds.append(time.perf_counter() - start)
+        seconds.append(time.perf_counter() - read_end)
+        read_seconds.append(read_end - start)
         cpu_seconds.append(time.process_time() - cpu_start)
     verdicts = {
         column.column: {
@@ -249,8 +274,9 @@ def child_ours(data: Path, presorted: bool, threads: int, repeats: int) -> dict[
     }
     return {
         "seconds": seconds,
-        "cpu_seconds": cpu_seconds,
-        "peak_bytes": _peak() - loaded,  # the stored profile, when used, counts
+        "read_seconds": read_seconds,
+        "cpu_seconds": cpu_seconds,  # read and drift
+        "peak_bytes": _peak() - loaded,  # the stored profile, when used, counts; so does the read of the next run
         "profile_bytes": baseline - loaded,
         "peak_reset": reset,
         "columns": verdicts,
@@ -337,13 +363,15 @@ def evidently_python() -> Path:
 
 
 def run_child(variant: Variant, data: Path, threads: int, repeats: int) -> dict[str, Any]:
+    """One child process for `variant`; its JSON result."""
     python = evidently_python() if variant.evidently else Path(sys.executable)
     command = [str(python), str(Path(__file__).resolve()), "--child", variant.key, "--data", str(data)]
     command += ["--threads", str(threads), "--repeats", str(repeats)]
-    print(f"  {variant.label} ...", file=sys.stderr, flush=True)
+    load = load_average()  # the machine is shared: every run says how busy it was when it started
+    print(f"  {variant.label} (load average {load}) ...", file=sys.stderr, flush=True)
     finished = subprocess.run(command, cwd=REPO, stdout=subprocess.PIPE, text=True, check=True)
     result: dict[str, Any] = json.loads(finished.stdout.strip().splitlines()[-1])
-    return result
+    return result | {"load_before": load}
 
 
 def frames_bytes(reference: Any, current: Any) -> int:
@@ -390,41 +418,73 @@ def fmt_rows(rows: int) -> str:
     return f"{rows // 1_000_000}M" if rows % 1_000_000 == 0 else f"{rows // 1_000}k" if rows % 1_000 == 0 else str(rows)
 
 
-def report(runs: dict[int, dict[str, dict[str, Any]]], sizes: dict[int, int], repeats: int) -> str:
+def timing_table(runs: dict[int, dict[str, dict[str, Any]]], sizes: dict[int, int], repeats: int) -> list[str]:
     lines = [
-        "| rows | tool | wall s | CPU s | peak MB above loaded frames | peak / two frames | Evidently preset / this | Evidently per column / this |"
-        " distribution flags | as expected |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---|---|",
+        "| rows | tool | read s | drift s | read + drift s | CPU s | peak MB above loaded frames | peak / two frames | Evidently preset / this |"
+        " Evidently per column / this | distribution flags | as expected |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for rows, results in runs.items():
         preset = results.get("evidently-preset")
         columns = results.get("evidently-columns")
-        for variant in VARIANTS:
-            result = results.get(variant.key)
-            if result is None:
-                continue
+        for variant in (variant for variant in VARIANTS if variant.key in results):
+            result = results[variant.key]
             seconds = statistics.median(result["seconds"])
+            reads = result.get("read_seconds")  # Evidently's read is not timed
+            read = f"{statistics.median(reads):.2f}" if reads else ""
+            both = f"{statistics.median([a + b for a, b in zip(reads, result['seconds'], strict=True)]):.2f}" if reads else ""
             peak = result["peak_bytes"] / MB
             ratio_preset = f"{statistics.median(preset['seconds']) / seconds:.0f}x" if preset and not variant.evidently else ""
             ratio_columns = f"{statistics.median(columns['seconds']) / seconds:.0f}x" if columns and not variant.evidently else ""
             lines.append(
-                f"| {fmt_rows(rows)} | {variant.label} | {seconds:.2f} | {statistics.median(result['cpu_seconds']):.2f} | {peak:,.0f} | {peak * MB / sizes[rows]:.2f}x"
-                f" | {ratio_preset} | {ratio_columns} | {len(flagged(result))}: {', '.join(flagged(result))} | {matches_expected(variant, result)} |"
+                f"| {fmt_rows(rows)} | {variant.label} | {read} | {seconds:.2f} | {both} | {statistics.median(result['cpu_seconds']):.2f}"
+                f" | {peak:,.0f} | {peak * MB / sizes[rows]:.2f}x | {ratio_preset} | {ratio_columns}"
+                f" | {len(flagged(result))}: {', '.join(flagged(result))} | {matches_expected(variant, result)} |"
             )
-    lines.append("")
-    lines.append(
-        f"Ours: median of {repeats} runs in one process; Evidently: one run. Two frames in memory: "
+    profiles = [
+        f"{fmt_rows(rows)} {results['ours-presorted']['profile_bytes'] / MB:,.0f} MB"
+        for rows, results in runs.items()
+        if "ours-presorted" in results
+    ]
+    lines += [
+        "",
+        f"Ours: median of {repeats} runs in one process, each reading the files again (read s: only the checked columns, from the page"
+        " cache); CPU s counts read and drift. Evidently: the median of its runs (the preset: one per back-to-back pair), its read"
+        " not timed; the ratios compare drift s. Two frames in memory: "
         + ", ".join(f"{fmt_rows(rows)} {size / MB:,.0f} MB" for rows, size in sizes.items())
         + ". Ours with the stored profile: its peak includes the profile held in memory ("
-        + ", ".join(
-            f"{fmt_rows(rows)} {results['ours-presorted']['profile_bytes'] / MB:,.0f} MB"
-            for rows, results in runs.items()
-            if "ours-presorted" in results
-        )
-        + ")."
-    )
+        + ", ".join(profiles)
+        + ").",
+    ]
+    return lines
+
+
+def pairs_table(pairs: dict[int, list[tuple[dict[str, Any], dict[str, Any]]]]) -> list[str]:
+    """Every back-to-back pair of Evidently's preset and ours, and the least ratio of each size."""
+    lines = [
+        "",
+        "Back to back: each pair is one Evidently preset run, then one run of ours (threads=2), each in a fresh child process.",
+        "",
+        "| rows | pair | load average before (preset; ours) | Evidently preset s | ours drift s | ours read + drift s | preset / ours drift |"
+        " preset / ours read + drift |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for rows, runs in pairs.items():
+        ratios = []
+        for number, (preset, ours) in enumerate(runs, start=1):
+            theirs, mine, both = preset["seconds"][0], ours["seconds"][0], ours["seconds"][0] + ours["read_seconds"][0]
+            ratios.append((theirs / mine, theirs / both))
+            loads = f"{preset['load_before']}; {ours['load_before']}"
+            lines.append(
+                f"| {fmt_rows(rows)} | {number} | {loads} | {theirs:.2f} | {mine:.2f} | {both:.2f} | {theirs / mine:.0f}x | {theirs / both:.0f}x |"
+            )
+        lines.append(f"| {fmt_rows(rows)} | least | | | | | {min(r[0] for r in ratios):.0f}x | {min(r[1] for r in ratios):.0f}x |")
+    return lines
+
+
+def agreement_lines(runs: dict[int, dict[str, dict[str, Any]]]) -> list[str]:
     included = next(iter(next(iter(runs.values())).values()))["columns"]
-    lines += [
+    lines = [
         "",
         f"Expected ({len(included)} columns): distribution drift in {', '.join(expected(included))};"
         f" missing-share drift in {', '.join(expected(included, missing_share=True)) or 'none'}.",
@@ -438,32 +498,45 @@ def report(runs: dict[int, dict[str, dict[str, Any]]], sizes: dict[int, int], re
         lines.append(
             f"- {fmt_rows(rows)}: our missing-share findings: {', '.join(missing) or 'none'} (Evidently drops NaN and cannot see them)."
         )
-        for key in ("ours-presorted", "evidently-preset", "evidently-columns"):
-            if key not in results:
-                continue
+        for key in (key for key in ("ours-presorted", "evidently-preset", "evidently-columns") if key in results):
             other = results[key]
             disagree = [name for name in ours["columns"] if ours["columns"][name]["drifted"] != other["columns"][name]["drifted"]]
             label = next(variant.label for variant in VARIANTS if variant.key == key)
             lines.append(f"  - ours vs {label}: distribution verdicts disagree on {', '.join(disagree) or 'no column'}.")
+    return lines
+
+
+def per_column_table(runs: dict[int, dict[str, dict[str, Any]]]) -> list[str]:
     both = [rows for rows, results in runs.items() if "ours" in results and "evidently-preset" in results]
-    if both:
-        rows = max(both)
-        ours, theirs = runs[rows]["ours"]["columns"], runs[rows]["evidently-preset"]["columns"]
-        lines += [
-            "",
-            f"Per column at {fmt_rows(rows)} rows (score: Wasserstein / reference sd for numeric columns, Jensen-Shannon distance otherwise; threshold 0.1):",
-            "",
-            "| column | injected | expected | ours: method, score, verdict | Evidently: method, score, verdict |",
-            "|---|---|---|---|---|",
-        ]
-        for column in (column for column in COLUMNS if column.name in ours):
-            verdict = "drift" if column.drifted else "missing share" if column.missing_drifted else "none"
-            mine, other = ours[column.name], theirs[column.name]
-            ours_verdict = ("drift" if mine["drifted"] else "none") + (" + missing share" if mine["missing_drifted"] else "")
-            lines.append(
-                f"| {column.name} | {column.what} | {verdict} | {mine['method']} {mine['score']:.4f} {ours_verdict}"
-                f" | {other['method']} {other['score']:.4f} {'drift' if other['drifted'] else 'none'} |"
-            )
+    if not both:
+        return []
+    rows = max(both)
+    ours, theirs = runs[rows]["ours"]["columns"], runs[rows]["evidently-preset"]["columns"]
+    lines = [
+        "",
+        f"Per column at {fmt_rows(rows)} rows (score: Wasserstein / reference sd for numeric columns, Jensen-Shannon distance otherwise; threshold 0.1):",
+        "",
+        "| column | injected | expected | ours: method, score, verdict | Evidently: method, score, verdict |",
+        "|---|---|---|---|---|",
+    ]
+    for column in (column for column in COLUMNS if column.name in ours):
+        verdict = "drift" if column.drifted else "missing share" if column.missing_drifted else "none"
+        mine, other = ours[column.name], theirs[column.name]
+        ours_verdict = ("drift" if mine["drifted"] else "none") + (" + missing share" if mine["missing_drifted"] else "")
+        lines.append(
+            f"| {column.name} | {column.what} | {verdict} | {mine['method']} {mine['score']:.4f} {ours_verdict}"
+            f" | {other['method']} {other['score']:.4f} {'drift' if other['drifted'] else 'none'} |"
+        )
+    return lines
+
+
+def report(
+    runs: dict[int, dict[str, dict[str, Any]]],
+    sizes: dict[int, int],
+    repeats: int,
+    pairs: dict[int, list[tuple[dict[str, Any], dict[str, Any]]]] | None = None,
+) -> str:
+    lines = timing_table(runs, sizes, repeats) + (pairs_table(pairs) if pairs else []) + agreement_lines(runs) + per_column_table(runs)
     return "\n".join(lines)
 
 
@@ -487,6 +560,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="threads for ours (default: %(default)s)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs of ours per size; the median is reported (default: %(default)s)")
+    parser.add_argument(
+        "--pairs", type=int, default=3, help="back-to-back runs of Evidently's preset and ours per size (default: %(default)s)"
+    )
     parser.add_argument("--child", choices=[variant.key for variant in VARIANTS], help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -506,18 +582,26 @@ def main(argv: list[str] | None = None) -> None:
     load_before = load_average()
     runs: dict[int, dict[str, dict[str, Any]]] = {}
     frame_sizes: dict[int, int] = {}
+    pairs: dict[int, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
     for rows in sizes:
         print(f"{rows:,} rows: building frames ...", file=sys.stderr, flush=True)
         with tempfile.TemporaryDirectory(prefix="drift-benchmark-") as directory:
             data = Path(directory)
             frame_sizes[rows] = prepare(rows, args.seed, data, [name for name in args.exclude.split(",") if name])
             runs[rows] = {}
+            evidently = not args.skip_evidently and rows <= EVIDENTLY_MAX_ROWS
             for variant in VARIANTS:
-                if variant.evidently and (args.skip_evidently or rows > EVIDENTLY_MAX_ROWS):
+                if variant.evidently and (not evidently or variant.key == "evidently-preset"):
                     continue
                 runs[rows][variant.key] = run_child(variant, data, args.threads, args.repeats)
+            if evidently:
+                preset, ours = VARIANTS[2], VARIANTS[0]
+                pairs[rows] = [
+                    (run_child(preset, data, args.threads, 1), run_child(ours, data, args.threads, 1)) for _ in range(args.pairs)
+                ]
+                runs[rows]["evidently-preset"] = pairs[rows][0][0] | {"seconds": [theirs["seconds"][0] for theirs, _ in pairs[rows]]}
     print(f"Machine: {machine()}. Load average (1, 5, 15 min) before: {load_before}; after: {load_average()}.\n")
-    print(report(runs, frame_sizes, args.repeats))
+    print(report(runs, frame_sizes, args.repeats, pairs))
 
 
 if __name__ == "__main__":

@@ -21,19 +21,20 @@ from stages.lib.catalog import (
     DRIFT_PLOTS,
     DRIFT_REPORT,
     FEATURE_MANIFEST,
+    FEATURE_SPEC,
+    FEATURES_DIR,
     IMPORTANCE_FILE,
     METRICS_FILE,
     MODEL_FILE,
     PREPARED_DIR,
     REFERENCE_PROFILE,
     FeatureSpec,
-    load_features,
-    load_prepared,
 )
 from stages.lib.config import DriftConfig, DriftThresholds, GateConfig, load_params
 from stages.lib.drift.columns import SCORE_TYPE
 from stages.lib.drift.detect import detect_drift
 from stages.lib.drift.result import ColumnDrift, DriftResult, json_ready
+from stages.lib.drift.tables import read_columns
 from stages.lib.drift_html import render_report
 from stages.lib.errors import fail, run_stage
 from stages.lib.io import Writer, json_writer, parquet_schema, read_json, read_parquet, read_yaml, write_outputs
@@ -245,8 +246,22 @@ def drift_check(inputs: DriftInputs, config: DriftConfig, threads: int = 1) -> D
     return DriftReport(summary=json_ready(summary), ranked=ranked, prediction=prediction, target=target, plots=plots)
 
 
-def _schema(path: Path) -> dict[str, str]:
-    return parquet_schema(path, "run `dvc repro prepare` first")
+def read_windows(spec: FeatureSpec, root: Path = Path()) -> tuple[tuple[pd.DataFrame, pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]]:
+    """The prepared reference and current windows and their features, each with only the columns drift-check reads:
+    the model's inputs and the target (prepared), the model's features (featurized). Other columns are never decoded.
+
+    Args:
+        spec: the feature spec (which inputs, features and target).
+        root: the project folder.
+
+    Returns:
+        ((reference, current) prepared, (reference, current) features).
+    """
+    prepared_columns, hint = [*spec.inputs, spec.target], "run `dvc repro prepare` first"
+    prepared = tuple(read_columns(root / PREPARED_DIR / f"{name}.parquet", prepared_columns, hint) for name in ("reference", "current"))
+    hint = "run `dvc repro featurize` first"
+    features = tuple(read_columns(root / FEATURES_DIR / f"{name}.parquet", spec.features, hint) for name in ("reference", "current"))
+    return (prepared[0], prepared[1]), (features[0], features[1])
 
 
 def drift_outputs(report: DriftReport) -> dict[Path, Writer]:
@@ -263,14 +278,14 @@ def main() -> None:
     params = load_params()
     threads = limit_threads(params.runtime)
     config = params.drift
-    spec, reference_features = load_features("reference")
-    _, current_features = load_features("current")
-    reference, current = load_prepared("reference"), load_prepared("current")
+    spec = FeatureSpec.from_json(read_json(FEATURE_SPEC, "run `dvc repro featurize` first"))
+    (reference, current), (reference_features, current_features) = read_windows(spec)
     model = load_model(MODEL_FILE)
     importance = {row["feature"]: row["importance"] for row in read_json(IMPORTANCE_FILE, "run `dvc repro evaluate` first")}
     test_metrics = read_json(METRICS_FILE, "run `dvc repro evaluate` first")
     profile = read_sorted_columns(read_parquet(REFERENCE_PROFILE, "run `dvc repro featurize` first"))
-    schemas = (_schema(PREPARED_DIR / "reference.parquet"), _schema(PREPARED_DIR / "current.parquet"))
+    hint = "run `dvc repro prepare` first"
+    schemas = (parquet_schema(PREPARED_DIR / "reference.parquet", hint), parquet_schema(PREPARED_DIR / "current.parquet", hint))
     manifest = read_yaml(FEATURE_MANIFEST, "run `dvc repro featurize` first")
     train_statistics = {name: entry.get("train", {}) for name, entry in manifest["columns"].items()}
     inputs = DriftInputs(

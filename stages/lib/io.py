@@ -145,12 +145,19 @@ def read_parquet(path: str | Path, hint: str) -> pd.DataFrame:
 
 
 def parquet_schema(path: str | Path, hint: str) -> dict[str, str]:
-    """Column -> Arrow type of a table (file or folder of parts; a column missing in every row of one part is typed by
-    the others)."""
+    """Column -> Arrow type of a table (a Parquet file or a folder of parts), from the footers only. Over parts the
+    types are unified: a column missing in every row of one part (Arrow's `null` type there) takes the others' type.
+
+    Raises:
+        UserError: the path does not exist, or is not Parquet.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = pa.unify_schemas([pq.read_schema(part) for part in parquet_files(path, hint)])
+    try:
+        schema = pa.unify_schemas([pq.read_schema(part) for part in parquet_files(path, hint)])
+    except (pa.ArrowException, OSError) as error:
+        fail(f"{path}: cannot read it as Parquet ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
     return {field.name: str(field.type) for field in schema}
 
 
