@@ -282,7 +282,8 @@ def _dask_importance_sample(frame: Any, lengths: np.ndarray, config: EvaluateCon
         if (owner == index).any()
     ]
     gathered = pd.concat(dask.compute(*pieces))
-    return gathered.loc[positions]
+    sample: pd.DataFrame = gathered.loc[positions]
+    return sample
 
 
 def _streamed_confusion(futures: list[Any]) -> Writer:

@@ -380,6 +380,7 @@ def _write_part(rows: pd.DataFrame, applied: Applied, events: pd.DataFrame | Non
     """One piece's feature table, built as the pandas engine builds a split's rows: the transformer, then history."""
     built = applied.transformer.transform(rows)
     if applied.queries:
+        assert events is not None  # a piece with history queries is always given its events
         history = history_features(rows[applied.queries], events, applied.lookup, applied.spec.time, applied.spec.target)
         built = pd.concat([built, history.set_axis(built.index)], axis=1)
     parquet_writer(model_frame(built, rows, applied.spec))(path)
@@ -387,7 +388,9 @@ def _write_part(rows: pd.DataFrame, applied: Applied, events: pd.DataFrame | Non
 
 def _needed(spans: Sequence[tuple[int | None, int | None]], lower: int, upper: int) -> list[int]:
     """The event pieces whose times ([first, last] ns, None when empty) meet [lower, upper]."""
-    return [index for index, (first, last) in enumerate(spans) if first is not None and last >= lower and first <= upper]
+    return [
+        index for index, (first, last) in enumerate(spans) if first is not None and last is not None and last >= lower and first <= upper
+    ]
 
 
 def fit_sample(counts: Sequence[int], seed: int, limit: int = FIT_SAMPLE_ROWS) -> list[np.ndarray | None]:
@@ -429,7 +432,9 @@ def featurize_partitioned(
     event_parts: list[Any] = []
     if fit.plan.history_keys:
         # The pandas engine's events, piece by piece: every split's labelled rows outside the earlier splits' windows.
-        columns, earlier, event_spans = event_columns(fit, schema), [], []
+        columns = event_columns(fit, schema)
+        earlier: list[Window] = []
+        event_spans: list[tuple[int | None, int | None]] = []
         for window in windows:
             pieces_events = [delayed(_events)(delayed(_facts)(part, time, tuple(earlier), columns)) for part in split_parts[window.name]]
             event_parts += dask.persist(*pieces_events)  # kept on the cluster until the writers have run

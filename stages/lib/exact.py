@@ -34,7 +34,8 @@ class ScoreTable:
 
     @property
     def negatives(self) -> np.ndarray:
-        return self.rows - self.outcome
+        negatives: np.ndarray = self.rows - self.outcome
+        return negatives
 
 
 def score_table(actual: np.ndarray, scores: np.ndarray) -> ScoreTable:

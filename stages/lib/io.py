@@ -203,7 +203,7 @@ def sha256_file(path: str | Path) -> str:
         if path.is_dir():
             digest.update(file.relative_to(path).as_posix().encode() + b"\0")
         with open(file, "rb") as stream:
-            for block in iter(lambda stream=stream: stream.read(1 << 20), b""):
+            while block := stream.read(1 << 20):
                 digest.update(block)
     return digest.hexdigest()
 
@@ -262,19 +262,19 @@ class Piece:
             options: dict[str, Any] = {"low_memory": False, "keep_default_na": False, "na_values": list(tokens)}
             if text:
                 options["dtype"] = dict.fromkeys(text, "str")
-            if self.offset is None:
-                return pd.read_csv(self.path, **options)
-            return pd.read_csv(BytesIO(self._csv_bytes()), **options)
+            source = self.path if self.offset is None else BytesIO(self._csv_bytes())
+            read: pd.DataFrame = pd.read_csv(source, **options)
+            return read
         except READ_ERRORS as error:
             fail(f"{self.path}: cannot read it as a table ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
 
     def _csv_bytes(self) -> bytes:
-        from fsspec.utils import read_block
+        from fsspec.utils import read_block  # type: ignore[import-untyped]  # Dask's file layer, untyped
 
         assert self.offset is not None and self.length is not None
         with open(self.path, "rb") as stream:
             header = stream.readline()
-            block = read_block(stream, self.offset, self.length, delimiter=b"\n")
+            block: bytes = read_block(stream, self.offset, self.length, delimiter=b"\n")
         return block if self.offset == 0 else header + block
 
 
@@ -304,9 +304,9 @@ class Profile(NamedTuple):
 def profile(frame: pd.DataFrame) -> Profile:
     missing = frame.isna()
     return Profile(
-        dtypes=dict(frame.dtypes.items()),
-        any_missing={name: bool(value) for name, value in missing.any().items()},
-        all_missing={name: bool(value) for name, value in missing.all().items()},
+        dtypes={str(name): dtype for name, dtype in frame.dtypes.items()},
+        any_missing={str(name): bool(value) for name, value in missing.any().items()},
+        all_missing={str(name): bool(value) for name, value in missing.all().items()},
     )
 
 

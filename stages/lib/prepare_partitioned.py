@@ -107,7 +107,8 @@ def _write_part(rows: pd.DataFrame, window: Window, time: str, path: Path) -> No
 
 def _month(times: pd.Series) -> np.ndarray:
     """Each UTC timestamp's calendar month as one number (year * 12 + month - 1)."""
-    return (times.dt.year * 12 + times.dt.month - 1).to_numpy()
+    months: np.ndarray = (times.dt.year * 12 + times.dt.month - 1).to_numpy()
+    return months
 
 
 def _read_piece(piece: Piece, tokens: Sequence[str]) -> tuple[Profile, int]:
@@ -176,7 +177,8 @@ def _collect(frames: Sequence[Any], columns: Sequence[str]) -> pd.DataFrame:
     """The columns of every frame, concatenated in order: only to word a failing check's message, or for a bounded sample."""
     import dask
 
-    return pd.concat(dask.compute(*[dask.delayed(_columns)(frame, columns) for frame in frames]))
+    collected: pd.DataFrame = pd.concat(dask.compute(*[dask.delayed(_columns)(frame, columns) for frame in frames]))
+    return collected
 
 
 def _labelled_piece(
@@ -311,7 +313,7 @@ def _labelled_counts(
     if contract.sample_rows is not None and contract.sample_rows < labelled_total:
         # pandas' DataFrame.sample(n, random_state=seed): these positions among the labelled rows, kept in source order.
         chosen = np.sort(np.random.RandomState(contract.sample_seed).choice(labelled_total, contract.sample_rows, replace=False))
-    used = contract.sample_rows if chosen is not None else labelled_total
+    used = int(contract.sample_rows) if chosen is not None and contract.sample_rows is not None else labelled_total
 
     return labelled_counts, chosen, used
 
@@ -373,8 +375,7 @@ def _month_checks(monthly: Sequence[Any], contract: DataContract) -> tuple[list[
     prepared_rows = sum(month["rows"] for month in stats)
     null_counts = merge_counts([month["nulls"] for month in stats]) if stats else {}
     broken = any(month["breaks"] for month in stats) or any(
-        null_counts[name] / prepared_rows > contract.checks[name].max_null_share
-        for name in nulls  # type: ignore[operator]
+        null_counts[name] / prepared_rows > contract.checks[name].max_null_share for name in nulls
     )
     violations = validate(_collect(monthly, sorted(contract.checks)), contract) if broken else []
     return list(stats), violations
@@ -511,4 +512,5 @@ def _train_rows(monthly: Sequence[Any], counts: Sequence[int], contract: DataCon
         for rows, start, count in zip(monthly, starts, counts, strict=False)
         if count
     ]
-    return pd.concat(dask.compute(*tasks)).reset_index(drop=True)
+    collected: pd.DataFrame = pd.concat(dask.compute(*tasks)).reset_index(drop=True)
+    return collected

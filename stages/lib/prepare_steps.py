@@ -182,7 +182,7 @@ def without_target(source_rows: int, missing: int, contract: DataContract) -> tu
 def source_summary(path: Path, table: pd.DataFrame) -> dict[str, Any]:
     """What was read: the file's hash, its rows, and per column how many cells were read as missing
     (a data.missing_values token in text, a null in Parquet), so a token that swallowed values shows."""
-    return _summary(path, len(table), table.isna().sum().to_dict())
+    return _summary(path, len(table), {str(name): int(count) for name, count in table.isna().sum().items()})
 
 
 def _summary(path: Path, rows: int, missing: dict[str, int]) -> dict[str, Any]:

@@ -48,7 +48,8 @@ def month_keys(times: pd.Series, where: str) -> np.ndarray:
         )
     if times.isna().any():
         fail(f"{where}: column '{times.name}' has {int(times.isna().sum()):,} missing time(s); train.sample_rows needs every row's month")
-    return (times.dt.year * 12 + times.dt.month - 1).to_numpy(dtype=np.int64)
+    months: np.ndarray = (times.dt.year * 12 + times.dt.month - 1).to_numpy(dtype=np.int64)
+    return months
 
 
 def month_counts(times: pd.Series, where: str) -> Counts:
