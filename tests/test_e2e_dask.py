@@ -1,6 +1,7 @@
 """End to end on the data sample, the dask engine: `dvc exp run -S engine=dask` after the pandas engine's first run
 gives the same results (issue 13: same prepared rows, features to 1e-9, model bytes, metrics, drift verdicts and
-monitor output). Each stage starts its own local cluster of worker processes."""
+monitor output), on a cluster of its own: a `dask scheduler` and two `dask worker` processes on 127.0.0.1, which the
+pipeline joins through `engine.scheduler`, as it would join a team's cluster."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ import pytest
 
 from stages.lib.catalog import DRIFT_FILE, FEATURES_DIR, METRICS_FILE, MODEL_FILE, MONITOR_FILE, PREPARED_DIR, SCHEMA_FILE
 from tests.e2e_support import out_hashes, run, stages_run
+from tests.servers import dask_cluster
 
 pytestmark = pytest.mark.slow
 
 SPLITS = ("train", "test", "reference", "current")
 
 
-def test_dvc_exp_run_on_the_dask_engine_gives_the_pandas_engines_results(pipeline):
+def test_dvc_exp_run_on_the_dask_engine_gives_the_pandas_engines_results(pipeline, tmp_path):
     repo, _, hashes = pipeline
     first = run(repo, "git", "rev-parse", "HEAD").strip()
     prepared = {split: pd.read_parquet(repo / PREPARED_DIR / f"{split}.parquet") for split in SPLITS}
@@ -24,9 +26,8 @@ def test_dvc_exp_run_on_the_dask_engine_gives_the_pandas_engines_results(pipelin
     same_bytes = [SCHEMA_FILE, MODEL_FILE, METRICS_FILE, DRIFT_FILE, MONITOR_FILE]
     before = {path: (repo / path).read_bytes() for path in same_bytes}
     try:
-        # One worker process per stage's cluster: what this checks is the engine's results (the worker count's
-        # independence is tested per stage on in-process clusters), and each worker imports the stage's code anew.
-        output = run(repo, "dvc", "exp", "run", "-S", "engine=dask", "-S", "engine.workers=1")
+        with dask_cluster(tmp_path / "cluster") as cluster:  # the workers import the stages' code once, for every stage
+            output = run(repo, "dvc", "exp", "run", "-S", "engine=dask", "-S", f"engine.scheduler={cluster.address}")
         # Every stage that branches on the engine ran on it, and the monitor after them (its reference is the test split).
         assert stages_run(output) == {"prepare", "featurize", "train", "evaluate", "drift-check", "monitor"}
         for split in SPLITS:

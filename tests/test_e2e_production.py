@@ -16,12 +16,13 @@ from sklearn.metrics import roc_auc_score
 
 from stages.lib.catalog import FEATURE_SPEC, FEATURES_DIR, MODEL_FILE, PREPARED_DIR
 from stages.lib.models import load_model
+from stages.lib.scoring_versions import model_ref
 from tests.e2e_support import ENV, out_hashes, run, stages_run
 
 pytestmark = pytest.mark.slow
 
 
-def test_registered_model_versions_score_new_rows(pipeline, tmp_path):
+def test_registered_model_versions_score_new_rows(pipeline, tmp_path, monkeypatch):
     """GTO versions and stages as git tags; `make predict` scores a CSV through that version's own features."""
     repo, _, hashes = pipeline
     first = run(repo, "git", "rev-parse", "HEAD").strip()
@@ -43,21 +44,22 @@ def test_registered_model_versions_score_new_rows(pipeline, tmp_path):
         make("register")
         tags = run(repo, "git", "tag", "--list", "model*").split()
         assert {"model@v0.0.1", "model@v0.0.2"} <= set(tags) and any(tag.startswith("model#prod") for tag in tags)
-        shown = run(repo, "gto", "show")
-        assert "model" in shown and "v0.0.2" in shown and "prod" in shown
+        assert all(word in run(repo, "gto", "show") for word in ("model", "v0.0.2", "prod"))
 
         test = pd.read_parquet(repo / PREPARED_DIR / "test.parquet").head(300)
         rows = tmp_path / "rows.csv"
         test.drop(columns=["late"]).assign(time_hour=test["time_hour"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")).to_csv(rows, index=False)
+        # model#prod resolves (as predict resolves it, with the venv's gto) to v0.0.1's tag, whose scoring is checked below.
+        monkeypatch.setenv("PATH", ENV["PATH"])
+        assert model_ref("model#prod", repo) == "model@v0.0.1"
         scored = {}
-        for model in ("model@v0.0.1", "model#prod", "model@v0.0.2"):
+        for model in ("model@v0.0.1", "model@v0.0.2"):
             output = tmp_path / f"{model.replace('#', '-')}.csv"
             result = predict(model, rows, output)
             assert result.returncode == 0, result.stderr
             scored[model] = pd.read_csv(output)
             assert list(scored[model].columns) == [*pd.read_csv(rows).columns, "prediction", "history_complete"]
             assert scored[model]["history_complete"].all()  # test rows: inside the stored history
-        assert scored["model#prod"]["prediction"].equals(scored["model@v0.0.1"]["prediction"])  # prod is v0.0.1
         assert not scored["model@v0.0.2"]["prediction"].equals(scored["model@v0.0.1"]["prediction"])
         # v0.0.2 is the workspace: its scores equal the model's on the features featurize stored for those rows.
         spec = json.loads((repo / FEATURE_SPEC).read_text())
