@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from stages.lib.errors import fail
+from stages.lib.io import parquet_files
 
 Counts = dict[int, int]  # calendar month (year * 12 + month - 1) -> rows
 
@@ -112,18 +113,6 @@ def sample_frame(frame: pd.DataFrame, time: str, size: int | None, seed: int, wh
     return Sample(rows=take(frame, time, kept[0], where).reset_index(drop=True), available=len(frame))
 
 
-def parquet_parts(path: Path, hint: str) -> list[Path]:
-    """The files of a split: the part-*.parquet files of a folder in name order (time order), or the one file."""
-    if not path.exists():
-        fail(f"{path}: file not found; {hint}")
-    if not path.is_dir():
-        return [path]
-    parts = sorted(path.glob("part-*.parquet"))
-    if not parts:
-        fail(f"{path}: a folder without part-*.parquet files; {hint}")
-    return parts
-
-
 def _part_counts(path: Path, time: str) -> Counts:
     return month_counts(pd.read_parquet(path, engine="pyarrow", columns=[time])[time], str(path))
 
@@ -138,7 +127,7 @@ def sample_partitioned(path: Path, time: str, size: int | None, seed: int, hint:
     None the whole split is collected, as the pandas engine reads it."""
     import dask
 
-    parts = [part.resolve() for part in parquet_parts(path, hint)]
+    parts = [part.resolve() for part in parquet_files(path, hint)]
     counts = dask.compute(*[dask.delayed(_part_counts)(part, time) for part in parts]) if size is not None else None
     kept = None if counts is None else plan(counts, size, seed)
     frames = dask.compute(
