@@ -39,14 +39,14 @@ def test_valid_files_are_read_as_written(tmp_path):
 def test_a_folder_of_parts_reads_in_order_and_its_schema_unifies_a_part_where_a_column_is_all_missing(tmp_path):
     folder = tmp_path / "current.parquet"
     folder.mkdir()
-    first = pd.DataFrame({"temp": [1.5, 2.5], "carrier": ["UA", "AA"]})
-    second = pd.DataFrame({"temp": [3.5], "carrier": [None]})  # all missing here: Arrow types it `null` in this part
+    first = pd.DataFrame({"temp": [3.5], "carrier": [None]})  # all missing here: Arrow types it `null` in this part
+    second = pd.DataFrame({"temp": [1.5, 2.5], "carrier": ["UA", "AA"]})
     first.to_parquet(folder / "part-00000.parquet", index=False)
     second.to_parquet(folder / "part-00001.parquet", index=False)
-    assert pq.read_schema(folder / "part-00001.parquet").field("carrier").type == pa.null()
-    typed = {field.name: str(field.type) for field in pq.read_schema(folder / "part-00000.parquet")}
+    assert pq.read_schema(folder / "part-00000.parquet").field("carrier").type == pa.null()
+    typed = {field.name: str(field.type) for field in pq.read_schema(folder / "part-00001.parquet")}
     assert typed["carrier"] != "null"
-    assert parquet_schema(folder, "hint") == typed == parquet_schema(folder / "part-00000.parquet", "hint")
-    assert read_parquet(folder, "hint")["temp"].tolist() == [1.5, 2.5, 3.5]
+    assert parquet_schema(folder, "hint") == typed == parquet_schema(folder / "part-00001.parquet", "hint")
+    assert read_parquet(folder, "hint")["temp"].tolist() == [3.5, 1.5, 2.5]
     with pytest.raises(UserError, match="a folder without part-"):
         parquet_schema(tmp_path, "hint")
