@@ -19,6 +19,7 @@ import yaml
 
 from stages.lib.catalog import FEATURES_DIR, MODEL_FILE
 from stages.lib.config import DataContract, ModelConfig, parse_params
+from tests import warm_python
 
 PROJECT = Path(__file__).resolve().parent.parent
 ORIGINS = ("EWR", "JFK", "LGA")
@@ -276,10 +277,11 @@ def commit_trained(folder: Path) -> None:
         subprocess.run(command, cwd=folder, env=tool_env(), check=True, capture_output=True, timeout=300)
 
 
-def run_module(module: str, cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    """Run `python -m <module>` the way dvc.yaml does, from `cwd` (a project-shaped folder)."""
+def run_module(module: str, cwd: Path, *args: str, fresh: bool = False) -> subprocess.CompletedProcess:
+    """Run `python -m <module>` the way dvc.yaml does, from `cwd` (a project-shaped folder), in a process
+    forked from a warm interpreter (tests/warm_python.py), or a cold one with `fresh`."""
     env = {**os.environ, "PYTHONPATH": str(PROJECT), "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return warm_python.run(module, list(args), cwd, env, timeout=600, fresh=fresh)
 
 
 def tool_env() -> dict[str, str]:

@@ -13,7 +13,7 @@ import yaml
 
 from stages.lib.catalog import FEATURES_DIR, PREPARED_DIR, PRODUCTION_DIR
 from stages.lib.production import STORE_FILE
-from tests import servers
+from tests import servers, warm_python
 from tests.conftest import PROJECT, TEST_CHOICES, tool_env
 from tests.dvc_pipeline import catalogued, declared_stages, inside
 
@@ -37,7 +37,10 @@ ENV["OMP_NUM_THREADS"] = "1"
 
 
 def run(repo: Path, *command: str, check: bool = True) -> str:
-    result = subprocess.run(command, cwd=repo, env=ENV, capture_output=True, text=True, timeout=900)
+    if command[:2] == (sys.executable, "-m") and command[2] != "dvc":  # the project's commands: a warm interpreter
+        result = warm_python.run(command[2], list(command[3:]), repo, ENV, timeout=900)
+    else:
+        result = subprocess.run(command, cwd=repo, env=ENV, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0 or not check, f"{' '.join(command)} failed:\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
@@ -94,14 +97,7 @@ def new_project(folder: Path) -> Path:
 
 
 def report(repo: Path, output: Path, *arguments: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "commands.report", "--output", str(output), *arguments],
-        cwd=repo,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    return warm_python.run("commands.report", ["--output", str(output), *arguments], repo, ENV, timeout=900)
 
 
 def section(text: str, title: str) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests import servers
+from tests import servers, warm_python
 from tests.conftest import tool_env
 
 pytestmark = pytest.mark.slow  # real servers
@@ -171,7 +171,7 @@ def test_ssh_forwards_the_agent_unless_ssh_auth_sock_is_unset(project, tmp_path,
 
 def run_module_in(repo: Path, module: str, *arguments: str) -> subprocess.CompletedProcess:
     env = {**ENV, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
-    return subprocess.run([sys.executable, "-m", module, *arguments], cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    return warm_python.run(module, list(arguments), repo, env, timeout=300)
 
 
 def test_a_corrupted_cache_object_is_detected_and_fetched_again(project, tmp_path):
