@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import signal
 import threading
 import time
@@ -118,7 +119,7 @@ def test_a_worker_killed_mid_stage_leaves_the_work_to_the_other_and_a_rerun_give
         victim = cluster.workers["w0"]
 
         def kill_once_scoring() -> None:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 120  # only a bound: the loop ends when w0 starts scoring
             while time.monotonic() < deadline and not any(markers.glob("w0-*")):
                 time.sleep(0.02)
             victim.send_signal(signal.SIGKILL)
@@ -126,6 +127,10 @@ def test_a_worker_killed_mid_stage_leaves_the_work_to_the_other_and_a_rerun_give
         engine = parse_params(dask_params(scheduler=cluster.address, connect_timeout=10)).engine
         killer = threading.Thread(target=kill_once_scoring)
         with engine_session(engine, tmp_path) as client:
+            # Both workers import the scoring code before the first task: under load a worker still importing
+            # would see the other steal every partition, and the kill would come after the evaluation.
+            client.run(importlib.import_module, "tests.slow_model")
+            client.run(importlib.import_module, "stages.evaluate")
             killer.start()
             first = evaluate_on_dask(client, slow, tmp_path / "test.parquet", SPEC, config)
             first.write_confusion(tmp_path / "first.csv")
