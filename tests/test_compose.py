@@ -136,6 +136,7 @@ def test_each_stage_tracks_only_its_own_params_sections(params):
             "monitor",
             "evaluate.threshold",
             *(f"drift.{key}" for key in DriftThresholds.model_fields),
+            "engine.name",
         ],
     }
     # `runtime` (thread counts) is read by every stage and tracked by none: results do not depend on it (tests/test_runtime.py).

@@ -292,3 +292,18 @@ def detect_drift_of_summaries(
 def without_values(summary: ColumnSummary) -> ColumnSummary:
     """The summary without its numbers (a column compared as categories only needs its counts per level)."""
     return replace(summary, values=None)
+
+
+def within(whole: ColumnSummary, subset: ColumnSummary) -> ColumnSummary:
+    """A subset's merged summary (the rows of one segment, say) as pandas sees `column.iloc[rows]` of the whole column:
+    with the whole column's type (numbers, flags, categorical, its category list united over every part, also parts
+    without a row of the subset); counts, missing values and texts stay the subset's own."""
+    counts = None
+    if whole.categories is not None:
+        counts = np.zeros(len(whole.categories), dtype=np.int64)
+        if subset.categories is not None and subset.category_counts is not None:
+            np.add.at(counts, whole.categories.get_indexer(subset.categories), subset.category_counts)
+    return replace(
+        subset, numbers=whole.numbers, flags=whole.flags, categorical=whole.categorical, categories=whole.categories,
+        category_counts=counts, values=None if whole.values is None else subset.values,
+    )  # fmt: skip
