@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,7 @@ from stages.lib.errors import UserError
 from stages.lib.io import parquet_writer, write_outputs
 from stages.lib.scoring import score_files
 from stages.lib.scoring_versions import check_engine, entry_engines
-from tests.conftest import run_module
+from tests.conftest import PROJECT, run_module
 from tests.test_scoring import SOURCE, TARGET, TIME, registered_project
 
 pytestmark = pytest.mark.slow  # a real trained project, git and dvc
@@ -207,3 +209,32 @@ def test_a_version_whose_scoring_code_predates_the_dask_engine_is_refused(projec
     assert "\n" not in message
     assert message.startswith("--model model@v0.0.1: its own scoring code (commands/score_here.py) predates the dask engine")
     assert "engine: pandas" in message
+
+
+def test_workers_running_other_code_than_the_scoring_checkout_are_refused(client, tmp_path):
+    """A checkout whose stages/ differs by one comment from the code the workers run (this process's) joins the
+    cluster to score: one line naming a worker, no scoring."""
+    code = tmp_path / "code"
+    shutil.copytree(PROJECT / "stages", code / "stages", ignore=shutil.ignore_patterns("__pycache__"))
+    with (code / "stages/lib/scoring.py").open("a") as changed:
+        changed.write("# a later change\n")
+    script = (
+        "from distributed import Client\n"
+        "from stages.lib.config import EngineConfig\n"
+        "from stages.lib.errors import run_stage\n"
+        "from stages.lib.scoring_partitioned import check_worker_code\n"
+        f"config = EngineConfig.parse({{'name': 'dask', 'scheduler': {client.scheduler.address!r}, 'workers': 1, "
+        "'threads_per_worker': 1, 'memory_limit': '1GiB', 'spill_dir': 's', 'connect_timeout': 10})\n"
+        "def main():\n"
+        "    with Client(config.scheduler) as joined:\n"
+        "        check_worker_code(joined, config)\n"
+        "run_stage(main)\n"
+    )
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(code), "PYTHONDONTWRITEBYTECODE": "1"}
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert (
+        line.startswith("error: engine: worker tcp://127.0.0.1:")
+        and f"of the scheduler at {client.scheduler.address} runs other code" in line
+    )

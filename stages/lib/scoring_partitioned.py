@@ -258,14 +258,16 @@ def check_worker_code(client: Any, config: EngineConfig) -> None:
             digest.update(file.relative_to(package).as_posix().encode() + b"\0" + file.read_bytes())
         return digest.hexdigest()
 
+    where = f"the scheduler at {config.scheduler}" if config.scheduler else "the local cluster"
     here = code_digest()
     try:
         digests = client.run(code_digest)
-    except Exception as error:  # a worker without the project on its path cannot even import it
-        digests = {"?": f"{type(error).__name__}: {error}"}
+    except Exception as error:  # e.g. a worker without the project on its path: it cannot import `stages`
+        fail(
+            f"engine: cannot tell which code the workers of {where} run ({type(error).__name__}: {error}); start them with the project on PYTHONPATH"
+        )
     other = sorted(address for address, digest in digests.items() if digest != here)
     if other:
-        where = f"the scheduler at {config.scheduler}" if config.scheduler else "the local cluster"
         fail(
             f"engine: worker {other[0]} of {where} runs other code than the checkout scoring here (its stages/ differs), and a "
             "model version is scored by its own code; start the workers with that version's checkout on PYTHONPATH, or set "
