@@ -61,8 +61,18 @@ def check_paths(input_path: Path, output: Path, outcomes: list[Path], engine: En
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="<name>@<version> or <name>#<stage> from the GTO registry, or workspace")
-    parser.add_argument("--input", required=True, type=Path, help="CSV or Parquet rows shaped like the prepared table")
-    parser.add_argument("--output", required=True, type=Path, help="where to write the rows with their prediction (.csv or .parquet)")
+    parser.add_argument(
+        "--input",
+        required=True,
+        type=Path,
+        help="CSV or Parquet rows shaped like the prepared table (dask engine: also a folder of parts or a glob)",
+    )
+    parser.add_argument(
+        "--output",
+        required=True,
+        type=Path,
+        help="where to write the rows with their prediction (.csv or .parquet; dask engine: also a folder)",
+    )
     parser.add_argument(
         "--outcomes",
         action="append",
@@ -80,18 +90,17 @@ def main(argv: list[str] | None = None) -> None:
     engine = params.engine
     check_paths(args.input, args.output, args.outcomes, engine)  # before the model version is materialized
     limit_threads(params.runtime)
-    score = score_files_with
     if not args.output.suffix:  # a folder of parts, filled by the workers (dask engine); the batch holds the marks
         batches: list[ScoredBatch] = []
         folder = FolderWriter(
             lambda path: batches.append(
-                score(args.model, Path.cwd(), args.input, args.outcomes, args.score_beyond_history, engine=engine, folder=path)
+                score_files_with(args.model, Path.cwd(), args.input, args.outcomes, args.score_beyond_history, engine=engine, folder=path)
             )
         )
         write_outputs({args.output: folder})
         batch = batches[0]
     else:
-        batch = score(args.model, Path.cwd(), args.input, args.outcomes, args.score_beyond_history, engine=engine)
+        batch = score_files_with(args.model, Path.cwd(), args.input, args.outcomes, args.score_beyond_history, engine=engine)
         scored = batch.scores
         writer = parquet_writer(scored) if args.output.suffix == ".parquet" else (lambda path: scored.to_csv(path, index=False))
         write_outputs({args.output: writer})

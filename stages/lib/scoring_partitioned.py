@@ -215,13 +215,13 @@ def score_partitioned(
     scorer = Scorer(artifacts.schema, spec, artifacts.transformer, artifacts.model, tokens, where, types)
     shared = delayed(scorer, pure=True)
     facts: list[Facts] = list(
-        dask.compute(*[delayed(_facts)(piece, shared, profile, last_outcome, lookup) for piece, profile in zip(found, seen, strict=True)])
+        dask.compute(*[delayed(_facts)(piece, shared, shape, last_outcome, lookup) for piece, shape in zip(found, seen, strict=True)])
     )
     if sum(entry.rows for entry in facts) == 0:
         fail(f"{where}: no rows to score")
     if any(entry.failed for entry in facts):
         # The pandas engine's message, from the checked columns of every row (collected only when a check failed).
-        checked = dask.compute(*[delayed(_checked_columns)(piece, shared, profile) for piece, profile in zip(found, seen, strict=True)])
+        checked = dask.compute(*[delayed(_checked_columns)(piece, shared, shape) for piece, shape in zip(found, seen, strict=True)])
         validate_rows(pd.concat(checked, ignore_index=True), artifacts.schema, spec, where)
         raise RuntimeError(f"{where}: a piece failed the checks the whole table passes")  # cannot happen: the same rows
     beyond = [entry for entry in facts if entry.beyond]
@@ -234,8 +234,8 @@ def score_partitioned(
         )
     ordered, stamps = _sorted_events(events, spec.time) if lookup is not None else (events, np.zeros(0, dtype=np.int64))
     parts = [
-        delayed(_scored)(piece, shared, profile, _reachable(ordered, stamps, entry, lookup), last_outcome, allow_beyond_history)
-        for piece, profile, entry in zip(found, seen, facts, strict=True)
+        delayed(_scored)(piece, shared, shape, _reachable(ordered, stamps, entry, lookup), last_outcome, allow_beyond_history)
+        for piece, shape, entry in zip(found, seen, facts, strict=True)
     ]
     return PartitionedScores(parts)
 
