@@ -18,6 +18,12 @@ missing are that version's `data.missing_values`.
 history, as featurize would have. Rows whose every history window lies past the last known outcome are
 refused, unless --score-beyond-history scores them and marks them in a `beyond_history` column; rows
 whose windows are partly covered are scored with `history_complete` False.
+
+With `engine: dask` in params.yaml the rows are scored on a Dask cluster, partition by partition, with the
+same scores, marks and refusals (stages/lib/scoring_partitioned.py). --input may then also be a folder of
+Parquet parts or a glob of files (quoted), and --output a folder (no suffix) the workers fill with
+part-00000.parquet, ... one per input piece, in input order; a .csv or .parquet output is one file, the
+pandas engine's, written by this process from the collected rows.
 """
 
 from __future__ import annotations
@@ -25,19 +31,48 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stages.lib.config import load_params
+from stages.lib.config import EngineConfig, load_params
 from stages.lib.errors import fail, run_stage
-from stages.lib.io import parquet_writer, write_outputs
+from stages.lib.io import GLOB_CHARACTERS, FolderWriter, parquet_files, parquet_writer, source_files, write_outputs
 from stages.lib.production import BEYOND_HISTORY, HISTORY_COMPLETE, INPUT_HINT, OUTCOMES_HINT
 from stages.lib.runtime import limit_threads
-from stages.lib.scoring_versions import score_files_with
+from stages.lib.scoring_versions import ScoredBatch, score_files_with
+
+
+def check_paths(input_path: Path, output: Path, outcomes: list[Path], engine: EngineConfig) -> None:
+    """The input, output and outcome paths the engine can take, checked before a model version is materialized."""
+    if engine.distributed:
+        if output.suffix not in (".csv", ".parquet", ""):
+            fail(f"--output {output}: write .csv, .parquet, or a folder (no suffix) of Parquet parts")
+        # One line when nothing is there: io's own messages, as for prepare's sources.
+        parquet_files(input_path, INPUT_HINT) if input_path.is_dir() else source_files(input_path, INPUT_HINT)
+    else:
+        if output.suffix not in (".csv", ".parquet"):
+            fail(f"--output {output}: write .csv or .parquet")
+        if input_path.is_dir() or any(character in input_path.name for character in GLOB_CHARACTERS):
+            fail(f"--input {input_path}: a folder or a glob is read on the dask engine only (engine: dask); give one CSV or Parquet file")
+        if not input_path.is_file():
+            fail(f"{input_path}: file not found; {INPUT_HINT}")
+    for path in outcomes:
+        if not path.is_file():
+            fail(f"{path}: file not found; {OUTCOMES_HINT}")
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="<name>@<version> or <name>#<stage> from the GTO registry, or workspace")
-    parser.add_argument("--input", required=True, type=Path, help="CSV or Parquet rows shaped like the prepared table")
-    parser.add_argument("--output", required=True, type=Path, help="where to write the rows with their prediction (.csv or .parquet)")
+    parser.add_argument(
+        "--input",
+        required=True,
+        type=Path,
+        help="CSV or Parquet rows shaped like the prepared table (dask engine: also a folder of parts or a glob)",
+    )
+    parser.add_argument(
+        "--output",
+        required=True,
+        type=Path,
+        help="where to write the rows with their prediction (.csv or .parquet; dask engine: also a folder)",
+    )
     parser.add_argument(
         "--outcomes",
         action="append",
@@ -51,17 +86,25 @@ def main(argv: list[str] | None = None) -> None:
         help=f"score rows beyond the known outcomes too, marked in a '{BEYOND_HISTORY}' column",
     )
     args = parser.parse_args(argv)
-    if args.output.suffix not in (".csv", ".parquet"):
-        fail(f"--output {args.output}: write .csv or .parquet")
-    # Before the model version is materialized.
-    for path, hint in [(args.input, INPUT_HINT), *((path, OUTCOMES_HINT) for path in args.outcomes)]:
-        if not path.is_file():
-            fail(f"{path}: file not found; {hint}")
-    limit_threads(load_params().runtime)
-    batch = score_files_with(args.model, Path.cwd(), args.input, args.outcomes, args.score_beyond_history)
+    params = load_params()
+    engine = params.engine
+    check_paths(args.input, args.output, args.outcomes, engine)  # before the model version is materialized
+    limit_threads(params.runtime)
+    if not args.output.suffix:  # a folder of parts, filled by the workers (dask engine); the batch holds the marks
+        batches: list[ScoredBatch] = []
+        folder = FolderWriter(
+            lambda path: batches.append(
+                score_files_with(args.model, Path.cwd(), args.input, args.outcomes, args.score_beyond_history, engine=engine, folder=path)
+            )
+        )
+        write_outputs({args.output: folder})
+        batch = batches[0]
+    else:
+        batch = score_files_with(args.model, Path.cwd(), args.input, args.outcomes, args.score_beyond_history, engine=engine)
+        scored = batch.scores
+        writer = parquet_writer(scored) if args.output.suffix == ".parquet" else (lambda path: scored.to_csv(path, index=False))
+        write_outputs({args.output: writer})
     scored = batch.scores
-    writer = parquet_writer(scored) if args.output.suffix == ".parquet" else (lambda path: scored.to_csv(path, index=False))
-    write_outputs({args.output: writer})
     print(f"predict: {len(scored):,} rows scored with {args.model} ({batch.ref}, {batch.model_sha[:8]}) -> {args.output}")
     partial = int((~scored[HISTORY_COMPLETE]).sum() - (scored[BEYOND_HISTORY].sum() if BEYOND_HISTORY in scored else 0))
     if partial:

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 
+from stages.lib import exact
 from stages.lib.catalog import (
     DRIFT_FILE,
     DRIFT_PLOTS,
@@ -33,9 +34,12 @@ from stages.lib.catalog import (
 from stages.lib.config import DriftConfig, DriftThresholds, GateConfig, load_params
 from stages.lib.drift.columns import SCORE_TYPE
 from stages.lib.drift.detect import detect_drift
+from stages.lib.drift.partitioned import ScoredPart, findings_on_dask
 from stages.lib.drift.result import ColumnDrift, DriftResult, json_ready
+from stages.lib.drift.summaries import detect_drift_of_summaries
 from stages.lib.drift.tables import read_columns
 from stages.lib.drift_html import render_report
+from stages.lib.engine import engine_session
 from stages.lib.errors import fail, run_stage
 from stages.lib.io import Writer, json_writer, parquet_schema, read_json, read_parquet, read_yaml, write_outputs
 from stages.lib.metrics import TASK_METRICS, window_metrics
@@ -63,6 +67,18 @@ class DriftInputs:
     schemas: tuple[dict[str, str], dict[str, str]] | None = None  # {column: type} of both windows' files
     features: tuple[pd.DataFrame, pd.DataFrame] | None = None  # the model's features of both windows (default: the windows)
     train_statistics: dict[str, dict[str, Any]] | None = None  # the feature manifest's train statistics
+
+
+@dataclass(frozen=True)
+class DaskInputs:
+    """What drift-check reads besides the windows on the dask engine (the workers read the windows themselves)."""
+
+    spec: FeatureSpec
+    model: BaseEstimator
+    importance: dict[str, float] | None = None
+    test_metrics: dict[str, Any] | None = None
+    schemas: tuple[dict[str, str], dict[str, str]] | None = None
+    train_statistics: dict[str, dict[str, Any]] | None = None
 
 
 @dataclass
@@ -149,7 +165,7 @@ def feature_shifts(current: pd.DataFrame, train_statistics: dict[str, dict[str, 
     the model reads (history shares, encodings), not only the inputs they are built from. `features` are the
     spec's numeric features (`FeatureSpec.numeric`): a categorical feature has no mean, whatever its values.
     """
-    shifts = []
+    means = {}
     for name in features:
         stats = train_statistics.get(name, {})
         if "mean" not in stats or not stats.get("std"):
@@ -157,7 +173,17 @@ def feature_shifts(current: pd.DataFrame, train_statistics: dict[str, dict[str, 
         values = current[name].to_numpy(dtype=np.float64, na_value=np.nan)
         if np.isnan(values).all():
             continue
-        current_mean = float(np.nanmean(values))
+        means[name] = float(np.nanmean(values))
+    return shifts_of_means(means, train_statistics)
+
+
+def shifts_of_means(means: dict[str, float], train_statistics: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """`feature_shifts` from the current means of the features ({feature: mean}; a feature without values left out)."""
+    shifts = []
+    for name, current_mean in means.items():
+        stats = train_statistics.get(name, {})
+        if "mean" not in stats or not stats.get("std"):
+            continue
         shifts.append(
             {
                 "feature": name,
@@ -168,6 +194,19 @@ def feature_shifts(current: pd.DataFrame, train_statistics: dict[str, dict[str, 
         )
     shifts.sort(key=lambda shift: (-shift["shift_in_train_std"], shift["feature"]))
     return shifts[:FEATURE_SHIFTS_REPORTED]
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What drift-check measured, whatever the engine: the report follows from these and the config."""
+
+    result: DriftResult  # the input columns
+    prediction: ColumnDrift
+    target: ColumnDrift | None  # None when the current window is not labelled
+    labelled: bool  # the current window's target is complete
+    current_metrics: dict[str, float]  # `window_metrics` of the current window (empty when unlabelled or one class)
+    rows: tuple[int, int]  # the reference's and the current window's
+    shifts: list[dict[str, Any]]  # `feature_shifts`
 
 
 def drift_check(inputs: DriftInputs, config: DriftConfig, threads: int = 1) -> DriftReport:
@@ -207,15 +246,38 @@ def drift_check(inputs: DriftInputs, config: DriftConfig, threads: int = 1) -> D
     target_types = {spec.target: OUTCOME_TYPES[spec.task]}
     target = detect_drift(reference, current, target_types, thresholds).columns[0] if labelled else None
     current_metrics = window_metrics(current[spec.target].to_numpy(), current_scores, spec.task) if labelled else {}
-    drop = roc_auc_drop(spec.task, inputs.test_metrics or {}, current_metrics, labelled)
+    shifts = feature_shifts(current_features, inputs.train_statistics, spec.numeric) if inputs.train_statistics else []
+    findings = Findings(result, prediction, target, labelled, current_metrics, (len(reference), len(current)), shifts)
+    return drift_report(findings, spec, config, inputs.importance, inputs.test_metrics, inputs.schemas)
 
-    weights = _importance_weights(list(columns), inputs.importance or {}, spec.sources)
+
+def drift_report(
+    findings: Findings,
+    spec: FeatureSpec,
+    config: DriftConfig,
+    importance: dict[str, float] | None = None,
+    test_metrics: dict[str, Any] | None = None,
+    schemas: tuple[dict[str, str], dict[str, str]] | None = None,
+) -> DriftReport:
+    """The metrics summary, the ranked columns and the plot rows of the findings (the same code for both engines).
+
+    Args:
+        findings: what was measured.
+        spec: the feature spec (task, inputs and where each feature comes from).
+        config: the `drift` section.
+        importance: permutation importance per feature (evaluate); None: equal weights.
+        test_metrics: reports/metrics.json, for the ROC AUC drop.
+        schemas: {column: type} of both windows' files, for the schema changes.
+    """
+    result, prediction, target = findings.result, findings.prediction, findings.target
+    drop = roc_auc_drop(spec.task, test_metrics or {}, findings.current_metrics, findings.labelled)
+    weights = _importance_weights([column.column for column in result.columns], importance or {}, spec.sources)
     ranked = sorted(result.columns, key=lambda column: (-column.severity * weights[column.column], -column.severity, column.column))
     gate = _gate(result, prediction, drop, config.gate)
-    changes = schema_changes(*inputs.schemas) if inputs.schemas else []
+    changes = schema_changes(*schemas) if schemas else []
 
     summary = {
-        "feature_shifts": feature_shifts(current_features, inputs.train_statistics, spec.numeric) if inputs.train_statistics else [],
+        "feature_shifts": findings.shifts,
         "dataset_drift": result.dataset_drift,
         "drift_share": result.drift_share,
         "drifted_columns": len(result.drifted),
@@ -226,9 +288,9 @@ def drift_check(inputs: DriftInputs, config: DriftConfig, threads: int = 1) -> D
         "gate": gate,
         "prediction_drift": prediction.to_json(),
         "target_drift": target.to_json() if target else None,
-        "current_metrics": current_metrics,
+        "current_metrics": findings.current_metrics,
         "roc_auc_drop": drop[0],
-        "rows": {"reference": len(reference), "current": len(current)},
+        "rows": {"reference": findings.rows[0], "current": findings.rows[1]},
         "columns": {
             column.column: column.to_json()
             | {"importance_weight": weights[column.column], "weighted_drift": column.severity * weights[column.column]}
@@ -244,6 +306,78 @@ def drift_check(inputs: DriftInputs, config: DriftConfig, threads: int = 1) -> D
         )
     ]
     return DriftReport(summary=json_ready(summary), ranked=ranked, prediction=prediction, target=target, plots=plots)
+
+
+def _current_metrics(scored: ScoredPart, task: str, target: str) -> dict[str, float]:
+    """`window_metrics` of the current window from its merged score table (classification) or error sums (regression)."""
+    if task == "classification" and scored.table is not None:
+        table = scored.table
+        positives = int(table.outcome.sum())
+        if positives in (0, table.total):
+            return {}  # one class only, as window_metrics
+        metrics = exact.classification_metrics(table, threshold=0.5)
+        return {name: metrics[name] for name in ("roc_auc", "average_precision", "brier", "late_share")}
+    if task == "regression" and scored.errors is not None:
+        metrics = exact.regression_metrics(scored.errors)
+        return {name: metrics[name] for name in ("rmse", "mae", "target_mean")}
+    fail(f"{FEATURES_DIR}/current.parquet: no target column '{target}' to measure the current window by; rerun `dvc repro featurize`")
+
+
+def drift_check_on_dask(inputs: DaskInputs, config: DriftConfig, cap: int, root: Path = Path()) -> DriftReport:
+    """`drift_check` on the cluster: both windows read row group by row group on the workers, the model applied there,
+    exact mergeable summaries merged (stages/lib/drift/partitioned.py); the same findings as the pandas engine.
+
+    Args:
+        inputs: the spec, the model and what the earlier stages wrote (`DaskInputs`).
+        config: the `drift` section.
+        cap: engine.max_distinct_values.
+        root: the project folder (the workers get absolute paths).
+
+    Raises:
+        UserError: an empty window, a model input missing from the current window, a column past the cap.
+    """
+    spec = inputs.spec
+    columns = {name: spec.inputs[name] for name in sorted(spec.inputs)}
+    current_schema = parquet_schema(root / PREPARED_DIR / "current.parquet", "run `dvc repro prepare` first")
+    missing = [column for column in columns if column not in current_schema]
+    if missing:
+        fail(f"current window: input column '{missing[0]}' is missing; the current data must have every model input")
+    prepared = tuple((root / PREPARED_DIR / f"{name}.parquet").resolve() for name in ("reference", "current"))
+    features = tuple((root / FEATURES_DIR / f"{name}.parquet").resolve() for name in ("reference", "current"))
+    numeric = list(spec.numeric) if inputs.train_statistics else []
+    summarized = columns | {spec.target: OUTCOME_TYPES[spec.task]}
+    windows = findings_on_dask((prepared[0], prepared[1]), (features[0], features[1]), summarized, spec, inputs.model, numeric, cap)
+    rows = []
+    for name, window in (("reference", windows.reference), ("current", windows.current)):
+        count = window[next(iter(columns))].rows if columns and next(iter(columns)) in window else 0
+        if not count:
+            fail(f"data/prepared/{name}.parquet: the {name} window has no rows; widen data.splits.{name} in conf/data/")
+        rows.append(count)
+    absent = [column for column in columns if column not in windows.reference]
+    if absent:
+        fail(f"reference window: input column '{absent[0]}' is missing; rerun `dvc repro prepare`")
+    thresholds: DriftThresholds = config.thresholds
+    result = detect_drift_of_summaries(windows.reference, windows.current, columns, thresholds)
+    if windows.reference_scores is None or windows.current_scores is None:
+        fail(f"{FEATURES_DIR}: a window's features have no rows; rerun `dvc repro featurize`")
+    scores = {PREDICTION: SCORE_TYPE}
+    prediction = detect_drift_of_summaries(
+        {PREDICTION: windows.reference_scores.prediction}, {PREDICTION: windows.current_scores.prediction}, scores, thresholds
+    ).columns[0]
+    outcome = windows.current.get(spec.target)
+    labelled = outcome is not None and outcome.missing == 0
+    target = None
+    if labelled:
+        if spec.target not in windows.reference:
+            fail(f"data/prepared/reference.parquet: no target column '{spec.target}'; rerun `dvc repro prepare`")
+        target_types = {spec.target: OUTCOME_TYPES[spec.task]}
+        target = detect_drift_of_summaries(windows.reference, windows.current, target_types, thresholds).columns[0]
+    current_metrics = _current_metrics(windows.current_scores, spec.task, spec.target) if labelled else {}
+    sums = windows.current_scores.sums
+    means = {name: sums[name].mean() for name in numeric if name in sums and sums[name].count}
+    shifts = shifts_of_means(means, inputs.train_statistics) if inputs.train_statistics else []
+    findings = Findings(result, prediction, target, labelled, current_metrics, (rows[0], rows[1]), shifts)
+    return drift_report(findings, spec, config, inputs.importance, inputs.test_metrics, inputs.schemas)
 
 
 def read_windows(spec: FeatureSpec, root: Path = Path()) -> tuple[tuple[pd.DataFrame, pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]]:
@@ -279,28 +413,33 @@ def main() -> None:
     threads = limit_threads(params.runtime)
     config = params.drift
     spec = FeatureSpec.from_json(read_json(FEATURE_SPEC, "run `dvc repro featurize` first"))
-    (reference, current), (reference_features, current_features) = read_windows(spec)
     model = load_model(MODEL_FILE)
     importance = {row["feature"]: row["importance"] for row in read_json(IMPORTANCE_FILE, "run `dvc repro evaluate` first")}
     test_metrics = read_json(METRICS_FILE, "run `dvc repro evaluate` first")
-    profile = read_sorted_columns(read_parquet(REFERENCE_PROFILE, "run `dvc repro featurize` first"))
     hint = "run `dvc repro prepare` first"
     schemas = (parquet_schema(PREPARED_DIR / "reference.parquet", hint), parquet_schema(PREPARED_DIR / "current.parquet", hint))
     manifest = read_yaml(FEATURE_MANIFEST, "run `dvc repro featurize` first")
     train_statistics = {name: entry.get("train", {}) for name, entry in manifest["columns"].items()}
-    inputs = DriftInputs(
-        reference=reference,
-        current=current,
-        spec=spec,
-        model=model,
-        importance=importance,
-        test_metrics=test_metrics,
-        reference_sorted=profile,
-        schemas=schemas,
-        features=(reference_features, current_features),
-        train_statistics=train_statistics,
-    )
-    report = drift_check(inputs, config, threads)
+    with engine_session(params.engine) as client:
+        if client is None:
+            (reference, current), (reference_features, current_features) = read_windows(spec)
+            profile = read_sorted_columns(read_parquet(REFERENCE_PROFILE, "run `dvc repro featurize` first"))
+            inputs = DriftInputs(
+                reference=reference,
+                current=current,
+                spec=spec,
+                model=model,
+                importance=importance,
+                test_metrics=test_metrics,
+                reference_sorted=profile,
+                schemas=schemas,
+                features=(reference_features, current_features),
+                train_statistics=train_statistics,
+            )
+            report = drift_check(inputs, config, threads)
+        else:
+            dask_inputs = DaskInputs(spec, model, importance, test_metrics, schemas, train_statistics)
+            report = drift_check_on_dask(dask_inputs, config, params.engine.max_distinct_values)
     write_outputs(drift_outputs(report))
     verdict = "DRIFT" if report.summary["dataset_drift"] else "no dataset drift"
     print(

@@ -42,12 +42,17 @@ from stages.lib.config import DriftThresholds, MonitorConfig, load_params
 from stages.lib.config.monitor import Alerts
 from stages.lib.drift.columns import SCORE_TYPE, sorted_profile
 from stages.lib.drift.detect import detect_drift
-from stages.lib.drift.result import json_ready
+from stages.lib.drift.result import DriftResult, json_ready
+from stages.lib.drift.summaries import detect_drift_of_summaries
+from stages.lib.drift.summaries import summarize as summarize_column
+from stages.lib.engine import engine_session
 from stages.lib.errors import fail, run_stage
 from stages.lib.io import Writer, json_text, json_writer, sha256_file, write_outputs
 from stages.lib.models import load_model, predict_scores
 from stages.lib.monitor.cache import ChunkCache, code_fingerprint, digest, frame_fingerprint
 from stages.lib.monitor.chunks import ChunkPlan, chunk_rows, plan_chunks
+from stages.lib.monitor.estimation import fit_calibrator_of_counts
+from stages.lib.monitor.partitioned import ReferenceTables, fingerprint_on_dask, tables_on_dask
 from stages.lib.monitor.performance import (
     Bootstrap,
     Estimator,
@@ -57,6 +62,7 @@ from stages.lib.monitor.performance import (
     main_metric,
     realized,
     segment_drift,
+    segment_drift_of_tables,
 )
 from stages.lib.monitor.timeline_html import render_timeline
 from stages.lib.production import (
@@ -78,14 +84,21 @@ OK, ALERT, UNDECIDED, TOO_SMALL = "ok", "alert", "undecided", "too small"
 REFERENCE_ROWS, REFERENCE_FEATURES = PREPARED_DIR / "test.parquet", FEATURES_DIR / "test.parquet"
 
 
+# The dask engine's reference: (segment columns, {input: schema type}) -> the reference's merged tables.
+Summarize = Callable[[list[str], dict[str, str]], ReferenceTables]
+
+
 class Reference:
     """The labelled period just before production (the test split): what each chunk is compared with.
 
-    Loaded only when some chunk must be computed: a run whose chunks all come from the cache never scores it."""
+    Loaded only when some chunk must be computed: a run whose chunks all come from the cache never scores it.
+    With `summarize` (the dask engine) the chunks are compared with the reference's merged tables instead of its
+    rows; `load` then serves only a regression's loss model."""
 
-    def __init__(self, fingerprint: str, load: Callable[[], tuple[pd.DataFrame, np.ndarray]]) -> None:
+    def __init__(self, fingerprint: str, load: Callable[[], tuple[pd.DataFrame, np.ndarray]], summarize: Summarize | None = None) -> None:
         self.fingerprint = fingerprint  # of its rows and scores (part of every chunk's cache key)
         self._load = load
+        self.summarize = summarize
 
     @classmethod
     def of(cls, rows: pd.DataFrame, scores: np.ndarray) -> Reference:
@@ -153,6 +166,29 @@ class _Context:
     types: dict[str, str]  # each input's type in data/schema.yaml (spec.inputs), in `inputs` order: how it is compared
     reference_sorted: dict[str, np.ndarray]
     estimator: Estimator
+    tables: ReferenceTables | None = None  # the dask engine: the reference's merged tables (its rows are never loaded)
+
+
+def _context_of_tables(reference: Reference, settings: Settings, model_md5: str, types: dict[str, str]) -> _Context:
+    """The context on the dask engine: the reference's tables merged on the cluster, the calibrator fitted on its
+    counts per distinct score (exactly the pandas engine's calibrator)."""
+    assert reference.summarize is not None
+    spec = settings.spec
+    tables = reference.summarize(list(settings.monitor.segments), types)
+    missing = [name for name in types if name not in tables.columns]
+    if missing:
+        fail(f"the reference ({REFERENCE_ROWS}) has no column '{missing[0]}'; run `dvc repro prepare`")
+    if spec.task == "classification":
+        table = tables.score_table
+        if table is None:
+            fail(f"the reference ({REFERENCE_FEATURES}) has no column '{spec.target}'; run `dvc repro featurize`")
+        estimator = Estimator(spec.task, calibrator=fit_calibrator_of_counts(table.scores, table.rows, table.outcome))
+    else:
+        # DLE's loss model learns from rows: the reference's rows are read for it (stated in the README).
+        rows, scores = reference.data
+        actual = rows[spec.target].to_numpy(dtype=np.float64)
+        estimator = fit_estimator(spec.task, scores, actual, rows[list(types)], types, settings.monitor.bootstrap.seed)
+    return _Context(reference, settings, model_md5, list(types), types, {}, estimator, tables)
 
 
 def _context(reference: Reference, settings: Settings, model_md5: str) -> _Context:
@@ -164,11 +200,13 @@ def _context(reference: Reference, settings: Settings, model_md5: str) -> _Conte
             f"params.yaml: 'monitor.segments' names '{unknown[0]}', which is not an input column of the model "
             f"({', '.join(inputs)}); set monitor.segments in conf/monitor/ to some of them, or []"
         )
+    # The schema's types (copied into the spec by featurize), never the dtypes: integer codes typed categorical are categories.
+    types = {name: spec.inputs[name] for name in inputs}
+    if reference.summarize is not None:
+        return _context_of_tables(reference, settings, model_md5, types)
     missing = [name for name in [*inputs, spec.target] if name not in reference.rows.columns]
     if missing:
         fail(f"the reference (data/prepared/test.parquet) has no column '{missing[0]}'; run `dvc repro prepare`")
-    # The schema's types (copied into the spec by featurize), never the dtypes: integer codes typed categorical are categories.
-    types = {name: spec.inputs[name] for name in inputs}
     sorted_inputs = [name for name, kind in types.items() if kind in SORTED_TYPES and holds_numbers(reference.rows[name])]
     actual = reference.rows[spec.target].to_numpy(dtype=np.float64)
     return _Context(
@@ -232,7 +270,12 @@ def _outcomes(rows: pd.DataFrame, files: list[pd.DataFrame], settings: Settings)
 
 
 def _input_drift(rows: pd.DataFrame, context: _Context) -> dict[str, Any]:
-    result = detect_drift(context.reference.rows, rows, context.types, context.settings.drift, context.reference_sorted)
+    result: DriftResult
+    if context.tables is not None:
+        current = {name: summarize_column(rows[name], kind) for name, kind in context.types.items()}
+        result = detect_drift_of_summaries(context.tables.columns, current, context.types, context.settings.drift)
+    else:
+        result = detect_drift(context.reference.rows, rows, context.types, context.settings.drift, context.reference_sorted)
     columns = {
         column.column: {
             "method": column.method,
@@ -249,8 +292,13 @@ def _input_drift(rows: pd.DataFrame, context: _Context) -> dict[str, Any]:
 
 
 def _prediction_drift(scores: np.ndarray, context: _Context) -> dict[str, Any]:
-    reference = pd.DataFrame({PREDICTION: context.reference.scores})
-    found = detect_drift(reference, pd.DataFrame({PREDICTION: scores}), {PREDICTION: SCORE_TYPE}, context.settings.drift).columns[0]
+    types, thresholds = {PREDICTION: SCORE_TYPE}, context.settings.drift
+    if context.tables is not None:
+        current = {PREDICTION: summarize_column(pd.Series(scores, dtype=np.float64), SCORE_TYPE)}
+        found = detect_drift_of_summaries({PREDICTION: context.tables.scores}, current, types, thresholds).columns[0]
+    else:
+        reference = pd.DataFrame({PREDICTION: context.reference.scores})
+        found = detect_drift(reference, pd.DataFrame({PREDICTION: scores}), types, thresholds).columns[0]
     return {"drifted": found.drifted, "method": found.method, "score": found.score, "threshold": found.threshold}
 
 
@@ -292,7 +340,11 @@ def measure_chunk(plan: ChunkPlan, rows: pd.DataFrame, outcomes: np.ndarray, mod
         found["prediction_drift"] = _prediction_drift(scores, context)
         found["estimated"] = estimate(context.estimator, scores, rows[context.inputs], settings.threshold, bootstrap)
     segments = SegmentSettings(columns=tuple(monitor.segments), min_rows=monitor.segment_min_rows, fdr=monitor.segment_fdr)
-    found["segments"] = segment_drift(context.reference.rows, rows, context.types, segments, settings.drift)
+    if context.tables is not None:
+        tables = (context.tables.segments, context.tables.segment_rows)
+        found["segments"] = segment_drift_of_tables(tables, rows, context.types, segments, settings.drift)
+    else:
+        found["segments"] = segment_drift(context.reference.rows, rows, context.types, segments, settings.drift)
     return found | {"notes": notes}
 
 
@@ -509,22 +561,50 @@ def loaded_code() -> list[Path]:
     return sorted(files)
 
 
+def _load_rows(spec: FeatureSpec) -> tuple[pd.DataFrame, np.ndarray]:
+    """The test split's prepared rows and the model's scores of its features, in this process."""
+    rows = load_prepared("test")
+    _, features = load_features("test")
+    if len(rows) != len(features):
+        fail(f"{REFERENCE_ROWS} and {REFERENCE_FEATURES} hold different rows; run `dvc repro featurize`")
+    return rows, predict_scores(load_model(MODEL_FILE), features[spec.features], spec.task)
+
+
 def load_reference(spec: FeatureSpec) -> Reference:
     """The test split's prepared rows and the model's scores of its features, keyed by the files' sha256 (the model's
     md5 is part of every key on its own), loaded when first needed."""
-
-    def load() -> tuple[pd.DataFrame, np.ndarray]:
-        rows = load_prepared("test")
-        _, features = load_features("test")
-        if len(rows) != len(features):
-            fail(f"{REFERENCE_ROWS} and {REFERENCE_FEATURES} hold different rows; run `dvc repro featurize`")
-        return rows, predict_scores(load_model(MODEL_FILE), features[spec.features], spec.task)
 
     files = [REFERENCE_ROWS, REFERENCE_FEATURES]
     missing = [path for path in files if not path.exists()]
     if missing:
         fail(f"{missing[0]}: file not found; run `dvc repro featurize` first")
-    return Reference(digest([sha256_file(path) for path in files]), load)
+    return Reference(digest([sha256_file(path) for path in files]), lambda: _load_rows(spec))
+
+
+def load_reference_on_dask(spec: FeatureSpec, cap: int, root: Path = Path()) -> Reference:
+    """The test split on the dask engine: keyed by a fingerprint of its rows that does not depend on how they are cut
+    into parts (summed on the workers), summarized on the workers when some chunk must be computed.
+
+    Args:
+        spec: the feature spec (inputs, features, target, task).
+        cap: engine.max_distinct_values.
+        root: the project folder (the workers get absolute paths).
+    """
+    prepared, features = (root / REFERENCE_ROWS).resolve(), (root / REFERENCE_FEATURES).resolve()
+    missing = [path for path in (prepared, features) if not path.exists()]
+    if missing:
+        fail(f"{missing[0]}: file not found; run `dvc repro featurize` first")
+    fingerprint = fingerprint_on_dask(
+        [
+            (prepared, sorted([*spec.inputs, spec.target]), "run `dvc repro prepare` first"),
+            (features, sorted({*spec.features, spec.target}), "run `dvc repro featurize` first"),
+        ]
+    )
+
+    def summarized(segments: list[str], types: dict[str, str]) -> ReferenceTables:
+        return tables_on_dask(prepared, features, types, segments, spec, load_model(root / MODEL_FILE), cap)
+
+    return Reference(fingerprint, lambda: _load_rows(spec), summarized)
 
 
 def main() -> None:
@@ -538,8 +618,9 @@ def main() -> None:
         read_batch=lambda meta: read_batch(meta, PRODUCTION_DIR),
         read_labels=lambda meta: read_labels(meta, PRODUCTION_DIR),
     )
-    reference = load_reference(spec)
-    report = monitor(store, reference, file_md5(MODEL_FILE), settings, ChunkCache(MONITOR_CACHE), code_fingerprint(loaded_code()))
+    with engine_session(params.engine) as client:
+        reference = load_reference(spec) if client is None else load_reference_on_dask(spec, params.engine.max_distinct_values)
+        report = monitor(store, reference, file_md5(MODEL_FILE), settings, ChunkCache(MONITOR_CACHE), code_fingerprint(loaded_code()))
     write_outputs(monitor_outputs(report, settings))
     summary = report.summary
     if not report.chunks:

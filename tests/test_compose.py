@@ -129,13 +129,14 @@ def test_each_stage_tracks_only_its_own_params_sections(params):
         "featurize": ["features", "data.splits", "engine.name"],
         "train": ["model", "train", "engine.name"],
         "evaluate": ["evaluate", "engine.name"],
-        "drift-check": ["drift"],
+        "drift-check": ["drift", "engine.name"],
         "production-store": ["monitor.id_column"],
         # The monitor reads its own section, evaluate's threshold and the drift engine's verdict rule (not drift.plots or drift.gate).
         "monitor": [
             "monitor",
             "evaluate.threshold",
             *(f"drift.{key}" for key in DriftThresholds.model_fields),
+            "engine.name",
         ],
     }
     # `runtime` (thread counts) is read by every stage and tracked by none: results do not depend on it (tests/test_runtime.py).

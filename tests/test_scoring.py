@@ -30,14 +30,25 @@ TIME, TARGET = "time_hour", "late"
 SOURCE = Path("source/flights.csv")  # the tiny project's raw flights: every outcome of 2013, arr_delay included
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
-    """The tiny project after prepare, featurize and train, registered as model@v0.0.1 (code included)."""
-    repo = tiny_project(tmp_path_factory.mktemp("scoring") / "project")
+def registered_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny project after prepare, featurize and train, registered as model@v0.0.1 (code included): built once
+    per test process and shared by the scoring modules (tests/test_scoring_dask.py too), which only read it."""
+    repo = tmp_path_factory.getbasetemp() / "scoring-project" / "project"
+    if (repo.parent / "built").exists():
+        return repo
+    shutil.rmtree(repo.parent, ignore_errors=True)  # a build that failed half-way
+    tiny_project(repo)
     for module in ("stages.prepare", "stages.featurize", "stages.train"):
         result = run_module(module, repo)
         assert result.returncode == 0, f"{module}: {result.stderr}"
-    return register(repo)
+    register(repo)
+    (repo.parent / "built").touch()
+    return repo
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    return registered_project(tmp_path_factory)
 
 
 @pytest.fixture

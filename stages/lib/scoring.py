@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -112,6 +112,11 @@ def validate_rows(rows: pd.DataFrame, schema: dict[str, Any], spec: FeatureSpec,
     """The rows typed as training saw them, or a clear error naming the column and what was expected."""
     if rows.empty:
         fail(f"{where}: no rows to score")
+    return typed_rows(rows, schema, spec, where)
+
+
+def typed_rows(rows: pd.DataFrame, schema: dict[str, Any], spec: FeatureSpec, where: str) -> pd.DataFrame:
+    """`validate_rows` without the check for rows: the dask engine types each partition, and an empty one is no error."""
     needed = sorted({*spec.inputs, spec.time, *key_columns(spec)})
     missing = [column for column in needed if column not in rows.columns]
     if missing:
@@ -227,11 +232,15 @@ def coverage(times: pd.Series, events: pd.DataFrame, lookup: HistoryLookup | Non
     Returns:
         Two boolean arrays (complete, beyond) and the last known outcome.
     """
+    return coverage_after(times, None if events.empty else events[time].max(), lookup)
+
+
+def coverage_after(times: pd.Series, last: pd.Timestamp | None, lookup: HistoryLookup | None) -> Coverage:
+    """`coverage` from the last known outcome alone (None: none is known): what each dask partition needs."""
     if lookup is None:
         return Coverage(np.ones(len(times), dtype=bool), np.zeros(len(times), dtype=bool), None)
-    if events.empty:
+    if last is None:
         return Coverage(np.zeros(len(times), dtype=bool), np.ones(len(times), dtype=bool), None)
-    last = events[time].max()
     stamps, last_stamp = pd.DatetimeIndex(times).as_unit("ns").asi8, pd.Timestamp(last).as_unit("ns").value
     reaches = [look_back(stamps, lookup.known_after, window) for window in lookup.windows]
     complete = reaches[0][1] <= last_stamp
@@ -242,11 +251,16 @@ def coverage(times: pd.Series, events: pd.DataFrame, lookup: HistoryLookup | Non
 def refuse_beyond(times: pd.Series, cover: Coverage, lookup: HistoryLookup, where: str) -> None:
     """Stop with one line: how many rows lie beyond the known outcomes, their time range, and the fix."""
     beyond = times[cover.beyond]
-    known = (
-        f"the last known outcome is at {cover.last_outcome:%Y-%m-%d %H:%M} UTC" if cover.last_outcome is not None else "no outcome is known"
-    )
+    refuse_beyond_counted(len(beyond), len(times), beyond.min(), beyond.max(), cover.last_outcome, lookup, where)
+
+
+def refuse_beyond_counted(
+    beyond: int, rows: int, first: pd.Timestamp, last: pd.Timestamp, last_outcome: pd.Timestamp | None, lookup: HistoryLookup, where: str
+) -> NoReturn:
+    """`refuse_beyond` from counts and times (the dask engine adds them up over its partitions): the same line."""
+    known = f"the last known outcome is at {last_outcome:%Y-%m-%d %H:%M} UTC" if last_outcome is not None else "no outcome is known"
     fail(
-        f"{where}: {len(beyond):,} of {len(times):,} row(s), from {beyond.min():%Y-%m-%d %H:%M} to {beyond.max():%Y-%m-%d %H:%M} UTC, "
+        f"{where}: {beyond:,} of {rows:,} row(s), from {first:%Y-%m-%d %H:%M} to {last:%Y-%m-%d %H:%M} UTC, "
         f"lie beyond the known outcomes ({known}; a row's history reaches back {widest(lookup.windows)} from {lookup.known_after} "
         f"before it): every history feature would read the missing outcomes as none; {FIX_BEYOND}"
     )
@@ -275,8 +289,23 @@ def score_rows(
     if cover.beyond.any() and not allow_beyond_history:
         assert lookup is not None  # only rows of a version with history features can be beyond
         refuse_beyond(typed[spec.time], cover, lookup, where)
-    features = apply_features(typed, artifacts.transformer, events, spec)
-    scored = rows.assign(**{PREDICTION: predict_scores(artifacts.model, features, spec.task), HISTORY_COMPLETE: cover.complete})
+    return add_scores(rows, typed, artifacts.transformer, artifacts.model, spec, events, cover, allow_beyond_history)
+
+
+def add_scores(
+    rows: pd.DataFrame,
+    typed: pd.DataFrame,
+    transformer: Any,
+    model: BaseEstimator,
+    spec: FeatureSpec,
+    events: pd.DataFrame,
+    cover: Coverage,
+    allow_beyond_history: bool,
+) -> pd.DataFrame:
+    """`rows` with the model's `prediction` from the `typed` rows' features and the coverage marks: the one
+    scoring step of both engines (the dask engine runs it per partition with the events its rows can see)."""
+    features = apply_features(typed, transformer, events, spec)
+    scored = rows.assign(**{PREDICTION: predict_scores(model, features, spec.task), HISTORY_COMPLETE: cover.complete})
     return scored.assign(**{BEYOND_HISTORY: cover.beyond}) if allow_beyond_history else scored
 
 

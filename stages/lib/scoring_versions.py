@@ -6,12 +6,18 @@ stages/lib/features code transforms with its own fitted objects: a later change 
 change an old version's scores. The libraries whose versions change results must match the version's
 requirements.lock pins. `workspace` scores in this process with the current code and the committed
 pipeline outputs of this checkout.
+
+On the dask engine (this checkout's params.yaml `engine`), the version's own code scores on the cluster
+(stages/lib/scoring_partitioned.py): its commands/score_here.py must declare `ENGINES` with "dask", else the
+run is refused (a version written before the engine is never scored on pandas in its place).
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import importlib.metadata
+import json
 import os
 import re
 import subprocess
@@ -24,7 +30,9 @@ from pathlib import Path
 import pandas as pd
 
 from stages.lib.catalog import FEATURES_DIR, MODEL_FILE
+from stages.lib.config import EngineConfig
 from stages.lib.errors import fail
+from stages.lib.io import parquet_files, parquet_schema
 from stages.lib.production import BEYOND_HISTORY, HISTORY_COMPLETE, PREDICTION
 from stages.lib.revisions import command_timeout, materialized, run
 
@@ -41,7 +49,9 @@ PIN = re.compile(r"^(?P<name>[A-Za-z0-9._-]+)==(?P<version>[^\s;#\\]+)")
 
 @dataclass(frozen=True)
 class ScoredBatch:
-    scores: pd.DataFrame  # the input rows + `prediction` + `history_complete` (+ `beyond_history` when allowed)
+    # The input rows + `prediction` + `history_complete` (+ `beyond_history` when allowed); when the scores were
+    # written to a folder (dask engine), only the marks `history_complete` (and `beyond_history`), read back from it.
+    scores: pd.DataFrame
     model_sha: str  # the git commit the model came from (HEAD for the workspace)
     model_md5: str  # md5 of the model file, as dvc.lock records it
     ref: str  # the git tag scored (model@v1.0.0), or `workspace`
@@ -119,13 +129,61 @@ def check_entry_point(root: Path, ref: str) -> None:
         )
 
 
+def entry_engines(root: Path) -> tuple[str, ...]:
+    """The engines a checkout's commands/score_here.py declares in `ENGINES` (read, not run); pandas alone without it."""
+    try:
+        tree = ast.parse((root / ENTRY_FILE).read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return ()
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets, value = node.targets, node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            targets, value = [node.target], node.value
+        else:
+            continue
+        if any(isinstance(target, ast.Name) and target.id == "ENGINES" for target in targets):
+            try:
+                return tuple(str(name) for name in ast.literal_eval(value))
+            except (ValueError, TypeError, SyntaxError):
+                return ()
+    return ("pandas",)
+
+
+def check_engine(root: Path, ref: str, engine: EngineConfig) -> None:
+    """Refuse a version whose own scoring code does not run on the chosen engine (written before it existed)."""
+    if engine.name not in entry_engines(root):
+        fail(
+            f"--model {ref}: its own scoring code ({ENTRY_FILE}) predates the {engine.name} engine, and a version is scored only by "
+            f"its own code; score it on the pandas engine (engine: pandas in params.yaml, e.g. `- engine: pandas` in conf/config.yaml)"
+        )
+
+
+def score_marks(folder: Path) -> pd.DataFrame:
+    """The marks of scores written as a folder of parts (`history_complete`, and `beyond_history` when there), in order."""
+    columns = [name for name in (HISTORY_COMPLETE, BEYOND_HISTORY) if name in parquet_schema(folder, "scoring wrote no parts")]
+    files = parquet_files(folder, "scoring wrote no parts")
+    return pd.concat([pd.read_parquet(part, columns=columns, engine="pyarrow") for part in files], ignore_index=True)
+
+
 def run_own_code(
-    root: Path, ref: str, input_path: Path, outcome_paths: Sequence[Path], allow_beyond_history: bool, labels: tuple[str | None, str | None]
+    root: Path,
+    ref: str,
+    input_path: Path,
+    outcome_paths: Sequence[Path],
+    allow_beyond_history: bool,
+    labels: tuple[str | None, str | None],
+    engine: EngineConfig | None = None,
+    folder: Path | None = None,
 ) -> pd.DataFrame:
-    """Score inside the version's worktree with its own code: `python -m commands.score_here`, cwd = the worktree."""
+    """Score inside the version's worktree with its own code: `python -m commands.score_here`, cwd = the worktree.
+
+    With `engine` (dask), the version's code scores on the cluster; with `folder`, it writes the scores there as parts
+    and only their marks come back (`score_marks`)."""
     with tempfile.TemporaryDirectory(prefix="scores-") as scratch:
-        output = Path(scratch) / "scores.parquet"
+        output = folder.resolve() if folder is not None else Path(scratch) / "scores.parquet"
         command = [sys.executable, "-m", ENTRY_MODULE, "--input", str(input_path.resolve()), "--output", str(output)]
+        command += ["--engine", json.dumps(engine.model_dump(mode="json"))] if engine is not None else []
         command += [argument for path in outcome_paths for argument in ("--outcomes", str(path.resolve()))]
         command += ["--score-beyond-history"] if allow_beyond_history else []
         # Messages name the input as the user gave it (the worktree sees it by its absolute path).
@@ -145,7 +203,7 @@ def run_own_code(
             last = lines[-1] if lines else f"exit code {result.returncode}, no output"
             # A user error is already one line naming the file and the fix; anything else is the version's own crash.
             fail(last.removeprefix("error: ") if last.startswith("error: ") else f"--model {ref}: its own scoring code failed: {last}")
-        return pd.read_parquet(output, engine="pyarrow")
+        return score_marks(output) if folder is not None else pd.read_parquet(output, engine="pyarrow")
 
 
 def check_workspace(repo: Path) -> str:
@@ -188,22 +246,38 @@ def score_files_with(
     outcome_paths: Sequence[Path],
     allow_beyond_history: bool,
     labels: tuple[str | None, str | None] = (None, None),
+    engine: EngineConfig | None = None,
+    folder: Path | None = None,
 ) -> ScoredBatch:
     """Score the input file (with the outcome files) by `model`: a registered version with its own code, or `workspace`.
 
-    `labels` name the input and outcome files in messages when they are temporary copies.
+    `labels` name the input and outcome files in messages when they are temporary copies. `engine` (the dask engine;
+    None or pandas: in one process) says where; on dask the input may be a folder of parts or a glob, and `folder`
+    (dask only) receives the scores as parts, the batch then holding only their marks.
     """
+    distributed = engine is not None and engine.distributed
+    assert folder is None or distributed, "only the dask engine writes scores as a folder"
     ref = model_ref(model, repo)
     if ref == WORKSPACE:
         sha = check_workspace(repo)
-        from stages.lib.scoring import score_files  # here: a registered version scores in its own process, without it
+        if engine is not None and engine.distributed:
+            from stages.lib.scoring_partitioned import score_files_on_dask  # here: only the dask engine loads Dask
 
-        scores = score_files(repo, input_path, outcome_paths, allow_beyond_history, *labels)
+            scored = score_files_on_dask(repo, input_path, outcome_paths, allow_beyond_history, engine, folder, labels)
+            scores = score_marks(folder) if folder is not None else scored
+        else:
+            from stages.lib.scoring import score_files  # here: a registered version scores in its own process, without it
+
+            scores = score_files(repo, input_path, outcome_paths, allow_beyond_history, *labels)
+        assert scores is not None
         return ScoredBatch(scores=scores, model_sha=sha, model_md5=md5_file(repo / MODEL_FILE), ref=WORKSPACE)
     with materialized(ref, repo, what="--model") as revision:
         check_entry_point(revision.root, ref)
         check_libraries(revision.root, ref)
-        scores = run_own_code(revision.root, ref, input_path, outcome_paths, allow_beyond_history, labels)
+        if engine is not None and engine.distributed:
+            check_engine(revision.root, ref, engine)
+        own_engine = engine if distributed else None
+        scores = run_own_code(revision.root, ref, input_path, outcome_paths, allow_beyond_history, labels, own_engine, folder)
         md5 = md5_file(revision.root / MODEL_FILE)
     return ScoredBatch(scores=scores, model_sha=revision.sha, model_md5=md5, ref=ref)
 

@@ -13,6 +13,8 @@ from stages.lib.config.base import ConfigError, OptionalText, Positive, Strict, 
 ENGINES = ("pandas", "dask")
 # Keys only the dask engine has: the pandas engine's file names none of them.
 DASK_KEYS = ("scheduler", "workers", "threads_per_worker", "memory_limit", "spill_dir", "connect_timeout")
+# Keys of the dask engine with a default: the pandas engine's file names none of them either.
+OPTIONAL_DASK_KEYS = ("max_distinct_values",)
 # A size as Dask writes it (dask.utils.parse_bytes), checked here without importing Dask.
 MEMORY = re.compile(r"^\d+(\.\d+)?\s*(B|kB|MB|GB|TB|KiB|MiB|GiB|TiB)$")
 ADDRESS = re.compile(r"^(tcp|tls)://[^\s/:]+:\d+$")
@@ -33,6 +35,9 @@ class EngineConfig(Strict):
     memory_limit: Memory | None = None
     spill_dir: OptionalText = None
     connect_timeout: Positive | None = None
+    # drift-check: the most distinct values one numeric column (or the model's scores) may hold in a window for its
+    # exact merged table (16 bytes each); past it the stage stops and names the column.
+    max_distinct_values: Positive = 10_000_000
 
     @model_validator(mode="before")
     @classmethod
@@ -43,7 +48,7 @@ class EngineConfig(Strict):
             if missing:
                 raise ConfigError("the dask engine needs '{key}' (see conf/engine/dask.yaml)", at=(missing[0],))
         elif isinstance(data, dict) and data.get("name") == "pandas":
-            extra = [key for key in DASK_KEYS if key in data]
+            extra = [key for key in (*DASK_KEYS, *OPTIONAL_DASK_KEYS) if key in data]
             if extra:
                 raise ConfigError("is a dask engine key; the pandas engine takes only `name`", at=(extra[0],))
         return data

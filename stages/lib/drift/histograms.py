@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+
+from stages.lib.drift.counts import ValueCounts
 
 HISTOGRAM_BINS = 20
 HISTOGRAM_CATEGORIES = 12
@@ -18,17 +22,41 @@ def numeric_histogram(reference_sorted: np.ndarray, current_sorted: np.ndarray) 
     Returns:
         {"value": bin centres, "reference": shares, "current": shares}, rounded to 6 decimals.
     """
-    low, high = min(reference_sorted[0], current_sorted[0]), max(reference_sorted[-1], current_sorted[-1])
+    return _equal_width(
+        (
+            reference_sorted[0],
+            reference_sorted[-1],
+            len(reference_sorted),
+            lambda edges: np.searchsorted(reference_sorted, edges, side="left"),
+        ),
+        (current_sorted[0], current_sorted[-1], len(current_sorted), lambda edges: np.searchsorted(current_sorted, edges, side="left")),
+    )
+
+
+def numeric_histogram_of_counts(reference: ValueCounts, current: ValueCounts) -> dict[str, list]:
+    """`numeric_histogram` of two samples given as tables of distinct values and counts (not empty): the same shares."""
+    return _equal_width(
+        (reference.values[0], reference.values[-1], reference.total, reference.below),
+        (current.values[0], current.values[-1], current.total, current.below),
+    )
+
+
+# A sample as the histogram needs it: its smallest and largest value, its size, and how many values lie below each edge.
+_Sample = tuple[float, float, int, Callable[[np.ndarray], np.ndarray]]
+
+
+def _equal_width(reference: _Sample, current: _Sample) -> dict[str, list]:
+    low, high = min(reference[0], current[0]), max(reference[1], current[1])
     edges = np.linspace(low, high, HISTOGRAM_BINS + 1) if high > low else np.array([low, low])
     inner = edges[1:-1]
 
-    def shares(values: np.ndarray) -> list[float]:
-        counts = np.diff(np.searchsorted(values, inner, side="left"), prepend=0, append=len(values))
-        rounded: list[float] = (counts / len(values)).round(6).tolist()
+    def shares(sample: _Sample) -> list[float]:
+        counts = np.diff(sample[3](inner), prepend=0, append=sample[2])
+        rounded: list[float] = (counts / sample[2]).round(6).tolist()
         return rounded
 
     centres = ((edges[:-1] + edges[1:]) / 2).round(6).tolist() if high > low else [float(low)]
-    return {"value": centres, "reference": shares(reference_sorted), "current": shares(current_sorted)}
+    return {"value": centres, "reference": shares(reference), "current": shares(current)}
 
 
 def categorical_histogram(categories: np.ndarray, reference_counts: np.ndarray, current_counts: np.ndarray) -> dict[str, list]:

@@ -64,3 +64,51 @@ def merge_walk(reference: np.ndarray, current: np.ndarray) -> tuple[int, float]:
             largest = max(largest, gap)
             area += gap * (current[j] - value)
     return largest, area
+
+
+@numba.njit(cache=True, nogil=True)
+def weighted_merge_walk(
+    reference_values: np.ndarray, reference_counts: np.ndarray, current_values: np.ndarray, current_counts: np.ndarray
+) -> tuple[int, float]:
+    """`merge_walk` over two samples given as tables of distinct values and their counts (`stages.lib.drift.counts`).
+
+    The walk over raw samples adds one term per distinct value of the merged samples but the last, in ascending
+    order: the CDF gap just after the value (counts at or below it, scaled by n*m) times the distance to the next
+    value. Here each step takes one distinct value whole, so the same terms come in the same order: the same KS
+    statistic and the same Wasserstein area, bit for bit, whatever the sample sizes.
+
+    Args:
+        reference_values: the reference's distinct values, ascending, without NaN.
+        reference_counts: how often each occurs (positive).
+        current_values: the same for the current sample.
+        current_counts: the same for the current sample.
+
+    Returns:
+        (largest CDF gap * n * m, area between the CDFs * n * m), as `merge_walk` on the expanded samples.
+    """
+    n, m = reference_counts.sum(), current_counts.sum()
+    r, c = reference_values.shape[0], current_values.shape[0]
+    i = j = 0
+    below_reference = below_current = 0
+    largest, area = 0, 0.0
+    while i < r or j < c:
+        take_reference = j >= c or (i < r and reference_values[i] <= current_values[j])
+        value = reference_values[i] if take_reference else current_values[j]
+        if i < r and reference_values[i] == value:
+            below_reference += reference_counts[i]
+            i += 1
+        if j < c and current_values[j] == value:
+            below_current += current_counts[j]
+            j += 1
+        if i < r and j < c:
+            following = min(reference_values[i], current_values[j])
+        elif i < r:
+            following = reference_values[i]
+        elif j < c:
+            following = current_values[j]
+        else:
+            break  # the last distinct value: both CDFs are 1 past it
+        gap = abs(below_reference * m - below_current * n)
+        largest = max(largest, gap)
+        area += gap * (following - value)
+    return largest, area

@@ -9,7 +9,8 @@ import math
 import numpy as np
 from scipy import special
 
-from stages.lib.drift.kernel import merge_walk
+from stages.lib.drift.counts import ValueCounts
+from stages.lib.drift.kernel import merge_walk, weighted_merge_walk
 
 EPSILON_SHARE = 1e-4  # floor for empty bins in PSI and JS, as the widely used tools do
 MIN_STD = 1e-3  # floor for the Wasserstein normalisation of a constant reference
@@ -39,6 +40,40 @@ def numeric_statistics(reference_sorted: np.ndarray, current_sorted: np.ndarray,
         "psi_bins": used_bins,
         "reference_mean": float(np.mean(reference_sorted)),
         "current_mean": float(np.mean(current_sorted)),
+        "reference_std": std,
+    }
+
+
+def numeric_statistics_of_counts(reference: ValueCounts, current: ValueCounts, bins: int) -> dict[str, float | int]:
+    """`numeric_statistics` of two samples given as tables of distinct values and counts (the dask engine's merged
+    partitions): the same KS statistic, Wasserstein distance and PSI bit for bit (the same integer counts and the same
+    float terms in the same order); the means and the standard deviation agree to rounding (weighted sums).
+
+    Args:
+        reference: the reference's table (not empty).
+        current: the current sample's table (not empty).
+        bins: how many reference-quantile bins PSI cuts.
+
+    Returns:
+        The keys of `numeric_statistics`.
+    """
+    n, m = reference.total, current.total
+    largest, area = weighted_merge_walk(reference.values, reference.counts, current.values, current.counts)
+    wasserstein = area / (n * m)
+    std = reference.std()
+    cuts = np.unique(reference.order_statistics((np.arange(1, bins) * n) // bins))
+    cuts = cuts[cuts < reference.values[-1]]
+    edges = np.concatenate([cuts, [np.inf]])
+    reference_counts = np.diff(reference.at_most(edges), prepend=0)
+    current_counts = np.diff(current.at_most(edges), prepend=0)
+    return {
+        "ks": largest / (n * m),
+        "wasserstein": wasserstein,
+        "wasserstein_norm": wasserstein / max(std, MIN_STD),
+        "psi": _psi(reference_counts, current_counts),
+        "psi_bins": len(edges),
+        "reference_mean": reference.mean(),
+        "current_mean": current.mean(),
         "reference_std": std,
     }
 

@@ -103,6 +103,39 @@ def fit_calibrator(scores: np.ndarray, labels: np.ndarray) -> Calibrator:
     return Calibrator(x=tuple(map(float, isotonic.X_thresholds_)), y=tuple(map(float, isotonic.y_thresholds_)), rows=len(scores))
 
 
+def fit_calibrator_of_counts(scores: np.ndarray, rows: np.ndarray, positives: np.ndarray) -> Calibrator:
+    """`fit_calibrator` of a held-out set given as counts per distinct score (an `exact.ScoreTable`, merged over parts):
+    the same breakpoints bit for bit. sklearn's isotonic fit first averages the outcomes of equal scores, weighted,
+    summing the weights and outcomes in score order; here each score enters twice, its negatives (outcome 0) and its
+    positives (outcome 1) as weights, so those sums are the same whole numbers, exact in float64, and so is the rest.
+
+    Args:
+        scores: the distinct scores, ascending.
+        rows: the held-out rows holding each score.
+        positives: how many of them have outcome 1.
+
+    Raises:
+        ValueError: lengths differ, scores not finite, counts not whole numbers in [0, rows], or one class only.
+    """
+    scores = _finite("scores", scores)
+    rows, positives = np.asarray(rows, dtype=np.float64), np.asarray(positives, dtype=np.float64)
+    if not (scores.shape == rows.shape == positives.shape):
+        raise ValueError("fit_calibrator_of_counts: scores, rows and positives differ in length")
+    negatives = rows - positives
+    if not (
+        np.isfinite(positives).all() and (positives == np.round(positives)).all() and (positives >= 0).all() and (negatives >= 0).all()
+    ):
+        raise ValueError("fit_calibrator_of_counts: the outcomes must be 0 or 1 (positives a whole number of the rows per score)")
+    if not positives.sum() or not negatives.sum():
+        raise ValueError("fit_calibrator: labels must be 0 or 1 with both present (a held-out set with outcomes of both kinds)")
+    held = np.concatenate([negatives, positives]) > 0
+    x, y = np.concatenate([scores, scores])[held], np.repeat([0.0, 1.0], len(scores))[held]
+    isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
+        x, y, sample_weight=np.concatenate([negatives, positives])[held]
+    )
+    return Calibrator(x=tuple(map(float, isotonic.X_thresholds_)), y=tuple(map(float, isotonic.y_thresholds_)), rows=int(rows.sum()))
+
+
 def estimate_classification(
     scores: np.ndarray, calibrated: np.ndarray, threshold: float, level: float, resamples: int | None = None, seed: int | None = None
 ) -> dict[str, dict[str, float]]:
@@ -166,7 +199,9 @@ def _label_draw_sd(p: np.ndarray, predicted: np.ndarray, ranks: np.ndarray) -> d
     """
     rows, v = len(p), p * (1.0 - p)
     m = float(predicted.sum())
-    var_a, var_b = float(v @ predicted), float(v.sum() - v @ predicted)
+    # var_b is a difference of sums: rounding can take it below zero when every row is predicted 1 (its square root
+    # would then be complex); a variance is never negative.
+    var_a, var_b = float(v @ predicted), max(float(v.sum() - v @ predicted), 0.0)
     a, b = float(p @ predicted), float(p.sum() - p @ predicted)
     sd = {"tp": var_a**0.5, "fp": var_a**0.5, "fn": var_b**0.5, "tn": var_b**0.5}
     sd["accuracy"] = (var_a + var_b) ** 0.5 / rows if rows else float("nan")

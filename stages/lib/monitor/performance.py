@@ -25,7 +25,9 @@ from stages.lib.monitor.estimation import (
     fit_loss_model,
 )
 from stages.lib.monitor.intervals import bootstrap_interval
+from stages.lib.monitor.segments import SegmentDrift, SegmentRows, SegmentTables
 from stages.lib.monitor.segments import segment_drift as segment_tests
+from stages.lib.monitor.segments import segment_drift_of_tables as tables_tests
 from stages.lib.profile import category_strings
 
 CLASSIFICATION_METRIC = "roc_auc"
@@ -147,6 +149,24 @@ def segment_drift(
         "drifted" (bool), "drifted_columns"}; segments under `min_rows` rows in the chunk or the reference are not tested.
     """
     found = segment_tests(reference, current, settings.columns, inputs, thresholds, settings.fdr, settings.min_rows)
+    return segment_entries(found, current, settings)
+
+
+def segment_drift_of_tables(
+    reference: tuple[SegmentTables, SegmentRows],
+    current: pd.DataFrame,
+    inputs: Mapping[str, str],
+    settings: SegmentSettings,
+    thresholds: DriftThresholds,
+) -> list[dict[str, Any]]:
+    """`segment_drift` with the reference's segments as merged summaries and their rows (the dask engine)."""
+    tables, rows = reference
+    found = tables_tests(tables, rows, current, settings.columns, inputs, thresholds, settings.fdr, settings.min_rows)
+    return segment_entries(found, current, settings)
+
+
+def segment_entries(found: SegmentDrift, current: pd.DataFrame, settings: SegmentSettings) -> list[dict[str, Any]]:
+    """One entry per segment value in the chunk (see `segment_drift`)."""
     tested = {(test.segment, test.value) for test in found.tests}
     alarms = {(segment, value): columns for segment, value, columns in found.alarms}
     entries = []

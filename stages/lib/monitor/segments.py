@@ -26,6 +26,7 @@ from stages.lib.drift.columns import column_drift
 from stages.lib.drift.methods import NO_METHOD
 from stages.lib.drift.p_values import benjamini_hochberg, chi2_p_values, ks_p_values
 from stages.lib.drift.result import ColumnDrift, json_ready
+from stages.lib.drift.summaries import ColumnSummary, column_drift_of_summaries, summarize
 from stages.lib.profile import category_strings
 
 
@@ -123,6 +124,49 @@ def segment_drift(
                 if column != segment:
                     drift = column_drift(column, reference[column].iloc[mine], current[column].iloc[theirs], thresholds, kind)
                     found.append((segment, value, drift))
+    return SegmentDrift(tests=_decide(found, fdr), skipped=skipped, fdr=fdr, min_rows=min_rows)
+
+
+# The reference's segments as merged summaries (the dask engine): segment column -> value (its text) -> tested column
+# -> that column's summary over the reference rows of the segment; and segment column -> value -> its rows.
+SegmentTables = Mapping[str, Mapping[str, Mapping[str, ColumnSummary]]]
+SegmentRows = Mapping[str, Mapping[str, int]]
+
+
+def segment_drift_of_tables(
+    reference: SegmentTables,
+    reference_rows: SegmentRows,
+    current: pd.DataFrame,
+    segments: Sequence[str],
+    columns: Mapping[str, str],
+    thresholds: DriftThresholds,
+    fdr: float,
+    min_rows: int,
+) -> SegmentDrift:
+    """`segment_drift` with the reference given as merged summaries per segment (`summaries.within` the whole
+    columns): the same tests, statistics and verdicts, the reference's rows never in this process.
+
+    Raises:
+        KeyError: a segment column or a tested column missing from the chunk or the reference's tables.
+    """
+    missing = [name for name in [*segments, *columns] if name not in current.columns]
+    if missing:
+        raise KeyError(f"segment drift: the current rows lack column(s) {', '.join(missing)}")
+    found: list[tuple[str, str, ColumnDrift]] = []
+    skipped: list[SkippedSegment] = []
+    for segment in segments:
+        mine_rows, current_rows = reference_rows.get(segment, {}), _rows_by_value(current[segment])
+        for value in sorted(set(mine_rows) | set(current_rows)):
+            mine, theirs = mine_rows.get(value, 0), current_rows.get(value, _NONE)
+            if mine < min_rows or len(theirs) < min_rows:
+                skipped.append(SkippedSegment(segment, value, mine, len(theirs)))
+                continue
+            for column, kind in columns.items():
+                if column != segment:
+                    chunk = summarize(current[column].iloc[theirs], kind)
+                    found.append(
+                        (segment, value, column_drift_of_summaries(column, reference[segment][value][column], chunk, thresholds, kind))
+                    )
     return SegmentDrift(tests=_decide(found, fdr), skipped=skipped, fdr=fdr, min_rows=min_rows)
 
 
