@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import signal
-import threading
 import time
 
 import pandas as pd
@@ -12,15 +9,10 @@ import pytest
 import yaml
 
 from commands.compose import compose
-from stages.evaluate import evaluate_model, evaluate_on_dask
-from stages.lib.config import EngineConfig, EvaluateConfig, ReportGate, TrainConfig, parse_params
+from stages.lib.config import EngineConfig, parse_params
 from stages.lib.engine import engine_session, lost_workers_message
 from stages.lib.errors import UserError
-from stages.train import train_model
-from tests.conftest import PROJECT, choice_overrides, model_config
-from tests.servers import dask_cluster
-from tests.slow_model import SlowOnWorkers
-from tests.test_evaluate import SPEC, frame, write_parts
+from tests.conftest import PROJECT, choice_overrides
 
 
 def dask_params(**changes) -> dict:
@@ -89,61 +81,6 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
-
-
-def test_a_worker_killed_mid_stage_leaves_the_work_to_the_other_and_a_rerun_gives_the_same_files(tmp_path):
-    """A scheduler and two workers, each its own `dask` process; evaluate joins them at engine.scheduler, one
-    worker is SIGKILLed while it scores, the evaluation completes on the other, and a rerun gives the same
-    metrics, plots and confusion file, which are the pandas engine's (computed here, without Dask)."""
-    model = train_model(
-        frame(3000, 0),
-        SPEC,
-        model_config(max_iter=30),
-        TrainConfig(seed=0, cv_folds=0, encoding_folds=5, max_selected=None, sample_rows=None),
-    ).model
-    test = frame(1500, 11)
-    write_parts(test, tmp_path / "test.parquet", 6)
-    config = EvaluateConfig(
-        threshold=0.5,
-        calibration_bins=10,
-        importance_repeats=2,
-        importance_rows=400,
-        seed=0,
-        gate=ReportGate(minimum={}, maximum={}, max_drop={}),
-    )
-    markers = tmp_path / "markers"
-    markers.mkdir()
-    slow = SlowOnWorkers(model, str(markers), 0.3)
-    expected = evaluate_model(model, test, SPEC, config)
-    with dask_cluster(tmp_path / "cluster") as cluster:
-        victim = cluster.workers["w0"]
-
-        def kill_once_scoring() -> None:
-            deadline = time.monotonic() + 120  # only a bound: the loop ends when w0 starts scoring
-            while time.monotonic() < deadline and not any(markers.glob("w0-*")):
-                time.sleep(0.02)
-            victim.send_signal(signal.SIGKILL)
-
-        engine = parse_params(dask_params(scheduler=cluster.address, connect_timeout=10)).engine
-        killer = threading.Thread(target=kill_once_scoring)
-        with engine_session(engine, tmp_path) as client:
-            # Both workers import the scoring code before the first task: under load a worker still importing
-            # would see the other steal every partition, and the kill would come after the evaluation.
-            client.run(importlib.import_module, "tests.slow_model")
-            client.run(importlib.import_module, "stages.evaluate")
-            killer.start()
-            first = evaluate_on_dask(client, slow, tmp_path / "test.parquet", SPEC, config)
-            first.write_confusion(tmp_path / "first.csv")
-            killer.join()
-            assert victim.wait(timeout=10) == -signal.SIGKILL
-            assert [worker["name"] for worker in client.scheduler_info()["workers"].values()] == ["w1"]
-            again = evaluate_on_dask(client, slow, tmp_path / "test.parquet", SPEC, config)
-            again.write_confusion(tmp_path / "again.csv")
-    assert {path.name.split("-")[0] for path in markers.iterdir()} == {"w0", "w1"}  # both workers scored
-    assert first.metrics == again.metrics == expected.metrics
-    assert first.plots == again.plots == expected.plots
-    expected.write_confusion(tmp_path / "expected.csv")
-    assert (tmp_path / "first.csv").read_bytes() == (tmp_path / "again.csv").read_bytes() == (tmp_path / "expected.csv").read_bytes()
 
 
 def test_work_lost_with_its_workers_is_one_line_naming_the_engine_key():

@@ -1,10 +1,8 @@
 """Issue 13, item 4 at the level of a stage command: `python -m stages.evaluate` on the dask engine, joined to a
 scheduler and two `dask worker` processes (tests/servers.py), loses one worker to SIGKILL while the workers score.
 The command completes or stops with one `error: engine:` line (no traceback); a rerun on the surviving worker
-completes; the outputs are byte for byte those of a run that lost no worker.
-
-tests/test_engine.py kills a worker inside evaluate's library call, in the test's process; this one watches the
-command: its exit code, its stderr and the files it leaves."""
+completes; the outputs are byte for byte those of a run that lost no worker. It watches the command: its exit
+code, its stderr and the files it leaves."""
 
 from __future__ import annotations
 

@@ -184,7 +184,7 @@ def test_the_dask_engine_writes_the_pandas_engines_files_for_any_partition_count
     pandas = evaluate_project(tmp_path / "pandas", model, lambda path: test.to_parquet(path, index=False), {"name": "pandas"})
     assert json.loads(pandas[str(METRICS_FILE)])["rows"] == 2000
     assert pandas[str(CONFUSION_FILE)].count(b"\n") == 2001
-    # In-process workers (threads): the equality is about the arithmetic, tests/test_engine.py is about processes.
+    # In-process workers (threads): the equality is about the arithmetic, tests/test_engine_kill.py is about processes.
     with LocalCluster(
         n_workers=2, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1", dashboard_address=None
     ) as cluster:
