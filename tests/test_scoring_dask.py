@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +19,7 @@ from stages.lib.errors import UserError
 from stages.lib.io import parquet_writer, write_outputs
 from stages.lib.scoring import score_files
 from stages.lib.scoring_versions import check_engine, entry_engines
+from tests import warm_python
 from tests.conftest import PROJECT, run_module
 from tests.test_scoring import SOURCE, TARGET, TIME, registered_project
 
@@ -230,8 +229,9 @@ def test_workers_running_other_code_than_the_scoring_checkout_are_refused(client
         "        check_worker_code(joined, config)\n"
         "run_stage(main)\n"
     )
+    (tmp_path / "check_code.py").write_text(script)
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(code), "PYTHONDONTWRITEBYTECODE": "1"}
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    result = warm_python.run("check_code", [], tmp_path, env, timeout=120)  # imports stages from `code`
     assert result.returncode == 2, result.stderr
     (line,) = result.stderr.splitlines()
     assert (
