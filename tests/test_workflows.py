@@ -307,10 +307,11 @@ def one_stage_project(origin: Path) -> Path:
     return origin
 
 
-@pytest.fixture
-def published(tmp_path) -> tuple[Path, Path]:
+@pytest.fixture(scope="module")
+def published_once(tmp_path_factory) -> tuple[Path, Path]:
     """A git+dvc project with one stage whose output was pushed to a local folder remote, and that folder."""
-    origin, remote = one_stage_project(tmp_path / "origin"), tmp_path / "remote"
+    folder = tmp_path_factory.mktemp("published")
+    origin, remote = one_stage_project(folder / "origin"), folder / "remote"
     (origin / ".venv").symlink_to(BIN.parent)
     git_dvc(origin, "dvc", "repro", "-q")
     git_dvc(origin, "dvc", "remote", "add", "-d", "team", str(remote))
@@ -318,6 +319,14 @@ def published(tmp_path) -> tuple[Path, Path]:
     git_dvc(origin, "git", "add", "-A")
     git_dvc(origin, "git", "commit", "-qm", "pipeline")
     return origin, remote
+
+
+@pytest.fixture
+def published(published_once, tmp_path) -> tuple[Path, Path]:
+    """`published_once` with a copy of the project a test may change (a test's .dvc/config.local stays its own);
+    the remote is shared and only read (clones pull from it)."""
+    origin, remote = published_once
+    return Path(shutil.copytree(origin, tmp_path / "origin", symlinks=True)), remote
 
 
 def ci_repro(repo: Path, **env: str) -> tuple[str, str]:
