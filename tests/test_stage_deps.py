@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import yaml
 
 from stages.lib.scoring_versions import ENTRY_MODULE
+from tests import warm_python
 from tests.dvc_pipeline import COMMAND
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,6 +23,21 @@ def loaded(statement: str) -> dict[str, str | None]:
     """Every module a clean interpreter holds after `statement`, with its file (run from the project root)."""
     probe = f"{statement}; import sys, json; print(json.dumps({{n: getattr(m, '__file__', None) for n, m in sys.modules.items()}}))"
     result = subprocess.run([sys.executable, "-c", probe], cwd=REPO, capture_output=True, text=True, timeout=120, check=True)
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+def project_modules_of(module: str, folder: Path) -> dict[str, str | None]:
+    """The project's modules (stages.*) a process running `python -m module` holds after importing it, with
+    their files. From the warm interpreter (tests/warm_python.py): it preloads only third-party libraries, so
+    which project files an import pulls in is what a cold interpreter shows."""
+    probe = folder / "import_probe.py"
+    probe.write_text(
+        "import importlib, json, sys\n"
+        f"importlib.import_module({module!r})\n"
+        "print(json.dumps({n: getattr(m, '__file__', None) for n, m in sys.modules.items() if n.split('.')[0] == 'stages'}))\n"
+    )
+    result = warm_python.run("import_probe", [], REPO, {**os.environ, "PYTHONPATH": str(folder)}, timeout=120)
+    assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.splitlines()[-1])
 
 
@@ -39,9 +56,9 @@ def declared_code(stage: dict) -> set[str]:
 
 
 @pytest.mark.parametrize("name", sorted(STAGES))
-def test_code_deps_are_exactly_the_modules_the_stage_imports(name):
+def test_code_deps_are_exactly_the_modules_the_stage_imports(name, tmp_path):
     stage = STAGES[name]
-    imported = project_files(loaded(f"import {stage_module(stage)}"))
+    imported = project_files(project_modules_of(stage_module(stage), tmp_path))
     declared = declared_code(stage)
     assert declared == imported, (
         f"stage {name}: declared but not imported {sorted(declared - imported)}; imported but not declared {sorted(imported - declared)}"
