@@ -25,8 +25,10 @@ $(STAMP): requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	@# --no-deps: requirements.lock pins every package, so pip resolves nothing (pip check proves the set complete);
 	@# --no-compile, then compileall on every core: byte-compiling the packages is half the install's CPU, and pip does it on one.
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-compile -r requirements.lock
+	@# No --quiet: pip says each package it collects and installs (a first install takes minutes).
+	$(BIN)/python -m pip install --disable-pip-version-check --no-deps --no-compile -r requirements.lock
 	$(BIN)/python -m pip check --disable-pip-version-check
+	@echo "byte-compiling the installed packages on every core (a minute or two)"
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib
 	@touch $@
 
@@ -58,10 +60,17 @@ checkout: setup  ## restore code, data, features, model and metrics of a revisio
 	@test -n "$$REV" || { echo "error: say which revision: make checkout REV=<tag, branch or sha>" >&2; exit 2; }
 	@git rev-parse --verify --quiet --end-of-options "$$REV^{commit}" >/dev/null || { echo "error: REV=$$REV is not a tag, branch or commit of this repository (see git tag, git branch -a)" >&2; exit 2; }
 	@# dvc checkout --force would delete batches or outcomes appended since dvc.lock last recorded the store.
-	@if [ -d data/production ] && ! $(BIN)/dvc status --quiet production-store; then echo "error: data/production holds batches or outcomes dvc.lock does not record yet (a checkout would delete them); run make repro and commit dvc.lock first" >&2; exit 2; fi
-	git checkout --quiet "$$REV" --
-	$(BIN)/dvc checkout --force --quiet
-	@echo "workspace at $$REV ($$(git rev-parse --short HEAD)): code, params, data, features, model and metrics"
+	@# No --quiet on dvc: it would hide DVC's own error (make then says only "Error 255"); its stdout lists every file.
+	@if [ -d data/production ]; then \
+	  changes=$$($(BIN)/dvc status --json production-store) || { echo "error: \`dvc status production-store\` failed (DVC's message above)" >&2; exit 2; }; \
+	  if [ "$$changes" != "{}" ]; then echo "error: data/production holds batches or outcomes dvc.lock does not record yet (a checkout would delete them); run make repro and commit dvc.lock first" >&2; exit 2; fi; \
+	fi
+	@previous=$$(git symbolic-ref --quiet --short HEAD); \
+	echo "git checkout $$REV && dvc checkout --force"; \
+	git checkout --quiet "$$REV" -- || exit 2; \
+	$(BIN)/dvc checkout --force >/dev/null || { echo "error: git is at $$REV but \`dvc checkout --force\` failed (DVC's message above): its data is not in the cache; \`dvc pull\` fetches it from the remote, then run make checkout REV=$$REV again" >&2; exit 2; }; \
+	echo "workspace at $$REV ($$(git rev-parse --short HEAD)): code, params, data, features, model and metrics"; \
+	if ! git symbolic-ref --quiet HEAD >/dev/null; then echo "note: detached HEAD at $$REV (on no branch: commit nothing here); go back with make checkout REV=$${previous:-main}"; fi
 
 register: setup  ## register the committed model as a new version (a GTO git tag): make register [VERSION=v1.0.0]
 	$(BIN)/gto register model HEAD $${VERSION:+--version "$$VERSION"}
@@ -71,6 +80,12 @@ promote: setup  ## assign a stage to a model version: make promote STAGE=prod [V
 	$(BIN)/gto assign model $${VERSION:+--version} "$${VERSION:-HEAD}" --stage "$$STAGE"
 
 predict: setup  ## score a file with a registered model: make predict MODEL=model@v1.0.0 INPUT=rows.csv OUTPUT=scores.csv [OUTCOMES="a.csv b.csv"] [BEYOND_HISTORY=1]
+	@missing=; for name in MODEL INPUT OUTPUT; do [ -n "$${!name}" ] || missing+=" $$name"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "usage: make predict MODEL=model@v0.0.1|model#prod|workspace INPUT=rows.csv OUTPUT=scores.csv (missing:$$missing)" >&2; \
+	  echo "  an input to try, 100 rows of the test split: $(BIN)/python -c \"import pandas as pd; pd.read_parquet('data/prepared/test.parquet').head(100).to_csv('rows.csv', index=False)\"" >&2; \
+	  exit 2; \
+	fi
 	@set -f; outcomes=(); for file in $$OUTCOMES; do outcomes+=(--outcomes "$$file"); done; \
 	$(BIN)/python -m commands.predict --model "$$MODEL" --input "$$INPUT" --output "$$OUTPUT" "$${outcomes[@]}" $${BEYOND_HISTORY:+--score-beyond-history}
 
@@ -118,7 +133,9 @@ dag: setup  ## draw the pipeline
 	$(BIN)/dvc dag
 
 metrics: setup  ## metrics of the workspace against HEAD
-	$(BIN)/dvc metrics diff
+	@# dvc metrics diff prints nothing when nothing changed: say so rather than leave a blank.
+	@changes=$$($(BIN)/dvc metrics diff) || exit 2; \
+	if [ -n "$$changes" ]; then echo "$$changes"; else echo "metrics: no change between the workspace and HEAD (\`dvc metrics show\` prints the values; \`dvc metrics diff <rev>\` compares with another revision)"; fi
 
 plots: setup  ## draw the plots of the workspace against HEAD (or REVS="main v1") to dvc_plots/index.html, offline
 	@read -r -a revs <<< "$$REVS"; set -x; $(BIN)/python -m commands.plots "$${revs[@]}"

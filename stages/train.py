@@ -66,13 +66,15 @@ def time_folds(times: pd.Series, folds: int) -> list[tuple[np.ndarray, np.ndarra
 def cross_validate(train: pd.DataFrame, spec: FeatureSpec, pipeline: Pipeline, folds: int) -> dict[str, Any]:
     """Time-ordered folds: each fold trains on the rows before a time and scores the next block."""
     scores, name = [], ""
-    for fit_rows, score_rows in time_folds(train[spec.time], folds):
+    for index, (fit_rows, score_rows) in enumerate(time_folds(train[spec.time], folds), start=1):
         fold_train, fold_score = train.iloc[fit_rows], train.iloc[score_rows]
         fold_model = clone(pipeline).fit(fold_train[spec.features], fold_train[spec.target])
         name, value = main_metric(
             spec.task, fold_score[spec.target].to_numpy(), predict_scores(fold_model, fold_score[spec.features], spec.task)
         )
         scores.append(round(value, DIGITS))
+        # A fold of the full data takes seconds to minutes: say each one as it finishes (stdout, not an output).
+        print(f"train: fold {index} of {folds} scored, {name} {value:.4f} ({len(fit_rows):,} rows fitted)", flush=True)
     return {
         "metric": name,
         "folds": scores,
@@ -97,6 +99,7 @@ def train_model(train: pd.DataFrame, spec: FeatureSpec, model_config: ModelConfi
                 f"{FEATURES_DIR}/train.parquet: {len(train)} rows are too few for train.cv_folds = {train_config.cv_folds}; lower it or set 0"
             )
         summary["cv"] = cross_validate(train, spec, pipeline, train_config.cv_folds)
+    print(f"train: fitting {model_config.name} on all {len(train):,} rows", flush=True)
     model = pipeline.fit(train[spec.features], train[spec.target])
     if "select" in model.named_steps:
         summary["selected"] = [str(name) for name in model[:-1].get_feature_names_out()]

@@ -192,10 +192,67 @@ def test_a_corrupted_cache_object_is_detected_and_fetched_again(project, tmp_pat
     assert f"corrupted: files/md5/{digest[:2]}/{digest[2:]}" in check.stdout
     repaired = run_module_in(project, "commands.verify_cache", "--repair")
     assert repaired.returncode == 0, repaired.stderr
-    assert "repaired 1 object(s)" in repaired.stdout
+    assert (
+        "repaired: removed 1 corrupted object(s), fetched 1 object(s) again by hash, restored 1 workspace file(s) in data"
+        in repaired.stdout
+    )
     assert target.read_bytes() == good and cached.read_bytes() == good
     assert "up to date" in dvc(project, "status").stdout
     assert run_module_in(project, "commands.verify_cache").returncode == 0
+
+
+def folder_remote(project: Path, folder: Path) -> None:
+    """A default local-folder remote, written as `dvc remote add -d team FOLDER` writes it (one dvc start-up less)."""
+    with (project / ".dvc/config").open("a") as config:
+        config.write(f"[core]\n    remote = team\n['remote \"team\"']\n    url = {folder}\n")
+
+
+def corrupt(project: Path, content: bytes) -> Path:
+    digest = hashlib.md5(content).hexdigest()
+    cached = project / ".dvc/cache/files/md5" / digest[:2] / digest[2:]
+    cached.chmod(0o644)
+    cached.write_bytes(b"flipped bits\n")
+    return cached
+
+
+def test_repair_fetches_by_hash_an_object_only_an_older_revision_needs(project, tmp_path):
+    """The current dvc.lock does not need the corrupted object: a plain `dvc fetch` would not bring it back."""
+    folder_remote(project, tmp_path / "remote")
+    assert dvc(project, "push").returncode == 0
+    old = (project / "data/part03.csv").read_bytes()
+    (project / "data/part03.csv").write_text("id,value\n3,10\n")
+    assert dvc(project, "add", "-q", "data").returncode == 0
+    subprocess.run(["git", "commit", "-qam", "part03 changed"], cwd=project, env=ENV, check=True)
+    cached = corrupt(project, old)
+    repaired = run_module_in(project, "commands.verify_cache", "--repair")
+    assert repaired.returncode == 0, repaired.stderr
+    assert repaired.stdout.endswith(
+        "repaired: removed 1 corrupted object(s), fetched 1 object(s) again by hash, restored 0 workspace file(s)\n"
+    )
+    assert cached.read_bytes() == old
+    assert (project / "data/part03.csv").read_text() == "id,value\n3,10\n"  # the current version, untouched
+
+
+def test_a_workspace_copy_left_corrupt_after_dvc_deleted_its_object_is_found_and_restored(project, tmp_path):
+    """`dvc status` hashes an object it doubts and deletes it when corrupted, leaving the workspace copy as it is:
+    the cache then looks clean, and only hashing the workspace against dvc.lock finds the bad file."""
+    folder_remote(project, tmp_path / "remote")
+    assert dvc(project, "push").returncode == 0
+    target = project / "data/part03.csv"
+    good = target.read_bytes()
+    cached = corrupt(project, good)
+    target.unlink()
+    dvc(project, "checkout")
+    dvc(project, "status")
+    assert target.read_bytes() == b"flipped bits\n" and not cached.exists()  # what DVC leaves behind
+    check = run_module_in(project, "commands.verify_cache")
+    assert check.returncode == 1
+    assert (
+        f"workspace: data/part03.csv differs from its recorded hash {hashlib.md5(good).hexdigest()} (dvc.lock or .dvc file)" in check.stdout
+    )
+    repaired = run_module_in(project, "commands.verify_cache", "--repair")
+    assert repaired.returncode == 0, repaired.stderr
+    assert target.read_bytes() == good and cached.read_bytes() == good
 
 
 def test_repair_without_a_remote_says_what_failed(project):

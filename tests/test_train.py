@@ -302,6 +302,15 @@ def test_cross_validation_fits_each_fold_on_rows_strictly_before_the_ones_it_sco
     assert_folds_follow_time(train[spec.time], FOLDS_SEEN, 3)
 
 
+def test_cross_validation_says_each_fold_as_it_finishes(features, capsys):
+    """A full-data fold takes minutes: train prints one line per fold rather than nothing until the end."""
+    spec, splits = features
+    summary = cross_validate(splits["train"], spec, Pipeline([("model", FoldRecorder())]), folds=3)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" scored,")[0] for line in lines] == [f"train: fold {index} of 3" for index in (1, 2, 3)]
+    assert [float(line.split()[7]) for line in lines] == pytest.approx(summary["folds"], abs=1e-4)
+
+
 def test_cross_validation_folds_do_not_split_rows_that_share_a_timestamp():
     # 30 hours, 7 rows each: a cut by row count lands inside an hour.
     times = pd.Series(np.repeat(pd.date_range("2013-01-01", periods=30, freq="h", tz="UTC"), 7))

@@ -74,12 +74,12 @@ def test_a_remote_that_never_answers_stops_repair_at_the_deadline(tmp_path, sile
         env={**ENV, "PYTHONPATH": str(PROJECT), "COMMAND_TIMEOUT_SECONDS": "8"},
         capture_output=True,
         text=True,
-        timeout=60,  # without a deadline of its own, `dvc fetch` waits on the silent server far longer
+        timeout=60,  # without a deadline of its own, the fetch waits on the silent server far longer
     )
     assert time.monotonic() - started < 45
     assert result.returncode == 2, result.stderr
     assert result.stderr == (
-        f"error: `dvc fetch` did not finish within 8 s in {repo} and was stopped; "
+        f"error: fetching 1 object(s) from the DVC remote did not finish within 8 s in {repo} and was stopped; "
         "check the network and the DVC remote, or set COMMAND_TIMEOUT_SECONDS to wait longer\n"
     )
 
