@@ -11,9 +11,9 @@ export PATH := $(abspath $(BIN)):$(PATH)
 # Values a user or a workflow passes (make checkout REV=..., make predict MODEL=...) reach the recipes as
 # environment variables, quoted there ("$$REV", $${VERSION:+...}): never pasted into the shell's text, where
 # `;`, spaces or $(...) would run, and never expanded by make itself (so set from the environment they stay inert).
-export BASE REV MODEL INPUT OUTPUT VERSION STAGE ARTIFACT_URL REVS BEYOND_HISTORY OUTCOMES SCORED_AT ADDED_AT DEGRADE
+export BASE REV MODEL INPUT OUTPUT VERSION STAGE ARTIFACT_URL REVS BEYOND_HISTORY OUTCOMES SCORED_AT ADDED_AT DEGRADE KEEP DROP
 
-.PHONY: help setup params check-params repro check-lock ci-remote ci-repro report checkout register promote predict score-batch add-labels simulate-production verify-cache repair-cache pr-comment push drift-gate monitor-gate test test-fast lint dag metrics plots lock clean
+.PHONY: help setup params check-params repro check-lock ci-remote ci-repro report checkout register promote predict score-batch add-labels simulate-production verify-cache repair-cache pr-comment push drift-gate monitor-gate test test-fast lint dag metrics exps plots lock clean
 BASE ?= main
 
 help:  ## list the targets
@@ -136,6 +136,9 @@ metrics: setup  ## metrics of the workspace against HEAD
 	@# dvc metrics diff prints nothing when nothing changed: say so rather than leave a blank.
 	@changes=$$($(BIN)/dvc metrics diff) || exit 2; \
 	if [ -n "$$changes" ]; then echo "$$changes"; else echo "metrics: no change between the workspace and HEAD (\`dvc metrics show\` prints the values; \`dvc metrics diff <rev>\` compares with another revision)"; fi
+
+exps: setup  ## experiments: main metrics and the params that differ, [KEEP=regex] columns added, [DROP=regex] removed
+	$(BIN)/python -m commands.exps $${KEEP:+--keep "$$KEEP"} $${DROP:+--drop "$$DROP"}
 
 plots: setup  ## draw the plots of the workspace against HEAD (or REVS="main v1") to dvc_plots/index.html, offline
 	@read -r -a revs <<< "$$REVS"; set -x; $(BIN)/python -m commands.plots "$${revs[@]}"

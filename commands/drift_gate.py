@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stages.lib.catalog import DRIFT_FILE, DRIFT_REPORT
+from stages.lib.catalog import DRIFT_DETAILS, DRIFT_FILE, DRIFT_REPORT
 from stages.lib.errors import fail, run_stage
 from stages.lib.io import read_json
 
@@ -44,6 +44,18 @@ def gate_verdict(summary: Any, where: Path = DRIFT_FILE) -> GateVerdict:
 def read_summary(path: Path = DRIFT_FILE) -> Any:
     """drift.json's payload; a clear error (named as in the project, not by a checkout's temporary path) when unreadable."""
     return read_json(path, RERUN, shown_as=DRIFT_FILE)
+
+
+def read_drift(root: Path = Path()) -> dict[str, Any]:
+    """drift-check's whole summary: the DVC metrics file (verdicts, headline numbers) merged with its details file
+    (each column's findings, prediction and target drift); a clear error when either is unreadable or not an object."""
+    parts = []
+    for path in (DRIFT_FILE, DRIFT_DETAILS):
+        payload = read_json(root / path, RERUN, shown_as=path)
+        if not isinstance(payload, dict):
+            fail(f"{path}: expected a JSON object; {RERUN}")
+        parts.append(payload)
+    return parts[1] | parts[0]
 
 
 def main() -> None:

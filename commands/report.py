@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from commands.drift_gate import GateVerdict, gate_verdict, read_summary
+from commands.drift_gate import GateVerdict, gate_verdict, read_drift, read_summary
 from commands.plots import vega_specs
 from commands.report_text import (
     ReportInputs,
@@ -43,6 +43,7 @@ PLOTS = {  # the evaluation plots the report draws, titled
     str(PLOT_FILES["importance"]): "Permutation importance",
 }
 REMOTE_NOTE = Path("reports/pr/remote.txt")  # written by .ci/repro
+HEAD = "this change"  # how messages name the revision under review (its drift details are read; the base's are not shown)
 
 
 def group_choices(root: Path, params: dict[str, Any]) -> dict[str, str]:
@@ -108,10 +109,10 @@ def revision_facts(root: Path, label: str, params: dict[str, Any]) -> tuple[str,
     task, actual, scores, times = scores_on_test(root)
     facts = RevisionFacts(
         choices=group_choices(root, params),
-        metrics=read_json(root / METRICS_FILE, "run `dvc repro` first" if label == "this change" else "the base revision has no metrics"),
+        metrics=read_json(root / METRICS_FILE, "run `dvc repro` first" if label == HEAD else "the base revision has no metrics"),
         train_summary=read_json(root / TRAIN_SUMMARY, "") if (root / TRAIN_SUMMARY).exists() else {},
         drift=drift,
-        drift_summary=read_summary(root / DRIFT_FILE) if isinstance(drift, GateVerdict) else None,
+        drift_summary=read_drift(root) if isinstance(drift, GateVerdict) and label == HEAD else None,
         actual=actual,
         scores=scores,
         times=times,
@@ -136,7 +137,7 @@ def gather_inputs(
         Everything `render_report` needs.
     """
     # This change's params as the typed models write them; the base's as its own revision wrote them (an older schema).
-    task, head = revision_facts(repo, "this change", load_params(repo / "params.yaml").model_dump(mode="json"))
+    task, head = revision_facts(repo, HEAD, load_params(repo / "params.yaml").model_dump(mode="json"))
     _, base_facts = revision_facts(base.root, "the base", read_params(base.root / "params.yaml"))
     remote = [REMOTE_NOTE.read_text(encoding="utf-8").strip()] if REMOTE_NOTE.exists() else []
     return ReportInputs(

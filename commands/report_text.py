@@ -17,7 +17,7 @@ from commands.drift_gate import GateVerdict
 from stages.lib.catalog import METRICS_FILE
 from stages.lib.config import ReportGate
 from stages.lib.drift.methods import METHODS_BY_NAME
-from stages.lib.metrics import LOWER_IS_BETTER, MAIN_METRIC, TASK_METRICS, weighted_metric
+from stages.lib.metrics import MAIN_METRIC, SETTINGS, TASK_METRICS, WEIGHTED_METRICS, direction, weighted_metric
 
 MARKER = "<!-- mlops-pr-report -->"
 
@@ -101,8 +101,59 @@ def _measure(name: str, task: str, revisions: dict[str, dict[str, Any]]) -> tupl
     return {where: value for where, value in measured.items() if value is not None}
 
 
-def metric_checks(head: dict[str, Any], base: dict[str, Any], gate: ReportGate, task: str) -> list[Check]:
-    """The `evaluate.gate` checks on this change's metrics (and the base's, for `max_drop`)."""
+Interval = tuple[float, float, float]  # a change head - base and its 95% bootstrap interval (`bootstrap_change`)
+
+
+def _worded(worsening: float) -> str:
+    return "unchanged" if worsening == 0 else f"{'worse' if worsening > 0 else 'better'} by {abs(worsening):.4f}"
+
+
+def drop_check(name: str, before: float, after: float, bound: float, drop_by: str, interval: Interval | None) -> tuple[bool, str]:
+    """One `max_drop` gate: passed, and the detail. With `drop_by` "bound" it decides on the end of the change's
+    interval in the metric's bad direction (a drop noise could explain fails as well as a real one), with "point" on
+    the change of the metrics files' values; a gate that cannot decide (no interval, no direction) fails.
+
+    Args:
+        name: the metric.
+        before: the base's value (its metrics file).
+        after: this change's value.
+        bound: the worsening allowed.
+        drop_by: "bound" or "point" (`evaluate.gate.drop_by`).
+        interval: the change's bootstrap interval, when the report computes one for this metric.
+    """
+    sign = direction(name)
+    if sign == 0:
+        return False, f"`{name}` is no measure of the model (neither higher nor lower is better): remove it from evaluate.gate.max_drop"
+    worsening = sign * (before - after)
+    detail = _worded(worsening)
+    if interval is None:
+        if drop_by == "point":
+            return worsening <= bound, detail
+        return False, (
+            f"{detail}; no bootstrap interval of `{name}` (the report computes one for {', '.join(WEIGHTED_METRICS)}): "
+            "set evaluate.gate.drop_by: point to gate it on the change alone"
+        )
+    _, low, high = interval
+    worst = -sign * (low if sign > 0 else high)  # the interval's end on the bad side, as a worsening
+    detail += f" (95% interval of the change {low:+.4f} to {high:+.4f}; at its bad end {_worded(worst)})"
+    if drop_by == "point":
+        return worsening <= bound, f"{detail}; decided on the change (drop_by: point)"
+    return worst <= bound, f"{detail}; decided on the interval's bad end (drop_by: bound)"
+
+
+def metric_checks(
+    head: dict[str, Any], base: dict[str, Any], gate: ReportGate, task: str, intervals: dict[str, Interval] | None = None
+) -> list[Check]:
+    """The `evaluate.gate` checks on this change's metrics (and the base's, for `max_drop`).
+
+    Args:
+        head: this change's metrics file.
+        base: the base's.
+        gate: the `evaluate.gate` section.
+        task: the task of this change.
+        intervals: the bootstrap interval of the change per metric (`change_intervals`); `max_drop` with
+            `drop_by: bound` decides on them.
+    """
     head_label, base_label = f"this change's {METRICS_FILE}", f"the base's {METRICS_FILE}"
     head_only = {head_label: head}
     both = head_only | {base_label: base}
@@ -124,11 +175,47 @@ def metric_checks(head: dict[str, Any], base: dict[str, Any], gate: ReportGate, 
             elif kind == "maximum":
                 checks.append(Check(title, value <= bound, f"{name} = {_number(value)}"))
             else:
-                before = measured[base_label]
-                worsening = value - before if name in LOWER_IS_BETTER else before - value
-                detail = "unchanged" if worsening == 0 else f"{'worse' if worsening > 0 else 'better'} by {abs(worsening):.4f}"
-                checks.append(Check(title, worsening <= bound, detail))
+                interval = (intervals or {}).get(name)
+                checks.append(Check(title, *drop_check(name, measured[base_label], value, bound, gate.drop_by, interval)))
     return checks
+
+
+def paired_rows(head: RevisionFacts, base: RevisionFacts) -> bool:
+    """Whether both revisions scored the same test rows (same targets at the same times): the bootstrap pairs them."""
+    return len(head.actual) == len(base.actual) and np.array_equal(head.actual, base.actual) and np.array_equal(head.times, base.times)
+
+
+def change_intervals(task: str, head: RevisionFacts, base: RevisionFacts, gate: ReportGate) -> dict[str, Interval]:
+    """The bootstrap interval of the change of the task's main metric, and of each metric `max_drop` bounds
+    that has a weighted form (WEIGHTED_METRICS) and the task produces."""
+    names = {MAIN_METRIC[task]} | {name for name in gate.max_drop if name in WEIGHTED_METRICS and name in TASK_METRICS[task]}
+    paired = paired_rows(head, base)
+    return {name: bootstrap_change(name, (base.actual, base.scores), (head.actual, head.scores), paired) for name in sorted(names)}
+
+
+def sign_disagreement(task: str, test_change: float, head: dict[str, Any], base: dict[str, Any]) -> str | None:
+    """A warning when the test split and cross-validation within train disagree on whether the main metric got
+    better (one says better, the other worse), or None: then the test change may be luck of one time window.
+
+    Args:
+        task: the task (picks the main metric).
+        test_change: the main metric's change head - base on the test split.
+        head: this change's train summary (reports/train.json, its `cv`).
+        base: the base's.
+    """
+    metric = MAIN_METRIC[task]
+    cv = [summary.get("cv") or {} for summary in (head, base)]
+    if not all(isinstance(entry.get("mean"), int | float) and entry.get("metric") == metric for entry in cv):
+        return None
+    cv_change = float(cv[0]["mean"]) - float(cv[1]["mean"])
+    sign = direction(metric)
+    if sign * test_change * sign * cv_change >= 0:
+        return None  # the same sign, or one of them unchanged
+    verdicts = ["better" if sign * change > 0 else "worse" for change in (test_change, cv_change)]
+    return (
+        f"**The test split and cross-validation disagree**: {metric} is {verdicts[0]} on the test split ({test_change:+.4f}) "
+        f"but {verdicts[1]} cross-validated within train ({cv_change:+.4f}); the change may not hold beyond this test window."
+    )
 
 
 def drift_gate_check(head: GateVerdict | str, base: GateVerdict | str) -> Check:
@@ -158,10 +245,16 @@ def drift_gate_check(head: GateVerdict | str, base: GateVerdict | str) -> Check:
 
 
 def verdict_checks(
-    head: dict[str, Any], base: dict[str, Any], gate: ReportGate, task: str, drift: tuple[GateVerdict | str, GateVerdict | str]
+    head: dict[str, Any],
+    base: dict[str, Any],
+    gate: ReportGate,
+    task: str,
+    drift: tuple[GateVerdict | str, GateVerdict | str],
+    intervals: dict[str, Interval] | None = None,
 ) -> list[Check]:
-    """Every check of the PR verdict: the metric gates, then the drift gate (this change's verdict vs the base's)."""
-    return [*metric_checks(head, base, gate, task), drift_gate_check(*drift)]
+    """Every check of the PR verdict: the metric gates (`max_drop` on `intervals` when `drop_by: bound`), then the
+    drift gate (this change's verdict vs the base's)."""
+    return [*metric_checks(head, base, gate, task, intervals), drift_gate_check(*drift)]
 
 
 def stage_runs(log: str) -> dict[str, list[str]]:
@@ -241,13 +334,17 @@ def render_report(inputs: ReportInputs) -> tuple[str, bool]:
         (the report's text, whether every gate passed).
     """
     head, base = inputs.head, inputs.base
-    checks = verdict_checks(head.metrics, base.metrics, inputs.gate, inputs.task, (head.drift, base.drift))
+    intervals = change_intervals(inputs.task, head, base, inputs.gate)
+    checks = verdict_checks(head.metrics, base.metrics, inputs.gate, inputs.task, (head.drift, base.drift), intervals)
     passed = all(check.passed for check in checks)
+    main = intervals[MAIN_METRIC[inputs.task]]
+    disagreement = sign_disagreement(inputs.task, main[0], head.train_summary, base.train_summary)
     lines = [
         *_verdict_lines(inputs, checks, passed),
+        *([] if disagreement is None else ["", f"> {disagreement}"]),
         *_parameter_lines(head.choices, base.choices, inputs.params_diff),
         *_metric_lines(head, base),
-        _bootstrap_line(inputs.task, head, base),
+        _bootstrap_line(inputs.task, main, paired_rows(head, base)),
         "",
         "### Plots (base vs this change)",
         *plot_lines(inputs.plots, inputs.artifact_url),
@@ -317,8 +414,20 @@ def _change(old: Any, new: Any) -> str:
     return f"{new - old:+,}" if isinstance(new, int) and isinstance(old, int) else f"{new - old:+.4f}"
 
 
+def _direction_mark(name: str, old: Any, new: Any) -> str:
+    """Whether the change of a metric is better or worse by its direction; a dash for one that describes the test data."""
+    sign = direction(name)
+    if sign == 0:
+        return "— (describes the test data)"
+    if isinstance(old, bool) or isinstance(new, bool) or not isinstance(old, int | float) or not isinstance(new, int | float):
+        return "—"
+    change = sign * (new - old)
+    return "unchanged" if change == 0 else "better" if change > 0 else "**worse**"
+
+
 def _metric_lines(head: RevisionFacts, base: RevisionFacts) -> list[str]:
-    """The metrics table (every metric either revision wrote) and this change's cross-validation score.
+    """The metrics table (every metric either revision wrote, without SETTINGS such as `rows` and `threshold`, each
+    change marked better or worse by the metric's direction) and the cross-validation score.
 
     Args:
         head: this change's facts.
@@ -327,10 +436,10 @@ def _metric_lines(head: RevisionFacts, base: RevisionFacts) -> list[str]:
     Returns:
         The section's lines.
     """
-    lines = ["", "### Metrics (test split)", "", "| Metric | Base | This change | Change |", "|---|---:|---:|---:|"]
-    for name in sorted(set(head.metrics) | set(base.metrics)):
+    lines = ["", "### Metrics (test split)", "", "| Metric | Base | This change | Change | |", "|---|---:|---:|---:|---|"]
+    for name in sorted((set(head.metrics) | set(base.metrics)) - SETTINGS):
         old, new = base.metrics.get(name), head.metrics.get(name)
-        lines.append(f"| {name} | {_number(old)} | {_number(new)} | {_change(old, new)} |")
+        lines.append(f"| {name} | {_number(old)} | {_number(new)} | {_change(old, new)} | {_direction_mark(name, old, new)} |")
     if head.train_summary.get("cv"):
         cv = head.train_summary["cv"]
         before = f"{base.train_summary['cv']['mean']:.4f} → " if base.train_summary.get("cv") else ""
@@ -338,21 +447,20 @@ def _metric_lines(head: RevisionFacts, base: RevisionFacts) -> list[str]:
     return lines
 
 
-def _bootstrap_line(task: str, head: RevisionFacts, base: RevisionFacts) -> str:
+def _bootstrap_line(task: str, interval: Interval, paired: bool) -> str:
     """The change of the task's main metric with its bootstrap interval, and whether it is beyond noise.
 
     Args:
         task: the task (picks the main metric).
-        head: this change's facts (test target, scores, times).
-        base: the base's.
+        interval: the change and its interval (`change_intervals`).
+        paired: whether both revisions scored the same rows.
 
     Returns:
         One paragraph, starting with a blank line.
     """
     metric = MAIN_METRIC[task]
-    paired = len(head.actual) == len(base.actual) and np.array_equal(head.actual, base.actual) and np.array_equal(head.times, base.times)
-    change, low, high = bootstrap_change(metric, (base.actual, base.scores), (head.actual, head.scores), paired)
-    better = (change < 0) if metric in LOWER_IS_BETTER else (change > 0)
+    change, low, high = interval
+    better = direction(metric) * change > 0
     beyond_noise = low > 0 or high < 0
     meaning = ("an improvement" if better else "a deterioration") + " beyond noise" if beyond_noise else "within noise: not a real change"
     return (

@@ -1,7 +1,8 @@
 """drift-check: compare the current window with the training reference; report, plot and gate.
 
 Columns are the model's inputs (the prepared columns featurize builds features from), plus the
-model's predictions (from the features) and the target. The verdicts go to a DVC metrics file, the most drifted features to DVC
+model's predictions (from the features) and the target. The verdicts and a few headline numbers go to a DVC metrics file
+(`HEADLINE`), every column's findings to a details file that is no metric, the most drifted features to DVC
 plots, everything to a self-contained HTML report; `make drift-gate` turns the gate into an
 exit code.
 """
@@ -18,6 +19,7 @@ from sklearn.base import BaseEstimator
 
 from stages.lib import exact
 from stages.lib.catalog import (
+    DRIFT_DETAILS,
     DRIFT_FILE,
     DRIFT_PLOTS,
     DRIFT_REPORT,
@@ -81,9 +83,14 @@ class DaskInputs:
     train_statistics: dict[str, dict[str, Any]] | None = None
 
 
+# The keys of the summary that go to DRIFT_FILE, the DVC metrics file (`dvc metrics diff`, `dvc exp show`): the verdicts and
+# the numbers a person compares across experiments. `drifted` and the gate's lists are lists, which DVC does not show.
+HEADLINE = ("dataset_drift", "drift_share", "drifted_columns", "columns_checked", "drifted", "prediction_drifted", "roc_auc_drop", "gate")
+
+
 @dataclass
 class DriftReport:
-    summary: dict[str, Any]  # the DVC metrics file
+    summary: dict[str, Any]  # every finding: HEADLINE to the DVC metrics file, the rest to the details file
     ranked: list[ColumnDrift]  # feature columns, most important drift first
     prediction: ColumnDrift
     target: ColumnDrift | None
@@ -286,6 +293,7 @@ def drift_report(
         "missing_share_changes": sorted(column.column for column in result.columns if column.missing_drifted),
         "schema_changes": changes,
         "gate": gate,
+        "prediction_drifted": prediction.drifted,
         "prediction_drift": prediction.to_json(),
         "target_drift": target.to_json() if target else None,
         "current_metrics": findings.current_metrics,
@@ -398,11 +406,19 @@ def read_windows(spec: FeatureSpec, root: Path = Path()) -> tuple[tuple[pd.DataF
     return (prepared[0], prepared[1]), (features[0], features[1])
 
 
+def split_summary(summary: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The summary's HEADLINE keys (the DVC metrics file) and the rest (the details file); together, the whole summary."""
+    headline = {key: summary[key] for key in HEADLINE}
+    return headline, {key: value for key, value in summary.items() if key not in headline}
+
+
 def drift_outputs(report: DriftReport) -> dict[Path, Writer]:
     """Every file drift-check writes: the same set whatever the number of features (dvc.yaml declares them)."""
     html = render_report(report.summary, report.ranked, report.prediction, report.target)
+    headline, details = split_summary(report.summary)
     return {
-        DRIFT_FILE: json_writer(report.summary),
+        DRIFT_FILE: json_writer(headline),
+        DRIFT_DETAILS: json_writer(details),
         DRIFT_REPORT: lambda path: path.write_text(html, encoding="utf-8"),
         DRIFT_PLOTS: json_writer(report.plots),
     }

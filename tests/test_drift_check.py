@@ -289,3 +289,27 @@ def test_feature_shifts_compare_the_current_features_with_the_manifests_train_st
     assert shifts[0]["shift_in_train_std"] > 3 > shifts[-1]["shift_in_train_std"]
     assert shifts[-1]["feature"] == "distance"
     assert drift_check(DriftInputs(reference, current, SPEC, model), config).summary["feature_shifts"] == []
+
+
+def test_the_dvc_metrics_file_holds_the_headline_and_the_details_file_the_rest(seasonal, tmp_path, monkeypatch):
+    """`dvc metrics diff` reads reports/drift.json: it must show a few verdicts, not every column's statistics
+    (it showed 480 rows); the details file holds the rest, and the two merged give back every finding."""
+    from dvc.utils.diff import diff
+
+    from commands.drift_gate import read_drift
+    from stages.lib.catalog import DRIFT_DETAILS
+
+    monkeypatch.chdir(tmp_path)
+    write_outputs(drift_outputs(seasonal))
+    headline = json.loads(DRIFT_FILE.read_text())
+    shown = diff({}, {str(DRIFT_FILE): {"data": headline}}, with_unchanged=True)[str(DRIFT_FILE)]  # DVC's own diff
+    assert set(shown) == {
+        "dataset_drift", "drift_share", "drifted_columns", "columns_checked", "drifted", "prediction_drifted", "roc_auc_drop",
+        "gate.passed", "gate.failed", "gate.reasons",
+    }  # fmt: skip
+    assert shown["drift_share"]["new"] == pytest.approx(0.75) and shown["prediction_drifted"]["new"] is True
+    details = json.loads(DRIFT_DETAILS.read_text())
+    assert {"columns", "prediction_drift", "target_drift", "current_metrics"} <= set(details) and not set(details) & set(headline)
+    assert read_drift(tmp_path) == json.loads(json.dumps(seasonal.summary))
+    gate = run_module("commands.drift_gate", tmp_path)  # the gate command needs the metrics file only
+    assert gate.returncode == 1 and "3 of 4 columns drifted (dest, dewp, temp)" in gate.stdout

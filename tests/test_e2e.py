@@ -11,8 +11,9 @@ import pytest
 import yaml
 
 from commands.compose import compose
+from commands.drift_gate import read_drift
 from stages.lib.catalog import (
-    DRIFT_FILE,
+    DRIFT_DETAILS,
     DRIFT_REPORT,
     FEATURE_MANIFEST,
     FEATURES_DIR,
@@ -54,7 +55,7 @@ def test_metrics_are_in_sane_ranges(pipeline):
 
 def test_drift_check_tells_the_seasonal_story(pipeline):
     repo, _, _ = pipeline
-    drift = json.loads((repo / DRIFT_FILE).read_text())
+    drift = read_drift(repo)
     # Reference is early 2013, current late 2013: the weather moves with the seasons.
     assert {"temp", "dewp"} <= set(drift["drifted"])
     assert drift["columns"]["dest"]["statistics"]["p_value_adjusted"] < 0.05  # the destination mix changes too
@@ -66,7 +67,7 @@ def test_drift_gate_exit_codes_in_both_constructed_situations(pipeline):
     columns the check found drifted (counted here from its per-column findings): 1, then 0."""
     repo, _, hashes = pipeline
     first = run(repo, "git", "rev-parse", "HEAD").strip()
-    findings = json.loads((repo / DRIFT_FILE).read_text())["columns"].values()
+    findings = json.loads((repo / DRIFT_DETAILS).read_text())["columns"].values()
     drifted = sum(bool(column["drifted"] or column["missing_drifted"]) for column in findings)
     assert 0 < drifted < len(findings)  # so both situations exist
     venv = Path(sys.executable).parent.parent
@@ -171,7 +172,7 @@ def test_second_dataset_runs_by_config_alone(pipeline):
         manifest = yaml.safe_load((repo / FEATURE_MANIFEST).read_text())
         assert manifest["task"] == "regression" and manifest["features"]["by_family"]["history"] > 0
         assert "calendar_day_of_year_sin" in manifest["columns"]  # train spans three years: seasonal parts are built
-        drift = json.loads((repo / DRIFT_FILE).read_text())
+        drift = read_drift(repo)
         assert "weather" in drift["drifted"]  # its labels changed over the years (rain, then fog)
         assert set(drift["current_metrics"]) == {"rmse", "mae", "target_mean"}
         run(repo, "dvc", "plots", "show", "--json")  # empty ROC/PR files for regression do not break DVC plots

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stages.lib.catalog import DRIFT_FILE, FEATURES_DIR, METRICS_FILE, MODEL_FILE, MONITOR_FILE, PREPARED_DIR, SCHEMA_FILE
+from stages.lib.catalog import DRIFT_DETAILS, DRIFT_FILE, FEATURES_DIR, METRICS_FILE, MODEL_FILE, MONITOR_FILE, PREPARED_DIR, SCHEMA_FILE
 from tests.e2e_support import out_hashes, run, stages_run
 from tests.servers import dask_cluster
 
@@ -23,7 +23,7 @@ def test_dvc_exp_run_on_the_dask_engine_gives_the_pandas_engines_results(pipelin
     first = run(repo, "git", "rev-parse", "HEAD").strip()
     prepared = {split: pd.read_parquet(repo / PREPARED_DIR / f"{split}.parquet") for split in SPLITS}
     features = {split: pd.read_parquet(repo / FEATURES_DIR / f"{split}.parquet") for split in SPLITS}
-    same_bytes = [SCHEMA_FILE, MODEL_FILE, METRICS_FILE, DRIFT_FILE, MONITOR_FILE]
+    same_bytes = [SCHEMA_FILE, MODEL_FILE, METRICS_FILE, DRIFT_FILE, DRIFT_DETAILS, MONITOR_FILE]
     before = {path: (repo / path).read_bytes() for path in same_bytes}
     try:
         with dask_cluster(tmp_path / "cluster") as cluster:  # the workers import the stages' code once, for every stage

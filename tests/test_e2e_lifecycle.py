@@ -151,10 +151,13 @@ def test_report_on_switching_the_feature_engine_on(pipeline, tmp_path):
         drift = [
             set(json.loads(run(repo, "git", "show", f"{rev}:reports/drift.json"))["gate"]["failed"]) for rev in ("HEAD", "main-before")
         ]
-        expected = head["roc_auc"] >= gate["minimum"]["roc_auc"] and base["roc_auc"] - head["roc_auc"] <= gate["max_drop"]["roc_auc"]
+        text = output.read_text()
+        # max_drop with drop_by: bound decides on the low end of the ROC AUC change's interval the report prints.
+        low = float(re.search(r"\*\*roc_auc change [+-]0\.\d{4}\*\* \(95% bootstrap interval ([+-]0\.\d{4}) to", text).group(1))
+        drop = -low if gate["drop_by"] == "bound" else base["roc_auc"] - head["roc_auc"]
+        expected = head["roc_auc"] >= gate["minimum"]["roc_auc"] and drop <= gate["max_drop"]["roc_auc"]
         expected = expected and drift[0] <= drift[1]  # the same data on both sides: no drift condition is new
         assert result.returncode == (0 if expected else 1), result.stderr
-        text = output.read_text()
         assert f"**Verdict: {'PASSED' if expected else 'FAILED'}**" in text
         assert "`features`: baseline → **default**" in section(text, "Parameters")
         assert f"{FEATURES_DIR}/train.parquet" in section(text, "Data and model files")

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from stages.lib.catalog import DRIFT_FILE, FEATURE_MANIFEST, FEATURES_DIR, METRICS_FILE, PREPARED_DIR, SCHEMA_FILE
+from stages.lib.catalog import DRIFT_DETAILS, FEATURE_MANIFEST, FEATURES_DIR, METRICS_FILE, PREPARED_DIR, SCHEMA_FILE
 from tests import own_tables
 from tests.e2e_support import ENV, new_project, run, stages_run
 
@@ -114,7 +114,7 @@ def test_a_yearly_survey_with_missing_answers_runs_by_contract_alone(project):
     assert expected > 0 and (features[(test["year"] == first).to_numpy()]["history_all_1y_happy_rows"] == expected).all()
 
     # The occupation code is compared as categories by the drift check, as declared.
-    drift = json.loads((project / DRIFT_FILE).read_text())
+    drift = json.loads((project / DRIFT_DETAILS).read_text())
     assert drift["columns"]["occupation"]["kind"] == "categorical"
     metrics = json.loads((project / METRICS_FILE).read_text())
     assert metrics["roc_auc"] > 0.6  # the planted signal (region, occupation, income) is found

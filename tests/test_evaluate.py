@@ -21,7 +21,7 @@ from stages.train import train_model
 from tests.conftest import model_config, project_params, replace
 
 SPEC = FeatureSpec.plain(["signal", "noise"], ["carrier"])
-NO_GATE = ReportGate(minimum={}, maximum={}, max_drop={})
+NO_GATE = ReportGate(drop_by="point", minimum={}, maximum={}, max_drop={})
 CARRIERS = ["AA", "UA", "__other__"]
 
 

@@ -91,7 +91,7 @@ def checks_by_name(checks) -> dict[str, tuple[bool, str]]:
 
 
 def test_gates_pass_and_fail_on_measured_metrics():
-    gate = ReportGate(minimum={"roc_auc": 0.7}, maximum={"brier": 0.2}, max_drop={"roc_auc": 0.01, "log_loss": 0.02})
+    gate = ReportGate(drop_by="point", minimum={"roc_auc": 0.7}, maximum={"brier": 0.2}, max_drop={"roc_auc": 0.01, "log_loss": 0.02})
     head = {"roc_auc": 0.705, "log_loss": 0.50, "brier": 0.21}
     base = {"roc_auc": 0.72, "log_loss": 0.47, "brier": 0.19}
     results = checks_by_name(verdict_checks(head, base, gate, "classification", PASSING_DRIFT))
@@ -105,10 +105,15 @@ def test_gates_pass_and_fail_on_measured_metrics():
 @pytest.mark.parametrize(
     ("gate", "head", "base", "missing_from"),
     [
-        (ReportGate(minimum={"roc_auc": 0.5}, maximum={}, max_drop={}), {"auc": 0.9}, {"roc_auc": 0.9}, "this change's"),
-        (ReportGate(minimum={}, maximum={"brier": 0.3}, max_drop={}), {"roc_auc": 0.9}, {"brier": 0.1}, "this change's"),
-        (ReportGate(minimum={}, maximum={}, max_drop={"roc_auc": 0.01}), {"roc_auc": 0.9}, {"auc": 0.9}, "the base's"),
-        (ReportGate(minimum={}, maximum={}, max_drop={"log_loss": 0.01}), {"log_loss": None}, {"log_loss": 0.4}, "this change's"),
+        (ReportGate(drop_by="point", minimum={"roc_auc": 0.5}, maximum={}, max_drop={}), {"auc": 0.9}, {"roc_auc": 0.9}, "this change's"),
+        (ReportGate(drop_by="point", minimum={}, maximum={"brier": 0.3}, max_drop={}), {"roc_auc": 0.9}, {"brier": 0.1}, "this change's"),
+        (ReportGate(drop_by="point", minimum={}, maximum={}, max_drop={"roc_auc": 0.01}), {"roc_auc": 0.9}, {"auc": 0.9}, "the base's"),
+        (
+            ReportGate(drop_by="point", minimum={}, maximum={}, max_drop={"log_loss": 0.01}),
+            {"log_loss": None},
+            {"log_loss": 0.4},
+            "this change's",
+        ),
     ],
 )
 def test_a_gate_on_a_metric_the_task_produces_but_the_file_lacks_fails_with_its_name(gate, head, base, missing_from):
@@ -120,7 +125,7 @@ def test_a_gate_on_a_metric_the_task_produces_but_the_file_lacks_fails_with_its_
 
 
 def test_only_gates_on_metrics_the_task_cannot_produce_are_skipped():
-    gate = ReportGate(minimum={"roc_auc": 0.65, "roc-auc": 0.65}, maximum={"rmse": 3.0}, max_drop={"r2": 0.1})
+    gate = ReportGate(drop_by="point", minimum={"roc_auc": 0.65, "roc-auc": 0.65}, maximum={"rmse": 3.0}, max_drop={"r2": 0.1})
     classification = checks_by_name(metric_checks({"roc_auc": 0.7}, {"roc_auc": 0.7}, gate, "classification"))
     assert classification["rmse <= 3.0"] == (True, "not a classification metric (regression only): skipped")
     assert classification["r2 worsens by at most 0.1"][0] is True
@@ -146,7 +151,7 @@ def test_the_task_metric_table_is_what_evaluate_writes():
         importance_repeats=1,
         importance_rows=100,
         seed=0,
-        gate=ReportGate(minimum={}, maximum={}, max_drop={}),
+        gate=ReportGate(drop_by="point", minimum={}, maximum={}, max_drop={}),
     )
     train = TrainConfig(seed=0, cv_folds=0, encoding_folds=2, max_selected=None, sample_rows=None)
     for task, target in (("classification", "late"), ("regression", "y")):
@@ -267,7 +272,7 @@ def test_the_report_is_built_from_gathered_inputs_alone(tmp_path, monkeypatch):
         base_sha="b" * 40,
         head_sha="a" * 40,
         dirty=True,
-        gate=ReportGate(minimum={"roc_auc": 0.65}, maximum={}, max_drop={"roc_auc": 0.02}),
+        gate=ReportGate(drop_by="point", minimum={"roc_auc": 0.65}, maximum={}, max_drop={"roc_auc": 0.02}),
         params_diff={"model.name": {"old": "hgb", "new": "logreg"}},
         data_diff={"modified": [{"path": "models/model.skops"}, {"path": "data/features/"}]},
         plots={"ROC": "roc.png"},
@@ -281,12 +286,14 @@ def test_the_report_is_built_from_gathered_inputs_alone(tmp_path, monkeypatch):
     assert lines[1] == f"## Pipeline report: `main` ({'b' * 8}) → this change ({'a' * 8}, with uncommitted changes)"
     assert "**Verdict: FAILED** (2 of 3 gates pass; gates in `params.yaml`: `evaluate.gate`, `drift.gate`)" in lines
     assert "| roc_auc >= 0.65 | pass | roc_auc = 0.7100 |" in lines
-    assert "| roc_auc worsens by at most 0.02 | pass | better by 0.0100 |" in lines
+    assert (
+        "| roc_auc worsens by at most 0.02 | pass | better by 0.0100 (95% interval of the change +0.0000 to +0.0000; "
+        "at its bad end unchanged); decided on the change (drop_by: point) |"
+    ) in lines
     assert any(line.startswith("| drift gate (new failures only) | **FAIL** | newly fails (passed on the base)") for line in lines)
     assert "Config groups: `model`: hgb → **logreg**" in lines
     assert "| `model.name` | `hgb` | `logreg` |" in lines
-    assert "| roc_auc | 0.7000 | 0.7100 | +0.0100 |" in lines
-    assert "| rows | 6 | 6 | +0 |" in lines
+    assert "| roc_auc | 0.7000 | 0.7100 | +0.0100 | better |" in lines
     assert "Cross-validated roc_auc within train: 0.6800 → 0.6900 ± 0.0100." in lines
     assert any(line.startswith("**roc_auc change +0.0000**") and ", paired)" in line and "within noise" in line for line in lines)
     assert "![ROC](images/roc.png)" in lines

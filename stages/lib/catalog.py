@@ -39,7 +39,11 @@ PLOTS_DIR = Path("reports/plots")
 PLOT_FILES = {name: PLOTS_DIR / f"{name}.json" for name in ("roc", "precision_recall", "calibration", "importance")}
 CONFUSION_FILE = Path("reports/confusion.csv")
 IMPORTANCE_FILE = PLOT_FILES["importance"]
+# drift-check's DVC metrics file holds only its verdicts and headline numbers, so `dvc metrics diff` and `dvc exp show`
+# stay readable; every per-column finding (statistics, prediction and target drift, shifts) goes to DRIFT_DETAILS,
+# a cached out that is no metric. Readers that want both merge them (commands/drift_gate.py `read_drift`).
 DRIFT_FILE = Path("reports/drift.json")
+DRIFT_DETAILS = Path("reports/drift_details.json")
 # Shares per bin of the `drift.plots` most drifted features, all in one file (one `feature` field per row),
 # so the file dvc.yaml declares exists whatever the number of features.
 DRIFT_PLOTS = Path("reports/drift_plots.json")
@@ -63,7 +67,7 @@ STAGE_OUTPUTS: dict[str, tuple[Path, ...]] = {
     "featurize": (FEATURES_DIR, FEATURE_MANIFEST, FEATURIZE_SUMMARY),
     "train": (MODEL_FILE, MODEL_CARD, TRAIN_SUMMARY),
     "evaluate": (METRICS_FILE, *PLOT_FILES.values(), CONFUSION_FILE),
-    "drift-check": (DRIFT_FILE, DRIFT_PLOTS, DRIFT_REPORT),
+    "drift-check": (DRIFT_FILE, DRIFT_DETAILS, DRIFT_PLOTS, DRIFT_REPORT),
     "production-store": (PRODUCTION_DIR,),
     "monitor": (MONITOR_FILE, MONITOR_PERFORMANCE_PLOT, MONITOR_DRIFT_PLOT, MONITOR_REPORT),
 }

@@ -28,9 +28,23 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
     ),
     "regression": ("rmse", "mae", "r2", "rmse_constant", "target_mean", "rows"),
 }  # fmt: skip
+# Which way each measure of the model is better. The other names a metrics file holds are no measure of the model:
+# SETTINGS say how it was scored (rows scored, the decision threshold), DESCRIBES_DATA the test data itself (its
+# late share, its target mean, the error of always predicting that mean); neither is better or worse.
+# tests/test_report.py checks that these four sets split TASK_METRICS exactly.
+HIGHER_IS_BETTER = frozenset({"roc_auc", "average_precision", "accuracy", "f1", "precision", "recall", "r2"})
 LOWER_IS_BETTER = frozenset({"rmse", "mae", "log_loss", "brier"})
+SETTINGS = frozenset({"rows", "threshold"})
+DESCRIBES_DATA = frozenset({"late_share", "target_mean", "rmse_constant"})
 # The one metric a task is judged by: train's cross-validation score and the PR report's bootstrap.
 MAIN_METRIC = {"classification": "roc_auc", "regression": "rmse"}
+# The threshold-free measures `make exps` (commands/exps.py) shows by default: few, so its table fits 80 columns.
+SUMMARY_METRICS = {"classification": ("roc_auc", "log_loss", "brier"), "regression": ("rmse", "mae", "r2")}
+
+
+def direction(name: str) -> int:
+    """+1 when a higher value of the metric is better, -1 when lower is, 0 for a name that is no measure of the model."""
+    return 1 if name in HIGHER_IS_BETTER else -1 if name in LOWER_IS_BETTER else 0
 
 
 def rmse(actual: np.ndarray, predicted: np.ndarray) -> float:

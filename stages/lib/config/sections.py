@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer
 
-from stages.lib.config.base import ConfigError, Flag, Int, OptionalNumber, Positive, Share, Strict, expect, rule
+from stages.lib.config.base import ConfigError, Flag, Int, OptionalNumber, Positive, Share, Strict, choice, expect, rule
 
 CvFolds = Annotated[int, rule(lambda value: value == 0 or value >= 2, "0 (off) or at least 2"), expect(int)]
 AtLeastTwo = Annotated[int, rule(lambda value: value >= 2, "at least 2"), expect(int)]
@@ -36,12 +36,18 @@ def _not_negative(bounds: dict[str, float]) -> dict[str, float]:
     return bounds
 
 
+DROP_BY = ("bound", "point")
+
+
 class ReportGate(Strict):
     """The pull-request report's verdict on the test metrics (`make report`); {} sets no bound."""
 
     minimum: Annotated[dict[str, Bound], AfterValidator(_sorted)]  # fail when a metric is below
     maximum: Annotated[dict[str, Bound], AfterValidator(_sorted)]  # fail when a metric is above
     max_drop: Annotated[dict[str, Bound], AfterValidator(_not_negative), AfterValidator(_sorted)]  # worsening allowed against the base
+    # What `max_drop` bounds: the end of the change's 95% bootstrap interval in the metric's bad direction ("bound":
+    # a drop that noise alone could explain as well as a real one fails), or the observed change ("point").
+    drop_by: Annotated[str, choice(DROP_BY)]
 
 
 class EvaluateConfig(Strict):
