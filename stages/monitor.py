@@ -136,7 +136,7 @@ class Reference:
         positions = sample_positions(len(rows), limit, seed)
         if len(positions) == len(rows):
             return rows, scores
-        return rows.iloc[positions], scores[positions]
+        return rows.iloc[positions].reset_index(drop=True), scores[positions]
 
 
 @dataclass(frozen=True)
@@ -620,7 +620,7 @@ def _rows_never_loaded() -> tuple[pd.DataFrame, np.ndarray]:
 def load_reference_on_dask(spec: FeatureSpec, cap: int, root: Path = Path()) -> Reference:
     """The test split on the dask engine: keyed by a fingerprint of its rows that does not depend on how they are cut
     into parts (summed on the workers), summarized on the workers when some chunk must be computed, and for a
-    regression sampled on the workers for the loss model (monitor.estimator_rows): its rows never all reach this process.
+    regression sampled on the workers for the loss model: only monitor.estimator_rows rows reach this process (null: all).
 
     Args:
         spec: the feature spec (inputs, features, target, task).

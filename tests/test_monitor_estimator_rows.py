@@ -15,14 +15,15 @@ import pandas as pd
 import pytest
 
 from stages.lib.catalog import FeatureSpec
-from stages.lib.config import TrainConfig
+from stages.lib.config import TrainConfig, parse_params
+from stages.lib.errors import UserError
 from stages.lib.models import predict_scores
 from stages.lib.monitor import sample
 from stages.lib.monitor.cache import ChunkCache
 from stages.lib.monitor.partitioned import sample_on_dask
 from stages.monitor import Reference, Settings, load_reference_on_dask, monitor
 from stages.train import train_model
-from tests.conftest import model_config, replace
+from tests.conftest import model_config, project_params, replace
 from tests.monitor_support import MODEL_MD5, reference_rows, weekly_batches, write_batch, write_labels
 from tests.test_monitor import SETTINGS, output_bytes, store
 from tests.test_monitor_dask import write_reference  # the classification spec's feature columns are this spec's
@@ -126,3 +127,17 @@ def test_dle_on_the_dask_engine_equals_the_pandas_engines_with_every_row_and_wit
             assert found.chunks == expected.chunks
             assert output_bytes(found, settings(limit)) == output_bytes(expected, settings(limit))
     assert estimates[None] != estimates[400]  # the sample is another fit: the key is read
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(0, "must be at least 1 or null, got 0"), ("many", "must be int or null, got 'many'"), (True, "must be int or null, got True")],
+)
+def test_a_bad_estimator_rows_is_one_line_naming_the_key(value, expected):
+    params = project_params()
+    params["monitor"]["estimator_rows"] = value
+    with pytest.raises(UserError) as error:
+        parse_params(params)
+    assert str(error.value) == f"params.yaml: 'monitor.estimator_rows' {expected}"
+    params["monitor"]["estimator_rows"] = 5000
+    assert parse_params(params).monitor.estimator_rows == 5000
