@@ -8,6 +8,11 @@ The rows look like the prepared table (every column of data/schema.yaml but the 
 the outcomes the store already holds (labels joined to their stored rows by id give time, keys and
 target). The batch is stored typed as data/schema.yaml says, with `prediction` and `history_complete`,
 as batches/<batch_id>.parquet + .json, both or neither (layout: stages/lib/production.py).
+
+With `engine: dask` in params.yaml the checked rows are scored on a Dask cluster piece by piece (row groups of
+scoring_versions.PIECE_ROWS rows), as `make predict` scores (stages/lib/scoring_partitioned.py): the same
+scores, so the same stored bytes (make simulate-production appends through the same function). This process
+still reads, checks and stores the whole batch (one Parquet file).
 """
 
 from __future__ import annotations
@@ -106,14 +111,16 @@ def score_into_store(
     repo: Path = Path(),
     root: Path = PRODUCTION_DIR,
 ) -> BatchMeta:
-    """Check, score and append one batch; the store is unchanged unless every step succeeds."""
+    """Check, score and append one batch (scored on the engine params.engine names); the store is unchanged unless
+    every step succeeds."""
     id_column = params.monitor.id_column
     check_store(id_column, root)
     schema = read_yaml(repo / SCHEMA_FILE, SCHEMA_HINT)
     typed = typed_batch(rows, schema, id_column, outcome_columns(params), where)
     refuse_stored(typed[id_column], id_column, root, where)
     stamp = utc_time(scored_at, "--scored-at")
-    scored = score_frame(model, typed, outcome_rows(id_column, params.data.target, root), allow_beyond_history, repo.resolve())
+    outcomes = outcome_rows(id_column, params.data.target, root)
+    scored = score_frame(model, typed, outcomes, allow_beyond_history, repo.resolve(), params.engine)
     kept = typed.assign(
         **{PREDICTION: scored.scores[PREDICTION].to_numpy(), HISTORY_COMPLETE: scored.scores[HISTORY_COMPLETE].to_numpy(dtype=bool)}
     )

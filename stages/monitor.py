@@ -52,7 +52,7 @@ from stages.lib.models import load_model, predict_scores
 from stages.lib.monitor.cache import ChunkCache, code_fingerprint, digest, frame_fingerprint
 from stages.lib.monitor.chunks import ChunkPlan, chunk_rows, plan_chunks
 from stages.lib.monitor.estimation import fit_calibrator_of_counts
-from stages.lib.monitor.partitioned import ReferenceTables, fingerprint_on_dask, tables_on_dask
+from stages.lib.monitor.partitioned import ReferenceTables, fingerprint_on_dask, sample_on_dask, tables_on_dask
 from stages.lib.monitor.performance import (
     Bootstrap,
     Estimator,
@@ -64,6 +64,7 @@ from stages.lib.monitor.performance import (
     segment_drift,
     segment_drift_of_tables,
 )
+from stages.lib.monitor.sample import sample_positions
 from stages.lib.monitor.timeline_html import render_timeline
 from stages.lib.production import (
     HINT,
@@ -86,19 +87,28 @@ REFERENCE_ROWS, REFERENCE_FEATURES = PREPARED_DIR / "test.parquet", FEATURES_DIR
 
 # The dask engine's reference: (segment columns, {input: schema type}) -> the reference's merged tables.
 Summarize = Callable[[list[str], dict[str, str]], ReferenceTables]
+# The dask engine's loss-model sample: (monitor.estimator_rows, seed) -> the sampled rows and the model's scores of them.
+Sample = Callable[[int | None, int], tuple[pd.DataFrame, np.ndarray]]
 
 
 class Reference:
     """The labelled period just before production (the test split): what each chunk is compared with.
 
     Loaded only when some chunk must be computed: a run whose chunks all come from the cache never scores it.
-    With `summarize` (the dask engine) the chunks are compared with the reference's merged tables instead of its
-    rows; `load` then serves only a regression's loss model."""
+    With `summarize` and `sample` (the dask engine) the chunks are compared with the reference's merged tables
+    instead of its rows, and a regression's loss model is fitted on its sample taken on the workers: `load` is not used."""
 
-    def __init__(self, fingerprint: str, load: Callable[[], tuple[pd.DataFrame, np.ndarray]], summarize: Summarize | None = None) -> None:
+    def __init__(
+        self,
+        fingerprint: str,
+        load: Callable[[], tuple[pd.DataFrame, np.ndarray]],
+        summarize: Summarize | None = None,
+        sample: Sample | None = None,
+    ) -> None:
         self.fingerprint = fingerprint  # of its rows and scores (part of every chunk's cache key)
         self._load = load
         self.summarize = summarize
+        self._sample = sample
 
     @classmethod
     def of(cls, rows: pd.DataFrame, scores: np.ndarray) -> Reference:
@@ -116,6 +126,17 @@ class Reference:
     @property
     def scores(self) -> np.ndarray:
         return self.data[1]
+
+    def loss_rows(self, limit: int | None, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+        """The rows DLE's loss model is fitted on and the model's scores of them: the seeded sample of `limit` rows
+        (monitor.estimator_rows; stages/lib/monitor/sample.py), in table order; every row when `limit` is None."""
+        if self._sample is not None:
+            return self._sample(limit, seed)
+        rows, scores = self.data
+        positions = sample_positions(len(rows), limit, seed)
+        if len(positions) == len(rows):
+            return rows, scores
+        return rows.iloc[positions].reset_index(drop=True), scores[positions]
 
 
 @dataclass(frozen=True)
@@ -184,11 +205,18 @@ def _context_of_tables(reference: Reference, settings: Settings, model_md5: str,
             fail(f"the reference ({REFERENCE_FEATURES}) has no column '{spec.target}'; run `dvc repro featurize`")
         estimator = Estimator(spec.task, calibrator=fit_calibrator_of_counts(table.scores, table.rows, table.outcome))
     else:
-        # DLE's loss model learns from rows: the reference's rows are read for it (stated in the README).
-        rows, scores = reference.data
-        actual = rows[spec.target].to_numpy(dtype=np.float64)
-        estimator = fit_estimator(spec.task, scores, actual, rows[list(types)], types, settings.monitor.bootstrap.seed)
+        estimator = _loss_estimator(reference, settings, types)
     return _Context(reference, settings, model_md5, list(types), types, {}, estimator, tables)
+
+
+def _loss_estimator(reference: Reference, settings: Settings, types: dict[str, str]) -> Estimator:
+    """DLE's loss model, fitted on the reference's sample of monitor.estimator_rows rows (both engines take the same rows)."""
+    spec, seed = settings.spec, settings.monitor.bootstrap.seed
+    rows, scores = reference.loss_rows(settings.monitor.estimator_rows, seed)
+    if spec.target not in rows.columns:
+        fail(f"the reference ({REFERENCE_ROWS}) has no column '{spec.target}'; run `dvc repro prepare`")
+    actual = rows[spec.target].to_numpy(dtype=np.float64)
+    return fit_estimator(spec.task, scores, actual, rows[list(types)], types, seed)
 
 
 def _context(reference: Reference, settings: Settings, model_md5: str) -> _Context:
@@ -208,7 +236,11 @@ def _context(reference: Reference, settings: Settings, model_md5: str) -> _Conte
     if missing:
         fail(f"the reference (data/prepared/test.parquet) has no column '{missing[0]}'; run `dvc repro prepare`")
     sorted_inputs = [name for name, kind in types.items() if kind in SORTED_TYPES and holds_numbers(reference.rows[name])]
-    actual = reference.rows[spec.target].to_numpy(dtype=np.float64)
+    if spec.task == "classification":
+        actual = reference.rows[spec.target].to_numpy(dtype=np.float64)
+        estimator = fit_estimator(spec.task, reference.scores, actual, reference.rows[inputs], types, settings.monitor.bootstrap.seed)
+    else:
+        estimator = _loss_estimator(reference, settings, types)
     return _Context(
         reference=reference,
         settings=settings,
@@ -216,7 +248,7 @@ def _context(reference: Reference, settings: Settings, model_md5: str) -> _Conte
         inputs=inputs,
         types=types,
         reference_sorted={name: sorted_profile(reference.rows[name]) for name in sorted_inputs},
-        estimator=fit_estimator(spec.task, reference.scores, actual, reference.rows[inputs], types, settings.monitor.bootstrap.seed),
+        estimator=estimator,
     )
 
 
@@ -581,9 +613,14 @@ def load_reference(spec: FeatureSpec) -> Reference:
     return Reference(digest([sha256_file(path) for path in files]), lambda: _load_rows(spec))
 
 
+def _rows_never_loaded() -> tuple[pd.DataFrame, np.ndarray]:
+    raise RuntimeError("the dask engine reads the reference on the workers only (its tables and the loss model's sample)")
+
+
 def load_reference_on_dask(spec: FeatureSpec, cap: int, root: Path = Path()) -> Reference:
     """The test split on the dask engine: keyed by a fingerprint of its rows that does not depend on how they are cut
-    into parts (summed on the workers), summarized on the workers when some chunk must be computed.
+    into parts (summed on the workers), summarized on the workers when some chunk must be computed, and for a
+    regression sampled on the workers for the loss model: only monitor.estimator_rows rows reach this process (null: all).
 
     Args:
         spec: the feature spec (inputs, features, target, task).
@@ -601,10 +638,15 @@ def load_reference_on_dask(spec: FeatureSpec, cap: int, root: Path = Path()) -> 
         ]
     )
 
-    def summarized(segments: list[str], types: dict[str, str]) -> ReferenceTables:
-        return tables_on_dask(prepared, features, types, segments, spec, load_model(root / MODEL_FILE), cap)
+    model = functools.cache(lambda: load_model(root / MODEL_FILE))  # read once, when some chunk must be computed
 
-    return Reference(fingerprint, lambda: _load_rows(spec), summarized)
+    def summarized(segments: list[str], types: dict[str, str]) -> ReferenceTables:
+        return tables_on_dask(prepared, features, types, segments, spec, model(), cap)
+
+    def sampled(limit: int | None, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+        return sample_on_dask(prepared, features, [*sorted(spec.inputs), spec.target], spec, model(), limit, seed)
+
+    return Reference(fingerprint, _rows_never_loaded, summarized, sampled)
 
 
 def main() -> None:

@@ -365,3 +365,47 @@ def test_the_stage_creates_an_empty_store_and_fails_closed_on_a_damaged_one(proj
         (project / "params.yaml").write_text(yaml.safe_dump(params))
 
     assert "the store's rows are named by 'row_id', but monitor.id_column in conf/monitor/ is 'flight_id'" in damaged(other_id_column)
+
+
+def test_score_batch_on_the_dask_engine_stores_the_pandas_engines_bytes_whatever_the_pieces(trained, later, tmp_path, monkeypatch):
+    """make score-batch with engine dask (joining an in-process cluster by engine.scheduler): each batch scored piece
+    by piece, in pieces of 16 rows and in one piece, with the store's outcomes feeding December's history, leaves the store
+    byte for byte as the pandas engine leaves it."""
+    from distributed import LocalCluster
+
+    from stages.lib import scoring_partitioned, scoring_versions
+
+    november, december = halves(later)
+
+    def replay(folder: Path) -> dict[str, str]:
+        assert score(folder, inputs(november), "--score-beyond-history", "--scored-at", "2013-12-01").returncode == 0
+        outcomes = write(folder, "outcomes.csv", november[[ID, "late"]])
+        assert cli(add_labels.main, folder, "--input", outcomes, "--added-at", "2013-12-20").returncode == 0
+        ran = score(folder, inputs(december), "--score-beyond-history", "--scored-at", "2014-01-01", name="december.parquet")
+        assert ran.returncode == 0, ran.stderr
+        return files(folder / PRODUCTION_DIR)
+
+    expected = replay(Path(shutil.copytree(trained[0], tmp_path / "pandas")))
+    pieces: list[int] = []
+    real = scoring_partitioned.input_pieces
+
+    def counted(path: Path, blocksize: int) -> list:
+        found = real(path, blocksize)
+        pieces.append(len(found))
+        return found
+
+    monkeypatch.setattr(scoring_partitioned, "input_pieces", counted)
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1", dashboard_address=None
+    ) as cluster:
+        for rows in (16, 1000):
+            folder = Path(shutil.copytree(trained[0], tmp_path / f"dask-{rows}"))
+            params = yaml.safe_load((folder / "params.yaml").read_text())
+            params["engine"] = {
+                "name": "dask", "scheduler": cluster.scheduler_address, "workers": 1, "threads_per_worker": 1,
+                "memory_limit": "1GiB", "spill_dir": ".dask-spill", "connect_timeout": 10,
+            }  # fmt: skip
+            (folder / "params.yaml").write_text(yaml.safe_dump(params))
+            monkeypatch.setattr(scoring_versions, "PIECE_ROWS", rows)
+            assert replay(folder) == expected
+    assert pieces == [-(-len(november) // 16), -(-len(december) // 16), 1, 1] and min(pieces[:2]) >= 3

@@ -26,6 +26,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -43,6 +44,8 @@ ENTRY_MODULE = "commands.score_here"
 ENTRY_FILE = Path("commands/score_here.py")
 REQUIREMENTS_LOCK = Path("requirements.lock")
 # The libraries whose versions change what a fitted transformer or model computes, or how it loads.
+# score_frame on the dask engine: the rows are staged as Parquet row groups of this many rows, one scoring task each.
+PIECE_ROWS = 250_000
 RESULT_LIBRARIES = ("numpy", "pandas", "scikit-learn", "scipy", "skops")
 PIN = re.compile(r"^(?P<name>[A-Za-z0-9._-]+)==(?P<version>[^\s;#\\]+)")
 
@@ -282,11 +285,21 @@ def score_files_with(
     return ScoredBatch(scores=scores, model_sha=revision.sha, model_md5=md5, ref=ref)
 
 
-def score_frame(model: str, rows: pd.DataFrame, outcomes: pd.DataFrame | None, allow_beyond_history: bool, repo: Path) -> ScoredBatch:
+def score_frame(
+    model: str,
+    rows: pd.DataFrame,
+    outcomes: pd.DataFrame | None,
+    allow_beyond_history: bool,
+    repo: Path,
+    engine: EngineConfig | None = None,
+    piece_rows: int | None = None,
+) -> ScoredBatch:
     """Score rows by `model` (`model@v1.0.0`, `model#prod` or `workspace`) with the outcomes known now.
 
     The rows and outcomes go through Parquet files to the version's own code (for `workspace` too, so both read
-    them alike: a text cell holding one of the version's data.missing_values is missing).
+    them alike: a text cell holding one of the version's data.missing_values is missing). On the dask engine
+    (`engine`) the rows file is written in row groups of `piece_rows` rows (default PIECE_ROWS), each scored on the
+    cluster as `make predict` scores a piece (stages/lib/scoring_partitioned.py), and the scores are collected in order.
 
     Args:
         model: the model version, as `make predict MODEL=` takes it.
@@ -294,6 +307,8 @@ def score_frame(model: str, rows: pd.DataFrame, outcomes: pd.DataFrame | None, a
         outcomes: labelled rows known at scoring time (the time, the history keys and the target), or None.
         allow_beyond_history: score rows beyond the known outcomes, marked in `beyond_history`, instead of refusing.
         repo: the project's git repository.
+        engine: where to score (None or pandas: in one process).
+        piece_rows: the dask engine's rows per piece.
 
     Returns:
         The scores (`rows`, same index, plus `prediction`, `history_complete`, and `beyond_history` when allowed),
@@ -301,18 +316,20 @@ def score_frame(model: str, rows: pd.DataFrame, outcomes: pd.DataFrame | None, a
     """
     with tempfile.TemporaryDirectory(prefix="score-frame-") as scratch:
         input_path, outcome_paths = Path(scratch) / "rows.parquet", []
-        _to_parquet(rows, input_path, "rows")
+        distributed = engine is not None and engine.distributed
+        _to_parquet(rows, input_path, "rows", (piece_rows or PIECE_ROWS) if distributed else None)
         if outcomes is not None:
             outcome_paths.append(Path(scratch) / "outcomes.parquet")
             _to_parquet(outcomes, outcome_paths[0], "outcomes")
-        batch = score_files_with(model, repo, input_path, outcome_paths, allow_beyond_history, labels=("rows", "outcomes"))
+        batch = score_files_with(model, repo, input_path, outcome_paths, allow_beyond_history, labels=("rows", "outcomes"), engine=engine)
     added = [PREDICTION, HISTORY_COMPLETE, *([BEYOND_HISTORY] if allow_beyond_history else [])]
     scores = rows.assign(**{name: batch.scores[name].to_numpy() for name in added})
     return ScoredBatch(scores=scores, model_sha=batch.model_sha, model_md5=batch.model_md5, ref=batch.ref)
 
 
-def _to_parquet(frame: pd.DataFrame, path: Path, what: str) -> None:
+def _to_parquet(frame: pd.DataFrame, path: Path, what: str, row_group_rows: int | None = None) -> None:
+    groups: dict[str, Any] = {} if row_group_rows is None else {"row_group_size": row_group_rows}
     try:
-        frame.to_parquet(path, index=False, engine="pyarrow")
+        frame.to_parquet(path, index=False, engine="pyarrow", **groups)
     except (ValueError, TypeError, ImportError) as error:  # pyarrow's errors derive from these
         fail(f"{what}: cannot be stored as Parquet for scoring ({str(error).splitlines()[0]}); give each column one type")

@@ -136,6 +136,7 @@ def at_least(bound: int) -> BeforeValidator:
 
 # Annotated applies BeforeValidators right to left: the type check (last) runs before the rule.
 Positive = Annotated[int, at_least(1), expect(int)]
+OptionalPositive = Annotated[int | None, rule(lambda value: value is None or value >= 1, "at least 1 or null"), expect(int, NoneType)]
 Share = Annotated[float, rule(lambda value: 0.0 < value <= 1.0, "in (0, 1]"), expect(int, float)]
 OptionalShare = Annotated[
     float | None, rule(lambda value: value is None or 0.0 < value <= 1.0, "in (0, 1] or null"), expect(int, float, NoneType)

@@ -35,8 +35,8 @@ class EngineConfig(Strict):
     memory_limit: Memory | None = None
     spill_dir: OptionalText = None
     connect_timeout: Positive | None = None
-    # drift-check: the most distinct values one numeric column (or the model's scores) may hold in a window for its
-    # exact merged table (16 bytes each); past it the stage stops and names the column.
+    # drift-check and monitor: the most distinct values one numeric column (or the model's scores) may hold in a window
+    # (or the reference) for its exact merged table (16 bytes each); past it the stage stops and names the column.
     max_distinct_values: Positive = 10_000_000
 
     @model_validator(mode="before")

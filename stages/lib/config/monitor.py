@@ -1,5 +1,6 @@
 """The `monitor` section (conf/monitor/): the production store's row id, how the monitor cuts it into
-chunks, segments, intervals, alert bounds, and how `make simulate-production` replays the default data."""
+chunks, segments, intervals, the loss model's sample, alert bounds, and how `make simulate-production`
+replays the default data."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from stages.lib.config.base import (
     Int,
     Names,
     OptionalNumber,
+    OptionalPositive,
     Positive,
     Share,
     Strict,
@@ -84,5 +86,6 @@ class MonitorConfig(Strict):
     segment_min_rows: Positive
     segment_fdr: Share
     bootstrap: Bootstrap
+    estimator_rows: OptionalPositive  # regression (DLE): the loss model's seeded sample of reference rows; None: every row
     alerts: Alerts
     simulation: Simulation

@@ -6,11 +6,10 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, PlainSerializer
 
-from stages.lib.config.base import ConfigError, Flag, Int, OptionalNumber, Positive, Share, Strict, choice, expect, rule
+from stages.lib.config.base import ConfigError, Flag, Int, OptionalNumber, OptionalPositive, Positive, Share, Strict, choice, expect, rule
 
 CvFolds = Annotated[int, rule(lambda value: value == 0 or value >= 2, "0 (off) or at least 2"), expect(int)]
 AtLeastTwo = Annotated[int, rule(lambda value: value >= 2, "at least 2"), expect(int)]
-OptionalPositive = Annotated[int | None, rule(lambda value: value is None or value >= 1, "at least 1 or null"), expect(int, type(None))]
 
 
 class TrainConfig(Strict):

@@ -6,6 +6,11 @@ is fitted on). The summaries are merged in a tree of tasks (stages/lib/drift/par
 tables reach the stage's process, never the reference's rows. Counts are exact, so the tables, and every finding
 computed from them, do not depend on how the reference is cut into parts nor on the number of workers.
 
+A regression's loss model (DLE) learns from rows, not summaries: the rows of the seeded sample monitor.estimator_rows
+sets (stages/lib/monitor/sample.py: picked by a hash of each row's position, so by neither the parts nor the workers)
+are taken per row group on the workers from the prepared rows (inputs and target) and from the features (the model's
+scores of them), and joined by position in the stage's process: it holds the sample, never more of the reference.
+
 The reference's fingerprint (part of every chunk's cache key) is computed the same way: a hash of each row with
 its position in the table, summed over rows, from canonical values (numbers as float64, the rest as their text),
 so that it depends on the rows and their order, not on the parts they are stored in.
@@ -40,9 +45,12 @@ from stages.lib.drift.partitioned import (
 from stages.lib.drift.summaries import ColumnSummary, merge, summarize, within
 from stages.lib.errors import fail
 from stages.lib.io import parquet_schema
+from stages.lib.models import predict_scores
 from stages.lib.monitor.cache import digest
+from stages.lib.monitor.sample import hash_threshold, sample_mask
 from stages.lib.profile import category_strings, holds_numbers
 
+SCORE = "__score__"
 HASH_KEYS = ("0123456789123456", "monitor-referenc")  # 16 bytes each (pandas' key length)  # two 64-bit row hashes: a 128-bit fingerprint
 POSITION = "__position__"
 
@@ -127,8 +135,71 @@ def fingerprint_part(part: Part, columns: list[str], first_row: int) -> tuple[in
 
 def _first_rows(parts: Sequence[Part]) -> list[int]:
     """Each row group's first row's position in the table (from the footers)."""
+    return _boundaries(parts)[:-1]
+
+
+def _boundaries(parts: Sequence[Part]) -> list[int]:
+    """Each row group's first row's position, then the table's row count (from the footers)."""
     sizes = [pq.ParquetFile(file).metadata.row_group(group).num_rows for file, group in parts]
-    return [int(start) for start in np.concatenate([[0], np.cumsum(sizes)])[:-1]]
+    return [int(start) for start in np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])]
+
+
+def sample_rows_part(part: Part, columns: list[str], first_row: int, threshold: int | None, seed: int) -> pd.DataFrame:
+    """One row group's rows of the loss model's sample (`columns`, those it holds), with their positions in the table."""
+    frame = read_row_group(part, columns)
+    positions = np.arange(first_row, first_row + len(frame), dtype=np.int64)
+    mask = sample_mask(positions, threshold, seed)
+    return frame[mask].reset_index(drop=True).assign(**{POSITION: positions[mask]})
+
+
+def sample_scores_part(
+    part: Part, model: BaseEstimator, spec: FeatureSpec, first_row: int, threshold: int | None, seed: int
+) -> pd.DataFrame:
+    """One row group's features of the loss model's sample, scored by the model: positions and scores."""
+    frame = read_row_group(part, spec.features)
+    positions = np.arange(first_row, first_row + len(frame), dtype=np.int64)
+    mask = sample_mask(positions, threshold, seed)
+    chosen = frame[mask]
+    scores = predict_scores(model, chosen[spec.features], spec.task) if len(chosen) else np.zeros(0)
+    return pd.DataFrame({POSITION: positions[mask], SCORE: np.asarray(scores, dtype=np.float64)})
+
+
+def sample_on_dask(
+    prepared: Path, features: Path, columns: list[str], spec: FeatureSpec, model: BaseEstimator, limit: int | None, seed: int
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The loss model's sample of the reference, taken on the cluster: its prepared `columns` and the model's scores
+    of its features, in table order (the pandas engine's `sample.sample_positions` of the whole table's rows).
+
+    Raises:
+        UserError: the tables hold no rows, or different numbers of rows.
+    """
+    import dask
+
+    prepared_parts, feature_parts = (
+        row_groups(prepared, "run `dvc repro prepare` first"),
+        row_groups(features, "run `dvc repro featurize` first"),
+    )
+    prepared_bounds, feature_bounds = _boundaries(prepared_parts), _boundaries(feature_parts)
+    rows = prepared_bounds[-1]
+    if not rows:
+        fail(f"{prepared}: the reference (the test split) has no rows; widen data.splits.test in conf/data/ and rerun `dvc repro prepare`")
+    if feature_bounds[-1] != rows:
+        fail(f"{prepared} and {features} hold different rows; run `dvc repro featurize`")
+    threshold = hash_threshold(rows, limit, seed)  # from the row count alone: the same on both tables
+    model_task = dask.delayed(model, pure=True)
+    taken = [
+        dask.delayed(sample_rows_part)(part, columns, first, threshold, seed)
+        for part, first in zip(prepared_parts, prepared_bounds[:-1], strict=True)
+    ]
+    scored = [
+        dask.delayed(sample_scores_part)(part, model_task, spec, first, threshold, seed)
+        for part, first in zip(feature_parts, feature_bounds[:-1], strict=True)
+    ]
+    frames, scores = dask.compute(taken, scored)
+    sample, joined = pd.concat(frames, ignore_index=True), pd.concat(scores, ignore_index=True)
+    if not np.array_equal(sample[POSITION].to_numpy(), joined[POSITION].to_numpy()):
+        raise RuntimeError("the loss model's sample: the prepared rows and the features took different positions")  # one rule on both
+    return sample.drop(columns=[POSITION]), joined[SCORE].to_numpy(dtype=np.float64)
 
 
 def fingerprint_on_dask(tables: Sequence[tuple[Path, list[str], str]]) -> str:
