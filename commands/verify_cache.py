@@ -48,6 +48,10 @@ class Mismatch:
     output: str  # the recorded output holding it (what `dvc checkout` restores)
 
 
+# Run by repair in a child process (a remote may hang), not by make.
+FETCH_MODULE = "commands.fetch_objects"
+
+
 def project_state(repo: Path) -> tuple[Path, list[Recorded]]:
     """The cache folder and the cached outputs the current dvc.lock and .dvc files record (read in-process)."""
     from dvc.exceptions import DvcException
@@ -120,7 +124,7 @@ def workspace_mismatches(repo: Path, cache: Path, outputs: list[Recorded]) -> tu
 def fetch_by_hash(repo: Path, oids: list[str]) -> subprocess.CompletedProcess[str]:
     """Fetch objects by name from the remotes, in a child process with the commands' deadline (a remote may hang)."""
     timeout = command_timeout()
-    command = [sys.executable, "-m", "commands.fetch_objects", *oids]
+    command = [sys.executable, "-m", FETCH_MODULE, *oids]
     try:
         return subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
