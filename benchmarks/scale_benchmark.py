@@ -329,9 +329,8 @@ def run_table(run: dict[str, Any]) -> str:
             f"| {mb(stage['total_peak'])} | {mb(stage['dvc_peak'])} | {stage['load_before']} -> {stage['load_after']} |"
         )
     total = sum(stage["wall"] for stage in run["stages"])
-    lines.append(
-        f"| **all stages** | {total:.1f} | | {run['rows'] / total:,.0f} | | | | | {mb(max(s['total_peak'] for s in run['stages']))} | | |"
-    )
+    rate = f"{run['rows'] / total:,.0f}" if run["outcome"] == "completed" else ""
+    lines.append(f"| **all stages** | {total:.1f} | | {rate} | | | | | {mb(max(s['total_peak'] for s in run['stages']))} | | |")
     failed = [stage for stage in run["stages"] if stage["returncode"] != 0]
     for stage in failed:
         lines += ["", f"{stage['stage']}: {'killed by the watchdog' if stage['killed'] else 'failed'}; last output: `{stage['error']}`"]
