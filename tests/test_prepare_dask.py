@@ -171,3 +171,17 @@ def test_the_stage_on_a_local_cluster_writes_what_the_pandas_engine_writes(tmp_p
         expected = pd.read_parquet(expected_folder / PREPARED_DIR / f"{name}.parquet")
         pd.testing.assert_frame_equal(read_parquet(tmp_path / PREPARED_DIR / f"{name}.parquet", ""), expected, check_exact=True)
         assert np.array_equal(pd.read_parquet(tmp_path / PREPARED_DIR / f"{name}.parquet")["time_hour"], expected["time_hour"])
+
+
+def test_each_month_gathers_its_rows_only_from_the_pieces_that_hold_it():
+    """The regrouping by month reads, for each month, the pieces holding it: the pairs (piece, month) number the
+    months each piece holds in all, not pieces x months (which grows with the square of the data's years)."""
+    from stages.lib.prepare_partitioned import month_holders
+
+    rng = np.random.default_rng(0)
+    pieces = [sorted({int(month) for month in rng.integers(24_000 + 12 * year, 24_000 + 12 * year + 14, size=20)}) for year in range(30)]
+    holders = month_holders(pieces)
+    every = sorted({month for months in pieces for month in months})
+    assert list(holders) == every  # each month once, in time order
+    assert holders == {month: [index for index, months in enumerate(pieces) if month in months] for month in every}
+    assert sum(map(len, holders.values())) == sum(map(len, pieces)) < len(pieces) * len(every) / 10

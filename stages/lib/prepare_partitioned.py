@@ -207,9 +207,26 @@ def _finished(labelled: pd.DataFrame, target: pd.Series, contract: DataContract)
 
 
 def _by_month(labelled: pd.DataFrame, target: pd.Series, contract: DataContract, months: Sequence[int]) -> dict[int, pd.DataFrame]:
+    """A piece's prepared rows split by calendar month: `months` are the months its labelled rows hold (its evidence)."""
     prepared = _finished(labelled, target, contract)
     keys = _month(prepared[contract.time])
+    stray = set(np.unique(keys).tolist()) - set(months)
+    if stray:  # the evidence and the rows disagree: never drop rows silently
+        raise RuntimeError(f"prepare: a piece holds rows of months {sorted(stray)} its evidence does not list")
     return {month: prepared[keys == month] for month in months}
+
+
+def month_holders(piece_months: Sequence[Sequence[int]]) -> dict[int, list[int]]:
+    """For each month, the pieces (indexes, in source order) whose rows fall in it, months in time order.
+
+    Each month's part gathers its rows from these pieces only: gathering from every piece made the work
+    pieces x months, which grows with the square of the data when both grow with it (one piece per year
+    of data and twelve months per year: 1,201 x 100 masks of a whole piece at 100 years)."""
+    holders: dict[int, list[int]] = {}
+    for index, months in enumerate(piece_months):
+        for month in sorted(set(months)):
+            holders.setdefault(int(month), []).append(index)
+    return dict(sorted(holders.items()))
 
 
 def _month_rows(pieces: Sequence[pd.DataFrame], time: str) -> pd.DataFrame:
@@ -437,9 +454,12 @@ def prepare_partitioned(contract: DataContract, blocksize: int = CSV_BLOCK_BYTES
             _require_numeric(_collect([rows for rows, _, _ in joined], [column]), where, column)
 
     # Regroup by month, sorted as the pandas engine sorts; kept on the cluster for the checks, summaries and writes.
-    months = sorted({month for piece in evidence for month in piece["months"]})
-    grouped = [delayed(_by_month)(rows, target, contract, months) for rows, target, _ in joined]
-    monthly = dask.persist(*[delayed(_month_rows)([group[month] for group in grouped], contract.time) for month in months])
+    holders = month_holders([piece["months"] for piece in evidence])
+    months = list(holders)
+    grouped = [
+        delayed(_by_month)(rows, target, contract, piece["months"]) for (rows, target, _), piece in zip(joined, evidence, strict=True)
+    ]
+    monthly = dask.persist(*[delayed(_month_rows)([grouped[index][month] for index in holders[month]], contract.time) for month in months])
     unmatched_parts = dask.compute(*[counts for _, _, counts in joined])
     unmatched = merge_counts(list(unmatched_parts)) if unmatched_parts and unmatched_parts[0] else {}
 
