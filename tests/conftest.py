@@ -76,24 +76,8 @@ def require_tool(name: str) -> str:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Slow modules first, the rest in their order. `make test` hands whole modules to its workers
     (`--dist loadfile`) in collection order: an end-to-end module collected late runs alone at the end
-    while the other workers idle; started first, the short modules fill in beside it.
-
-    Among the slow modules, those on the shared first run (the `pipeline` fixture) alternate with the others,
-    one of them first: the first one builds the first run while the next workers start modules that do not
-    wait for it (three end-to-end modules first had two workers waiting on its lock for a minute)."""
-    modules: dict[str, list[pytest.Item]] = {}
-    for item in items:
-        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
-    slow = [group for group in modules.values() if any(item.get_closest_marker("slow") is not None for item in group)]
-    on_first_run = [group for group in slow if any("pipeline" in item.fixturenames for item in group)]
-    others = [group for group in slow if not any("pipeline" in item.fixturenames for item in group)]
-    ordered, waiting = [*on_first_run[:1], *others[:2]], on_first_run[1:]
-    others = others[2:]
-    while waiting or others:
-        ordered += waiting[:1] + others[:1]
-        waiting, others = waiting[1:], others[1:]
-    fast = [group for group in modules.values() if group not in slow]
-    items[:] = [item for group in [*ordered, *fast] for item in group]
+    while the other workers idle; started first, the short modules fill in beside it."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: each module stays in order
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
