@@ -94,7 +94,7 @@ class DriftReport:
     ranked: list[ColumnDrift]  # feature columns, most important drift first
     prediction: ColumnDrift
     target: ColumnDrift | None
-    plots: list[dict[str, Any]]  # DRIFT_PLOTS: one row per feature and bin, features ranked as in `ranked`
+    plots: list[dict[str, Any]]  # DRIFT_PLOTS: one row per feature and bin, every feature, ranked as in `ranked`
 
 
 def schema_changes(reference: dict[str, str], current: dict[str, str]) -> list[dict[str, str]]:
@@ -305,10 +305,20 @@ def drift_report(
             for column in ranked
         },
     }
-    # `bin` is the x axis for numeric and categorical columns alike; `value` labels it.
+    # Every feature's shares, `shown` on the `drift.plots` most drifted: the top-level plot draws a feature shown in any
+    # revision it compares for all of them, so `dvc plots diff` overlays one feature's revisions, not two ranks' features.
+    # `value` is the x axis (a numeric bin's centre, or a category); `bin` orders the categories.
     plots = [
-        {"feature": column.column, "rank": rank, "bin": index, "value": value, "reference": reference_share, "current": current_share}
-        for rank, column in enumerate(ranked[: config.plots], start=1)
+        {
+            "feature": column.column,
+            "rank": rank,
+            "shown": rank <= config.plots,
+            "bin": index,
+            "value": value,
+            "reference": reference_share,
+            "current": current_share,
+        }
+        for rank, column in enumerate(ranked, start=1)
         for index, (value, reference_share, current_share) in enumerate(
             zip(column.histogram.get("value", []), column.histogram.get("reference", []), column.histogram.get("current", []), strict=True)
         )

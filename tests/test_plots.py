@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import PROJECT, render_page, tool_env
 
@@ -87,3 +89,97 @@ def test_plots_against_a_named_revision_and_a_clear_error_for_an_unknown_one(rep
     )
     assert bad.returncode == 2
     assert bad.stderr.startswith("error: ") and len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+# The top-level drift plot: written rows of two revisions whose most drifted features differ (dewp in the workspace,
+# temp in HEAD; dest in both), in drift-check's format: every feature, `shown` on the most drifted.
+NUMERIC_BINS = [-5.0, 5.0, 15.0, 25.0]
+
+
+def drift_rows(order: list[str], shown: int, lift: float) -> list[dict]:
+    rows = []
+    for rank, feature in enumerate(order, start=1):
+        values: list = ["EWR", "JFK", "LGA"] if feature == "dest" else NUMERIC_BINS
+        for index, value in enumerate(values):
+            share = 1 / len(values)
+            rows.append(
+                {
+                    "feature": feature,
+                    "rank": rank,
+                    "shown": rank <= shown,
+                    "bin": index,
+                    "value": value,
+                    "reference": share,
+                    "current": share + (lift if index == 0 else -lift / (len(values) - 1)),
+                }
+            )
+    return rows
+
+
+def walk(node: dict, marktype: str, role: str | None = None) -> list[dict]:
+    """Every mark of `marktype` (and `role`) below `node` in a Vega scenegraph."""
+    found = [node] if node.get("marktype") == marktype and role in (None, node.get("role")) else []
+    return found + [mark for item in node.get("items", []) for mark in walk(item, marktype, role)]
+
+
+def colour_of_revision(spec: dict | list) -> dict[str, str]:
+    """{line colour: revision} from the colour scale DVC fills into the spec."""
+    if isinstance(spec, list):
+        return {colour: rev for item in spec for colour, rev in colour_of_revision(item).items()}
+    if not isinstance(spec, dict):
+        return {}
+    scale = spec.get("color", {}).get("scale", {}) if isinstance(spec.get("color"), dict) else {}
+    found = dict(zip(scale.get("range", []), scale.get("domain", []), strict=True))
+    return found | {colour: rev for key, value in spec.items() if key != "data" for colour, rev in colour_of_revision(value).items()}
+
+
+def texts(node: dict, role: str) -> list[str]:
+    return [item["text"] for mark in walk(node, "text", role) for item in mark["items"]]
+
+
+def test_the_drift_plot_names_each_feature_and_overlays_its_revisions_not_other_features(tmp_path):
+    """`dvc plots diff` with the project's dvc.yaml plot and template: one panel per feature, titled with its name, holding
+    both revisions' reference and current lines; a feature shown in either revision is shown, one shown in neither is not."""
+    import vl_convert
+
+    pipeline = yaml.safe_load((PROJECT / "dvc.yaml").read_text(encoding="utf-8"))
+    drift = [plot for plot in pipeline["plots"] if any("reports/drift_plots.json" in str(definition["y"]) for definition in plot.values())]
+    assert len(drift) == 1
+    repo = tmp_path / "repo"
+    (repo / "reports").mkdir(parents=True)
+    run(repo, "git", "init", "-q", "-b", "main")
+    shutil.copytree(PROJECT / ".dvc/plots", repo / ".dvc/plots")  # a `.dvc` folder is a DVC project (`dvc init` costs 1 s)
+    (repo / ".dvc/config").write_text("")
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"plots": drift}))
+    plot_file = repo / "reports/drift_plots.json"
+    plot_file.write_text(json.dumps(drift_rows(["temp", "dest", "dewp", "humid"], shown=2, lift=0.1)))
+    run(repo, "git", "add", "-A")
+    run(repo, "git", "commit", "-qm", "base")
+    plot_file.write_text(json.dumps(drift_rows(["dewp", "dest", "temp", "humid"], shown=2, lift=0.2)))
+
+    output = json.loads(run(repo, sys.executable, "-m", "dvc", "plots", "diff", "HEAD", "--json").stdout)
+    ((spec,),) = [[render["content"] for render in renders] for renders in output["data"].values()]
+    colours = colour_of_revision(spec)
+    assert set(colours.values()) == {"workspace", "HEAD"}
+    scenegraph = vl_convert.vegalite_to_scenegraph(spec)["scenegraph"]
+
+    cells = [
+        item
+        for group in walk(scenegraph, "group")
+        if str(group.get("name", "")).split("_")[-1] == "cell"  # one per facet panel
+        for item in group["items"]
+    ]
+    panels = {}
+    for cell in cells:
+        (title,) = [text for mark in walk(cell, "group", "title") for text in texts(mark, "title-text")]
+        (x_title,) = [text for text in texts(cell, "axis-title")]
+        lines = {(colours[item["stroke"]], tuple(item["strokeDash"])) for mark in walk(cell, "line") for item in mark["items"]}
+        panels[title] = (x_title, len(lines))
+    # dewp (workspace's top), temp (HEAD's top) and dest (both): humid, shown in neither, is not drawn.
+    assert set(panels) == {"Feature: dewp", "Feature: temp", "Feature: dest"}
+    # Every panel overlays both revisions' reference and current lines of its own feature.
+    assert all(count == 4 for _, count in panels.values()), panels
+    assert panels["Feature: temp"][0] == panels["Feature: dewp"][0] == "Value of the feature (bin centre)"
+    assert panels["Feature: dest"][0].startswith("Category of the feature")
+    y_titles = set(texts(scenegraph, "axis-title")) - {x for x, _ in panels.values()}
+    assert y_titles == {"Share of rows in the bin"}

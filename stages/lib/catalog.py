@@ -44,8 +44,8 @@ IMPORTANCE_FILE = PLOT_FILES["importance"]
 # a cached out that is no metric. Readers that want both merge them (commands/drift_gate.py `read_drift`).
 DRIFT_FILE = Path("reports/drift.json")
 DRIFT_DETAILS = Path("reports/drift_details.json")
-# Shares per bin of the `drift.plots` most drifted features, all in one file (one `feature` field per row),
-# so the file dvc.yaml declares exists whatever the number of features.
+# Shares per bin of every feature (the `drift.plots` most drifted marked `shown`), all in one file (one `feature` field
+# per row), so the file dvc.yaml declares exists whatever the number of features.
 DRIFT_PLOTS = Path("reports/drift_plots.json")
 DRIFT_REPORT = Path("reports/drift_report.html")
 # Scored batches and their outcomes (layout: stages/lib/production.py), appended by make score-batch / add-labels.

@@ -82,7 +82,7 @@ class GateConfig(Strict):
 class DriftConfig(DriftThresholds):
     """The `drift` section: the thresholds (flat in conf/drift/, as DriftThresholds), the plots and the gate."""
 
-    plots: Positive  # features in reports/drift_plots.json, the most drifted first
+    plots: Positive  # most drifted features the top-level drift plot shows (reports/drift_plots.json `shown`)
     gate: GateConfig
 
     @property
