@@ -24,6 +24,7 @@ import yaml
 
 from commands.drift_gate import GateVerdict, gate_verdict, read_drift, read_summary
 from commands.plots import vega_specs
+from commands.report_figures import report_figure
 from commands.report_text import (
     ReportInputs,
     RevisionFacts,
@@ -36,11 +37,11 @@ from stages.lib.io import read_json, write_outputs
 from stages.lib.models import load_model, predict_scores
 from stages.lib.revisions import Revision, dvc, materialized, run
 
-PLOTS = {  # the evaluation plots the report draws, titled
-    str(PLOT_FILES["roc"]): "ROC",
-    str(PLOT_FILES["precision_recall"]): "Precision-recall",
-    str(PLOT_FILES["calibration"]): "Calibration",
-    str(PLOT_FILES["importance"]): "Permutation importance",
+PLOTS = {  # the evaluation plots the report draws: their name in PLOT_FILES, and title
+    "roc": "ROC",
+    "precision_recall": "Precision-recall",
+    "calibration": "Calibration",
+    "importance": "Permutation importance",
 }
 REMOTE_NOTE = Path("reports/pr/remote.txt")  # written by .ci/repro
 HEAD = "this change"  # how messages name the revision under review (its drift details are read; the base's are not shown)
@@ -79,18 +80,29 @@ def read_gate_verdict(root: Path, label: str) -> GateVerdict | str:
         return f"{label}: {error}"
 
 
+def figure_specs(repo: Path, base_revision: str) -> dict[str, tuple[str, dict[str, Any]]]:
+    """The evaluation plots (base vs this change) as the report draws them: {name: (caption, Vega-Lite spec)}, from
+    DVC's own specs named and annotated by `report_figure`."""
+    paths = {name: str(PLOT_FILES[name]) for name in PLOTS}
+    specs, _ = vega_specs(repo, [base_revision], list(paths.values()))  # a failing `dvc plots diff` is an error, not "no plots"
+    figures = {}
+    for name, title in PLOTS.items():
+        if paths[name] in specs:
+            figure, note = report_figure(name, specs[paths[name]], base_revision)
+            figures[name] = (f"{title} ({note})" if note else title, figure)
+    return figures
+
+
 def render_plots(repo: Path, base_revision: str, images: Path) -> dict[str, str]:
-    """PNG images (base vs head) of the evaluation plots, from DVC's own Vega-Lite specs."""
+    """PNG images of `figure_specs` beside the report: {caption: file name}."""
     import vl_convert
 
-    specs, _ = vega_specs(repo, [base_revision], list(PLOTS))  # a failing `dvc plots diff` is an error, not "no plots"
     rendered = {}
     images.mkdir(parents=True, exist_ok=True)
-    for path, title in PLOTS.items():
-        if path in specs:
-            name = f"{Path(path).stem}.png"
-            (images / name).write_bytes(vl_convert.vegalite_to_png(specs[path], scale=1))
-            rendered[title] = name
+    for name, (caption, figure) in figure_specs(repo, base_revision).items():
+        file_name = f"{PLOT_FILES[name].stem}.png"
+        (images / file_name).write_bytes(vl_convert.vegalite_to_png(figure, scale=1))
+        rendered[caption] = file_name
     return rendered
 
 

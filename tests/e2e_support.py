@@ -18,6 +18,12 @@ from tests.conftest import PROJECT, TEST_CHOICES, tool_env
 from tests.dvc_pipeline import catalogued, declared_stages, inside
 
 SAMPLE_ROWS = 30000
+# The first line of docs/pr-report-sample/report.md after its marker (the copy the lifecycle test refreshes says where from).
+SAMPLE_NOTE = (
+    f"> A sample: made by the end-to-end test (`PR_REPORT_SAMPLE=1 .venv/bin/python -m pytest tests/test_e2e_lifecycle.py "
+    f"-k feature_engine`) on a {SAMPLE_ROWS:,}-row sample of the flights with a shortened training (`E2E_SETTINGS` in "
+    "tests/e2e_support.py), so its figures are not the full pipeline's."
+)
 # The end-to-end copy's settings, beside the data sample: these tests check the pipeline's mechanics (what reruns,
 # what is restored, pushed, reported), not the model's quality, so the copy trains 60 boosting iterations with two
 # CV folds and computes permutation importance once on 2,000 rows. On 30,000 rows that takes train from 22 s to

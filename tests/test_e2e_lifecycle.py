@@ -15,7 +15,7 @@ import yaml
 
 from stages.lib.catalog import FEATURE_MANIFEST, FEATURES_DIR, METRICS_FILE, MODEL_CARD, MODEL_FILE
 from tests.conftest import PROJECT
-from tests.e2e_support import out_hashes, point_at, remote, report, run, section, stages_run
+from tests.e2e_support import SAMPLE_NOTE, out_hashes, point_at, remote, report, run, section, stages_run
 
 pytestmark = pytest.mark.slow
 
@@ -171,6 +171,8 @@ def test_report_on_switching_the_feature_engine_on(pipeline, tmp_path):
         if os.environ.get("PR_REPORT_SAMPLE"):  # refresh the sample kept in docs/
             shutil.rmtree(PROJECT / "docs/pr-report-sample", ignore_errors=True)
             shutil.copytree(output.parent, PROJECT / "docs/pr-report-sample")
+            marker, *rest = text.splitlines()
+            (PROJECT / "docs/pr-report-sample/report.md").write_text("\n".join([marker, SAMPLE_NOTE, "", *rest]) + "\n")
     finally:
         run(repo, "git", "reset", "-q", "--hard", first)
         run(repo, "dvc", "checkout", "-q", "--force")

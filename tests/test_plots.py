@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import shutil
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from tests.conftest import PROJECT, render_page, tool_env
+from tests.vega import texts, walk
 
 ENV = {**tool_env(), "PYTHONPATH": str(PROJECT)}
 BIN = Path(sys.executable).parent
@@ -116,12 +117,6 @@ def drift_rows(order: list[str], shown: int, lift: float) -> list[dict]:
     return rows
 
 
-def walk(node: dict, marktype: str, role: str | None = None) -> list[dict]:
-    """Every mark of `marktype` (and `role`) below `node` in a Vega scenegraph."""
-    found = [node] if node.get("marktype") == marktype and role in (None, node.get("role")) else []
-    return found + [mark for item in node.get("items", []) for mark in walk(item, marktype, role)]
-
-
 def colour_of_revision(spec: dict | list) -> dict[str, str]:
     """{line colour: revision} from the colour scale DVC fills into the spec."""
     if isinstance(spec, list):
@@ -131,10 +126,6 @@ def colour_of_revision(spec: dict | list) -> dict[str, str]:
     scale = spec.get("color", {}).get("scale", {}) if isinstance(spec.get("color"), dict) else {}
     found = dict(zip(scale.get("range", []), scale.get("domain", []), strict=True))
     return found | {colour: rev for key, value in spec.items() if key != "data" for colour, rev in colour_of_revision(value).items()}
-
-
-def texts(node: dict, role: str) -> list[str]:
-    return [item["text"] for mark in walk(node, "text", role) for item in mark["items"]]
 
 
 def test_the_drift_plot_names_each_feature_and_overlays_its_revisions_not_other_features(tmp_path):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import shutil
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,7 +14,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from commands.drift_gate import GateVerdict
-from commands.report import group_choices, read_gate_verdict
+from commands.report import figure_specs, group_choices, read_gate_verdict
+from commands.report_figures import REFERENCE_COLOUR
 from commands.report_text import (
     ReportInputs,
     RevisionFacts,
@@ -27,7 +32,9 @@ from stages.lib.catalog import DRIFT_FILE, FeatureSpec
 from stages.lib.config import EvaluateConfig, ReportGate, TrainConfig
 from stages.lib.metrics import TASK_METRICS, weighted_metric
 from stages.train import train_model
-from tests.conftest import HGB, PROJECT, model_config
+from tests.conftest import HGB, PROJECT, model_config, tool_env
+from tests.e2e_support import SAMPLE_NOTE, SAMPLE_ROWS
+from tests.vega import texts, walk
 
 
 def scored(rows: int, seed: int, signal: float) -> tuple[np.ndarray, np.ndarray]:
@@ -307,3 +314,79 @@ def test_the_report_is_built_from_gathered_inputs_alone(tmp_path, monkeypatch):
     assert f"git checkout {'b' * 40} && dvc pull && dvc repro    # the base" in lines
     assert render_report(inputs) == (text, passed)  # deterministic: the bootstrap is seeded
     assert list(tmp_path.iterdir()) == []  # and it wrote nothing
+
+
+def write_evaluation_plots(repo: Path, features: int, lift: float) -> None:
+    """What evaluate writes to reports/plots/ (the fields dvc.yaml plots), small and made up."""
+    plots = repo / "reports/plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    steps = [step / 10 for step in range(11)]
+    files = {
+        "roc": [{"fpr": x, "tpr": min(1.0, x**0.5 + lift), "threshold": 1 - x} for x in steps],
+        "precision_recall": [{"recall": x, "precision": 1 - x / 2} for x in steps],
+        "calibration": [{"mean_predicted": 0.05 + x / 2, "mean_observed": 0.04 + x / 2.5 + lift, "rows": 100} for x in steps],
+        "importance": [
+            {"feature": f"feature_{index:02d}", "importance": 0.05 / (index + 1) + lift, "std": 0.001} for index in range(features)
+        ],
+    }
+    for name, rows in files.items():
+        (plots / f"{name}.json").write_text(json.dumps(rows))
+
+
+def test_report_figures_name_series_as_the_report_does_with_reference_lines_and_readable_importance(tmp_path):
+    """The report's figures from a real `dvc plots diff` of the project's plot definitions: 50 features' importance, a base
+    commit and a changed workspace."""
+    import vl_convert
+
+    repo = tmp_path / "repo"
+    shutil.copytree(PROJECT / ".dvc/plots", repo / ".dvc/plots")  # a `.dvc` folder is a DVC project (`dvc init` costs 1 s)
+    (repo / ".dvc/config").write_text("")
+    shutil.copy(PROJECT / "dvc.yaml", repo / "dvc.yaml")
+    write_evaluation_plots(repo, 50, 0.0)
+    for command in (["git", "init", "-q", "-b", "main"], ["git", "add", "-A"], ["git", "commit", "-qm", "base"]):
+        subprocess.run(command, cwd=repo, env=tool_env(), check=True, capture_output=True, timeout=60)
+    write_evaluation_plots(repo, 50, 0.01)
+
+    figures = figure_specs(repo, "main")
+    assert set(figures) == {"roc", "precision_recall", "calibration", "importance"}
+    drawn = {name: vl_convert.vegalite_to_scenegraph(figure)["scenegraph"] for name, (_, figure) in figures.items()}
+    for name, (_, figure) in figures.items():
+        scenegraph = drawn[name]
+        legend = texts(scenegraph, "legend-label")
+        assert legend == ["this change", "base (main)"], name  # as the report says, not "workspace"
+        dashed = [
+            item
+            for mark in walk(scenegraph, "line")
+            for item in mark["items"]
+            if item.get("stroke") == REFERENCE_COLOUR and item.get("strokeDash")
+        ]
+        if name not in ("roc", "calibration"):
+            assert dashed == [], name
+            continue
+        assert len(dashed) == 2 and any("y = x" in text for text in texts(scenegraph)), name  # drawn, and labelled
+        (reference,) = [layer for layer in figure["layer"] if layer.get("mark", {}).get("strokeDash")]
+        x, y = (reference["encoding"][channel]["field"] for channel in ("x", "y"))
+        ends = [(point[x], point[y]) for point in reference["data"]["values"]]
+        assert all(a == b for a, b in ends), ends  # y = x
+        data = [row for row in figure["data"]["values"]]
+        assert ends[0][0] <= min(min(row[x], row[y]) for row in data) and ends[1][0] >= max(max(row[x], row[y]) for row in data)
+    # ROC: from (0, 0) to (1, 1), the plot's corners.
+    assert [(point["fpr"], point["tpr"]) for layer in figures["roc"][1]["layer"][1:2] for point in layer["data"]["values"]] == [
+        (0, 0),
+        (1, 1),
+    ]
+    caption, importance = figures["importance"]
+    assert caption == "Permutation importance (top 20 of 50 features)"
+    assert importance["title"]["subtitle"] == "the 20 most important of 50 features (in either revision)"
+    labels = sorted(
+        item["y"]
+        for mark in walk(drawn["importance"], "text", "axis-label")
+        for item in mark["items"]
+        if item["text"].startswith("feature_")
+    )
+    assert len(labels) == 20 and min(b - a for a, b in itertools.pairwise(labels)) >= 20  # a readable height per label
+
+
+def test_the_sample_report_says_it_comes_from_the_end_to_end_data_sample():
+    lines = (PROJECT / "docs/pr-report-sample/report.md").read_text(encoding="utf-8").splitlines()
+    assert lines[1] == SAMPLE_NOTE and f"{SAMPLE_ROWS:,}-row sample" in SAMPLE_NOTE
