@@ -9,6 +9,7 @@ exit code.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,16 +35,17 @@ from stages.lib.catalog import (
     FeatureSpec,
 )
 from stages.lib.config import DriftConfig, DriftThresholds, GateConfig, load_params
+from stages.lib.config.data import DataContract
 from stages.lib.drift.columns import SCORE_TYPE
 from stages.lib.drift.detect import detect_drift
 from stages.lib.drift.partitioned import ScoredPart, findings_on_dask
 from stages.lib.drift.result import ColumnDrift, DriftResult, json_ready
 from stages.lib.drift.summaries import detect_drift_of_summaries
 from stages.lib.drift.tables import read_columns
-from stages.lib.drift_html import render_report
+from stages.lib.drift_html import PageContext, WindowFacts, render_report
 from stages.lib.engine import engine_session
 from stages.lib.errors import fail, run_stage
-from stages.lib.io import Writer, json_writer, parquet_schema, read_json, read_parquet, read_yaml, write_outputs
+from stages.lib.io import Writer, json_writer, parquet_files, parquet_schema, read_json, read_parquet, read_yaml, write_outputs
 from stages.lib.metrics import TASK_METRICS, window_metrics
 from stages.lib.models import load_model, predict_scores
 from stages.lib.profile import read_sorted_columns
@@ -422,9 +424,57 @@ def split_summary(summary: dict[str, Any]) -> tuple[dict[str, Any], dict[str, An
     return headline, {key: value for key, value in summary.items() if key not in headline}
 
 
-def drift_outputs(report: DriftReport) -> dict[Path, Writer]:
+def _time_text(value: Any) -> str:
+    """A time as the report shows it: to the minute, in UTC when the data's times carry a zone."""
+    stamp = pd.Timestamp(value)
+    return f"{stamp:%Y-%m-%d %H:%M}" if stamp.tzinfo is None else f"{stamp.tz_convert('UTC'):%Y-%m-%d %H:%M} UTC"
+
+
+def time_span(path: Path, column: str, hint: str) -> tuple[str | None, str | None]:
+    """The first and last time in a table's `column` (a Parquet file or a folder of parts): from the footers' statistics,
+    or from the column itself where a footer has none; (None, None) when the table has no such column or no values."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    lows, highs = [], []
+    for part in parquet_files(path, hint):
+        handle = pq.ParquetFile(part)
+        if column not in handle.schema_arrow.names:
+            return None, None
+        index = handle.schema_arrow.get_field_index(column)
+        groups = [handle.metadata.row_group(group).column(index).statistics for group in range(handle.metadata.num_row_groups)]
+        if all(stats is not None and stats.has_min_max for stats in groups):
+            lows += [stats.min for stats in groups if stats.null_count < stats.num_values]
+            highs += [stats.max for stats in groups if stats.null_count < stats.num_values]
+            continue
+        found = pc.min_max(handle.read(columns=[column]).column(0))
+        if found["min"].is_valid:
+            lows.append(found["min"].as_py())
+            highs.append(found["max"].as_py())
+    if not lows:
+        return None, None
+    return _time_text(min(lows)), _time_text(max(highs))
+
+
+def page_context(data: DataContract, config: DriftConfig, root: Path = Path()) -> PageContext:
+    """What the HTML report says about its inputs: the dataset, both windows (configured, and the first and last time
+    of their prepared data), and the model file's sha256. All from files and config: no clock time, so the page stays
+    byte-identical for the same inputs."""
+    configured = data.windows.model_dump(mode="json")  # the windows as the config writes them
+    windows = []
+    for name in ("reference", "current"):
+        first, last = time_span(root / PREPARED_DIR / f"{name}.parquet", data.time, "run `dvc repro prepare` first")
+        windows.append(WindowFacts(name, configured[name]["start"], configured[name]["end"], first, last))
+    model = root / MODEL_FILE
+    if not model.is_file():
+        fail(f"{MODEL_FILE}: file not found; run `dvc repro train` first")
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()
+    return PageContext(data.name, data.time, tuple(windows), str(MODEL_FILE), digest, config)
+
+
+def drift_outputs(report: DriftReport, context: PageContext) -> dict[Path, Writer]:
     """Every file drift-check writes: the same set whatever the number of features (dvc.yaml declares them)."""
-    html = render_report(report.summary, report.ranked, report.prediction, report.target)
+    html = render_report(report.summary, report.ranked, report.prediction, report.target, context)
     headline, details = split_summary(report.summary)
     return {
         DRIFT_FILE: json_writer(headline),
@@ -466,7 +516,7 @@ def main() -> None:
         else:
             dask_inputs = DaskInputs(spec, model, importance, test_metrics, schemas, train_statistics)
             report = drift_check_on_dask(dask_inputs, config, params.engine.max_distinct_values)
-    write_outputs(drift_outputs(report))
+    write_outputs(drift_outputs(report, page_context(params.data, config)))
     verdict = "DRIFT" if report.summary["dataset_drift"] else "no dataset drift"
     print(
         f"drift-check: {verdict}: {report.summary['drifted_columns']} of {report.summary['columns_checked']} columns drifted "

@@ -252,14 +252,12 @@ CHROMIUM_FLAGS = (
 
 def render_page(chromium: str, page: Path, window: str) -> tuple[str, bytes]:
     """An HTML page as headless Chromium renders it with no network: the DOM after scripts ran, and a PNG screenshot
-    at `window` ("width,height")."""
+    at `window` ("width,height"); both at that window size, so the DOM's layout is the screenshot's."""
     with tempfile.TemporaryDirectory() as profile:
-        command = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}"]
+        command = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--window-size={window}"]
         dom = subprocess.run([*command, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
         shot = Path(profile) / "shot.png"
-        subprocess.run(
-            [*command, f"--window-size={window}", f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120, check=True
-        )
+        subprocess.run([*command, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120, check=True)
         return dom, shot.read_bytes()
 
 

@@ -129,7 +129,7 @@ def test_each_stage_tracks_only_its_own_params_sections(params):
         "featurize": ["features", "data.splits", "engine.name"],
         "train": ["model", "train", "engine.name"],
         "evaluate": ["evaluate", "engine.name"],
-        "drift-check": ["drift", "engine.name"],
+        "drift-check": ["drift", "engine.name", "data.name", "data.splits.reference", "data.splits.current", "data.time.column"],
         "production-store": ["monitor.id_column"],
         # The monitor reads its own section, evaluate's threshold and the drift engine's verdict rule (not drift.plots or drift.gate).
         "monitor": [

@@ -15,7 +15,7 @@ import yaml
 from stages.drift_check import DriftInputs, drift_check, drift_outputs, roc_auc_drop, schema_changes
 from stages.lib.catalog import DRIFT_FILE, DRIFT_PLOTS, FeatureSpec
 from stages.lib.config import DriftConfig, GateConfig, TrainConfig, parse_params
-from stages.lib.drift_html import render_report
+from stages.lib.drift_html import PageContext, WindowFacts, render_report
 from stages.lib.errors import UserError
 from stages.lib.io import write_outputs
 from stages.train import train_model
@@ -111,7 +111,7 @@ def test_written_files_are_what_dvc_yaml_declares_with_fewer_inputs_than_plots(m
     roomy = replace(config, plots=len(SPEC.inputs) + 3)
     report = drift_check(DriftInputs(window(3000, 1, False), window(3000, 2, True), SPEC, model), roomy)
     monkeypatch.chdir(tmp_path)
-    write_outputs(drift_outputs(report))
+    write_outputs(drift_outputs(report, sample_context(config)))
     written = {path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*") if path.is_file()}
     assert plotted, "no top-level plot reads drift-check's plot data"
     assert plotted <= written, f"plotted but not written: {sorted(plotted - written)}"
@@ -261,25 +261,213 @@ def test_gate_command_without_a_verdict_exits_2_with_one_line(tmp_path, payload,
     assert result.stderr.startswith(message) and result.stderr.count("\n") == 1, result.stderr
 
 
-def test_report_is_self_contained_and_deterministic(seasonal):
-    page = render_report(seasonal.summary, seasonal.ranked, seasonal.prediction, seasonal.target)
+WIDE_COLUMNS = {  # the default data's input names and types: the report's widest tables come from these
+    **dict.fromkeys(["sched_dep_time", "sched_arr_time", "minute", "hour", "distance", "temp", "dewp", "humid"], "numeric"),
+    **dict.fromkeys(["wind_dir", "wind_speed", "wind_gust", "precip", "pressure", "visib"], "numeric"),
+    **dict.fromkeys(["carrier", "origin", "dest"], "categorical"),
+}
+
+
+def wide_window(rows: int, seed: int, later: bool) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({name: rng.normal(40 + 25 * later, 10, rows) for name, kind in WIDE_COLUMNS.items() if kind == "numeric"})
+    frame["precip"] = np.where(rng.random(rows) < 0.9, 0.0, rng.exponential(0.0001, rows))
+    frame.loc[rng.random(rows) < (0.83 if later else 0.67), "wind_gust"] = np.nan  # a missing-share finding
+    airports = ["ATL", "ORD", "SEA", "BOS", "LAX", *(["ACK", "ILM", "MVY", "SBN", "BZN", "EGE", "JAC"] if later else [])]
+    frame["dest"] = rng.choice(airports, rows)  # unseen categories: a long note
+    frame["carrier"] = rng.choice(["UA", "AA", "B6", "DL", "EV", "MQ"], rows)
+    frame["origin"] = rng.choice(["EWR", "JFK", "LGA"], rows)
+    frame["late"] = (rng.random(rows) < (0.2 if later else 0.25)).astype(np.int8)
+    return frame
+
+
+def sample_context(config: DriftConfig) -> PageContext:
+    windows = (
+        WindowFacts("reference", "2013-01-01", "2013-05-01", "2013-01-01 10:00 UTC", "2013-04-30 23:00 UTC"),
+        WindowFacts("current", "2013-09-01", "2013-11-01", "2013-09-01 00:00 UTC", "2013-10-31 23:00 UTC"),
+    )
+    return PageContext("nycflights13", "time_hour", windows, "models/model.skops", "9bc23a0715c0" + "0" * 52, config)
+
+
+def wide_page(config: DriftConfig, prediction_gate: bool = False) -> str:
+    """The report of a drift result shaped like the default data's (17 inputs, long notes, tiny p-values), built with
+    no model: the prediction is a score column of its own."""
+    from stages.drift_check import Findings, drift_report
+    from stages.lib.drift.detect import detect_drift
+
+    numeric = [name for name, kind in WIDE_COLUMNS.items() if kind == "numeric"]
+    spec = FeatureSpec.plain(numeric, ["carrier", "origin", "dest"])
+    reference, current = wide_window(1500, 1, False), wide_window(1500, 2, True)
+    thresholds = config.thresholds
+    result = detect_drift(reference, current, WIDE_COLUMNS, thresholds)
+    rng = np.random.default_rng(3)
+    scores = pd.DataFrame({"prediction": rng.beta(2, 6, 1500)}), pd.DataFrame({"prediction": rng.beta(2, 4, 1500)})
+    prediction = detect_drift(*scores, {"prediction": "numeric"}, thresholds).columns[0]
+    target = detect_drift(reference, current, {"late": "boolean"}, thresholds).columns[0]
+    metrics = {"roc_auc": 0.6882, "average_precision": 0.3, "brier": 0.15, "late_share": 0.2}
+    shifts = [{"feature": "history_carrier_7d_late_mean", "train_mean": 0.258, "current_mean": 0.155, "shift_in_train_std": 1.053}]
+    findings = Findings(result, prediction, target, True, metrics, (105_396, 55_601), shifts)
+    gate = GateConfig(fail_on_dataset_drift=True, fail_on_prediction_drift=prediction_gate, max_roc_auc_drop=0.05)
+    config = replace(config, gate=gate)
+    importance = {name: 0.01 * (index + 1) for index, name in enumerate(WIDE_COLUMNS)}
+    report = drift_report(findings, spec, config, importance, {"roc_auc": 0.6881})
+    return render_report(report.summary, report.ranked, report.prediction, report.target, sample_context(config))
+
+
+def text_of(page: str) -> str:
+    """The page's text as a reader sees it: tags dropped, entities decoded, spaces collapsed."""
+    import html
+
+    text = " ".join(html.unescape(re.sub(r"<wbr>", "", re.sub(r"<(?!wbr)[^>]+>", " ", page))).split())
+    return re.sub(r"\(\s+", "(", re.sub(r"\s+([),;.:])", r"\1", text))
+
+
+def test_report_is_self_contained_and_deterministic(config):
+    page = wide_page(config)
     assert "<script" not in page.lower()
     external = re.findall(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", page, flags=re.IGNORECASE)
     assert not external and "@import" not in page and "url(" not in page
-    assert page == render_report(seasonal.summary, seasonal.ranked, seasonal.prediction, seasonal.target)
+    assert page == wide_page(config)
+
+
+def test_report_names_dataset_windows_data_times_and_model_version(config):
+    text = text_of(wide_page(config))
+    assert "dataset nycflights13" in text
+    assert "reference window 2013-01-01 to 2013-05-01 (end excluded, data.splits.reference)" in text
+    assert "data from 2013-09-01 00:00 UTC to 2013-10-31 23:00 UTC (time_hour); 55,601 rows" in text
+    assert "model models/model.skops, sha256 9bc23a0715c0" in text
+
+
+def test_glossary_gives_each_methods_direction(config):
+    """A distance drifts at or above its threshold, a p-value below it: the glossary and the table say which."""
+    text = text_of(wide_page(config))
+    expected = {"ks_p_value": "< 0.050", "chi2_p_value": "< 0.050", "wasserstein_norm": "≥ 0.100", "jensen_shannon": "≥ 0.100"}
+    glossary = text.split("Glossary", 1)[1]
+    assert "method judges score drifted when the score is" in glossary
+    for method, rule in expected.items():
+        found = re.search(rf"{method} (numeric|categorical) columns [^<≥]*([<≥] [\d.]+)", glossary)
+        assert found and found.group(2) == rule, (method, found)
+    features = text.split("Features, by drift", 1)[1].split("Missing values", 1)[0]
+    assert "temp wasserstein_norm" in features and re.search(r"temp wasserstein_norm [\d.]+ ≥ 0\.100 values", features)
+    assert "score the value of the column's verdict method: a distance (larger is more drift) or a p-value" in glossary
+
+
+@pytest.mark.parametrize("prediction_gate", [False, True])
+def test_gate_section_says_which_conditions_are_on_and_why_the_verdict_follows(config, prediction_gate):
+    text = text_of(wide_page(config, prediction_gate))
+    gate = text.split("Gate", 1)[1].split("Features, by drift", 1)[0]
+    assert "data set drift on (drift.gate.fail_on_dataset_drift: true) yes: 14 of 17 columns drifted" in gate
+    assert "ROC AUC drop from the test split on (drift.gate.max_roc_auc_drop: 0.05) 0.000 (allowed 0.05) passes" in gate
+    if prediction_gate:
+        assert "The gate failed on data set drift, prediction drift." in gate
+        assert "prediction drift on (drift.gate.fail_on_prediction_drift: true) yes: wasserstein_norm" in gate
+        assert "Found but off" not in gate
+    else:
+        assert "The gate failed on data set drift. Found but off, so not counted: prediction drift." in gate
+        assert "prediction drift off (drift.gate.fail_on_prediction_drift: false) yes:" in gate
+        assert "off not part of the verdict, whatever was found" in gate
+    model = text.split("Model", 1)[1].split("Distributions", 1)[0]
+    assert "model prediction wasserstein_norm" in model and f"yes prediction drift: {'on' if prediction_gate else 'off'}" in model
+
+
+def test_histogram_has_round_ticks_and_titled_axes():
+    from stages.lib.drift_html import bar_chart, nice_ticks
+
+    assert nice_ticks(-3.7, 101.3) == [0, 20, 40, 60, 80, 100]
+    assert nice_ticks(0.0, 0.23, 4) == [0, 0.05, 0.1, 0.15, 0.2]
+    assert nice_ticks(1012.5, 1031.0) == [1015, 1020, 1025, 1030]
+    centres = list(np.linspace(-3.7, 101.3, 20, endpoint=False) + 105 / 40)  # 20 equal bins over [-3.7, 101.3]
+    shares = [0.05] * 20
+    chart = bar_chart({"value": centres, "reference": shares, "current": shares}, "temp", "temp")
+    x_ticks = re.findall(r'<text class="tick x"[^>]*>([^<]+)</text>', chart)
+    y_ticks = re.findall(r'<text class="tick y"[^>]*>([^<]+)</text>', chart)
+    assert x_ticks == ["0", "20", "40", "60", "80", "100"]
+    assert y_ticks == ["0%", "1%", "2%", "3%", "4%", "5%"]
+    assert re.search(r'<text class="axis-title x"[^>]*>temp</text>', chart)
+    assert re.search(r'<text class="axis-title y"[^>]*>share of rows with a value</text>', chart)
+    # The 0 tick sits where 0 lies on the axis: 3.7 of the 105 units from the left end of the plot.
+    positions = [float(x) for x in re.findall(r'<text class="tick x" x="([\d.]+)"', chart)]
+    assert positions[-1] - positions[0] == pytest.approx(450 * 100 / 105, abs=0.1)
+    categories = bar_chart({"value": ["ATL", "ORD"], "reference": [0.4, 0.6], "current": [0.5, 0.5]}, "dest", "dest")
+    assert re.findall(r'<text class="tick x"[^>]*>([^<]+)</text>', categories) == ["ATL", "ORD"]
+
+
+# Run in the rendered page (a copy with this script; the report itself has none): every table cell's right edge against
+# the viewport, scrolled containers, and in each table the right edge of a numeric column's header text against its numbers'.
+LAYOUT_SCRIPT = """<script>
+const width = document.documentElement.clientWidth;
+const found = {width: window.innerWidth, page: document.documentElement.scrollWidth, beyond: [], scrolled: [], misaligned: []};
+const textRight = (cell) => { const range = document.createRange(); range.selectNodeContents(cell);
+  return Math.max(...Array.from(range.getClientRects(), (rect) => rect.right)); };
+for (const cell of document.querySelectorAll("th, td")) {
+  if (cell.getBoundingClientRect().right > width + 0.5) found.beyond.push(cell.textContent.slice(0, 40));
+}
+for (const box of document.querySelectorAll(".wide")) { if (box.scrollWidth > box.clientWidth + 1) found.scrolled.push(box.scrollWidth); }
+for (const table of document.querySelectorAll("table")) {
+  const header = table.rows[0];
+  if (!header || header.cells[0].tagName !== "TH" || header.cells.length < 2 || header.cells[1].tagName !== "TH") continue;
+  for (let index = 0; index < header.cells.length; index++) {
+    for (const row of Array.from(table.rows).slice(1)) {
+      const cell = row.cells[index];
+      if (!cell || !cell.classList.contains("num") || !cell.textContent.trim()) continue;
+      const offset = textRight(cell) - textRight(header.cells[index]);
+      if (Math.abs(offset) > 1.5) found.misaligned.push(header.cells[index].textContent + ": " + offset.toFixed(1));
+    }
+  }
+}
+document.body.insertAdjacentHTML("beforeend", "<pre id='layout'>" + JSON.stringify(found) + "</pre>");
+</script>"""
 
 
 @pytest.mark.needs_tool("chromium")
-def test_report_renders_in_a_headless_browser_and_shows_the_drifted_columns(seasonal, tmp_path, tools):
-    chromium = tools["chromium"]
+def test_report_fits_1024_and_1400_px_with_headers_over_their_numbers(config, tmp_path, tools):
+    """Rendered in headless Chromium at both widths: no cell beyond the viewport (the notes column was at 1400 px, the
+    p-values at 1024 px), nothing scrolled sideways, numeric headers right-aligned over their numbers; the page shows
+    the verdicts and draws every chart."""
+    report = wide_page(config)
     page = tmp_path / "drift_report.html"
-    page.write_text(render_report(seasonal.summary, seasonal.ranked, seasonal.prediction, seasonal.target))
-    dom, shot = render_page(chromium, page, "1200,1600")
-    drifted_rows = re.findall(r'<tr class="drifted"><td>([^<]+)</td>', dom)
-    assert set(drifted_rows) == set(seasonal.summary["drifted"])
-    assert "dataset drift" in dom and "gate failed" in dom
-    assert dom.count("<svg") >= 4  # a chart per feature, plus predictions and target
-    assert shot.startswith(b"\x89PNG") and len(shot) > 20_000  # a rendered page, not a blank one
+    page.write_text(report.replace("</body>", f"{LAYOUT_SCRIPT}</body>"), encoding="utf-8")
+    for width in (1024, 1400):
+        dom, shot = render_page(tools["chromium"], page, f"{width},900")
+        layout = json.loads(re.search(r"<pre id=\"layout\">(.*?)</pre>", dom).group(1))
+        assert layout["width"] == width
+        assert layout["beyond"] == [] and layout["scrolled"] == [] and layout["page"] <= width, layout
+        assert layout["misaligned"] == [], layout
+        assert shot.startswith(b"\x89PNG") and len(shot) > 20_000  # a rendered page, not a blank one
+    drifted_rows = {re.sub(r"<[^>]+>", "", name) for name in re.findall(r'<tr class="drifted"><td>(.*?)</td>', dom)}
+    assert "wind_gust" in drifted_rows and "origin" not in drifted_rows and "dataset drift" in dom and "gate failed" in dom
+    assert dom.count("<svg") == len(WIDE_COLUMNS) + 2  # a chart per feature, plus predictions and target
+
+
+def test_page_context_dates_windows_by_their_data_and_versions_the_model_by_its_hash(params, tmp_path):
+    """The report's dates come from the data (the first and last time of each prepared window, a file or a folder of
+    parts) and the config, its model version from the model file's bytes: no clock, so reruns give the same page."""
+    import hashlib
+
+    from stages.drift_check import page_context
+    from stages.lib.catalog import MODEL_FILE, PREPARED_DIR
+
+    parsed = parse_params(params)
+    times = pd.to_datetime(["2013-01-03 05:00", "2013-01-01 10:00", "2013-04-30 23:00"]).tz_localize("UTC")
+    (tmp_path / PREPARED_DIR).mkdir(parents=True)
+    pd.DataFrame({parsed.data.time: times, "temp": [1.0, 2.0, 3.0]}).to_parquet(tmp_path / PREPARED_DIR / "reference.parquet")
+    parts = tmp_path / PREPARED_DIR / "current.parquet"
+    parts.mkdir()
+    for index, day in enumerate(["2013-09-01 00:00", "2013-10-31 23:00"]):
+        pd.DataFrame({parsed.data.time: pd.to_datetime([day]).tz_localize("UTC")}).to_parquet(parts / f"part-0000{index}.parquet")
+    (tmp_path / MODEL_FILE).parent.mkdir()
+    (tmp_path / MODEL_FILE).write_bytes(b"model bytes")
+    context = page_context(parsed.data, parsed.drift, tmp_path)
+    assert context.dataset == parsed.data.name and context.time_column == parsed.data.time
+    assert context.model_sha256 == hashlib.sha256(b"model bytes").hexdigest()
+    reference, current = context.windows
+    assert (reference.name, reference.first, reference.last) == ("reference", "2013-01-01 10:00 UTC", "2013-04-30 23:00 UTC")
+    assert (current.name, current.first, current.last) == ("current", "2013-09-01 00:00 UTC", "2013-10-31 23:00 UTC")
+    assert (reference.start, reference.end) == (
+        params["data"]["splits"]["reference"]["start"],
+        params["data"]["splits"]["reference"]["end"],
+    )
+    assert page_context(parsed.data, parsed.drift, tmp_path) == context
 
 
 def test_feature_shifts_compare_the_current_features_with_the_manifests_train_statistics(model, config):
@@ -293,7 +481,7 @@ def test_feature_shifts_compare_the_current_features_with_the_manifests_train_st
     assert drift_check(DriftInputs(reference, current, SPEC, model), config).summary["feature_shifts"] == []
 
 
-def test_the_dvc_metrics_file_holds_the_headline_and_the_details_file_the_rest(seasonal, tmp_path, monkeypatch):
+def test_the_dvc_metrics_file_holds_the_headline_and_the_details_file_the_rest(seasonal, config, tmp_path, monkeypatch):
     """`dvc metrics diff` reads reports/drift.json: it must show a few verdicts, not every column's statistics
     (it showed 480 rows); the details file holds the rest, and the two merged give back every finding."""
     from dvc.utils.diff import diff
@@ -302,7 +490,7 @@ def test_the_dvc_metrics_file_holds_the_headline_and_the_details_file_the_rest(s
     from stages.lib.catalog import DRIFT_DETAILS
 
     monkeypatch.chdir(tmp_path)
-    write_outputs(drift_outputs(seasonal))
+    write_outputs(drift_outputs(seasonal, sample_context(config)))
     headline = json.loads(DRIFT_FILE.read_text())
     shown = diff({}, {str(DRIFT_FILE): {"data": headline}}, with_unchanged=True)[str(DRIFT_FILE)]  # DVC's own diff
     assert set(shown) == {

@@ -23,3 +23,9 @@ def number(value: Any, digits: int = 3, small_in_g: bool = False) -> str:
     if small_in_g and abs(value) < 1e-3 and value != 0:
         return f"{value:.{digits}g}"
     return f"{value:.{digits}f}"
+
+
+def signed(value: float, digits: int = 3) -> str:
+    """`value` with its sign, and no sign when it rounds to zero at `digits` decimals (never "-0.000")."""
+    text = f"{value:+.{digits}f}"
+    return text[1:] if float(text) == 0 else text
