@@ -19,6 +19,7 @@ from stages.lib.config import DataContract, load_params
 from stages.lib.contract import (
     infer_schema,
     post_outcome_evidence,
+    refuse_type_mismatches,
 )
 from stages.lib.engine import engine_session
 from stages.lib.errors import fail, run_stage
@@ -31,6 +32,7 @@ from stages.lib.io import (
 )
 from stages.lib.prepare_partitioned import Partitioned, prepare_partitioned
 from stages.lib.prepare_steps import (
+    UNREAD,
     _check_split_order,
     _check_values,
     _check_window,
@@ -61,12 +63,18 @@ class Prepared:
     dropped: str | None  # the console's words on source rows dropped for lacking a target; None: none was
 
 
+def where_source(contract: DataContract) -> str:
+    """How messages name the source table: its file name."""
+    return Path(contract.source.path).name
+
+
 def _check_source(table: pd.DataFrame, where: str, contract: DataContract, dropped: Sequence[str]) -> set[str]:
     """The source table has the columns the contract names, with numbers where numbers are declared.
 
     Returns the columns that must be numeric (declared numeric, or with a min/max check)."""
     _require(table, where, [contract.target_column, contract.time], "the target and time columns")
-    _require(table, where, dropped, "listed in data.drop")
+    # Columns the reader left out (data.drop's, checked against the file's header there) are not asked for again.
+    _require(table, where, [column for column in dropped if column not in table.attrs.get(UNREAD, ())], "listed in data.drop")
     numeric = {column for column, kind in contract.types.items() if kind == "numeric"}
     numeric |= {column for column, check in contract.checks.items() if check.min is not None or check.max is not None}
     for column in sorted(numeric & set(table.columns)):
@@ -130,7 +138,7 @@ class Labelled:
 
 def labelled_rows(table: pd.DataFrame, related: Sequence[pd.DataFrame], contract: DataContract) -> Labelled:
     """Everything prepare does before splitting: label, join, validate; pure apart from its inputs."""
-    where = Path(contract.source.path).name
+    where = where_source(contract)
     if table.empty:
         fail(f"{where}: no rows; point data.source in conf/data/ at a non-empty file")
     dropped = [*contract.identifiers, *contract.leaks, *contract.other_drops]
@@ -190,6 +198,10 @@ def prepare(
     kept = [column for column in splits["train"].columns if column in table.columns and column not in (contract.target, contract.time)]
     post_outcome = post_outcome_evidence(table, contract.target_column, kept)
     schema = infer_schema(splits["train"], contract, post_outcome)
+    for name, rows in splits.items():  # the types inferred from train hold on every split
+        refuse_type_mismatches(
+            rows, schema["columns"], f"{where_source(contract)}: split '{name}'", "fix those rows or data.types in conf/data/"
+        )
     return Prepared(splits=splits, summary=summary, schema=schema, violations=violations, warnings=warnings, dropped=dropped)
 
 

@@ -33,8 +33,15 @@ POST_OUTCOME_PRESENT = 0.5
 POST_OUTCOME_MIN_ROWS = 20
 # What model versions trained before data.missing_values existed read as missing (predict, on their schema).
 DEFAULT_MISSING_VALUES = ("", "NA", "N/A", "n/a", "NaN", "nan", "null")
-# A text column whose values are at least this share numbers is a numeric column with stray text.
+# A text column whose values are at least this share numbers is a numeric column with stray text (the target's
+# reading, stages/lib/target.py, and the wording of `refuse_text_in_numbers`).
 NUMBERS_WITH_TEXT_SHARE = 0.9
+
+
+def mixes_numbers_and_text(numbers: int, present: int) -> bool:
+    """A column read as text where some values are numbers and some are not: stray text in a numeric column ("?",
+    "n/a" not declared missing) or numbers among categories. Neither is guessed: it stops until declared."""
+    return 0 < numbers < present
 
 
 def identifier_evidence(series: pd.Series) -> str | None:
@@ -68,6 +75,44 @@ def infer_type(series: pd.Series) -> str:
         values = series.dropna()
         return "boolean" if len(values) and values.isin([0, 1]).all() and values.nunique() == 2 else "numeric"
     return "categorical"
+
+
+def numeric_levels(series: pd.Series) -> str | None:
+    """Whether a categorical column's levels are numbers ("all", "some") or none are (None): scoring input that
+    gives numbers where training saw only text (carrier 1, 2 instead of "UA") is refused, not read as new levels."""
+    distinct = pd.Series(series.dropna().unique())
+    if distinct.empty or pd.api.types.is_bool_dtype(distinct):
+        return None
+    if pd.api.types.is_numeric_dtype(distinct):
+        return "all"
+    numbers = int(pd.to_numeric(distinct.astype("string"), errors="coerce").notna().sum())
+    return "all" if numbers == len(distinct) else "some" if numbers else None
+
+
+def type_fits(series: pd.Series, entry: dict[str, Any]) -> bool:
+    """A column's values can be what data/schema.yaml says the column is (its `type`, and `numeric_levels`)."""
+    kind = entry.get("type")
+    if series.isna().all():
+        return True
+    if kind in ("numeric", "boolean"):
+        return pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+    if kind == "datetime":
+        return pd.api.types.is_datetime64_any_dtype(series)
+    if kind == "categorical" and pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        return entry.get("numeric_levels") is not None
+    return True
+
+
+def refuse_type_mismatches(frame: pd.DataFrame, columns: dict[str, dict[str, Any]], where: str, fix: str) -> None:
+    """Every column of `frame` that data/schema.yaml types (its `columns`) holds values of that type; else one line."""
+    for name, entry in columns.items():
+        if name in frame.columns and not type_fits(frame[name], entry):
+            values = frame[name].dropna()
+            levels = " (its training levels are text)" if entry.get("type") == "categorical" else ""
+            fail(
+                f"{where}: column '{name}' must be {entry.get('type')} as in training (data/schema.yaml){levels}, "
+                f"got {frame[name].dtype} values such as {_shown(values.iloc[0])} in {len(values):,} row(s); {fix}"
+            )
 
 
 def increases_with_time(values: pd.Series, times: pd.Series) -> bool:
@@ -186,6 +231,8 @@ def infer_schema(train: pd.DataFrame, contract: DataContract, post_outcome: dict
             )
         elif kind == "categorical":
             entry["categories"] = int(series.dropna().nunique())
+            if levels := numeric_levels(series):
+                entry["numeric_levels"] = levels
         if evidence:
             numeric = pd.api.types.is_numeric_dtype(series)
             entry["identifier"] = evidence + (", increases with time" if numeric and increases_with_time(series, times) else "")
@@ -279,20 +326,28 @@ def parse_time(values: pd.Series, time_format: str, where: str, column: str, fix
 
 
 def refuse_text_in_numbers(frame: pd.DataFrame, where: str, columns: Sequence[str]) -> None:
-    """A text column that is mostly numbers holds stray text (e.g. "n.a.") that would turn it into a category."""
+    """A text column mixing numbers and other text stops: stray text (e.g. "?", "n/a") would otherwise turn a
+    numeric column into a category, and numbers among categories are ambiguous until data.types declares them."""
     for column in columns:
         series = frame[column]
         if not (pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)):
             continue
         values = series.dropna()
-        numbers = pd.to_numeric(values, errors="coerce")
-        share = float(numbers.notna().mean()) if len(values) else 0.0
-        if NUMBERS_WITH_TEXT_SHARE <= share < 1.0:
-            text = values[numbers.isna()]
+        numbers = pd.to_numeric(values.astype("string"), errors="coerce")
+        if not mixes_numbers_and_text(int(numbers.notna().sum()), len(values)):
+            continue
+        text, found = values[numbers.isna()], values[numbers.notna()]
+        if len(found) >= NUMBERS_WITH_TEXT_SHARE * len(values) or len(text.unique()) <= 3:
             fail(
                 f"{where}: column '{column}' holds numbers, but {len(text):,} row(s) hold text such as {_shown(text.iloc[0])}; "
-                f"if it means missing, add it to data.missing_values in conf/data/, else declare data.types.{column}: categorical"
+                f"if it means missing, add it to data.missing_values in conf/data/, else declare "
+                f"data.types.{column}: categorical"
             )
+        fail(
+            f"{where}: column '{column}' holds text, but {len(found):,} of {len(values):,} row(s) hold numbers such as "
+            f"{_shown(found.iloc[0])}; declare data.types.{column}: categorical in conf/data/ to read them all as categories, "
+            f"else fix those rows"
+        )
 
 
 def refuse_infinite(frame: pd.DataFrame, where: str, columns: Sequence[str], fix: str) -> None:

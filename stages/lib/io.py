@@ -170,6 +170,10 @@ def read_table(path: str | Path, hint: str, missing_values: Sequence[str]) -> pd
     path = Path(path)
     if not path.exists():
         fail(f"{path}: file not found; {hint}")
+    if not is_parquet(path):
+        from stages.lib.csv_shape import check_csv  # it imports nothing of this module; here: only for text files
+
+        check_csv(path, str(path))
     return Piece(path).read(missing_values)
 
 

@@ -22,9 +22,9 @@ import pandas as pd
 
 from stages.lib.config import DataContract, Window
 from stages.lib.contract import (
-    NUMBERS_WITH_TEXT_SHARE,
     infer_schema,
     merge_counts,
+    mixes_numbers_and_text,
     post_outcome_counts,
     post_outcome_from_counts,
     refuse_infinite,
@@ -292,7 +292,7 @@ def _checked_source(
     evidence = dask.compute(*[dask.delayed(_piece_evidence)(piece, contract, where, kept, text) for piece in table])
     for column in text:
         present, numbers = (sum(piece["numbers"][column][index] for piece in evidence) for index in (0, 1))
-        if NUMBERS_WITH_TEXT_SHARE <= (numbers / present if present else 0.0) < 1.0:
+        if mixes_numbers_and_text(numbers, present):
             refuse_text_in_numbers(_collect(table, [column]), where, [column])
     for column in kept:
         if any(piece["infinite"][column] for piece in evidence):

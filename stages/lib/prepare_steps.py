@@ -18,9 +18,18 @@ from stages.lib.contract import (
     refuse_infinite,
     refuse_text_in_numbers,
 )
+from stages.lib.csv_shape import check_csv
 from stages.lib.errors import fail
 from stages.lib.io import (
+    READ_ERRORS,
+    conform,
+    is_parquet,
+    mask_tokens,
+    merged_types,
+    parquet_schema,
+    profile,
     read_files,
+    reread_as_text,
     sha256_file,
     source_files,
 )
@@ -197,10 +206,78 @@ def _settings(contract: DataContract) -> list[tuple[Path, str]]:
     ]
 
 
+# Rows per chunk of a CSV read: a chunk's columns as text and numbers stay well under 1 GB (module `read_needed`).
+CHUNK_ROWS = 1_000_000
+UNREAD = "unread_columns"  # table.attrs key: columns of the file the reader left out on purpose (data.drop)
+
+
+def _dropped(contract: DataContract) -> list[str]:
+    return [*contract.identifiers, *contract.leaks, *contract.other_drops]
+
+
+def needed_columns(names: Sequence[str], contract: DataContract) -> list[str]:
+    """The source table's columns prepare uses: all but data.drop's (the target's own column, the time and the
+    join keys stay)."""
+    keys = {key for join in contract.joins for key in join.keys}
+    dropped = set(_dropped(contract)) - {contract.target_column, contract.time, *keys}
+    return [name for name in names if name not in dropped]
+
+
+def _chunks(file: Path, tokens: Sequence[str], columns: Sequence[str] | None, where: str) -> list[pd.DataFrame]:
+    """One file's rows in chunks of CHUNK_ROWS (Parquet: one), only `columns` (None: all); progress on stdout."""
+    try:
+        if is_parquet(file):
+            return [mask_tokens(pd.read_parquet(file, engine="pyarrow", columns=None if columns is None else list(columns)), tokens)]
+        options: dict[str, Any] = {"low_memory": False, "keep_default_na": False, "na_values": list(tokens), "usecols": columns}
+        chunks, rows = [], 0
+        with pd.read_csv(file, chunksize=CHUNK_ROWS, **options) as reader:
+            for chunk in reader:
+                chunks.append(chunk)
+                rows += len(chunk)
+                if len(chunk) == CHUNK_ROWS:  # a long read says how far it got
+                    print(f"prepare: {where}: {rows:,} rows read", flush=True)
+        return chunks or [pd.read_csv(file, **options)]  # a header without rows: no chunk, an empty table
+    except READ_ERRORS as error:
+        fail(f"{file}: cannot read it as a table ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
+
+
+def _refuse_oversized(files: Sequence[Path], setting: str, limit: int) -> None:
+    size = sum(file.stat().st_size for file in files)
+    if size > limit:
+        fail(
+            f"{files[0] if len(files) == 1 else files[0].parent}: {size:,} bytes, above data.max_source_bytes ({limit:,}); "
+            f"raise it in conf/data/ if the machine has about 3 times that in memory (or use engine=dask), or split the file"
+        )
+
+
+def read_needed(files: Sequence[Path], tokens: Sequence[str], contract: DataContract, where: str, table: bool) -> list[pd.DataFrame]:
+    """Each file as pandas reads it whole (types merged over every chunk and file, as `read_files`), but in chunks
+    and, for the source table (`table`), only the `needed_columns`: the peak stays near the size of the kept table."""
+    names = [check_csv(file, where) if not is_parquet(file) else list(parquet_schema(file, where)) for file in files]
+    columns = None
+    if table:
+        _require(pd.DataFrame(columns=names[0]), where, _dropped(contract), "listed in data.drop")
+        columns = needed_columns(names[0], contract)
+    per_file = [_chunks(file, tokens, columns, where) for file in files]
+    chunks = [chunk for file_chunks in per_file for chunk in file_chunks]
+    if len(chunks) == 1:
+        return chunks
+    profiles = [profile(chunk) for chunk in chunks]
+    types = merged_types(profiles, where)
+    if any(reread_as_text(seen, types) for seen in profiles):  # text in some chunks, numbers in others: read whole
+        return [frame if columns is None else frame.loc[:, list(columns)] for frame in read_files(files, tokens, where)]
+    return [pd.concat([conform(chunk, types) for chunk in file_chunks], ignore_index=True) for file_chunks in per_file]
+
+
 def _read_source(path: Path, setting: str, contract: DataContract) -> tuple[dict[str, Any], pd.DataFrame]:
     """One source as the pandas engine reads it: every file its path (or glob) names, in file-name order, as one table;
-    with each file's summary."""
+    with each file's summary. The source table keeps only the columns prepare uses (`needed_columns`)."""
     files = source_files(path, f"fix {setting} in conf/data/")
-    frames = read_files(files, contract.missing_values, path.name)
+    _refuse_oversized(files, setting, contract.max_source_bytes)
+    table = setting == "data.source"
+    frames = read_needed(files, contract.missing_values, contract, path.name, table)
     summaries = {file.name: source_summary(file, frame) for file, frame in zip(files, frames, strict=True)}
-    return summaries, frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    read = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    if table:
+        read.attrs[UNREAD] = [name for name in _dropped(contract) if name not in read.columns]
+    return summaries, read

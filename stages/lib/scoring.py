@@ -24,7 +24,7 @@ from sklearn.base import BaseEstimator
 from stages.lib.catalog import FEATURE_SPEC, HISTORY_EVENTS, MODEL_FILE, SCHEMA_FILE, TRANSFORMER_FILE, FeatureSpec
 from stages.lib.config import PARAMS_FILE, load_params
 from stages.lib.config.data import Target
-from stages.lib.contract import DEFAULT_MISSING_VALUES, parse_time, refuse_infinite
+from stages.lib.contract import DEFAULT_MISSING_VALUES, parse_time, refuse_infinite, refuse_type_mismatches
 from stages.lib.errors import fail
 from stages.lib.features.history import HistoryLookup, look_back
 from stages.lib.features.serving import apply_features
@@ -93,8 +93,11 @@ def _typed_time(frame: pd.DataFrame, schema: dict[str, Any], time: str, where: s
     return parse_time(frame[time], time_format, where, time, f"write it as the model was trained with (data.time.format: {time_format})")
 
 
-def _typed_column(frame: pd.DataFrame, column: str, kind: str | None, where: str, tokens: str) -> pd.Series:
-    """One column typed as training saw it (numeric and boolean as float64, categorical as text)."""
+def _typed_column(frame: pd.DataFrame, column: str, entry: dict[str, Any], where: str, tokens: str) -> pd.Series:
+    """One column typed as training saw it (numeric and boolean as float64, categorical as text); `entry`: the
+    column's data/schema.yaml entry. Numbers in a categorical column whose training levels were text are refused:
+    read as text they would all be unseen levels, and every score would change without a word."""
+    kind = entry.get("type")
     if kind in ("numeric", "boolean"):
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = frame[column][values.isna() & frame[column].notna()]
@@ -104,6 +107,7 @@ def _typed_column(frame: pd.DataFrame, column: str, kind: str | None, where: str
         refuse_infinite(typed.to_frame(column), where, [column], f"fix those rows; a missing value is written as one of {tokens}")
         return typed
     if kind == "categorical":
+        refuse_type_mismatches(frame[[column]], {column: entry}, where, "write the categories as training saw them")
         return frame[column].astype("string")
     return frame[column]
 
@@ -129,7 +133,7 @@ def typed_rows(rows: pd.DataFrame, schema: dict[str, Any], spec: FeatureSpec, wh
     typed[spec.time] = _typed_time(rows, schema, spec.time, where)
     for column in needed:
         if column != spec.time:
-            typed[column] = _typed_column(rows, column, schema["columns"].get(column, {}).get("type"), where, tokens)
+            typed[column] = _typed_column(rows, column, schema["columns"].get(column, {}), where, tokens)
     return typed
 
 
@@ -185,7 +189,7 @@ def outcome_events(outcomes: pd.DataFrame, artifacts: Artifacts, where: str) -> 
     values = values[labelled] if source == target else target_values(rows[source], rule, where)
     tokens = ", ".join(repr(token) for token in artifacts.missing_values)
     columns = {time: _typed_time(rows, schema, time, where)}
-    columns |= {key: _typed_column(rows, key, schema["columns"].get(key, {}).get("type"), where, tokens) for key in keys}
+    columns |= {key: _typed_column(rows, key, schema["columns"].get(key, {}), where, tokens) for key in keys}
     columns[target] = values.astype(np.int8 if classification else np.float64)
     return pd.DataFrame(columns).reset_index(drop=True)
 

@@ -239,6 +239,11 @@ SampleRows = Annotated[
 ]
 
 
+# The largest source (its files' bytes on disk) the pandas engine reads: about 3 times this in memory at peak.
+DEFAULT_MAX_SOURCE_BYTES = 4_000_000_000
+SourceBytes = Annotated[int, rule(lambda value: value >= 1, "a positive number of bytes"), expect(int)]
+
+
 class DataContract(Strict):
     name: Text
     source: Source
@@ -253,6 +258,7 @@ class DataContract(Strict):
     on_violation: Annotated[str, choice(("error", "warn"), described="error or warn")]
     sample_rows: SampleRows
     sample_seed: Int
+    max_source_bytes: SourceBytes = DEFAULT_MAX_SOURCE_BYTES
     windows: Splits = Field(alias="splits")
 
     @model_validator(mode="after")
