@@ -189,3 +189,22 @@ def test_a_cli_override_with_a_typo_fails_before_writing(project_copy):
     result = run_module("commands.compose", project_copy, *choice_overrides(), "+model.max_itr=5")
     assert result.returncode == 2 and "'model.max_itr'" in result.stderr
     assert (project_copy / "params.yaml").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        # scikit-learn's own constraint (HistGradientBoostingClassifier._parameter_constraints), not a table of ours
+        (
+            "model.max_iter=ten",
+            "'model.max_iter' = 'ten' is not a valid value for HistGradientBoostingClassifier: it must be an int in the range [1, inf)",
+        ),
+        ("+modle.max_iter=50", "unknown key 'modle' (from conf/config.yaml or a -S override)"),  # a misspelt section added with +
+    ],
+)
+def test_a_hyperparameter_of_the_wrong_type_or_value_fails_compose_in_one_line(project_copy, override, message):
+    before = (project_copy / "params.yaml").read_bytes()
+    result = run_module("commands.compose", project_copy, *choice_overrides(), override)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: params.yaml composed from conf/: {message}") and result.stderr.count("\n") == 1
+    assert (project_copy / "params.yaml").read_bytes() == before
