@@ -12,6 +12,7 @@ Everything here is pandas and pyarrow: Dask only schedules the pieces (stages/pr
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -74,13 +75,33 @@ def _put_in_place(written: Path, target: Path) -> None:
     os.replace(written, target)
 
 
+# A full disk (or quota), a file over the file system's or `ulimit -f`'s size: what the user can fix, not a bug.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+TOO_LARGE = (errno.EFBIG,)
+
+
+def write_failure(target: Path, error: OSError) -> str:
+    """One line for an output that could not be written: which file, why, and that nothing was replaced."""
+    detail = error.strerror or (str(error).splitlines()[0] if str(error) else type(error).__name__)
+    if error.errno in DISK_FULL:
+        fix = f"the disk holding {target.parent}/ is full: free space and rerun"
+    elif error.errno in TOO_LARGE:
+        fix = "the file is larger than the file system or the process's file-size limit (ulimit -f) allows"
+    else:
+        fix = f"check that {target.parent}/ is writable and has space"
+    return f"{target}: cannot write it ({detail}); {fix}. Nothing was replaced: the previous outputs are as they were, the temporary files removed"
+
+
 def write_outputs(writers: Mapping[Target, Writer | FolderWriter]) -> None:
     """Write several outputs all-or-nothing.
 
     Each writer fills a temporary file (a `FolderWriter`: a temporary folder) next to its target; only when
-    every writer has succeeded are they renamed into place, so a failure leaves no half-written output.
+    every writer has succeeded are they renamed into place, so a failure leaves no half-written output. A write
+    that fails with an OSError (a full disk, a file-size limit, a folder not writable) is one UserError line naming
+    the output.
     """
     staged: list[tuple[Path, Path]] = []
+    target = Path()
     try:
         for name, writer in writers.items():
             target = Path(name)
@@ -93,9 +114,11 @@ def write_outputs(writers: Mapping[Target, Writer | FolderWriter]) -> None:
                 writer(temporary)
                 # mkstemp makes private files; outputs get the usual permissions.
                 os.chmod(temporary, 0o666 & ~_umask())
-    except BaseException:
+    except BaseException as error:
         for written, _ in staged:
             _remove(written)
+        if isinstance(error, OSError):
+            fail(write_failure(target, error))
         raise
     for written, target in staged:
         _put_in_place(written, target)
