@@ -6,6 +6,7 @@ glob names files DVC cannot list. This stage is DVC's pattern for inputs outside
 on every `dvc repro` (and `dvc exp run`) and writes each file's sha256 and size, by the setting that names it and its
 file name, to data/sources.json, which prepare depends on. The file's bytes are the same as long as no source byte
 changed, so DVC then skips prepare and everything after it; a source replaced under the same name reruns prepare.
+A Parquet source must carry page checksums (stages/lib/io.py: without them damaged bytes can change values unseen).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 from stages.lib.catalog import SOURCES_FILE
 from stages.lib.config import DataContract, load_params
 from stages.lib.errors import run_stage
-from stages.lib.io import json_writer, sha256_file, source_files, write_outputs
+from stages.lib.io import is_parquet, json_writer, require_page_checksums, sha256_file, source_files, write_outputs
 
 
 def fingerprint(contract: DataContract) -> dict[str, Any]:
@@ -27,6 +28,9 @@ def fingerprint(contract: DataContract) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for setting, source in settings:
         files = source_files(source.locate(), f"fix {setting} in conf/data/")
+        for file in files:
+            if is_parquet(file):
+                require_page_checksums(file, setting)  # its pages' CRCs are what prepare's reading checks
         found[setting] = {
             "package": source.package,
             "path": source.path,

@@ -4,17 +4,23 @@ non-zero exit, and nothing half-written."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from commands.compose import compose, validate
 from stages.lib.config import check_hyperparameters, parse_params
 from stages.lib.errors import USER_ERROR_EXIT, UserError
-from stages.lib.io import json_writer, write_outputs
-from tests.conftest import PROJECT, project_params, run_module
+from stages.lib.io import json_writer, read_table, write_outputs
+from stages.sources import fingerprint
+from tests.conftest import PROJECT, choice_overrides, project_params, run_module
 
 
 @pytest.mark.parametrize(
@@ -101,3 +107,83 @@ def test_a_real_parquet_write_cut_short_by_a_file_size_limit_exits_2_with_one_li
     assert "ulimit -f" in result.stderr and result.stderr.count("\n") == 1
     assert (tmp_path / "data/table.parquet").read_bytes() == b"the previous table"
     assert [path.name for path in (tmp_path / "data").iterdir()] == ["table.parquet"]
+
+
+def dated(rows: int = 1461) -> pd.DataFrame:
+    """Daily rows as in seattle-weather (2012-2015): the dates dictionary-encoded by Parquet, 11-bit indices."""
+    return pd.DataFrame({"date": pd.date_range("2012-01-01", periods=rows, freq="D"), "temp": np.arange(rows) / 10})
+
+
+def zero_bytes_in_the_date_pages(path: Path, count: int = 200) -> None:
+    data = bytearray(path.read_bytes())
+    start = pq.ParquetFile(path).metadata.row_group(0).column(0).data_page_offset + 100
+    data[start : start + count] = bytes(count)
+    path.write_bytes(bytes(data))
+
+
+def test_zeroed_bytes_in_a_parquet_source_with_checksums_are_refused_naming_file_and_column(tmp_path):
+    path = tmp_path / "weather.parquet"
+    dated().to_parquet(path, index=False, write_page_checksum=True)
+    assert read_table(path, "", ())["date"].equals(dated()["date"])  # intact: read as written
+    zero_bytes_in_the_date_pages(path)
+    with pytest.raises(UserError) as raised:
+        read_table(path, "", ())
+    assert str(raised.value).startswith(f"{path}: row group 0, column 'date': cannot be read intact (")
+    assert "CRC" in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_a_parquet_source_without_checksums_is_refused_as_unverifiable(tmp_path):
+    path = tmp_path / "weather.parquet"
+    dated().to_parquet(path, index=False)  # pandas' default: no page checksums
+    zero_bytes_in_the_date_pages(path)
+    silently = read_table(path, "", ())["date"]  # what reading it gives: dates turned into the first one, no error
+    assert (silently != dated()["date"]).sum() > 100 and set(silently[silently != dated()["date"]]) == {pd.Timestamp("2012-01-01")}
+    params = project_params()
+    params["data"].update(source={"package": None, "path": str(path)}, join=[])
+    with pytest.raises(UserError, match=rf"^{path} \(data.source\): a Parquet file without page checksums, .*write_page_checksum=True"):
+        fingerprint(parse_params(params).data)  # the sources stage, before prepare reads anything
+
+
+def test_values_that_disagree_with_the_footers_statistics_are_refused(tmp_path):
+    """Pages that pass their checksums under a footer written for other values (same layout, so the bytes line up)."""
+    options = {"index": False, "compression": None, "write_page_checksum": True, "column_encoding": "PLAIN", "use_dictionary": False}
+    pages, footer = tmp_path / "pages.parquet", tmp_path / "footer.parquet"
+    pd.DataFrame({"x": [1.0, 2.0, np.nan, 3.0]}).to_parquet(pages, **options)
+    head = pages.read_bytes()
+    for high in (9.0, 8.0, 7.0, 6.0, 5.0):  # the page's CRC is a varint: find a table whose page header is as long
+        pd.DataFrame({"x": [1.0, 2.0, np.nan, high]}).to_parquet(footer, **options)
+        tail = footer.read_bytes()
+        if len(tail) == len(head):
+            break
+    length = int.from_bytes(tail[-8:-4], "little") + 8
+    assert len(head) == len(tail) and head[-length:] != tail[-length:]
+    spliced = tmp_path / "spliced.parquet"
+    spliced.write_bytes(head[:-length] + tail[-length:])
+    assert pd.read_parquet(spliced)["x"].max() == 3.0  # pyarrow alone reads it without a word
+    with pytest.raises(
+        UserError, match=rf"^{spliced}: row group 0, column 'x': values from 1.0 to 3.0 where the footer records 1.0 to {high}"
+    ):
+        read_table(spliced, "", ())
+    assert read_table(pages, "", ())["x"].max() == 3.0  # NaN and missing cells agree with the statistics
+
+
+def test_a_reference_window_after_the_current_window_is_refused_at_compose_and_at_stage_start():
+    swapped = {"reference": {"start": "2013-09-01", "end": "2013-11-01"}, "current": {"start": "2013-01-01", "end": "2013-05-01"}}
+    overrides = [f"data.splits.{name}.{end}={day}" for name, window in swapped.items() for end, day in window.items()]
+    expected = (
+        "'data.splits.reference' (2013-09-01 to 2013-11-01) must end by the time 'data.splits.current' starts (2013-01-01): "
+        "the drift reference comes before the current window; fix data.splits in conf/data/"
+    )
+    text = compose(PROJECT / "conf", [*choice_overrides(), *overrides])
+    with pytest.raises(UserError, match=f"^params.yaml composed from {PROJECT / 'conf'}/: {re.escape(expected)}$"):
+        validate(text, PROJECT / "conf")
+    params = project_params()
+    params["data"]["splits"].update(swapped)
+    with pytest.raises(UserError, match=f"^params.yaml: {re.escape(expected)}$"):
+        parse_params(params)  # what load_params does at every stage's start (dvc exp run -S composes without make params)
+    params["data"]["splits"]["reference"] = {"start": "2013-05-01", "end": "2013-09-01"}  # overlaps the current window's end
+    params["data"]["splits"]["current"] = {"start": "2013-08-01", "end": "2013-11-01"}
+    with pytest.raises(UserError, match="must end by the time 'data.splits.current' starts \\(2013-08-01\\)"):
+        parse_params(params)
+    params["data"]["splits"]["current"] = {"start": "2013-09-01", "end": "2013-11-01"}  # right after it: allowed
+    parse_params(params)
