@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from stages.lib.config import parse_params
+from stages.lib.config import check_hyperparameters, parse_params
 from stages.lib.errors import fail, run_stage
 from stages.lib.io import write_outputs
 
@@ -53,7 +53,8 @@ def compose(config_dir: Path = CONFIG_DIR, overrides: list[str] | None = None) -
 
 def validate(text: str, config_dir: Path = CONFIG_DIR) -> None:
     """Stop with one line naming the key when the composed params break a rule of the params models."""
-    parse_params(yaml.safe_load(text), f"{PARAMS_FILE} composed from {config_dir}/", config_dir)
+    source = f"{PARAMS_FILE} composed from {config_dir}/"
+    check_hyperparameters(parse_params(yaml.safe_load(text), source, config_dir).model, source)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,7 +28,7 @@ from stages.lib.catalog import (
     FeatureSpec,
     load_spec,
 )
-from stages.lib.config import ModelConfig, TrainConfig, load_params
+from stages.lib.config import ModelConfig, TrainConfig, check_hyperparameters, load_params
 from stages.lib.engine import engine_session
 from stages.lib.errors import fail, run_stage
 from stages.lib.io import json_writer, read_parquet, sha256_file, write_outputs
@@ -146,6 +146,7 @@ def main() -> None:
     params = load_params()
     limit_threads(params.runtime)
     model_config, train_config = params.model, params.train
+    check_hyperparameters(model_config)  # before the data is read: `dvc exp run -S model.max_iter=ten` composes without make params
     # The cluster only reads and samples: it is stopped (its memory freed) before the fit.
     with engine_session(params.engine) as client:
         spec, sample = load_train(train_config, client is not None)

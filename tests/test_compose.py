@@ -125,6 +125,7 @@ def test_each_stage_tracks_only_its_own_params_sections(params):
     stages = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
     tracked = {name: stage.get("params", []) for name, stage in stages.items()}
     assert tracked == {
+        "sources": [],  # always_changed: it runs every time and reads only data.source and data.join's sources
         "prepare": ["data", "engine.name"],
         "featurize": ["features", "data.splits", "engine.name"],
         "train": ["model", "train", "engine.name"],
@@ -187,4 +188,23 @@ def test_a_cli_override_with_a_typo_fails_before_writing(project_copy):
     before = (project_copy / "params.yaml").read_bytes()
     result = run_module("commands.compose", project_copy, *choice_overrides(), "+model.max_itr=5")
     assert result.returncode == 2 and "'model.max_itr'" in result.stderr
+    assert (project_copy / "params.yaml").read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        # scikit-learn's own constraint (HistGradientBoostingClassifier._parameter_constraints), not a table of ours
+        (
+            "model.max_iter=ten",
+            "'model.max_iter' = 'ten' is not a valid value for HistGradientBoostingClassifier: it must be an int in the range [1, inf)",
+        ),
+        ("+modle.max_iter=50", "unknown key 'modle' (from conf/config.yaml or a -S override)"),  # a misspelt section added with +
+    ],
+)
+def test_a_hyperparameter_of_the_wrong_type_or_value_fails_compose_in_one_line(project_copy, override, message):
+    before = (project_copy / "params.yaml").read_bytes()
+    result = run_module("commands.compose", project_copy, *choice_overrides(), override)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith(f"error: params.yaml composed from conf/: {message}") and result.stderr.count("\n") == 1
     assert (project_copy / "params.yaml").read_bytes() == before

@@ -19,6 +19,9 @@ from stages.lib.io import read_json, read_parquet
 TARGET = "late"
 TIME = "time_hour"
 
+# The sources stage's fingerprint of every source file (stages/sources.py): prepare's dep in their place.
+SOURCES_FILE = Path("data/sources.json")
+SOURCES_STAGE = "sources"  # always_changed in dvc.yaml: it runs on every `dvc repro`, and reruns nothing else unless a source changed
 PREPARED_DIR = Path("data/prepared")
 PREPARE_SUMMARY = Path("reports/prepare.json")
 SCHEMA_FILE = Path("data/schema.yaml")
@@ -63,6 +66,7 @@ MONITOR_CACHE = Path(".monitor_cache")
 # every file in it). Not in the list: FEATURIZE_TIMING, which featurize writes but DVC does not track, and the
 # monitor's cache folder.
 STAGE_OUTPUTS: dict[str, tuple[Path, ...]] = {
+    SOURCES_STAGE: (SOURCES_FILE,),
     "prepare": (PREPARED_DIR, SCHEMA_FILE, PREPARE_SUMMARY),
     "featurize": (FEATURES_DIR, FEATURE_MANIFEST, FEATURIZE_SUMMARY),
     "train": (MODEL_FILE, MODEL_CARD, TRAIN_SUMMARY),

@@ -12,6 +12,7 @@ Everything here is pandas and pyarrow: Dask only schedules the pieces (stages/pr
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -74,13 +75,33 @@ def _put_in_place(written: Path, target: Path) -> None:
     os.replace(written, target)
 
 
+# A full disk (or quota), a file over the file system's or `ulimit -f`'s size: what the user can fix, not a bug.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+TOO_LARGE = (errno.EFBIG,)
+
+
+def write_failure(target: Path, error: OSError) -> str:
+    """One line for an output that could not be written: which file, why, and that nothing was replaced."""
+    detail = error.strerror or (str(error).splitlines()[0] if str(error) else type(error).__name__)
+    if error.errno in DISK_FULL:
+        fix = f"the disk holding {target.parent}/ is full: free space and rerun"
+    elif error.errno in TOO_LARGE:
+        fix = "the file is larger than the file system or the process's file-size limit (ulimit -f) allows"
+    else:
+        fix = f"check that {target.parent}/ is writable and has space"
+    return f"{target}: cannot write it ({detail}); {fix}. Nothing was replaced: the previous outputs are as they were, the temporary files removed"
+
+
 def write_outputs(writers: Mapping[Target, Writer | FolderWriter]) -> None:
     """Write several outputs all-or-nothing.
 
     Each writer fills a temporary file (a `FolderWriter`: a temporary folder) next to its target; only when
-    every writer has succeeded are they renamed into place, so a failure leaves no half-written output.
+    every writer has succeeded are they renamed into place, so a failure leaves no half-written output. A write
+    that fails with an OSError (a full disk, a file-size limit, a folder not writable) is one UserError line naming
+    the output.
     """
     staged: list[tuple[Path, Path]] = []
+    target = Path()
     try:
         for name, writer in writers.items():
             target = Path(name)
@@ -93,9 +114,11 @@ def write_outputs(writers: Mapping[Target, Writer | FolderWriter]) -> None:
                 writer(temporary)
                 # mkstemp makes private files; outputs get the usual permissions.
                 os.chmod(temporary, 0o666 & ~_umask())
-    except BaseException:
+    except BaseException as error:
         for written, _ in staged:
             _remove(written)
+        if isinstance(error, OSError):
+            fail(write_failure(target, error))
         raise
     for written, target in staged:
         _put_in_place(written, target)
@@ -258,6 +281,7 @@ class Piece:
             if is_parquet(self.path):
                 import pyarrow.parquet as pq
 
+                verify_parquet(self.path, self.row_group)
                 if self.row_group is None:
                     table = pd.read_parquet(self.path, engine="pyarrow")
                 else:  # pyarrow's own conversion, which pandas' read_parquet uses: the same column types
@@ -388,3 +412,139 @@ def read_files(files: Sequence[Path], tokens: Sequence[str], where: str) -> list
         conform(Piece(path).read(tokens, reread_as_text(seen, types)) if reread_as_text(seen, types) else frame, types)
         for path, frame, seen in zip(files, frames, profiles, strict=True)
     ]
+
+
+# --- Parquet tables read as input: the file's own checksums and statistics ---
+# A damaged page can decode to other values silently: 200 zeroed bytes of a dictionary-encoded date column turned 146
+# dates into the dictionary's first one, every value still inside the column's min and max. Only the pages' CRC
+# checksums catch that. Every Parquet table read here (sources, scoring input, outcomes) has its pages' CRCs checked
+# where it has them, and each row group's min, max and null count against the footer's statistics; the data
+# contract's sources must have them (the sources stage refuses a Parquet source without: `require_page_checksums`).
+
+CHECKSUMS_FIX = (
+    "rewrite it with page checksums (pandas: frame.to_parquet(path, write_page_checksum=True); pyarrow: "
+    "pyarrow.parquet.write_table(table, path, write_page_checksum=True)) or give the table as CSV"
+)
+
+
+def _varint(data: bytes, position: int) -> tuple[int, int]:
+    value = shift = 0
+    while position < len(data):
+        byte = data[position]
+        value |= (byte & 0x7F) << shift
+        position += 1
+        if not byte & 0x80:
+            return value, position
+        shift += 7
+    raise ValueError("truncated varint")
+
+
+def page_has_checksum(header: bytes) -> bool:
+    """Whether a Parquet page header (Thrift compact protocol) holds its `crc` (field 4): read the i32 fields 1-3
+    (page type, uncompressed and compressed size), then look at the next field's id."""
+    position = field = 0
+    while position < len(header):
+        byte = header[position]
+        position += 1
+        kind, delta = byte & 0x0F, byte >> 4
+        if delta:
+            field += delta
+        else:
+            zigzag, position = _varint(header, position)
+            field = (zigzag >> 1) ^ -(zigzag & 1)
+        if field == 4:
+            return True
+        if field > 4 or kind != 5:  # past the crc, or not an i32: the crc is absent
+            return False
+        _, position = _varint(header, position)
+    return False
+
+
+def _first_pages_checksummed(path: Path, metadata: Any) -> bool:
+    """Whether the first page of every column chunk holds a CRC (a writer that writes them writes them on every page)."""
+    with open(path, "rb") as stream:
+        for group in range(metadata.num_row_groups):
+            for index in range(metadata.num_columns):
+                chunk = metadata.row_group(group).column(index)
+                offset = chunk.dictionary_page_offset if chunk.has_dictionary_page else chunk.data_page_offset
+                stream.seek(offset)
+                if not page_has_checksum(stream.read(64)):
+                    return False
+    return True
+
+
+def _bounds(values: Any) -> tuple[Any, Any]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_dictionary(values.type):
+        values = values.cast(values.type.value_type)
+    found = pc.min_max(values)
+    return found["min"].as_py(), found["max"].as_py()
+
+
+def _disagreement(statistics: Any, values: Any) -> str | None:
+    """How a column chunk's values disagree with the footer's statistics of them; None when they agree."""
+    if statistics is None:
+        return None
+    if statistics.has_null_count and values.null_count != statistics.null_count:
+        return f"{values.null_count:,} missing values where the footer records {statistics.null_count:,}"
+    if not statistics.has_min_max or values.null_count == len(values):
+        return None
+    low, high = _bounds(values)
+    exact = statistics.physical_type != "BYTE_ARRAY"  # other writers may truncate text bounds
+    if (low != statistics.min if exact else low < statistics.min) or (high != statistics.max if exact else high > statistics.max):
+        return f"values from {low} to {high} where the footer records {statistics.min} to {statistics.max}"
+    return None
+
+
+def require_page_checksums(path: Path, setting: str) -> None:
+    """A Parquet source must carry page checksums, or damaged bytes could change its values unseen (a CSV is not checked).
+
+    Raises:
+        UserError: it has none (or is not Parquet).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        checksummed = _first_pages_checksummed(path, pq.ParquetFile(path).metadata)
+    except (pa.ArrowException, OSError, ValueError) as error:
+        fail(f"{path}: cannot read it as Parquet ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
+    if not checksummed:
+        fail(f"{path} ({setting}): a Parquet file without page checksums, so damaged bytes could change its values unseen; {CHECKSUMS_FIX}")
+
+
+def verify_parquet(path: Path, row_group: int | None = None) -> None:
+    """A Parquet table's pages against their CRC checksums (where it has them) and each row group (`row_group`: that one
+    only) against the footer's statistics; one line naming the file, row group and column when they disagree.
+
+    Raises:
+        UserError: a page's checksum fails, or values disagree with the statistics.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path, page_checksum_verification=True)
+        for group in range(parquet.num_row_groups) if row_group is None else [row_group]:
+            chunks = parquet.metadata.row_group(group)
+            for index in range(chunks.num_columns):
+                chunk = chunks.column(index)
+                if chunk.path_in_schema not in parquet.schema_arrow.names:
+                    continue  # a nested column's leaf: source tables are flat, and its pages are not read here
+                try:
+                    values = parquet.read_row_group(group, columns=[chunk.path_in_schema]).column(0)
+                except (pa.ArrowException, OSError) as error:
+                    fail(
+                        f"{path}: row group {group}, column '{chunk.path_in_schema}': cannot be read intact "
+                        f"({str(error).splitlines()[0]}); the file is damaged: restore or rewrite it"
+                    )
+                problem = _disagreement(chunk.statistics, values)
+                if problem:
+                    fail(
+                        f"{path}: row group {group}, column '{chunk.path_in_schema}': {problem} (the file's own "
+                        "statistics); the file is damaged: restore or rewrite it"
+                    )
+    except (pa.ArrowException, OSError, ValueError) as error:
+        fail(f"{path}: cannot read it as Parquet ({str(error).splitlines()[0] if str(error) else type(error).__name__})")

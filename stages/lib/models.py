@@ -224,6 +224,11 @@ def _skops_archive(data: bytes) -> bool:
     return isinstance(schema, dict) and "protocol" in schema and "__class__" in schema
 
 
+def _pickle(data: bytes) -> bool:
+    """A pickle of protocol 2 or later (what pickle, joblib and cloudpickle write): the PROTO opcode, then the protocol."""
+    return len(data) > 2 and data[0] == 0x80 and 2 <= data[1] <= 5  # pickle's PROTO opcode; this module never imports pickle
+
+
 def load_model(path: str | Path) -> BaseEstimator:
     """Load a model file, refusing anything but a skops archive of allow-listed types (never unpickles).
 
@@ -233,6 +238,11 @@ def load_model(path: str | Path) -> BaseEstimator:
     if not path.exists():
         fail(f"{path}: model file not found; run `dvc repro train` (or `dvc pull`) first")
     data = path.read_bytes()
+    if _pickle(data):
+        fail(
+            f"{path}: not a model file this project wrote (not a skops file: a pickle); pickles are never loaded (unpickling "
+            "runs whatever code the file holds), so it is refused; rebuild it with `dvc repro` or fetch it with `dvc pull`"
+        )
     not_ours = (
         f"{path}: not a model file this project wrote (not an intact skops archive: a pickle, a truncated copy?); refusing to load it"
     )

@@ -27,7 +27,7 @@ from stages.lib.config.features import (
     NumericFeatures,
     SelectionConfig,
 )
-from stages.lib.config.model import ESTIMATOR_MODULES, ModelConfig, estimator_class, models_for
+from stages.lib.config.model import ESTIMATOR_MODULES, ModelConfig, check_hyperparameters, estimator_class, models_for
 from stages.lib.config.monitor import MonitorConfig
 from stages.lib.config.sections import DriftConfig, DriftThresholds, EvaluateConfig, GateConfig, ReportGate, RuntimeConfig, TrainConfig
 from stages.lib.errors import fail
@@ -64,6 +64,7 @@ __all__ = [
     "Source",
     "TrainConfig",
     "Window",
+    "check_hyperparameters",
     "estimator_class",
     "load_params",
     "parse_params",

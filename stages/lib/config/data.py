@@ -227,6 +227,18 @@ class Splits(Strict):
                 raise ConfigError("unknown key '{key}'; a split window holds start and end", at=(name, "name"))
         return {name: {**window, "name": name} if isinstance(window, dict) else window for name, window in data.items()}
 
+    @model_validator(mode="after")
+    def _reference_before_current(self) -> Splits:
+        # The drift check compares the current window against a reference of what came before it: a reference
+        # after (or overlapping) the current window would report drift backwards in time without a word.
+        if self.reference.end > self.current.start:
+            raise ConfigError(
+                f"'{{key}}.reference' ({self.reference.start:%Y-%m-%d} to {self.reference.end:%Y-%m-%d}) must end by the time "
+                f"'{{key}}.current' starts ({self.current.start:%Y-%m-%d}): the drift reference comes before the current window; "
+                "fix data.splits in conf/data/"
+            )
+        return self
+
 
 def _missing_values(value: Any) -> Any:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
 from pydantic import Field, ValidationInfo, model_serializer, model_validator
 
-from stages.lib.config.base import ConfigError, Strict, Text, choice
+from stages.lib.config.base import PARAMS_FILE, ConfigError, Strict, Text, choice
 from stages.lib.config.estimators import ESTIMATORS, SKLEARN_VERSION
+from stages.lib.errors import fail
 
 # The one allow-list of `_target_`: estimator classes of these modules.
 ESTIMATOR_MODULES = (
@@ -110,6 +112,33 @@ def models_for(task: str, model_dir: Path = MODEL_DIR) -> list[str]:
         except (ConfigError, OSError, yaml.YAMLError, AttributeError):
             continue
     return names
+
+
+def _expected(message: str) -> str:
+    """What scikit-learn's InvalidParameterError says a value must be ("an int in the range [1, inf)")."""
+    found = re.search(r" must be (.*)\. Got .* instead\.$", message, re.DOTALL)
+    return found[1] if found else message
+
+
+def check_hyperparameters(config: ModelConfig, source: str | Path = PARAMS_FILE) -> None:
+    """Every hyperparameter's type and value against the estimator's own constraints (scikit-learn's
+    `_parameter_constraints`, which fit would check only after the data is loaded): one line naming the key, the
+    value and what is expected. Not part of the params models: it imports scikit-learn (1.5 s), so `make params` and
+    the stages that build the estimator (train) call it, not every stage."""
+    from sklearn.utils._param_validation import InvalidParameterError, validate_parameter_constraints
+
+    estimator = config.estimator
+    constraints = getattr(estimator, "_parameter_constraints", {})
+    for key, value in config.hyperparameters.items():
+        if key not in constraints:
+            continue
+        try:
+            validate_parameter_constraints({key: constraints[key]}, {key: value}, caller_name=estimator.__name__)
+        except InvalidParameterError as error:
+            fail(
+                f"{source}: 'model.{key}' = {value!r} is not a valid value for {estimator.__name__}: it must be "
+                f"{_expected(str(error))} (scikit-learn's own constraint); fix conf/model/{config.name}.yaml or the -S override"
+            )
 
 
 class ModelConfig(Strict):
