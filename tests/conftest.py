@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +79,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     (`--dist loadfile`) in collection order: an end-to-end module collected late runs alone at the end
     while the other workers idle; started first, the short modules fill in beside it."""
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: each module stays in order
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):  # type: ignore[no-untyped-def]
+    """With TESTS_TIMELINE=FILE, each test's worker, start and end (epoch seconds, setup to teardown) are appended to
+    FILE: where the suite's wall time goes, worker by worker (`benchmarks/suite_timeline.py` reads it)."""
+    start = time.time()
+    yield
+    if os.environ.get("TESTS_TIMELINE"):
+        with open(os.environ["TESTS_TIMELINE"], "a") as out:
+            out.write(f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}\t{start:.3f}\t{time.time():.3f}\t{item.nodeid}\n")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
