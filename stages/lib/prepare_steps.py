@@ -83,10 +83,17 @@ def _joinable(related: pd.DataFrame, join: Join, where: str) -> pd.DataFrame:
 
 def _merge(table: pd.DataFrame, related: pd.DataFrame, join: Join) -> tuple[pd.DataFrame, int]:
     """`table` left-joined with a `_joinable` table; with the count of its rows left unmatched."""
-    joined = table.merge(related, on=list(join.keys), how="left", validate="many_to_one", indicator=True)
-    unmatched = int((joined.pop("_merge") == "left_only").sum())
-    # A left many-to-one merge keeps the left rows in order: give them back their index (source positions).
-    return joined.set_axis(table.index), unmatched
+    keys = list(join.keys)
+    if set(table.columns) & (set(related.columns) - set(keys)):  # names in both: pandas' suffixes, from the whole merge
+        joined = table.merge(related, on=keys, how="left", validate="many_to_one", indicator=True)
+        unmatched = int((joined.pop("_merge") == "left_only").sum())
+        # A left many-to-one merge keeps the left rows in order: give them back their index (source positions).
+        return joined.set_axis(table.index), unmatched
+    # Only the keys go through the merge, and its new columns are put beside the table's own (not copied): the same
+    # frame as the whole merge gives, without a second copy of the table.
+    added = table.loc[:, keys].merge(related, on=keys, how="left", validate="many_to_one", indicator=True)
+    unmatched = int((added.pop("_merge") == "left_only").sum())
+    return pd.concat([table, added.drop(columns=keys).set_axis(table.index)], axis=1), unmatched
 
 
 def _join(table: pd.DataFrame, related: pd.DataFrame, join: Join, where: str) -> tuple[pd.DataFrame, int]:
@@ -121,7 +128,8 @@ def validate(table: pd.DataFrame, contract: DataContract) -> list[str]:
     if not columns:
         return []
     try:
-        pa.DataFrameSchema(columns).validate(table, lazy=True)
+        # Only the checked columns: pandera copies what it validates (inplace=True on this selection spares that copy).
+        pa.DataFrameSchema(columns).validate(table.loc[:, [name for name in columns if name in table.columns]], lazy=True, inplace=True)
     except pa.errors.SchemaErrors as errors:
         cases = errors.failure_cases
         lines = []
