@@ -249,13 +249,23 @@ def _chunks(file: Path, tokens: Sequence[str], columns: Sequence[str] | None, wh
         fail(f"{file}: cannot read it as a table ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
 
 
-def _refuse_oversized(files: Sequence[Path], setting: str, limit: int) -> None:
+FIX_OVERSIZED = "raise it in conf/data/ if the machine has about 3 times that in memory (or use engine=dask), or split the file"
+FIX_OVERSIZED_DASK = "raise it in conf/data/ to read a larger source on the dask engine"
+
+
+def _refuse_oversized(files: Sequence[Path], setting: str, limit: int, fix: str = FIX_OVERSIZED) -> None:
     size = sum(file.stat().st_size for file in files)
     if size > limit:
-        fail(
-            f"{files[0] if len(files) == 1 else files[0].parent}: {size:,} bytes, above data.max_source_bytes ({limit:,}); "
-            f"raise it in conf/data/ if the machine has about 3 times that in memory (or use engine=dask), or split the file"
-        )
+        fail(f"{files[0] if len(files) == 1 else files[0].parent}: {size:,} bytes, above data.max_source_bytes ({limit:,}); {fix}")
+
+
+def check_pieced_source(files: Sequence[Path], contract: DataContract, where: str) -> None:
+    """What the pandas engine checks of the source's files before reading them, for the dask engine, which reads them in
+    pieces cut from the files: data.max_source_bytes, and every CSV's shape (`check_csv`)."""
+    _refuse_oversized(files, "data.source", contract.max_source_bytes, FIX_OVERSIZED_DASK)
+    for file in files:
+        if not is_parquet(file):
+            check_csv(file, where)
 
 
 def read_needed(files: Sequence[Path], tokens: Sequence[str], contract: DataContract, where: str, table: bool) -> list[pd.DataFrame]:
