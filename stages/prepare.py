@@ -85,9 +85,9 @@ def _check_source(table: pd.DataFrame, where: str, contract: DataContract, dropp
     return numeric
 
 
-def _labelled_order(table: pd.DataFrame, where: str, contract: DataContract) -> tuple[np.ndarray, pd.Series]:
+def _labelled_order(table: pd.DataFrame, where: str, contract: DataContract) -> tuple[np.ndarray, np.ndarray]:
     """The positions of the rows that have a target (a sample of them when data.sample_rows says so), in time order
-    (ties in source order), and the target of every labelled row (indexed by source position)."""
+    (ties in source order), and their targets in that order."""
     present = table[contract.target_column].notna().to_numpy()
     if not present.any():
         _nothing_labelled(where, contract)
@@ -98,8 +98,9 @@ def _labelled_order(table: pd.DataFrame, where: str, contract: DataContract) -> 
         # The rows pandas' DataFrame.sample picks from the labelled rows (it draws positions from the length alone).
         chosen = pd.Series(positions).sample(n=contract.sample_rows, random_state=contract.sample_seed)
         positions = np.sort(chosen.to_numpy())
-    times = table[contract.time].iloc[positions]
-    return positions[np.argsort(times.array.asi8, kind="stable")], target
+    order = positions[np.argsort(table[contract.time].iloc[positions].array.asi8, kind="stable")]
+    # The target is indexed by the labelled rows' positions, in increasing order: each ordered row's is found by search.
+    return order, target.to_numpy()[np.searchsorted(target.index.to_numpy(), order)]
 
 
 def _join_related(labelled: pd.DataFrame, related: Sequence[pd.DataFrame], contract: DataContract) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -183,7 +184,8 @@ def _labelled_rows(holder: list[pd.DataFrame], related: Sequence[pd.DataFrame], 
     _require(pd.DataFrame(columns=available), where, declared, "declared in data.types or data.checks")
     for column in sorted(numeric - set(source_columns)):
         _require_numeric(labelled, where, column)
-    prepared = labelled.drop(columns=[column for column in removed if column in labelled.columns]).assign(**{contract.target: target})
+    removed_keys = [column for column in removed if column in labelled.columns]
+    prepared = (labelled.drop(columns=removed_keys) if removed_keys else labelled).assign(**{contract.target: target})
     del labelled
 
     violations = validate(prepared, contract)

@@ -90,9 +90,13 @@ def test_prepare_frees_the_source_table_before_splitting_and_splits_are_slices(f
 def test_a_join_of_the_keys_alone_equals_the_whole_merge():
     """`_merge` merges only the keys and puts the new columns beside the table: the frame pandas' whole merge gives
     (unmatched rows, integers made floats by a missing match, the table's index kept)."""
-    table = pd.DataFrame({"k": ["a", "b", "c", "a"], "x": [1, 2, 3, 4]}, index=[13, 10, 12, 11])
-    related = pd.DataFrame({"k": ["a", "b"], "n": [5, 6], "s": ["p", "q"]})
-    join = Join.model_validate({"source": {"package": None, "path": "r.csv"}, "keys": ["k"], "columns": None, "deduplicate": False})
+    table = pd.DataFrame({"k": ["a", "b", "c", "a"], "h": [1, 1, 2, 1], "x": [1, 2, 3, 4]}, index=[13, 10, 12, 11])
+    table.attrs["unread_columns"] = ["year"]  # pandas' merge keeps attrs only when both tables hold the same
+    related = pd.DataFrame({"k": ["a", "b", "c"], "h": [1, 1, 1], "n": [5, 6, 7], "s": ["p", "q", "r"], "b": [True, False, True]})
+    join = Join.model_validate({"source": {"package": None, "path": "r.csv"}, "keys": ["k", "h"], "columns": None, "deduplicate": False})
     joined, unmatched = _merge(table, related, join)
-    pd.testing.assert_frame_equal(joined, table.merge(related, on="k", how="left").set_axis(table.index))
-    assert unmatched == 1 and joined["n"].dtype == np.float64
+    whole = table.merge(related, on=["k", "h"], how="left").set_axis(table.index)
+    pd.testing.assert_frame_equal(joined, whole)
+    assert unmatched == 1 and joined["n"].dtype == np.float64 and joined.attrs == whole.attrs == {}
+    matched, _ = _merge(table.iloc[[0, 1]], related, join)  # every row matched: integers stay integers
+    assert matched["n"].dtype == table.iloc[[0, 1]].merge(related, on=["k", "h"], how="left")["n"].dtype == np.int64

@@ -89,11 +89,21 @@ def _merge(table: pd.DataFrame, related: pd.DataFrame, join: Join) -> tuple[pd.D
         unmatched = int((joined.pop("_merge") == "left_only").sum())
         # A left many-to-one merge keeps the left rows in order: give them back their index (source positions).
         return joined.set_axis(table.index), unmatched
-    # Only the keys go through the merge, and its new columns are put beside the table's own (not copied): the same
-    # frame as the whole merge gives, without a second copy of the table.
-    added = table.loc[:, keys].merge(related, on=keys, how="left", validate="many_to_one", indicator=True)
-    unmatched = int((added.pop("_merge") == "left_only").sum())
-    return pd.concat([table, added.drop(columns=keys).set_axis(table.index)], axis=1), unmatched
+    # Only the keys go through pandas' merge, to find each row's match (its position in `related`, -1: none); each
+    # joined column is then taken from `related` and put beside the table's own columns, which are not copied. The
+    # same frame as the whole merge (pandas' take: a missing match makes integers floats), at a fraction of its memory.
+    position = "position" + "_" * max(len(str(key)) for key in keys)  # a name that is no key
+    matches = table.loc[:, keys].merge(
+        related.loc[:, keys].assign(**{position: np.arange(len(related))}), on=keys, how="left", validate="many_to_one"
+    )
+    found = matches[position].fillna(-1).to_numpy(dtype=np.int64)
+    del matches
+    joined = table.copy(deep=False)
+    if joined.attrs != related.attrs:  # as pandas' merge: attrs (e.g. UNREAD) stay only when both tables hold the same
+        joined.attrs = {}
+    for name in [column for column in related.columns if column not in keys]:
+        joined[name] = pd.Series(pd.api.extensions.take(related[name].array, found, allow_fill=True), index=table.index)
+    return joined, int((found == -1).sum())
 
 
 def _join(table: pd.DataFrame, related: pd.DataFrame, join: Join, where: str) -> tuple[pd.DataFrame, int]:
