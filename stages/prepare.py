@@ -91,16 +91,16 @@ def _labelled_order(table: pd.DataFrame, where: str, contract: DataContract) -> 
     present = table[contract.target_column].notna().to_numpy()
     if not present.any():
         _nothing_labelled(where, contract)
-    positions = np.flatnonzero(present)
+    labelled = positions = np.flatnonzero(present)
     # On every labelled row, before sampling: a positive label that never occurs is a typo, not bad luck.
-    target = target_values(table[contract.target_column].iloc[positions], contract.target_spec, where, whole_column=True)
+    target = target_values(table[contract.target_column].iloc[positions], contract.target_spec, where, whole_column=True).to_numpy()
     if contract.sample_rows is not None and contract.sample_rows < len(positions):
         # The rows pandas' DataFrame.sample picks from the labelled rows (it draws positions from the length alone).
         chosen = pd.Series(positions).sample(n=contract.sample_rows, random_state=contract.sample_seed)
         positions = np.sort(chosen.to_numpy())
     order = positions[np.argsort(table[contract.time].iloc[positions].array.asi8, kind="stable")]
-    # The target is indexed by the labelled rows' positions, in increasing order: each ordered row's is found by search.
-    return order, target.to_numpy()[np.searchsorted(target.index.to_numpy(), order)]
+    # `target` follows the labelled rows' positions, which increase: each ordered row's is found by search.
+    return order, target[np.searchsorted(labelled, order)]
 
 
 def _join_related(labelled: pd.DataFrame, related: Sequence[pd.DataFrame], contract: DataContract) -> tuple[pd.DataFrame, dict[str, int]]:
