@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from copy import deepcopy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,8 +175,14 @@ def _labelled_rows(holder: list[pd.DataFrame], related: Sequence[pd.DataFrame], 
     order, target = _labelled_order(table, where, contract)
     source_rows, source_columns = len(table), list(table.columns)
     keys = {key for join in contract.joins for key in join.keys}
-    # One copy: the labelled rows, in time order, of the columns that stay (and the join keys); then the source goes.
-    labelled = table.loc[:, [column for column in source_columns if column not in removed or column in keys]].take(order)
+    # One copy: the labelled rows, in time order, of the columns that stay (and the join keys), column by column, each
+    # source column let go once taken (a column pandas keeps in one block with others goes with the block's last).
+    labelled = pd.DataFrame(index=table.index[order])
+    labelled.attrs = deepcopy(table.attrs)  # as DataFrame.take keeps them
+    for column in source_columns:
+        if column not in removed or column in keys:
+            labelled[column] = table[column].array.take(order)
+        del table[column]
     del table
     labelled, unmatched = _join_related(labelled, related, contract)
 
