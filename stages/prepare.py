@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from copy import deepcopy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -84,16 +86,22 @@ def _check_source(table: pd.DataFrame, where: str, contract: DataContract, dropp
     return numeric
 
 
-def _labelled(table: pd.DataFrame, where: str, contract: DataContract) -> tuple[pd.DataFrame, pd.Series]:
-    """The rows that have a target (a sample of them when data.sample_rows says so), and their target."""
-    labelled = table[table[contract.target_column].notna()]
-    if labelled.empty:
+def _labelled_order(table: pd.DataFrame, where: str, contract: DataContract) -> tuple[np.ndarray, np.ndarray]:
+    """The positions of the rows that have a target (a sample of them when data.sample_rows says so), in time order
+    (ties in source order), and their targets in that order."""
+    present = table[contract.target_column].notna().to_numpy()
+    if not present.any():
         _nothing_labelled(where, contract)
+    labelled = positions = np.flatnonzero(present)
     # On every labelled row, before sampling: a positive label that never occurs is a typo, not bad luck.
-    target = target_values(labelled[contract.target_column], contract.target_spec, where, whole_column=True)
-    if contract.sample_rows is not None and contract.sample_rows < len(labelled):
-        labelled = labelled.sample(n=contract.sample_rows, random_state=contract.sample_seed).sort_index()
-    return labelled, target.loc[labelled.index]
+    target = target_values(table[contract.target_column].iloc[positions], contract.target_spec, where, whole_column=True).to_numpy()
+    if contract.sample_rows is not None and contract.sample_rows < len(positions):
+        # The rows pandas' DataFrame.sample picks from the labelled rows (it draws positions from the length alone).
+        chosen = pd.Series(positions).sample(n=contract.sample_rows, random_state=contract.sample_seed)
+        positions = np.sort(chosen.to_numpy())
+    order = positions[np.argsort(table[contract.time].iloc[positions].array.asi8, kind="stable")]
+    # `target` follows the labelled rows' positions, which increase: each ordered row's is found by search.
+    return order, target[np.searchsorted(labelled, order)]
 
 
 def _join_related(labelled: pd.DataFrame, related: Sequence[pd.DataFrame], contract: DataContract) -> tuple[pd.DataFrame, dict[str, int]]:
@@ -109,11 +117,14 @@ def _join_related(labelled: pd.DataFrame, related: Sequence[pd.DataFrame], contr
 
 
 def _split(prepared: pd.DataFrame, contract: DataContract) -> dict[str, pd.DataFrame]:
-    """The rows of each data.splits window; every window holds rows, test comes after train, train has both classes."""
+    """The rows of each data.splits window (`prepared` is in time order); every window holds rows, test comes after train, train has both classes."""
     splits: dict[str, pd.DataFrame] = {}
+    times = prepared[contract.time]
     for window in contract.splits:
-        _check_window(window, prepared[contract.time])
-        rows = prepared[(prepared[contract.time] >= window.start) & (prepared[contract.time] < window.end)].reset_index(drop=True)
+        _check_window(window, times)
+        # The rows are in time order: a window is one slice of them, a view rather than a copy.
+        start, end = times.searchsorted([window.start, window.end], side="left")
+        rows = prepared.iloc[start:end].reset_index(drop=True)
         if rows.empty:
             _empty_window(window)
         splits[window.name] = rows
@@ -134,40 +145,77 @@ class Labelled:
     used: int  # labelled source rows kept (after data.sample_rows)
     unmatched: dict[str, int]  # rows each data.join table left unmatched, by file name
     violations: list[str]
+    source_rows: int  # rows of the source table
+    without_target: int  # source rows without a target
+    post_outcome: dict[str, dict[str, Any]]  # `post_outcome_evidence` of the source table's kept columns
 
 
 def labelled_rows(table: pd.DataFrame, related: Sequence[pd.DataFrame], contract: DataContract) -> Labelled:
     """Everything prepare does before splitting: label, join, validate; pure apart from its inputs."""
+    return _labelled_rows([table], related, contract)
+
+
+def _labelled_rows(holder: list[pd.DataFrame], related: Sequence[pd.DataFrame], contract: DataContract) -> Labelled:
+    """`labelled_rows` of the table in `holder`, which it empties: when the caller holds no other reference, the
+    source table is freed as soon as its labelled rows are taken (prepare's peak memory, issue 16 item 5)."""
+    table = holder.pop()
     where = where_source(contract)
     if table.empty:
         fail(f"{where}: no rows; point data.source in conf/data/ at a non-empty file")
     dropped = [*contract.identifiers, *contract.leaks, *contract.other_drops]
     # The target's source column is the outcome itself: it never stays as an input.
     source_of_target = [contract.target_column] if contract.target_column != contract.target else []
+    removed = {*dropped, *source_of_target}
     numeric = _check_source(table, where, contract, dropped)
+    # What the summary and the leak screen need of the source table, before the rows without a target are gone.
+    missing = int(table[contract.target_column].isna().sum())
+    kept = [column for column in table.columns if column not in removed and column not in (contract.target, contract.time)]
+    post_outcome = post_outcome_evidence(table, contract.target_column, kept)
     table = _parse_time(table, where, contract)
-    labelled, target = _labelled(table, where, contract)
+    order, target = _labelled_order(table, where, contract)
+    source_rows, source_columns = len(table), list(table.columns)
+    keys = {key for join in contract.joins for key in join.keys}
+    # One copy: the labelled rows, in time order, of the columns that stay (and the join keys), column by column, each
+    # source column let go once taken (a column pandas keeps in one block with others goes with the block's last).
+    labelled = pd.DataFrame(index=table.index[order])
+    labelled.attrs = deepcopy(table.attrs)  # as DataFrame.take keeps them
+    for column in source_columns:
+        if column not in removed or column in keys:
+            labelled[column] = table[column].array.take(order)
+        del table[column]
+    del table
     labelled, unmatched = _join_related(labelled, related, contract)
 
     declared = sorted(set(contract.types) | set(contract.checks))
-    _require(labelled, where, declared, "declared in data.types or data.checks")
-    for column in sorted(numeric - set(table.columns)):
+    available = [*source_columns, *(column for column in labelled.columns if column not in source_columns)]
+    _require(pd.DataFrame(columns=available), where, declared, "declared in data.types or data.checks")
+    for column in sorted(numeric - set(source_columns)):
         _require_numeric(labelled, where, column)
-    prepared = labelled.drop(columns=[column for column in [*dropped, *source_of_target] if column in labelled.columns]).assign(
-        **{contract.target: target}
-    )
-    prepared = prepared.sort_values(contract.time, kind="stable")
+    removed_keys = [column for column in removed if column in labelled.columns]
+    prepared = (labelled.drop(columns=removed_keys) if removed_keys else labelled).assign(**{contract.target: target})
+    del labelled
 
     violations = validate(prepared, contract)
     _stop_on_violations(violations, where, contract)
-    return Labelled(rows=prepared, used=len(labelled), unmatched=unmatched, violations=violations)
+    return Labelled(
+        rows=prepared,
+        used=len(order),
+        unmatched=unmatched,
+        violations=violations,
+        source_rows=source_rows,
+        without_target=missing,
+        post_outcome=post_outcome,
+    )
 
 
 def prepare(
     table: pd.DataFrame, related: Sequence[pd.DataFrame], contract: DataContract, sources: dict[str, Any] | None = None
 ) -> Prepared:
-    """Label, join, validate and split; pure apart from its inputs."""
-    labelled = labelled_rows(table, related, contract)
+    """Label, join, validate and split; pure apart from its inputs. The source table is not kept: a caller that passes
+    it without holding it (`prepare(tables.pop(0), ...)`) lets it be freed once its labelled rows are taken."""
+    holder = [table]
+    del table
+    labelled = _labelled_rows(holder, related, contract)
     splits = _split(labelled.rows.reset_index(drop=True), contract)
     prepared, unmatched, violations = labelled.rows, labelled.unmatched, labelled.violations
 
@@ -175,12 +223,12 @@ def prepare(
         key = "positive_share" if contract.task == "classification" else "target_mean"
         return {key: round(float(rows[contract.target].mean()), 6)}
 
-    missing = int(table[contract.target_column].isna().sum())
-    dropped, warnings = without_target(len(table), missing, contract)
+    missing = labelled.without_target
+    dropped, warnings = without_target(labelled.source_rows, missing, contract)
     summary = {
         "dataset": contract.name,
         "sources": sources or {},
-        "rows": {"source": len(table), "without_target": missing, "used": labelled.used},
+        "rows": {"source": labelled.source_rows, "without_target": missing, "used": labelled.used},
         "unmatched_join_rows": unmatched,
         "violations": violations,
         "warnings": warnings,
@@ -194,10 +242,8 @@ def prepare(
             for name, rows in splits.items()
         },
     } | target_summary(prepared)
-    # Before the rows without a target are gone: a column that only exists with an outcome is a leak.
-    kept = [column for column in splits["train"].columns if column in table.columns and column not in (contract.target, contract.time)]
-    post_outcome = post_outcome_evidence(table, contract.target_column, kept)
-    schema = infer_schema(splits["train"], contract, post_outcome)
+    # From the source table, before the rows without a target were dropped: a column that only exists with an outcome is a leak.
+    schema = infer_schema(splits["train"], contract, labelled.post_outcome)
     for name, rows in splits.items():  # the types inferred from train hold on every split
         refuse_type_mismatches(
             rows, schema["columns"], f"{where_source(contract)}: split '{name}'", "fix those rows or data.types in conf/data/"
@@ -223,7 +269,8 @@ def main() -> None:
     with engine_session(params.engine) as client:
         if client is None:
             sources, tables = read_sources(contract)
-            prepared: Prepared | Partitioned = prepare(tables[0], tables[1:], contract, sources)
+            # Handed over, not kept here: prepare frees the source table once its labelled rows are taken.
+            prepared: Prepared | Partitioned = prepare(tables.pop(0), tables, contract, sources)
         else:
             prepared = prepare_partitioned(contract)
         _write(prepared, contract)

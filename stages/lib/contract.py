@@ -299,6 +299,15 @@ def _parse_time_values(values: pd.Series, time_format: str) -> pd.Series:
     return pd.to_datetime(_as_text(values), format=time_format, utc=True, errors="coerce").astype("datetime64[us, UTC]")
 
 
+def _parse_distinct(values: pd.Series, time_format: str) -> pd.Series:
+    """`_parse_time_values` of each distinct value once, put back in place: a value parses the same wherever it
+    stands, and a time column repeats its values (hourly rows); no Python string per row (pandas' own cache made
+    one: 0.45 GB at peak on 5.7M rows)."""
+    codes, distinct = pd.factorize(values)
+    parsed = _parse_time_values(pd.Series(distinct), time_format)
+    return pd.Series(parsed.array.take(codes, allow_fill=True), index=values.index, name=values.name)
+
+
 def parse_time(values: pd.Series, time_format: str, where: str, column: str, fix: str) -> pd.Series:
     """The time column as UTC timestamps, parsed exactly as `data.time.format` declares (prepare and predict).
 
@@ -311,7 +320,7 @@ def parse_time(values: pd.Series, time_format: str, where: str, column: str, fix
         parsed = values.dt.tz_localize("UTC") if values.dt.tz is None else values.dt.tz_convert("UTC")
     else:
         try:
-            parsed = _parse_time_values(values, time_format)
+            parsed = _parse_distinct(values, time_format)
         except ValueError as error:  # a pattern pandas cannot use, e.g. an unknown directive
             fail(f"{where}: data.time.format {time_format!r} is not a usable strptime pattern ({str(error).splitlines()[0]})")
         bad = values[parsed.isna() & values.notna()]

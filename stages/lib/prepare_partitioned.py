@@ -59,6 +59,7 @@ from stages.lib.prepare_steps import (
     _settings,
     _stop_on_violations,
     _summary,
+    check_pieced_source,
     validate,
     without_target,
 )
@@ -419,6 +420,7 @@ def prepare_partitioned(contract: DataContract, blocksize: int = CSV_BLOCK_BYTES
     # The related tables are small and joined onto every piece: read whole here, as the pandas engine reads them.
     settings = _settings(contract)
     files = [file.resolve() for file in source_files(settings[0][0], f"fix {settings[0][1]} in conf/data/")]
+    check_pieced_source(files, contract, where)
     related_sources = [_read_source(path, setting, contract) for path, setting in settings[1:]]
     parts = [piece for file in files for piece in pieces(file, blocksize)]
     profiles = dask.compute(*[delayed(_read_piece)(piece, tokens) for piece in parts])

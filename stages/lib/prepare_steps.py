@@ -83,10 +83,27 @@ def _joinable(related: pd.DataFrame, join: Join, where: str) -> pd.DataFrame:
 
 def _merge(table: pd.DataFrame, related: pd.DataFrame, join: Join) -> tuple[pd.DataFrame, int]:
     """`table` left-joined with a `_joinable` table; with the count of its rows left unmatched."""
-    joined = table.merge(related, on=list(join.keys), how="left", validate="many_to_one", indicator=True)
-    unmatched = int((joined.pop("_merge") == "left_only").sum())
-    # A left many-to-one merge keeps the left rows in order: give them back their index (source positions).
-    return joined.set_axis(table.index), unmatched
+    keys = list(join.keys)
+    if set(table.columns) & (set(related.columns) - set(keys)):  # names in both: pandas' suffixes, from the whole merge
+        joined = table.merge(related, on=keys, how="left", validate="many_to_one", indicator=True)
+        unmatched = int((joined.pop("_merge") == "left_only").sum())
+        # A left many-to-one merge keeps the left rows in order: give them back their index (source positions).
+        return joined.set_axis(table.index), unmatched
+    # Only the keys go through pandas' merge, to find each row's match (its position in `related`, -1: none); each
+    # joined column is then taken from `related` and put beside the table's own columns, which are not copied. The
+    # same frame as the whole merge (pandas' take: a missing match makes integers floats), at a fraction of its memory.
+    position = "position" + "_" * max(len(str(key)) for key in keys)  # a name that is no key
+    matches = table.loc[:, keys].merge(
+        related.loc[:, keys].assign(**{position: np.arange(len(related))}), on=keys, how="left", validate="many_to_one"
+    )
+    found = matches[position].fillna(-1).to_numpy(dtype=np.int64)
+    del matches
+    joined = table.copy(deep=False)
+    if joined.attrs != related.attrs:  # as pandas' merge: attrs (e.g. UNREAD) stay only when both tables hold the same
+        joined.attrs = {}
+    for name in [column for column in related.columns if column not in keys]:
+        joined[name] = pd.Series(pd.api.extensions.take(related[name].array, found, allow_fill=True), index=table.index)
+    return joined, int((found == -1).sum())
 
 
 def _join(table: pd.DataFrame, related: pd.DataFrame, join: Join, where: str) -> tuple[pd.DataFrame, int]:
@@ -121,7 +138,8 @@ def validate(table: pd.DataFrame, contract: DataContract) -> list[str]:
     if not columns:
         return []
     try:
-        pa.DataFrameSchema(columns).validate(table, lazy=True)
+        # Only the checked columns: pandera copies what it validates (inplace=True on this selection spares that copy).
+        pa.DataFrameSchema(columns).validate(table.loc[:, [name for name in columns if name in table.columns]], lazy=True, inplace=True)
     except pa.errors.SchemaErrors as errors:
         cases = errors.failure_cases
         lines = []
@@ -241,13 +259,23 @@ def _chunks(file: Path, tokens: Sequence[str], columns: Sequence[str] | None, wh
         fail(f"{file}: cannot read it as a table ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
 
 
-def _refuse_oversized(files: Sequence[Path], setting: str, limit: int) -> None:
+FIX_OVERSIZED = "raise it in conf/data/ if the machine has about 3 times that in memory (or use engine=dask), or split the file"
+FIX_OVERSIZED_DASK = "raise it in conf/data/ to read a larger source on the dask engine"
+
+
+def _refuse_oversized(files: Sequence[Path], setting: str, limit: int, fix: str = FIX_OVERSIZED) -> None:
     size = sum(file.stat().st_size for file in files)
     if size > limit:
-        fail(
-            f"{files[0] if len(files) == 1 else files[0].parent}: {size:,} bytes, above data.max_source_bytes ({limit:,}); "
-            f"raise it in conf/data/ if the machine has about 3 times that in memory (or use engine=dask), or split the file"
-        )
+        fail(f"{files[0] if len(files) == 1 else files[0].parent}: {size:,} bytes, above data.max_source_bytes ({limit:,}); {fix}")
+
+
+def check_pieced_source(files: Sequence[Path], contract: DataContract, where: str) -> None:
+    """What the pandas engine checks of the source's files before reading them, for the dask engine, which reads them in
+    pieces cut from the files: data.max_source_bytes, and every CSV's shape (`check_csv`)."""
+    _refuse_oversized(files, "data.source", contract.max_source_bytes, FIX_OVERSIZED_DASK)
+    for file in files:
+        if not is_parquet(file):
+            check_csv(file, where)
 
 
 def read_needed(files: Sequence[Path], tokens: Sequence[str], contract: DataContract, where: str, table: bool) -> list[pd.DataFrame]:

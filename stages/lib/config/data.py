@@ -251,7 +251,8 @@ SampleRows = Annotated[
 ]
 
 
-# The largest source (its files' bytes on disk) the pandas engine reads: about 3 times this in memory at peak.
+# The largest source (its files' bytes on disk) prepare reads, on either engine; the pandas engine holds about 3 times
+# this in memory at peak.
 DEFAULT_MAX_SOURCE_BYTES = 4_000_000_000
 SourceBytes = Annotated[int, rule(lambda value: value >= 1, "a positive number of bytes"), expect(int)]
 
