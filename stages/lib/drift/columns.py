@@ -215,6 +215,22 @@ def column_drift(
         current_counts = _sorted_counts(current_values, categories)
     else:
         reference_counts, current_counts, categories = _category_counts(reference, current)
+    return categorical_drift(common, reference_counts, current_counts, categories)
+
+
+def categorical_drift(common: _Common, reference_counts: np.ndarray, current_counts: np.ndarray, categories: np.ndarray) -> ColumnDrift:
+    """A column compared as categories, from its counts per category (`column_drift` and, from merged summaries,
+    `summaries.column_drift_of_summaries`).
+
+    Args:
+        common: the fields every branch fills the same way (name, missing shares; method, score and verdict unset).
+        reference_counts: the reference's count of each category, in the order of `categories`.
+        current_counts: the same for the current window.
+        categories: the union of both windows' categories.
+
+    Returns:
+        The column's statistics and histogram, or method "none" when one side has no values.
+    """
     reference_rows, current_rows = int(reference_counts.sum()), int(current_counts.sum())
     if not reference_rows or not current_rows:
         common |= {"method": NO_METHOD}

@@ -21,12 +21,11 @@ import numpy as np
 import pandas as pd
 
 from stages.lib.config import DriftThresholds
-from stages.lib.drift.columns import COMPARED_TYPES, _Common, _level_counts
+from stages.lib.drift.columns import COMPARED_TYPES, _Common, _level_counts, categorical_drift
 from stages.lib.drift.counts import ValueCounts, merge_value_counts
-from stages.lib.drift.histograms import categorical_histogram, numeric_histogram_of_counts
-from stages.lib.drift.methods import NO_METHOD
+from stages.lib.drift.histograms import numeric_histogram_of_counts
 from stages.lib.drift.result import ColumnDrift, DriftResult
-from stages.lib.drift.statistics import categorical_statistics, numeric_statistics_of_counts
+from stages.lib.drift.statistics import numeric_statistics_of_counts
 from stages.lib.drift.verdict import decide
 from stages.lib.errors import fail
 from stages.lib.profile import category_strings, holds_numbers
@@ -255,22 +254,7 @@ def column_drift_of_summaries(
         current_counts = _counts_over(current_values, categories)
     else:
         reference_counts, current_counts, categories = _category_counts(reference, current)
-    reference_rows, current_rows = int(reference_counts.sum()), int(current_counts.sum())
-    if not reference_rows or not current_rows:
-        common |= {"method": NO_METHOD}
-        side = "reference" if not reference_rows else "current"
-        return ColumnDrift(
-            kind="categorical", reference_rows=reference_rows, current_rows=current_rows,
-            note=f"no values in the {side} window: only the missing share is compared", **common,
-        )  # fmt: skip
-    unseen = (reference_counts == 0) & (current_counts > 0)
-    statistics = categorical_statistics(reference_counts, current_counts)
-    statistics["unseen_rows"] = int(current_counts[unseen].sum())
-    return ColumnDrift(
-        kind="categorical", reference_rows=reference_rows, current_rows=current_rows, statistics=statistics,
-        unseen_categories=[str(category) for category in categories[unseen]],
-        histogram=categorical_histogram(categories, reference_counts, current_counts), **common,
-    )  # fmt: skip
+    return categorical_drift(common, reference_counts, current_counts, categories)
 
 
 def detect_drift_of_summaries(
