@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import gc
 import json
 import os
@@ -232,24 +233,28 @@ def child_ours(data: Path, presorted: bool, threads: int, repeats: int) -> dict[
 
     from stages.lib.config import DriftConfig
     from stages.lib.drift.detect import detect_drift
-    from stages.lib.drift.tables import parquet_schema, read_columns
-    from stages.lib.profile import read_sorted_columns
+    from stages.lib.drift.tables import parquet_schema, read_columns, read_profile, read_sorted, sorted_readable
 
     columns = {name: TYPES[name] for name in parquet_schema(data / "reference.parquet", "")}  # typed as the schema types them
 
-    def read_profile() -> dict[str, np.ndarray] | None:
-        return read_sorted_columns(read_columns(data / "profile.parquet", columns, "")) if presorted else None
-
-    def read() -> tuple[Any, Any, dict[str, np.ndarray] | None]:
-        """The windows as drift-check reads them (only the checked columns), and the stored profile if used."""
-        return read_columns(data / "reference.parquet", columns, ""), read_columns(data / "current.parquet", columns, ""), read_profile()
+    def read() -> tuple[Any, Any, dict[str, Any] | None, dict[str, Any] | None]:
+        """The windows as drift-check reads them (only the checked columns), and the stored profile if used. Then, as
+        drift-check does, the columns the profile holds are not read from the reference, and those of them the current
+        window stores as numbers are read by the drift check's tasks (`read_sorted`), one column at a time."""
+        if not presorted:
+            return read_columns(data / "reference.parquet", columns, ""), read_columns(data / "current.parquet", columns, ""), None, None
+        profile = read_profile(data / "profile.arrow", columns, "")
+        reference = read_columns(data / "reference.parquet", [name for name in columns if name not in profile], "")
+        numbers = sorted_readable(data / "current.parquet", list(profile), "")
+        current = read_columns(data / "current.parquet", [name for name in columns if name not in numbers], "")
+        return reference, current, profile, {name: functools.partial(read_sorted, data / "current.parquet", name) for name in numbers}
 
     conf = Path(__file__).resolve().parents[1] / "conf/drift/default.yaml"  # the project's thresholds
     thresholds = DriftConfig.parse(yaml.safe_load(conf.read_text(encoding="utf-8")), ["drift"]).thresholds
     reference, current = read_columns(data / "reference.parquet", columns, ""), read_columns(data / "current.parquet", columns, "")
     detect_drift(reference.head(WARM_UP_ROWS), current.head(WARM_UP_ROWS), columns, thresholds, threads=threads)  # compiles numba
     loaded = _settle()
-    profile = read_profile()
+    profile = read_profile(data / "profile.arrow", columns, "") if presorted else None
     baseline = _settle()
     reset = _reset_peak()
     seconds, cpu_seconds, read_seconds = [], [], []
@@ -257,9 +262,9 @@ def child_ours(data: Path, presorted: bool, threads: int, repeats: int) -> dict[
         del reference, current, profile
         gc.collect()
         start, cpu_start = time.perf_counter(), time.process_time()
-        reference, current, profile = read()
-        read_end = time.perf_counter()
-        result = detect_drift(reference, current, columns, thresholds, reference_sorted=profile, threads=threads)
+        reference, current, profile, current_sorted = read()
+        read_end = time.perf_counter()  # the columns `read_sorted` reads count as drift time: they overlap the statistics
+        result = detect_drift(reference, current, columns, thresholds, profile, threads, current_sorted)
         seconds.append(time.perf_counter() - read_end)
         read_seconds.append(read_end - start)
         cpu_seconds.append(time.process_time() - cpu_start)
@@ -381,15 +386,14 @@ def frames_bytes(reference: Any, current: Any) -> int:
 def prepare(rows: int, seed: int, directory: Path, exclude: list[str]) -> int:
     """Write the frames and the stored reference profile as Parquet; the two frames' size in memory."""
     sys.path.insert(0, str(REPO))
-    from stages.lib.profile import sorted_columns
+    from stages.lib.profile import sorted_columns, write_sorted_columns
 
     reference, current = (frame.drop(columns=exclude) for frame in build_frames(rows, seed))
     size = frames_bytes(reference, current)
     reference.to_parquet(directory / "reference.parquet", index=False)
     current.to_parquet(directory / "current.parquet", index=False)
-    sorted_columns(reference, {name: "numeric" for name in NUMERIC if name not in exclude}).to_parquet(
-        directory / "profile.parquet", index=False
-    )  # as featurize stores it
+    profile = sorted_columns(reference, {name: "numeric" for name in NUMERIC if name not in exclude})
+    write_sorted_columns(profile, directory / "profile.arrow")  # as featurize stores it
     del reference, current
     gc.collect()
     return size

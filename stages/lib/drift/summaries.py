@@ -13,7 +13,6 @@ Pure pandas and NumPy, no Dask.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
@@ -21,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from stages.lib.config import DriftThresholds
-from stages.lib.drift.columns import COMPARED_TYPES, _Common, _level_counts, categorical_drift
+from stages.lib.drift.columns import COMPARED_TYPES, _common, _level_counts, categorical_drift
 from stages.lib.drift.counts import ValueCounts, merge_value_counts
 from stages.lib.drift.histograms import numeric_histogram_of_counts
 from stages.lib.drift.result import ColumnDrift, DriftResult
@@ -226,16 +225,7 @@ def column_drift_of_summaries(
         raise ValueError(f"drift: column '{name}' has type {column_type!r}; the drift check compares {', '.join(COMPARED_TYPES)}")
     missing_reference = reference.missing / reference.rows if reference.rows else 0.0
     missing_current = current.missing / current.rows if current.rows else 0.0
-    common: _Common = {
-        "column": name,
-        "missing_reference": missing_reference,
-        "missing_current": missing_current,
-        "missing_drifted": abs(missing_current - missing_reference) >= thresholds.missing_share,
-        "method": "",
-        "score": math.nan,
-        "threshold": math.nan,
-        "drifted": False,
-    }
+    common = _common(name, missing_reference, missing_current, thresholds)
     if _compared_as_numbers(name, column_type, reference, current):
         if reference.values is None or current.values is None:
             raise ValueError(f"drift: column '{name}': a part without its numbers")  # summarize keeps them for numbers and flags
