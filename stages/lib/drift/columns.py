@@ -14,6 +14,7 @@ import pandas as pd
 
 from stages.lib.config import DriftThresholds
 from stages.lib.drift.histograms import categorical_histogram, numeric_histogram
+from stages.lib.drift.kernel import code_counts
 from stages.lib.drift.methods import NO_METHOD
 from stages.lib.drift.result import ColumnDrift
 from stages.lib.drift.statistics import categorical_statistics, numeric_statistics
@@ -142,7 +143,7 @@ def _level_counts(series: pd.Series) -> tuple[np.ndarray, pd.Series]:
         values = series if exact else category_strings(series)
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
         levels = pd.Series(uniques, dtype=values.dtype)
-    counts = np.bincount(codes[codes >= 0], minlength=len(levels)).astype(np.int64)
+    counts = code_counts(codes, len(levels))
     return counts, category_strings(levels)
 
 
@@ -159,9 +160,7 @@ def _category_counts(reference: pd.Series, current: pd.Series) -> tuple[np.ndarr
     )
     if same_categories:
         categories = len(reference.cat.categories)
-        counts = [
-            np.bincount(codes[codes >= 0], minlength=categories) for codes in (reference.cat.codes.to_numpy(), current.cat.codes.to_numpy())
-        ]
+        counts = [code_counts(codes, categories) for codes in (reference.cat.codes.to_numpy(), current.cat.codes.to_numpy())]
         return counts[0], counts[1], np.asarray(reference.cat.categories, dtype=object)
     (reference_own, reference_levels), (current_own, current_levels) = _level_counts(reference), _level_counts(current)
     union, texts = pd.factorize(pd.concat([reference_levels, current_levels], ignore_index=True), sort=True)

@@ -23,6 +23,7 @@ from stages.lib.config import DriftThresholds
 from stages.lib.drift.columns import COMPARED_TYPES, _common, _level_counts, categorical_drift
 from stages.lib.drift.counts import ValueCounts, merge_value_counts
 from stages.lib.drift.histograms import numeric_histogram_of_counts
+from stages.lib.drift.kernel import code_counts
 from stages.lib.drift.result import ColumnDrift, DriftResult
 from stages.lib.drift.statistics import numeric_statistics_of_counts
 from stages.lib.drift.verdict import decide
@@ -80,7 +81,7 @@ def summarize(series: pd.Series, column_type: str) -> ColumnSummary:
         # Kept even without values: a whole read unites the categories of every part, used or not.
         categories = series.cat.categories
         codes = series.cat.codes.to_numpy()
-        category_counts = np.bincount(codes[codes >= 0], minlength=len(categories)).astype(np.int64)
+        category_counts = code_counts(codes, len(categories))
     elif column_type != "numeric" and present:
         counts, labels = _level_counts(series)
         texts, text_counts = _by_text(labels, counts)
