@@ -10,7 +10,9 @@ exit code.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -36,19 +38,18 @@ from stages.lib.catalog import (
 )
 from stages.lib.config import DriftConfig, DriftThresholds, GateConfig, load_params
 from stages.lib.config.data import DataContract
-from stages.lib.drift.columns import SCORE_TYPE
+from stages.lib.drift.columns import SCORE_TYPE, SortedSample
 from stages.lib.drift.detect import detect_drift
 from stages.lib.drift.partitioned import ScoredPart, findings_on_dask
 from stages.lib.drift.result import ColumnDrift, DriftResult, json_ready
 from stages.lib.drift.summaries import detect_drift_of_summaries
-from stages.lib.drift.tables import read_columns
+from stages.lib.drift.tables import read_columns, read_profile, read_sorted, sorted_readable
 from stages.lib.drift_html import PageContext, WindowFacts, render_report
 from stages.lib.engine import engine_session
 from stages.lib.errors import fail, run_stage
-from stages.lib.io import Writer, json_writer, parquet_files, parquet_schema, read_json, read_parquet, read_yaml, write_outputs
+from stages.lib.io import Writer, json_writer, parquet_files, parquet_schema, read_json, read_yaml, write_outputs
 from stages.lib.metrics import TASK_METRICS, window_metrics
 from stages.lib.models import load_model, predict_scores
-from stages.lib.profile import read_sorted_columns
 from stages.lib.runtime import limit_threads
 
 PREDICTION = "prediction"
@@ -67,7 +68,9 @@ class DriftInputs:
     model: BaseEstimator
     importance: dict[str, float] | None = None  # permutation importance per feature (evaluate); none: equal weights
     test_metrics: dict[str, Any] | None = None  # reports/metrics.json, for the ROC AUC drop
-    reference_sorted: dict[str, np.ndarray] | None = None  # featurize's sorted reference profile
+    reference_sorted: Mapping[str, np.ndarray | SortedSample] | None = None  # featurize's sorted reference profile
+    # Current inputs read as sorted numbers inside the drift check's tasks (`tables.read_sorted`), not in `current`
+    current_sorted: Mapping[str, Callable[[], SortedSample]] | None = None
     schemas: tuple[dict[str, str], dict[str, str]] | None = None  # {column: type} of both windows' files
     features: tuple[pd.DataFrame, pd.DataFrame] | None = None  # the model's features of both windows (default: the windows)
     train_statistics: dict[str, dict[str, Any]] | None = None  # the feature manifest's train statistics
@@ -234,15 +237,15 @@ def drift_check(inputs: DriftInputs, config: DriftConfig, threads: int = 1) -> D
     """
     reference, current, spec = inputs.reference, inputs.current, inputs.spec
     for name, frame in (("reference", reference), ("current", current)):
-        if frame.empty:
+        if not len(frame):  # rows, not cells: a window may hold no columns here when the drift check reads them all as sorted numbers
             fail(f"data/prepared/{name}.parquet: the {name} window has no rows; widen data.splits.{name} in conf/data/")
     # Each input as data/schema.yaml types it (featurize copied the types into the spec), never as its dtype suggests.
     columns = {name: spec.inputs[name] for name in sorted(spec.inputs)}
-    missing = [column for column in columns if column not in current.columns]
+    missing = [column for column in columns if column not in current.columns and column not in (inputs.current_sorted or {})]
     if missing:
         fail(f"current window: input column '{missing[0]}' is missing; the current data must have every model input")
     thresholds: DriftThresholds = config.thresholds
-    result = detect_drift(reference, current, columns, thresholds, inputs.reference_sorted, threads=threads)
+    result = detect_drift(reference, current, columns, thresholds, inputs.reference_sorted, threads, inputs.current_sorted)
 
     reference_features, current_features = inputs.features or (reference, current)
     reference_scores = predict_scores(inputs.model, reference_features[spec.features], spec.task)
@@ -400,19 +403,26 @@ def drift_check_on_dask(inputs: DaskInputs, config: DriftConfig, cap: int, root:
     return drift_report(findings, spec, config, inputs.importance, inputs.test_metrics, inputs.schemas)
 
 
-def read_windows(spec: FeatureSpec, root: Path = Path()) -> tuple[tuple[pd.DataFrame, pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]]:
+def read_windows(
+    spec: FeatureSpec, root: Path = Path(), profiled: Collection[str] = (), sorted_current: Collection[str] = ()
+) -> tuple[tuple[pd.DataFrame, pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]]:
     """The prepared reference and current windows and their features, each with only the columns drift-check reads:
     the model's inputs and the target (prepared), the model's features (featurized). Other columns are never decoded.
 
     Args:
         spec: the feature spec (which inputs, features and target).
         root: the project folder.
+        profiled: inputs the stored reference profile holds: not read from the prepared reference (the profile gives
+            their sorted values and row count).
+        sorted_current: inputs not read from the prepared current window (the drift check reads them as sorted numbers).
 
     Returns:
         ((reference, current) prepared, (reference, current) features).
     """
     prepared_columns, hint = [*spec.inputs, spec.target], "run `dvc repro prepare` first"
-    prepared = tuple(read_columns(root / PREPARED_DIR / f"{name}.parquet", prepared_columns, hint) for name in ("reference", "current"))
+    reference = read_columns(root / PREPARED_DIR / "reference.parquet", [name for name in prepared_columns if name not in profiled], hint)
+    current = read_columns(root / PREPARED_DIR / "current.parquet", [name for name in prepared_columns if name not in sorted_current], hint)
+    prepared = (reference, current)
     hint = "run `dvc repro featurize` first"
     features = tuple(read_columns(root / FEATURES_DIR / f"{name}.parquet", spec.features, hint) for name in ("reference", "current"))
     return (prepared[0], prepared[1]), (features[0], features[1])
@@ -498,8 +508,11 @@ def main() -> None:
     train_statistics = {name: entry.get("train", {}) for name, entry in manifest["columns"].items()}
     with engine_session(params.engine) as client:
         if client is None:
-            (reference, current), (reference_features, current_features) = read_windows(spec)
-            profile = read_sorted_columns(read_parquet(REFERENCE_PROFILE, "run `dvc repro featurize` first"))
+            profile = read_profile(REFERENCE_PROFILE, spec.inputs, "run `dvc repro featurize` first")
+            # The profiled inputs stored as numbers in the current window: each read, sorted and compared in one task.
+            current_path = PREPARED_DIR / "current.parquet"
+            sorted_current = sorted_readable(current_path, [name for name in spec.inputs if name in profile], hint)
+            (reference, current), (reference_features, current_features) = read_windows(spec, Path(), profile, sorted_current)
             inputs = DriftInputs(
                 reference=reference,
                 current=current,
@@ -508,6 +521,7 @@ def main() -> None:
                 importance=importance,
                 test_metrics=test_metrics,
                 reference_sorted=profile,
+                current_sorted={name: partial(read_sorted, current_path, name) for name in sorted_current},
                 schemas=schemas,
                 features=(reference_features, current_features),
                 train_statistics=train_statistics,

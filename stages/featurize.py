@@ -47,7 +47,7 @@ from stages.lib.features.selection import select_features
 from stages.lib.features.serving import model_columns
 from stages.lib.io import FolderWriter, Piece, Writer, json_writer, parquet_writer, pieces, read_yaml, write_outputs
 from stages.lib.models import model_writer
-from stages.lib.profile import SORTED_TYPES, sorted_columns
+from stages.lib.profile import SORTED_TYPES, sorted_columns, write_sorted_columns
 from stages.lib.runtime import limit_threads
 from stages.lib.timespan import parse_span, span_text
 
@@ -490,7 +490,7 @@ def _outputs(
     outputs[TRANSFORMER_FILE] = model_writer(transformer)
     if selected.spec.history:
         outputs[HISTORY_EVENTS] = parquet_writer(events)
-    outputs[REFERENCE_PROFILE] = parquet_writer(reference)
+    outputs[REFERENCE_PROFILE] = lambda path: write_sorted_columns(reference, path)
     manifest_text = yaml.safe_dump(selected.manifest, sort_keys=False, allow_unicode=True, width=140)
     outputs[FEATURE_MANIFEST] = lambda path: path.write_text(
         f"# Written by featurize from conf/features/ and the train split; review its diff like code.\n{manifest_text}", encoding="utf-8"

@@ -4,6 +4,7 @@ row, the merge walk exact against scipy on ties and missing values, and windows 
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -15,11 +16,12 @@ from stages.drift_check import read_windows
 from stages.lib.catalog import FEATURES_DIR, PREPARED_DIR, FeatureSpec
 from stages.lib.config import parse_params
 from stages.lib.drift import columns as drift_columns
-from stages.lib.drift.columns import column_drift
+from stages.lib.drift.columns import SortedSample, column_drift, profiled_drift
 from stages.lib.drift.detect import detect_drift
-from stages.lib.drift.tables import read_columns
+from stages.lib.drift.tables import read_columns, read_profile, read_sorted, sorted_readable
 from stages.lib.errors import UserError
 from stages.lib.io import parquet_schema
+from stages.lib.profile import sorted_columns, write_sorted_columns
 from tests.conftest import project_params
 
 THRESHOLDS = parse_params(project_params()).drift.thresholds  # conf/drift/default.yaml, as the tests compose it
@@ -200,3 +202,72 @@ def test_drift_check_reads_only_the_inputs_target_and_features(table, tmp_path):
         assert list(frame.columns) == ["distance", "pressure", "dest"]
     result = detect_drift(reference, current, spec.inputs, THRESHOLDS)
     assert [column.column for column in result.columns] == list(spec.inputs) and not result.drifted
+
+
+def profiled_frames(rows: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """Both windows with each kind of column the stored profile and `read_sorted` meet: floats with missing values,
+    nullable integers, a few tied values, 0/1 flags typed boolean, and a categorical column they leave alone."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for shift in (0.0, 0.4):
+        floats = rng.normal(shift, 1, rows)
+        floats[rng.random(rows) < 0.1 + shift / 4] = np.nan
+        counts = pd.array(rng.poisson(30 + 10 * shift, rows), dtype="Int64")
+        counts[rng.random(rows) < 0.05] = pd.NA
+        frames.append(
+            pd.DataFrame(
+                {
+                    "temp": floats,
+                    "count": counts,
+                    "few": rng.integers(0, 3, rows).astype(np.float64),
+                    "flag": (rng.random(rows) < 0.3 + shift / 2).astype(np.int8),
+                    "city": pd.Categorical(rng.choice(["a", "b", "c"], rows)),
+                }
+            )
+        )
+    return frames[0], frames[1], {"temp": "numeric", "count": "numeric", "few": "numeric", "flag": "boolean", "city": "categorical"}
+
+
+def test_stored_profile_and_sorted_reads_give_what_the_whole_frames_give(tmp_path):
+    reference, current, types = profiled_frames(3000, 21)
+    write_sorted_columns(sorted_columns(reference, types), tmp_path / "profile.arrow")
+    current.to_parquet(tmp_path / "current.parquet", index=False, row_group_size=700)  # several chunks per column
+    profile = read_profile(tmp_path / "profile.arrow", types, "run `dvc repro featurize` first")
+    assert sorted(profile) == ["count", "few", "flag", "temp"]
+    numbers = sorted_readable(tmp_path / "current.parquet", list(profile), "")
+    assert numbers == ["temp", "count", "few", "flag"]
+    stored = detect_drift(
+        reference.drop(columns=list(profile)), current.drop(columns=numbers), types, THRESHOLDS, profile, 2,
+        {name: partial(read_sorted, tmp_path / "current.parquet", name) for name in numbers},
+    )  # fmt: skip
+    whole = detect_drift(reference, current, types, THRESHOLDS)
+    assert [column.to_json() for column in stored.columns] == [column.to_json() for column in whole.columns]
+    assert [column.column for column in whole.columns if column.missing_drifted] == ["temp"]  # 10% -> 20% missing
+    assert whole.columns[0].statistics["ks"] == pytest.approx(
+        stats.ks_2samp(reference["temp"].dropna(), current["temp"].dropna()).statistic
+    )
+
+
+def test_the_stored_profile_holds_the_sorted_values_row_count_and_exact_moments(tmp_path):
+    reference, _, types = profiled_frames(500, 22)
+    frame = sorted_columns(reference, types)
+    for copy in ("one.arrow", "two.arrow"):
+        write_sorted_columns(frame, tmp_path / copy)
+    assert (tmp_path / "one.arrow").read_bytes() == (tmp_path / "two.arrow").read_bytes()
+    profile = read_profile(tmp_path / "one.arrow", ["temp", "count", "absent"], "")
+    for name in ("temp", "count"):
+        values = np.sort(reference[name].dropna().to_numpy(dtype=np.float64))
+        np.testing.assert_array_equal(profile[name].values, values)
+        assert profile[name].rows == 500 and profile[name].missing_share == float(reference[name].isna().mean())
+        assert profile[name].moments == (float(np.mean(values)), float(np.std(values)))
+    with pytest.raises(UserError, match=r"missing\.arrow: file not found; run `dvc repro featurize` first"):
+        read_profile(tmp_path / "missing.arrow", ["temp"], "run `dvc repro featurize` first")
+
+
+def test_a_flag_stored_as_numbers_in_the_profile_and_as_labels_now_is_counted_by_its_labels():
+    reference = pd.Series(np.array([0, 1, 1, 0, 1], dtype=np.int8))
+    current = pd.Series([True, False, None, True, True], dtype=object)
+    sample = SortedSample(np.sort(reference.to_numpy(dtype=np.float64)), len(reference))
+    found = profiled_drift("flag", sample, current, THRESHOLDS, "boolean")
+    assert found.to_json() == column_drift("flag", reference, current, THRESHOLDS, "boolean").to_json()
+    assert found.kind == "categorical" and found.reference_rows == 5 and found.current_rows == 4

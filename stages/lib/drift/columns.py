@@ -6,6 +6,7 @@ categories whatever its values look like (integer codes too), a boolean one as i
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TypedDict
 
 import numpy as np
@@ -13,6 +14,7 @@ import pandas as pd
 
 from stages.lib.config import DriftThresholds
 from stages.lib.drift.histograms import categorical_histogram, numeric_histogram
+from stages.lib.drift.kernel import code_counts
 from stages.lib.drift.methods import NO_METHOD
 from stages.lib.drift.result import ColumnDrift
 from stages.lib.drift.statistics import categorical_statistics, numeric_statistics
@@ -36,6 +38,45 @@ class _Common(TypedDict):
     score: float
     threshold: float
     drifted: bool
+
+
+@dataclass(frozen=True)
+class SortedSample:
+    """A column compared as numbers, as the drift check needs it: its values sorted without the missing ones
+    (`sorted_profile`), and how many rows it has, missing ones included."""
+
+    values: np.ndarray
+    rows: int
+    moments: tuple[float, float] | None = None  # `profile.moments` of the values, when the stored profile holds them
+
+    @property
+    def missing_share(self) -> float:
+        # missing / rows: the same float as `Series.isna().mean()` (a sum of whole numbers over the row count)
+        return (self.rows - len(self.values)) / self.rows if self.rows else 0.0
+
+
+def sorted_sample(values: pd.Series) -> SortedSample:
+    """The column's `SortedSample`."""
+    return SortedSample(sorted_profile(values), len(values))
+
+
+def _check_type(name: str, column_type: str) -> None:
+    if column_type not in COMPARED_TYPES:
+        raise ValueError(f"drift: column '{name}' has type {column_type!r}; the drift check compares {', '.join(COMPARED_TYPES)}")
+
+
+def _common(name: str, missing_reference: float, missing_current: float, thresholds: DriftThresholds) -> _Common:
+    return {
+        "column": name,
+        "missing_reference": missing_reference,
+        "missing_current": missing_current,
+        # A change in how often a value is missing is drift of its own: the usual tools drop NaN and miss it.
+        "missing_drifted": abs(missing_current - missing_reference) >= thresholds.missing_share,
+        "method": "",
+        "score": math.nan,
+        "threshold": math.nan,
+        "drifted": False,
+    }
 
 
 def sorted_profile(values: np.ndarray | pd.Series) -> np.ndarray:
@@ -102,7 +143,7 @@ def _level_counts(series: pd.Series) -> tuple[np.ndarray, pd.Series]:
         values = series if exact else category_strings(series)
         codes, uniques = pd.factorize(values, use_na_sentinel=True)
         levels = pd.Series(uniques, dtype=values.dtype)
-    counts = np.bincount(codes[codes >= 0], minlength=len(levels)).astype(np.int64)
+    counts = code_counts(codes, len(levels))
     return counts, category_strings(levels)
 
 
@@ -119,9 +160,7 @@ def _category_counts(reference: pd.Series, current: pd.Series) -> tuple[np.ndarr
     )
     if same_categories:
         categories = len(reference.cat.categories)
-        counts = [
-            np.bincount(codes[codes >= 0], minlength=categories) for codes in (reference.cat.codes.to_numpy(), current.cat.codes.to_numpy())
-        ]
+        counts = [code_counts(codes, categories) for codes in (reference.cat.codes.to_numpy(), current.cat.codes.to_numpy())]
         return counts[0], counts[1], np.asarray(reference.cat.categories, dtype=object)
     (reference_own, reference_levels), (current_own, current_levels) = _level_counts(reference), _level_counts(current)
     union, texts = pd.factorize(pd.concat([reference_levels, current_levels], ignore_index=True), sort=True)
@@ -182,39 +221,80 @@ def column_drift(
         ValueError: a type the drift check does not compare (datetime, identifier).
         UserError: a column typed numeric whose values are not numbers.
     """
-    if column_type not in COMPARED_TYPES:
-        raise ValueError(f"drift: column '{name}' has type {column_type!r}; the drift check compares {', '.join(COMPARED_TYPES)}")
-    missing_reference = float(reference.isna().mean()) if len(reference) else 0.0
-    missing_current = float(current.isna().mean()) if len(current) else 0.0
-    common: _Common = {
-        "column": name,
-        "missing_reference": missing_reference,
-        "missing_current": missing_current,
-        # A change in how often a value is missing is drift of its own: the usual tools drop NaN and miss it.
-        "missing_drifted": abs(missing_current - missing_reference) >= thresholds.missing_share,
-        "method": "",
-        "score": math.nan,
-        "threshold": math.nan,
-        "drifted": False,
-    }
+    _check_type(name, column_type)
     if _compared_as_numbers(name, column_type, reference, current):
-        reference_values = reference_sorted if reference_sorted is not None else sorted_profile(reference)
-        current_values = sorted_profile(current)
-        numeric = column_type == "numeric" and bool(len(reference_values)) and bool(len(current_values))
-        if numeric and not _few_values(reference_values, current_values, thresholds.few_values):
-            statistics = numeric_statistics(reference_values, current_values, thresholds.psi_bins)
-            collapsed = statistics["psi_bins"] < thresholds.psi_bins
-            return ColumnDrift(
-                kind="numeric", reference_rows=len(reference_values), current_rows=len(current_values), statistics=statistics,
-                note=f"PSI on {statistics['psi_bins']} of {thresholds.psi_bins} bins: tied reference quantiles" if collapsed else "",
-                histogram=numeric_histogram(reference_values, current_values), **common,
-            )  # fmt: skip
-        # A boolean, few distinct values or an empty side: compare them as categories, counted on the sorted values.
-        categories = np.union1d(_distinct_sorted(reference_values), _distinct_sorted(current_values))
-        reference_counts = _sorted_counts(reference_values, categories)
-        current_counts = _sorted_counts(current_values, categories)
-    else:
-        reference_counts, current_counts, categories = _category_counts(reference, current)
+        reference_sample = SortedSample(reference_sorted, len(reference)) if reference_sorted is not None else sorted_sample(reference)
+        return numbers_drift(name, reference_sample, sorted_sample(current), thresholds, column_type)
+    common = _common(
+        name, float(reference.isna().mean()) if len(reference) else 0.0, float(current.isna().mean()) if len(current) else 0.0, thresholds
+    )
+    reference_counts, current_counts, categories = _category_counts(reference, current)
+    return categorical_drift(common, reference_counts, current_counts, categories)
+
+
+def profiled_drift(name: str, reference: SortedSample, current: pd.Series, thresholds: DriftThresholds, column_type: str) -> ColumnDrift:
+    """`column_drift` against a reference known only by its stored profile (featurize stores a column there only when
+    the reference holds it as numbers): the reference's raw column is never read.
+
+    Raises:
+        ValueError: a type the drift check does not compare.
+        UserError: a column typed numeric whose current values are not numbers.
+    """
+    _check_type(name, column_type)
+    # Any float column stands for the reference here: the decision only asks whether it holds numbers.
+    if _compared_as_numbers(name, column_type, pd.Series(dtype=np.float64), current):
+        return numbers_drift(name, reference, sorted_sample(current), thresholds, column_type)
+    # A boolean column stored as 0/1 in the reference but as labels in the current window: counted by text, which does
+    # not depend on the order of the rows, so the profile with its missing values stands for the column.
+    missing = np.full(reference.rows - len(reference.values), np.nan)
+    return column_drift(name, pd.Series(np.concatenate([reference.values, missing])), current, thresholds, column_type)
+
+
+def numbers_drift(name: str, reference: SortedSample, current: SortedSample, thresholds: DriftThresholds, column_type: str) -> ColumnDrift:
+    """`column_drift` of a column compared as numbers, from both sides' sorted values and row counts alone: what
+    drift-check computes from the stored reference profile without reading the reference's raw column.
+
+    Args:
+        name: the column's name.
+        reference: the reference's sorted values and rows.
+        current: the current window's.
+        thresholds: the `drift` section.
+        column_type: "numeric" (as numbers, or as categories when both samples hold at most `few_values` distinct
+            values) or "boolean" (as categories, counted on the sorted values).
+
+    Returns:
+        The column's statistics, missing shares and histogram; method, score and verdict still unset.
+    """
+    _check_type(name, column_type)
+    common = _common(name, reference.missing_share, current.missing_share, thresholds)
+    reference_values, current_values = reference.values, current.values
+    numeric = column_type == "numeric" and bool(len(reference_values)) and bool(len(current_values))
+    if numeric and not _few_values(reference_values, current_values, thresholds.few_values):
+        statistics = numeric_statistics(reference_values, current_values, thresholds.psi_bins, reference.moments)
+        collapsed = statistics["psi_bins"] < thresholds.psi_bins
+        return ColumnDrift(
+            kind="numeric", reference_rows=len(reference_values), current_rows=len(current_values), statistics=statistics,
+            note=f"PSI on {statistics['psi_bins']} of {thresholds.psi_bins} bins: tied reference quantiles" if collapsed else "",
+            histogram=numeric_histogram(reference_values, current_values), **common,
+        )  # fmt: skip
+    # A boolean, few distinct values or an empty side: compare them as categories, counted on the sorted values.
+    categories = np.union1d(_distinct_sorted(reference_values), _distinct_sorted(current_values))
+    return categorical_drift(common, _sorted_counts(reference_values, categories), _sorted_counts(current_values, categories), categories)
+
+
+def categorical_drift(common: _Common, reference_counts: np.ndarray, current_counts: np.ndarray, categories: np.ndarray) -> ColumnDrift:
+    """A column compared as categories, from its counts per category (`column_drift` and, from merged summaries,
+    `summaries.column_drift_of_summaries`).
+
+    Args:
+        common: the fields every branch fills the same way (name, missing shares; method, score and verdict unset).
+        reference_counts: the reference's count of each category, in the order of `categories`.
+        current_counts: the same for the current window.
+        categories: the union of both windows' categories.
+
+    Returns:
+        The column's statistics and histogram, or method "none" when one side has no values.
+    """
     reference_rows, current_rows = int(reference_counts.sum()), int(current_counts.sum())
     if not reference_rows or not current_rows:
         common |= {"method": NO_METHOD}

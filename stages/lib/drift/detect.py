@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pandas as pd
 
 from stages.lib.config import DriftThresholds
-from stages.lib.drift.columns import column_drift
+from stages.lib.drift.columns import SortedSample, column_drift, numbers_drift, profiled_drift
 from stages.lib.drift.result import ColumnDrift, DriftResult
 from stages.lib.drift.verdict import decide
 
@@ -19,8 +19,9 @@ def detect_drift(
     current: pd.DataFrame,
     columns: Mapping[str, str],
     thresholds: DriftThresholds,
-    reference_sorted: Mapping[str, np.ndarray] | None = None,
+    reference_sorted: Mapping[str, np.ndarray | SortedSample] | None = None,
     threads: int | None = None,
+    current_sorted: Mapping[str, Callable[[], SortedSample]] | None = None,
 ) -> DriftResult:
     """Compare `current` with `reference` on `columns` (present in both). Deterministic for any thread count.
 
@@ -31,20 +32,33 @@ def detect_drift(
             column is compared (`column_drift`); there is no default and no guess from the dtype: a caller without
             a schema (a score column, a synthetic frame) states each column's type.
         thresholds: the `drift` section.
-        reference_sorted: stored sorted reference profiles by column (featurize's), to skip their sort.
+        reference_sorted: stored sorted reference profiles by column (featurize's), to skip their sort. A column
+            given as a `SortedSample` (`tables.read_profile`) may be absent from `reference`: its raw values are then
+            never needed (drift-check does not read them).
         threads: columns compared at once (default 1).
+        current_sorted: for columns given as a `SortedSample` in `reference_sorted`, and stored as numbers in the
+            current window, a reader of the current column's `SortedSample` (`tables.read_sorted`); such a column may
+            be absent from `current`. It is read inside the column's task, so reading one column overlaps the
+            statistics of another.
 
     Returns:
         Every column's finding and the dataset verdict.
     """
     if not isinstance(columns, Mapping):
         raise TypeError("detect_drift: columns must map each column to its schema type ({name: 'numeric'|'boolean'|'categorical'})")
-    reference_sorted = reference_sorted or {}
+    reference_sorted, current_sorted = reference_sorted or {}, current_sorted or {}
 
     def one(name: str) -> ColumnDrift:
-        return column_drift(name, reference[name], current[name], thresholds, columns[name], reference_sorted.get(name))
+        stored = reference_sorted.get(name)
+        if isinstance(stored, SortedSample) and name in current_sorted and columns[name] != "categorical":
+            return numbers_drift(name, stored, current_sorted[name](), thresholds, columns[name])
+        if isinstance(stored, SortedSample):
+            if name not in reference.columns:
+                return profiled_drift(name, stored, current[name], thresholds, columns[name])
+            stored = stored.values
+        return column_drift(name, reference[name], current[name], thresholds, columns[name], stored)
 
-    # NumPy sorts release the GIL, so columns run in parallel; results keep column order.
+    # NumPy sorts and pyarrow's reads release the GIL, so columns run in parallel; results keep column order.
     with ThreadPoolExecutor(max_workers=threads or 1) as pool:
         results = list(pool.map(one, columns))
     decide(results, thresholds)

@@ -112,3 +112,15 @@ def weighted_merge_walk(
         largest = max(largest, gap)
         area += gap * (following - value)
     return largest, area
+
+
+@numba.njit(cache=True, nogil=True)
+def code_counts(codes: np.ndarray, levels: int) -> np.ndarray:
+    """How often each code 0 .. levels - 1 occurs (negative codes are missing values and not counted): what
+    `np.bincount(codes[codes >= 0], minlength=levels)` gives, in one pass, without the mask, the copy and the cast
+    of the codes to 64-bit integers (0.1 s for a 10M-row column of 8-bit codes, and holding the GIL)."""
+    counts = np.zeros(levels, dtype=np.int64)
+    for code in codes:
+        if code >= 0:
+            counts[code] += 1
+    return counts

@@ -11,18 +11,22 @@ from scipy import special
 
 from stages.lib.drift.counts import ValueCounts
 from stages.lib.drift.kernel import merge_walk, weighted_merge_walk
+from stages.lib.profile import moments
 
 EPSILON_SHARE = 1e-4  # floor for empty bins in PSI and JS, as the widely used tools do
 MIN_STD = 1e-3  # floor for the Wasserstein normalisation of a constant reference
 
 
-def numeric_statistics(reference_sorted: np.ndarray, current_sorted: np.ndarray, bins: int) -> dict[str, float | int]:
+def numeric_statistics(
+    reference_sorted: np.ndarray, current_sorted: np.ndarray, bins: int, reference_moments: tuple[float, float] | None = None
+) -> dict[str, float | int]:
     """Exact KS statistic, Wasserstein-1 distance (raw and over the reference std) and quantile-bin PSI.
 
     Args:
         reference_sorted: the reference values, sorted, without NaN (not empty).
         current_sorted: the current values, sorted, without NaN (not empty).
         bins: how many reference-quantile bins PSI cuts (fewer when quantiles tie).
+        reference_moments: the reference's `profile.moments`, when the stored profile holds them (saves two passes).
 
     Returns:
         ks, wasserstein, wasserstein_norm, psi, psi_bins (the bins used), reference_mean, current_mean, reference_std.
@@ -30,7 +34,7 @@ def numeric_statistics(reference_sorted: np.ndarray, current_sorted: np.ndarray,
     n, m = len(reference_sorted), len(current_sorted)
     largest, area = merge_walk(reference_sorted, current_sorted)
     wasserstein = area / (n * m)
-    std = float(np.std(reference_sorted))
+    mean, std = reference_moments or moments(reference_sorted)
     psi, used_bins = _quantile_psi(reference_sorted, current_sorted, bins)
     return {
         "ks": largest / (n * m),
@@ -38,7 +42,7 @@ def numeric_statistics(reference_sorted: np.ndarray, current_sorted: np.ndarray,
         "wasserstein_norm": wasserstein / max(std, MIN_STD),
         "psi": psi,
         "psi_bins": used_bins,
-        "reference_mean": float(np.mean(reference_sorted)),
+        "reference_mean": mean,
         "current_mean": float(np.mean(current_sorted)),
         "reference_std": std,
     }

@@ -13,7 +13,6 @@ Pure pandas and NumPy, no Dask.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 
@@ -21,12 +20,12 @@ import numpy as np
 import pandas as pd
 
 from stages.lib.config import DriftThresholds
-from stages.lib.drift.columns import COMPARED_TYPES, _Common, _level_counts
+from stages.lib.drift.columns import COMPARED_TYPES, _common, _level_counts, categorical_drift
 from stages.lib.drift.counts import ValueCounts, merge_value_counts
-from stages.lib.drift.histograms import categorical_histogram, numeric_histogram_of_counts
-from stages.lib.drift.methods import NO_METHOD
+from stages.lib.drift.histograms import numeric_histogram_of_counts
+from stages.lib.drift.kernel import code_counts
 from stages.lib.drift.result import ColumnDrift, DriftResult
-from stages.lib.drift.statistics import categorical_statistics, numeric_statistics_of_counts
+from stages.lib.drift.statistics import numeric_statistics_of_counts
 from stages.lib.drift.verdict import decide
 from stages.lib.errors import fail
 from stages.lib.profile import category_strings, holds_numbers
@@ -82,7 +81,7 @@ def summarize(series: pd.Series, column_type: str) -> ColumnSummary:
         # Kept even without values: a whole read unites the categories of every part, used or not.
         categories = series.cat.categories
         codes = series.cat.codes.to_numpy()
-        category_counts = np.bincount(codes[codes >= 0], minlength=len(categories)).astype(np.int64)
+        category_counts = code_counts(codes, len(categories))
     elif column_type != "numeric" and present:
         counts, labels = _level_counts(series)
         texts, text_counts = _by_text(labels, counts)
@@ -227,16 +226,7 @@ def column_drift_of_summaries(
         raise ValueError(f"drift: column '{name}' has type {column_type!r}; the drift check compares {', '.join(COMPARED_TYPES)}")
     missing_reference = reference.missing / reference.rows if reference.rows else 0.0
     missing_current = current.missing / current.rows if current.rows else 0.0
-    common: _Common = {
-        "column": name,
-        "missing_reference": missing_reference,
-        "missing_current": missing_current,
-        "missing_drifted": abs(missing_current - missing_reference) >= thresholds.missing_share,
-        "method": "",
-        "score": math.nan,
-        "threshold": math.nan,
-        "drifted": False,
-    }
+    common = _common(name, missing_reference, missing_current, thresholds)
     if _compared_as_numbers(name, column_type, reference, current):
         if reference.values is None or current.values is None:
             raise ValueError(f"drift: column '{name}': a part without its numbers")  # summarize keeps them for numbers and flags
@@ -255,22 +245,7 @@ def column_drift_of_summaries(
         current_counts = _counts_over(current_values, categories)
     else:
         reference_counts, current_counts, categories = _category_counts(reference, current)
-    reference_rows, current_rows = int(reference_counts.sum()), int(current_counts.sum())
-    if not reference_rows or not current_rows:
-        common |= {"method": NO_METHOD}
-        side = "reference" if not reference_rows else "current"
-        return ColumnDrift(
-            kind="categorical", reference_rows=reference_rows, current_rows=current_rows,
-            note=f"no values in the {side} window: only the missing share is compared", **common,
-        )  # fmt: skip
-    unseen = (reference_counts == 0) & (current_counts > 0)
-    statistics = categorical_statistics(reference_counts, current_counts)
-    statistics["unseen_rows"] = int(current_counts[unseen].sum())
-    return ColumnDrift(
-        kind="categorical", reference_rows=reference_rows, current_rows=current_rows, statistics=statistics,
-        unseen_categories=[str(category) for category in categories[unseen]],
-        histogram=categorical_histogram(categories, reference_counts, current_counts), **common,
-    )  # fmt: skip
+    return categorical_drift(common, reference_counts, current_counts, categories)
 
 
 def detect_drift_of_summaries(

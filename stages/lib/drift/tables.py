@@ -6,15 +6,20 @@ engine writes a split as `part-00000.parquet`, ... in time order) is read the sa
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from stages.lib.drift.columns import SortedSample
 from stages.lib.errors import fail
-from stages.lib.io import parquet_schema
+from stages.lib.io import parquet_files, parquet_schema
+from stages.lib.profile import MOMENTS_KEY
 
 
 def _one_chunk_each(table: pa.Table) -> pa.Table:
@@ -55,3 +60,71 @@ def read_columns(path: str | Path, columns: Iterable[str], hint: str) -> pd.Data
         return frame
     except (pa.ArrowException, OSError) as error:
         fail(f"{path}: cannot read it as Parquet ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
+
+
+def read_profile(path: str | Path, columns: Iterable[str], hint: str) -> dict[str, SortedSample]:
+    """The stored sorted reference profile's `columns` (those it holds) as `SortedSample`s: the values without the
+    missing ones, and the reference's row count. The file (`profile.write_sorted_columns`: Arrow IPC, uncompressed) is
+    memory-mapped: the values are views of the page cache, with no decoding and no copy; missing values are nulls
+    stored last, so their count is Arrow's.
+
+    Args:
+        path: the profile (data/features/reference_sorted.arrow).
+        columns: the columns wanted.
+        hint: what to run when the file does not exist.
+
+    Raises:
+        UserError: the file does not exist or is not an Arrow IPC file.
+    """
+    if not Path(path).is_file():
+        fail(f"{path}: file not found; {hint}")
+    try:
+        table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+    except (pa.ArrowException, OSError) as error:
+        fail(f"{path}: cannot read it as an Arrow IPC file ({str(error).splitlines()[0] if str(error) else type(error).__name__}); {hint}")
+    stored = json.loads((table.schema.metadata or {}).get(MOMENTS_KEY, b"{}"))
+    samples = {}
+    for name in dict.fromkeys(columns):
+        if name in table.column_names:
+            sample = _sorted_sample(table.column(name))
+            exact = tuple(float.fromhex(number) for number in stored[name]) if name in stored else None
+            samples[name] = replace(sample, moments=(exact[0], exact[1])) if exact and len(sample.values) else sample
+    return samples
+
+
+def _sorted_sample(column: pa.ChunkedArray) -> SortedSample:
+    values = column.slice(0, len(column) - column.null_count)
+    if values.null_count:  # nulls not all last: not a stored profile's layout; count them the long way
+        array = np.sort(column.to_numpy(zero_copy_only=False).astype(np.float64, copy=False))
+    else:  # one record batch as the profile is written: a view without a copy
+        array = (values.chunk(0) if values.num_chunks == 1 else values.combine_chunks()).to_numpy(zero_copy_only=False)
+        array = array.astype(np.float64, copy=False)
+    if len(array) and np.isnan(array[-1]):  # NaN stored as a value rather than a null: it sorts last
+        array = array[: len(array) - int(np.count_nonzero(np.isnan(array)))]
+    return SortedSample(array, len(column))
+
+
+def sorted_readable(path: str | Path, columns: Iterable[str], hint: str) -> list[str]:
+    """Those of `columns` that `read_sorted` can read from the table: stored as plain integers or floats (what pandas
+    reads as numbers; a dictionary column, a decimal or a date goes through `read_columns`)."""
+    schema = pq.read_schema(parquet_files(path, hint)[0])
+    plain = {field.name for field in schema if pa.types.is_integer(field.type) or pa.types.is_floating(field.type)}
+    return [name for name in columns if name in plain]
+
+
+def read_sorted(path: str | Path, column: str) -> SortedSample:
+    """One numeric column of a Parquet table (a `sorted_readable` one) as a `SortedSample`, without a DataFrame: the
+    row groups' chunks are copied once into one float64 array, which is sorted in place (`read_columns`, then
+    `sorted_profile`, copied the column twice before the sort). The values are those of `sorted_profile` of the column
+    `read_columns` gives, missing values (nulls or NaN) counted as pandas counts them."""
+    try:
+        chunks = pq.read_table(path, columns=[column], use_threads=False).column(0).chunks
+    except (pa.ArrowException, OSError) as error:
+        fail(f"{path}: cannot read column '{column}' as Parquet ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
+    parts = [chunk.to_numpy(zero_copy_only=False) for chunk in chunks]  # views, except where nulls become NaN
+    values = np.concatenate(parts, dtype=np.float64) if parts else np.empty(0, dtype=np.float64)
+    values.sort()  # in place; NaN sorts last
+    rows = len(values)
+    if rows and np.isnan(values[-1]):
+        values = values[: rows - int(np.count_nonzero(np.isnan(values)))]
+    return SortedSample(values, rows)
