@@ -6,6 +6,7 @@ Everything dataset-specific lives in `conf/data/<name>.yaml`; this module knows 
 from __future__ import annotations
 
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -212,9 +213,13 @@ def main() -> None:
         if client is None:
             sources, tables = read_sources(contract)
             prepared: Prepared | Partitioned = prepare(tables[0], tables[1:], contract, sources)
-        else:
-            prepared = prepare_partitioned(contract)
-        _write(prepared, contract)
+            _write(prepared, contract)
+            return
+        # The months' parts are staged next to the outputs (one file system: moved, not copied) and the folder
+        # removed whatever happens, so a failed run leaves nothing behind.
+        PREPARED_DIR.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".prepare-", suffix=".tmp", dir=PREPARED_DIR.parent) as staging:
+            _write(prepare_partitioned(contract, Path(staging)), contract)
 
 
 def _write(prepared: Prepared | Partitioned, contract: DataContract) -> None:

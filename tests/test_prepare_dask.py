@@ -61,8 +61,9 @@ def pandas_engine(contract) -> stage.Prepared:
 def dask_engine(contract, folder: Path, blocksize: int) -> tuple[stage.Partitioned, dict[str, pd.DataFrame]]:
     """The dask engine on the synchronous scheduler; each split written as a folder and read back."""
     with dask.config.set(scheduler="sync"):
-        prepared = stage.prepare_partitioned(contract, blocksize=blocksize)
         shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        prepared = stage.prepare_partitioned(contract, folder / ".staging", blocksize=blocksize)
         write_outputs({folder / f"{name}.parquet": FolderWriter(prepared.writer(name)) for name in SPLITS})
     return prepared, {name: read_parquet(folder / f"{name}.parquet", "") for name in SPLITS}
 
@@ -114,7 +115,7 @@ def test_an_unparsable_time_stops_both_engines_with_the_same_line(tmp_path):
     with pytest.raises(UserError) as on_pandas:
         pandas_engine(contract)
     with pytest.raises(UserError) as on_dask, dask.config.set(scheduler="sync"):
-        stage.prepare_partitioned(contract, blocksize=3_000)
+        stage.prepare_partitioned(contract, tmp_path / "staging", blocksize=3_000)
     assert str(on_dask.value) == str(on_pandas.value)
     assert "'time_hour' must hold ISO-8601 timestamps" in str(on_dask.value) and "in 2 row(s)" in str(on_dask.value)
 
