@@ -4,6 +4,7 @@ whatever the pieces or workers; the same one-line errors; splits written as fold
 from __future__ import annotations
 
 import gzip
+import itertools
 import shutil
 from pathlib import Path
 
@@ -219,3 +220,23 @@ def test_each_month_is_written_by_its_task_and_nothing_stays_on_the_cluster(tmp_
     write_outputs({folder / f"{name}.parquet": FolderWriter(prepared.writer(name)) for name in SPLITS})
     for name in SPLITS:
         pd.testing.assert_frame_equal(read_parquet(folder / f"{name}.parquet", ""), expected.splits[name], check_exact=True)
+
+
+def test_the_schema_sample_above_its_cap_is_the_seeded_choice_of_train_rows(tmp_path, monkeypatch):
+    """Above SCHEMA_SAMPLE_ROWS train rows, schema inference reads back the rows at the seeded positions of the whole
+    split (each part given only its own positions), whatever the parts."""
+    from stages.lib import prepare_partitioned
+
+    contract = contract_for(tmp_path / "source", "csv", sample_seed=3)
+    train = pd.DataFrame({"n": np.arange(1_000), "text": [f"row {index}" for index in range(1_000)]})
+    monkeypatch.setattr(prepare_partitioned, "SCHEMA_SAMPLE_ROWS", 40)
+    expected = train.iloc[np.sort(np.random.RandomState(3).choice(1_000, 40, replace=False))].reset_index(drop=True)
+    for cuts in ([0, 1_000], [0, 7, 400, 401, 1_000]):
+        paths = []
+        for index, (start, end) in enumerate(itertools.pairwise(cuts)):
+            paths.append(tmp_path / f"cut{len(cuts)}-{index}.parquet")
+            train.iloc[start:end].to_parquet(paths[-1], index=False)
+        counts = [end - start for start, end in itertools.pairwise(cuts)]
+        with dask.config.set(scheduler="sync"):
+            sample = prepare_partitioned._train_rows(paths, [0, *counts], contract)  # a month without train rows has no part
+        pd.testing.assert_frame_equal(sample, expected)
