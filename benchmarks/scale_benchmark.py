@@ -145,6 +145,10 @@ class StageResult:
     load_before: str = ""
     load_after: str = ""
     killed: bool = False  # by the watchdog
+    timed_out: bool = False  # stopped at --time-limit-minutes
+    cpu_seconds: float = 0.0  # user + system CPU of every process of the tree, as last seen alive
+    stage_cpu: float = 0.0  # of the stage process (on the dask engine: also the scheduler and nannies)
+    workers_cpu: float = 0.0  # of the dask worker processes
     error: str = ""
 
 
@@ -172,9 +176,11 @@ def _kill_tree(root: psutil.Process) -> None:
             process.kill()
 
 
-def _sample(root: psutil.Process, peaks: dict[int, tuple[str, float]], result: StageResult) -> tuple[float, bool]:
-    """One look at the tree: each process's peak so far (by pid, with its kind), the sums of this moment.
-    Returns the tree's summed RSS and whether the stage process was alive."""
+def _sample(
+    root: psutil.Process, peaks: dict[int, tuple[str, float]], result: StageResult, cpu: dict[int, float] | None = None
+) -> tuple[float, bool]:
+    """One look at the tree: each process's peak so far (by pid, with its kind) and CPU seconds so far, the sums of
+    this moment. Returns the tree's summed RSS and whether the stage process was alive."""
     try:
         family = [root, *root.children(recursive=True)]
     except psutil.Error:
@@ -188,6 +194,10 @@ def _sample(root: psutil.Process, peaks: dict[int, tuple[str, float]], result: S
             continue
         kind, peak = peaks.get(process.pid, (_kind(process), 0.0))
         peaks[process.pid] = (kind, max(rss, peak))
+        if cpu is not None:
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                cpu[process.pid] = times.user + times.system
         total += rss
         workers += rss if kind == "worker" else 0.0
         stage_alive = stage_alive or kind == "stage"
@@ -196,9 +206,11 @@ def _sample(root: psutil.Process, peaks: dict[int, tuple[str, float]], result: S
     return total, stage_alive
 
 
-def run_stage(stage: str, proj: Path, env: dict[str, str], limit: float, log: Path) -> StageResult:
-    """One stage through DVC, sampled every 0.2 s; killed with its tree when the summed RSS passes `limit` bytes."""
+def run_stage(stage: str, proj: Path, env: dict[str, str], limit: float, log: Path, deadline: float = float("inf")) -> StageResult:
+    """One stage through DVC, sampled every 0.2 s; killed with its tree when the summed RSS passes `limit` bytes, or
+    when time.perf_counter() passes `deadline`."""
     result = StageResult(stage=stage, load_before=load_text())
+    cpu: dict[int, float] = {}
     command = [str(proj / ".venv/bin/dvc"), "repro", "--force", "--single-item", stage]
     peaks: dict[int, tuple[str, float]] = {}
     stage_times: list[float] = []
@@ -209,16 +221,22 @@ def run_stage(stage: str, proj: Path, env: dict[str, str], limit: float, log: Pa
         child = subprocess.Popen(command, cwd=proj, env=env, stdout=out, stderr=subprocess.STDOUT)
         root = psutil.Process(child.pid)
         while child.poll() is None:
-            total, stage_alive = _sample(root, peaks, result)
+            total, stage_alive = _sample(root, peaks, result, cpu)
             if stage_alive:
                 stage_times.append(time.perf_counter())
             if total > limit and not result.killed:
                 result.killed = True
                 _kill_tree(root)
+            if time.perf_counter() > deadline and not result.timed_out:
+                result.timed_out = True
+                _kill_tree(root)
             time.sleep(SAMPLE_SECONDS)
         result.returncode = child.wait()
     result.wall = time.perf_counter() - start
     result.stage_seconds = stage_times[-1] - stage_times[0] + SAMPLE_SECONDS if stage_times else 0.0
+    result.cpu_seconds = sum(cpu.values())
+    result.stage_cpu = sum(seconds for pid, seconds in cpu.items() if peaks[pid][0] == "stage")
+    result.workers_cpu = sum(seconds for pid, seconds in cpu.items() if peaks[pid][0] == "worker")
     for kind, peak in peaks.values():
         if kind == "stage":
             result.stage_peak = max(result.stage_peak, peak)
@@ -268,15 +286,20 @@ def run_pipeline(size: int, engine: str, args: argparse.Namespace, commit: str) 
     limit = (args.limit_gb if engine == "pandas" else args.hard_limit_gb) * 1e9
     run = Run(size, engine, commit[:7], time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime()), BASE_ROWS * size, composed, load_text())
     log = work / "run.log"
+    deadline = time.perf_counter() + args.time_limit_minutes * 60 if args.time_limit_minutes else float("inf")
     print(f"run x{size} {engine}: clone {proj}, log {log}, load average {run.load_before}", flush=True)
     for stage in args.stages:
-        result = run_stage(stage, proj, env, limit, log)
+        result = run_stage(stage, proj, env, limit, log, deadline)
         run.stages.append(result)
         print(
             f"  {stage}: {result.wall:.1f} s, rc {result.returncode}, stage {result.stage_peak / MB:,.0f} MB, "
-            f"workers {result.workers_peak_sum / MB:,.0f} MB, tree {result.total_peak / MB:,.0f} MB, load {result.load_after}",
+            f"workers {result.workers_peak_sum / MB:,.0f} MB, tree {result.total_peak / MB:,.0f} MB, "
+            f"CPU {result.cpu_seconds:.0f} s (workers {result.workers_cpu:.0f} s), load {result.load_after}",
             flush=True,
         )
+        if result.timed_out:
+            run.outcome = f"stopped at {size}x after --time-limit-minutes {args.time_limit_minutes:g} (in {stage})"
+            break
         if result.killed:
             run.outcome = f"out of memory at {size}x (passed {limit / 1e9:g} GB at {stage})"
             break
@@ -316,24 +339,32 @@ def run_table(run: dict[str, Any]) -> str:
     if run["metrics"]:
         lines += ["Metrics: " + ", ".join(f"{key} {value:.4f}" for key, value in sorted(run["metrics"].items())) + ".", ""]
     lines += [
-        "| stage | wall s (dvc repro -s) | stage process s | source rows/s | stage process peak MB | workers' peak sum MB "
-        "| largest worker MB | worker processes | whole tree peak MB | dvc process peak MB | load before -> after |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| stage | wall s (dvc repro -s) | stage process s | CPU s (tree) | CPU s (workers) | source rows/s | stage process peak MB "
+        "| workers' peak sum MB | largest worker MB | worker processes | whole tree peak MB | dvc process peak MB | load before -> after |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for stage in run["stages"]:
         status = "" if stage["returncode"] == 0 else (" (killed)" if stage["killed"] else f" (exit {stage['returncode']})")
+        status = " (stopped: time limit)" if stage.get("timed_out") else status
+        cpu = f"{stage['cpu_seconds']:.0f}" if stage.get("cpu_seconds") else ""
+        workers_cpu = f"{stage['workers_cpu']:.0f}" if stage.get("workers_cpu") else ""
         rate = f"{run['rows'] / stage['wall']:,.0f}" if stage["returncode"] == 0 and stage["wall"] else ""
         lines.append(
-            f"| {stage['stage']}{status} | {stage['wall']:.1f} | {stage['stage_seconds']:.1f} | {rate} | {mb(stage['stage_peak'])} "
+            f"| {stage['stage']}{status} | {stage['wall']:.1f} | {stage['stage_seconds']:.1f} | {cpu} | {workers_cpu} | {rate} "
+            f"| {mb(stage['stage_peak'])} "
             f"| {mb(stage['workers_peak_sum'])} | {mb(stage['worker_peak_max'])} | {stage['workers_seen'] or ''} "
             f"| {mb(stage['total_peak'])} | {mb(stage['dvc_peak'])} | {stage['load_before']} -> {stage['load_after']} |"
         )
     total = sum(stage["wall"] for stage in run["stages"])
     rate = f"{run['rows'] / total:,.0f}" if run["outcome"] == "completed" else ""
-    lines.append(f"| **all stages** | {total:.1f} | | {rate} | | | | | {mb(max(s['total_peak'] for s in run['stages']))} | | |")
+    cpu_total = sum(stage.get("cpu_seconds", 0.0) for stage in run["stages"])
+    lines.append(
+        f"| **all stages** | {total:.1f} | | {cpu_total:.0f} | | {rate} | | | | | {mb(max(s['total_peak'] for s in run['stages']))} | | |"
+    )
     failed = [stage for stage in run["stages"] if stage["returncode"] != 0]
     for stage in failed:
-        lines += ["", f"{stage['stage']}: {'killed by the watchdog' if stage['killed'] else 'failed'}; last output: `{stage['error']}`"]
+        why = "stopped at the time limit" if stage.get("timed_out") else "killed by the watchdog" if stage["killed"] else "failed"
+        lines += ["", f"{stage['stage']}: {why}; last output: `{stage['error']}`"]
     return "\n".join(lines)
 
 
@@ -404,6 +435,7 @@ def main() -> None:
     parser.add_argument("--hard-limit-gb", type=float, default=14.0, help="dask engine: the same safety limit")
     parser.add_argument("--delete-data", type=int, nargs="*", default=[], help="sizes whose inputs to delete at the end")
     parser.add_argument("--keep-clone", action="store_true")
+    parser.add_argument("--time-limit-minutes", type=float, default=0.0, help="stop a run (its stage's tree) after this long; 0: no limit")
     parser.add_argument("--report", action="store_true", help="only print the tables from --results")
     args = parser.parse_args()
     if not args.report:

@@ -35,10 +35,10 @@ def main(path: Path) -> None:
         modules[module].append((worker, start, end))
     print(f"\n{'module':<44} {'worker':<7} {'start':>6} {'end':>6} {'wall s':>7} {'tests':>6}")
     ordered = sorted(modules.items(), key=lambda item: -max(e for _, _, e in item[1]))
-    for module, spans in ordered:
-        start, end = min(s for _, s, _ in spans) - origin, max(e for _, _, e in spans) - origin
-        worker = ",".join(sorted({w for w, _, _ in spans}))
-        print(f"{module:<44} {worker:<7} {start:>6.0f} {end:>6.0f} {end - start:>7.0f} {len(spans):>6}")
+    for module, runs in ordered:
+        start, end = min(s for _, s, _ in runs) - origin, max(e for _, _, e in runs) - origin
+        worker = ",".join(sorted({w for w, _, _ in runs}))
+        print(f"{module:<44} {worker:<7} {start:>6.0f} {end:>6.0f} {end - start:>7.0f} {len(runs):>6}")
 
 
 if __name__ == "__main__":

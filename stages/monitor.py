@@ -37,6 +37,7 @@ from stages.lib.catalog import (
     FeatureSpec,
     load_features,
     load_prepared,
+    load_spec,
 )
 from stages.lib.config import DriftThresholds, MonitorConfig, load_params
 from stages.lib.config.monitor import Alerts
@@ -652,7 +653,7 @@ def load_reference_on_dask(spec: FeatureSpec, cap: int, root: Path = Path()) -> 
 def main() -> None:
     params = load_params()
     limit_threads(params.runtime)
-    spec, _ = load_features("test")
+    spec = load_spec()  # the spec alone: the test features are read when a chunk needs them (on the workers on dask)
     settings = Settings(monitor=params.monitor, drift=params.drift.thresholds, threshold=params.evaluate.threshold, spec=spec)
     store = Store(
         batches=batches(PRODUCTION_DIR),

@@ -6,6 +6,7 @@ Everything dataset-specific lives in `conf/data/<name>.yaml`; this module knows 
 from __future__ import annotations
 
 import sys
+import tempfile
 from collections.abc import Sequence
 from copy import deepcopy
 from dataclasses import dataclass
@@ -271,9 +272,13 @@ def main() -> None:
             sources, tables = read_sources(contract)
             # Handed over, not kept here: prepare frees the source table once its labelled rows are taken.
             prepared: Prepared | Partitioned = prepare(tables.pop(0), tables, contract, sources)
-        else:
-            prepared = prepare_partitioned(contract)
-        _write(prepared, contract)
+            _write(prepared, contract)
+            return
+        # The months' parts are staged next to the outputs (one file system: moved, not copied) and the folder
+        # removed whatever happens, so a failed run leaves nothing behind.
+        PREPARED_DIR.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=".prepare-", suffix=".tmp", dir=PREPARED_DIR.parent) as staging:
+            _write(prepare_partitioned(contract, Path(staging)), contract)
 
 
 def _write(prepared: Prepared | Partitioned, contract: DataContract) -> None:

@@ -4,6 +4,7 @@ whatever the pieces or workers; the same one-line errors; splits written as fold
 from __future__ import annotations
 
 import gzip
+import itertools
 import shutil
 from pathlib import Path
 
@@ -61,8 +62,9 @@ def pandas_engine(contract) -> stage.Prepared:
 def dask_engine(contract, folder: Path, blocksize: int) -> tuple[stage.Partitioned, dict[str, pd.DataFrame]]:
     """The dask engine on the synchronous scheduler; each split written as a folder and read back."""
     with dask.config.set(scheduler="sync"):
-        prepared = stage.prepare_partitioned(contract, blocksize=blocksize)
         shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir(parents=True)
+        prepared = stage.prepare_partitioned(contract, folder / ".staging", blocksize=blocksize)
         write_outputs({folder / f"{name}.parquet": FolderWriter(prepared.writer(name)) for name in SPLITS})
     return prepared, {name: read_parquet(folder / f"{name}.parquet", "") for name in SPLITS}
 
@@ -114,7 +116,7 @@ def test_an_unparsable_time_stops_both_engines_with_the_same_line(tmp_path):
     with pytest.raises(UserError) as on_pandas:
         pandas_engine(contract)
     with pytest.raises(UserError) as on_dask, dask.config.set(scheduler="sync"):
-        stage.prepare_partitioned(contract, blocksize=3_000)
+        stage.prepare_partitioned(contract, tmp_path / "staging", blocksize=3_000)
     assert str(on_dask.value) == str(on_pandas.value)
     assert "'time_hour' must hold ISO-8601 timestamps" in str(on_dask.value) and "in 2 row(s)" in str(on_dask.value)
 
@@ -185,3 +187,56 @@ def test_each_month_gathers_its_rows_only_from_the_pieces_that_hold_it():
     assert list(holders) == every  # each month once, in time order
     assert holders == {month: [index for index, months in enumerate(pieces) if month in months] for month in every}
     assert sum(map(len, holders.values())) == sum(map(len, pieces)) < len(pieces) * len(every) / 10
+
+
+def test_each_month_is_written_by_its_task_and_nothing_stays_on_the_cluster(tmp_path):
+    """Memory stays bounded by a few months: each month's split rows are on disk (staged) when prepare_partitioned
+    returns, and the cluster keeps no prepared rows (every month persisted until the writes filled 6 GB of workers at
+    100x) nor the related table (scattered once, released with the run)."""
+    import gc
+    import time
+
+    from distributed import Client, LocalCluster
+
+    contract = contract_for(tmp_path / "source", "csv")
+    expected = pandas_engine(contract)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
+        prepared = stage.prepare_partitioned(contract, tmp_path / "staging", blocksize=3_000)
+        staged = {name: sorted((tmp_path / "staging" / name).iterdir()) for name in SPLITS}
+        assert {name: len(files) for name, files in staged.items()} == {
+            name: len(expected.splits[name]["time_hour"].dt.month.unique()) for name in SPLITS
+        }
+        for name in SPLITS:  # the staged parts are the split, in time order, before any writer has run
+            pd.testing.assert_frame_equal(
+                pd.concat(map(pd.read_parquet, staged[name]), ignore_index=True), expected.splits[name], check_exact=True
+            )
+        gc.collect()
+        deadline = time.monotonic() + 5
+        while any(client.has_what().values()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(client.has_what().values()), client.has_what()
+    folder = tmp_path / "out"
+    folder.mkdir()
+    write_outputs({folder / f"{name}.parquet": FolderWriter(prepared.writer(name)) for name in SPLITS})
+    for name in SPLITS:
+        pd.testing.assert_frame_equal(read_parquet(folder / f"{name}.parquet", ""), expected.splits[name], check_exact=True)
+
+
+def test_the_schema_sample_above_its_cap_is_the_seeded_choice_of_train_rows(tmp_path, monkeypatch):
+    """Above SCHEMA_SAMPLE_ROWS train rows, schema inference reads back the rows at the seeded positions of the whole
+    split (each part given only its own positions), whatever the parts."""
+    from stages.lib import prepare_partitioned
+
+    contract = contract_for(tmp_path / "source", "csv", sample_seed=3)
+    train = pd.DataFrame({"n": np.arange(1_000), "text": [f"row {index}" for index in range(1_000)]})
+    monkeypatch.setattr(prepare_partitioned, "SCHEMA_SAMPLE_ROWS", 40)
+    expected = train.iloc[np.sort(np.random.RandomState(3).choice(1_000, 40, replace=False))].reset_index(drop=True)
+    for cuts in ([0, 1_000], [0, 7, 400, 401, 1_000]):
+        paths = []
+        for index, (start, end) in enumerate(itertools.pairwise(cuts)):
+            paths.append(tmp_path / f"cut{len(cuts)}-{index}.parquet")
+            train.iloc[start:end].to_parquet(paths[-1], index=False)
+        counts = [end - start for start, end in itertools.pairwise(cuts)]
+        with dask.config.set(scheduler="sync"):
+            sample = prepare_partitioned._train_rows(paths, [0, *counts], contract)  # a month without train rows has no part
+        pd.testing.assert_frame_equal(sample, expected)
