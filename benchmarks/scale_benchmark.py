@@ -90,7 +90,7 @@ def build_inputs(size: int, data_dir: Path) -> Path:
     for name, table in (("flights", flights), ("weather", weather)):
         (folder / name).mkdir(parents=True)
         for k in range(size):
-            _shift(table, k).to_parquet(folder / name / f"{name}-{k:04d}.parquet", index=False)
+            _shift(table, k).to_parquet(folder / name / f"{name}-{k:04d}.parquet", index=False, write_page_checksum=True)
     (folder / "COMPLETE").write_text(f"{size} replicas, {len(flights) * size} flights\n")
     print(
         f"inputs: {folder}: {size} x {len(flights):,} flights, {size} x {len(weather):,} weather rows ({time.perf_counter() - start:.0f} s)"

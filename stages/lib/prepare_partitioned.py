@@ -61,6 +61,7 @@ from stages.lib.prepare_steps import (
     _stop_on_violations,
     _summary,
     check_pieced_source,
+    needed_columns,
     validate,
     without_target,
 )
@@ -129,7 +130,8 @@ def _piece_evidence(table: pd.DataFrame, contract: DataContract, where: str, kep
     numbers = {column: pd.to_numeric(table[column].dropna(), errors="coerce") for column in text}
     labelled = table[table[contract.target_column].notna()]
     evidence: dict[str, Any] = {
-        "missing": {name: int(count) for name, count in table.isna().sum().items()},
+        # Cells read as missing in the columns prepare uses: the pandas engine never reads data.drop's columns.
+        "missing": {name: int(count) for name, count in table[needed_columns(list(table.columns), contract)].isna().sum().items()},
         "labelled": len(labelled),
         "numbers": {column: [len(values), int(values.notna().sum())] for column, values in numbers.items()},
         "infinite": {column: not _passes(lambda column=column: refuse_infinite(table, where, [column], FIX_INFINITE)) for column in kept},
