@@ -275,9 +275,10 @@ def main() -> None:
             _write(prepared, contract)
             return
         # The months' parts are staged next to the outputs (one file system: moved, not copied) and the folder
-        # removed whatever happens, so a failed run leaves nothing behind.
+        # removed whatever happens, so a failed run leaves nothing behind. Absolute: the workers write the parts, and a
+        # worker's working folder is its own (a `dask worker` started elsewhere), not the project's.
         PREPARED_DIR.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=".prepare-", suffix=".tmp", dir=PREPARED_DIR.parent) as staging:
+        with tempfile.TemporaryDirectory(prefix=".prepare-", suffix=".tmp", dir=PREPARED_DIR.parent.resolve()) as staging:
             _write(prepare_partitioned(contract, Path(staging)), contract)
 
 
