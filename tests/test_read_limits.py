@@ -55,13 +55,13 @@ def test_the_dask_engine_checks_a_csv_shape_as_the_pandas_engine(tmp_path):
         stream.write("2013,1,1,517\n")
     expected = "flights.csv: 1 row(s) do not have the header's 19 fields (line 302 has 4); fix those rows"
     assert refusal(pandas_engine, contract).startswith(expected)
-    assert refusal(prepare_partitioned, contract).startswith(expected)
+    assert refusal(prepare_partitioned, contract, tmp_path / "staging").startswith(expected)
 
 
 def test_the_dask_engine_refuses_a_source_above_max_source_bytes(tmp_path):
     contract = replace(contract_for(tmp_path, "csv"), max_source_bytes=100)
     size = Path(contract.source.path).stat().st_size
-    assert refusal(prepare_partitioned, contract).endswith(
+    assert refusal(prepare_partitioned, contract, tmp_path / "staging").endswith(
         f"flights.csv: {size:,} bytes, above data.max_source_bytes (100); raise it in conf/data/ to read a larger source on the dask engine"
     )
 
