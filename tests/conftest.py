@@ -87,7 +87,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):  #
     FILE: where the suite's wall time goes, worker by worker (`benchmarks/suite_timeline.py` reads it)."""
     start = time.time()
     yield
-    if os.environ.get("TESTS_TIMELINE"):
+    if os.environ.get("TESTS_TIMELINE") and item.nodeid.startswith("tests/"):  # not the inner runs of pytester tests
         with open(os.environ["TESTS_TIMELINE"], "a") as out:
             out.write(f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')}\t{start:.3f}\t{time.time():.3f}\t{item.nodeid}\n")
 
