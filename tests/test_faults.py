@@ -19,6 +19,7 @@ from commands.compose import compose, validate
 from stages.lib.config import check_hyperparameters, parse_params
 from stages.lib.errors import USER_ERROR_EXIT, UserError
 from stages.lib.io import json_writer, read_table, write_outputs
+from stages.lib.prepare_steps import _chunks
 from stages.sources import fingerprint
 from tests.conftest import PROJECT, choice_overrides, project_params, run_module
 
@@ -130,6 +131,17 @@ def test_zeroed_bytes_in_a_parquet_source_with_checksums_are_refused_naming_file
         read_table(path, "", ())
     assert str(raised.value).startswith(f"{path}: row group 0, column 'date': cannot be read intact (")
     assert "CRC" in str(raised.value) and "\n" not in str(raised.value)
+
+
+def test_prepare_reads_a_parquet_source_through_the_same_checks(tmp_path):
+    """prepare's own reader (a source's needed columns), not only read_table: the damaged pages are refused there too."""
+    path = tmp_path / "weather.parquet"
+    dated().to_parquet(path, index=False, write_page_checksum=True)
+    (intact,) = _chunks(path, (), ["date"], "weather.parquet")
+    pd.testing.assert_frame_equal(intact, pd.read_parquet(path, columns=["date"]))
+    zero_bytes_in_the_date_pages(path)
+    with pytest.raises(UserError, match=rf"^{path}: row group 0, column 'date': cannot be read intact \(.*CRC"):
+        _chunks(path, (), ["date"], "weather.parquet")
 
 
 def test_a_parquet_source_without_checksums_is_refused_as_unverifiable(tmp_path):

@@ -279,14 +279,7 @@ class Piece:
         """The piece as pandas reads it: exactly the `tokens` strings are missing; `text` columns are read as text."""
         try:
             if is_parquet(self.path):
-                import pyarrow.parquet as pq
-
-                verify_parquet(self.path, self.row_group)
-                if self.row_group is None:
-                    table = pd.read_parquet(self.path, engine="pyarrow")
-                else:  # pyarrow's own conversion, which pandas' read_parquet uses: the same column types
-                    table = pq.ParquetFile(self.path).read_row_group(self.row_group).to_pandas()
-                return mask_tokens(table, tokens)
+                return mask_tokens(read_verified_parquet(self.path, row_group=self.row_group), tokens)
             options: dict[str, Any] = {"low_memory": False, "keep_default_na": False, "na_values": list(tokens)}
             if text:
                 options["dtype"] = dict.fromkeys(text, "str")
@@ -418,7 +411,8 @@ def read_files(files: Sequence[Path], tokens: Sequence[str], where: str) -> list
 # A damaged page can decode to other values silently: 200 zeroed bytes of a dictionary-encoded date column turned 146
 # dates into the dictionary's first one, every value still inside the column's min and max. Only the pages' CRC
 # checksums catch that. Every Parquet table read here (sources, scoring input, outcomes) has its pages' CRCs checked
-# where it has them, and each row group's min, max and null count against the footer's statistics; the data
+# where it has them, and each row group's min, max and null count against the footer's statistics, in the one pass
+# that reads it (`read_verified_parquet`); the data
 # contract's sources must have them (the sources stage refuses a Parquet source without: `require_page_checksums`).
 
 CHECKSUMS_FIX = (
@@ -515,36 +509,48 @@ def require_page_checksums(path: Path, setting: str) -> None:
         fail(f"{path} ({setting}): a Parquet file without page checksums, so damaged bytes could change its values unseen; {CHECKSUMS_FIX}")
 
 
-def verify_parquet(path: Path, row_group: int | None = None) -> None:
-    """A Parquet table's pages against their CRC checksums (where it has them) and each row group (`row_group`: that one
-    only) against the footer's statistics; one line naming the file, row group and column when they disagree.
+def _index_columns(schema: Any) -> list[str]:
+    """The stored index columns pandas' metadata names (pandas reads them back with any column selection)."""
+    metadata = (schema.metadata or {}).get(b"pandas")
+    return [name for name in json.loads(metadata).get("index_columns", []) if isinstance(name, str)] if metadata else []
+
+
+def read_verified_parquet(path: Path, columns: Sequence[str] | None = None, row_group: int | None = None) -> pd.DataFrame:
+    """A Parquet table as `pd.read_parquet` reads it (`columns`: only those; `row_group`: that one only), decoded once:
+    each column chunk's pages are checked against their CRC checksums (where the file has them) as they are read, and
+    its values against the footer's statistics; one line naming the file, row group and column when they disagree.
 
     Raises:
-        UserError: a page's checksum fails, or values disagree with the statistics.
+        UserError: a page's checksum fails, values disagree with the statistics, or the file is not Parquet.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    def damaged(group: int, name: str, problem: str) -> None:
+        fail(f"{path}: row group {group}, column '{name}': {problem}; the file is damaged: restore or rewrite it")
+
     try:
         parquet = pq.ParquetFile(path, page_checksum_verification=True)
+        stored = parquet.schema_arrow
+        wanted = list(stored.names) if columns is None else [*columns, *(name for name in _index_columns(stored) if name not in columns)]
+        schema = pa.schema([stored.field(name) for name in wanted], metadata=stored.metadata)
+        groups = []
         for group in range(parquet.num_row_groups) if row_group is None else [row_group]:
             chunks = parquet.metadata.row_group(group)
-            for index in range(chunks.num_columns):
-                chunk = chunks.column(index)
-                if chunk.path_in_schema not in parquet.schema_arrow.names:
-                    continue  # a nested column's leaf: source tables are flat, and its pages are not read here
+            statistics = {chunks.column(index).path_in_schema: chunks.column(index).statistics for index in range(chunks.num_columns)}
+            arrays = []
+            for name in wanted:
                 try:
-                    values = parquet.read_row_group(group, columns=[chunk.path_in_schema]).column(0)
+                    values = parquet.read_row_group(group, columns=[name]).column(0)
                 except (pa.ArrowException, OSError) as error:
-                    fail(
-                        f"{path}: row group {group}, column '{chunk.path_in_schema}': cannot be read intact "
-                        f"({str(error).splitlines()[0]}); the file is damaged: restore or rewrite it"
-                    )
-                problem = _disagreement(chunk.statistics, values)
+                    damaged(group, name, f"cannot be read intact ({str(error).splitlines()[0]})")
+                problem = _disagreement(statistics.get(name), values)  # a nested column's leaves have other names: unchecked
                 if problem:
-                    fail(
-                        f"{path}: row group {group}, column '{chunk.path_in_schema}': {problem} (the file's own "
-                        "statistics); the file is damaged: restore or rewrite it"
-                    )
+                    damaged(group, name, f"{problem} (the file's own statistics)")
+                arrays.append(values)
+            groups.append(pa.Table.from_arrays(arrays, schema=schema))
+        table = pa.concat_tables(groups) if groups else schema.empty_table()
     except (pa.ArrowException, OSError, ValueError) as error:
         fail(f"{path}: cannot read it as Parquet ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
+    frame: pd.DataFrame = table.to_pandas()  # pyarrow's conversion, which pd.read_parquet uses: the same column types
+    return frame

@@ -29,6 +29,7 @@ from stages.lib.io import (
     parquet_schema,
     profile,
     read_files,
+    read_verified_parquet,
     reread_as_text,
     sha256_file,
     source_files,
@@ -245,7 +246,7 @@ def _chunks(file: Path, tokens: Sequence[str], columns: Sequence[str] | None, wh
     """One file's rows in chunks of CHUNK_ROWS (Parquet: one), only `columns` (None: all); progress on stdout."""
     try:
         if is_parquet(file):
-            return [mask_tokens(pd.read_parquet(file, engine="pyarrow", columns=None if columns is None else list(columns)), tokens)]
+            return [mask_tokens(read_verified_parquet(file, columns), tokens)]
         options: dict[str, Any] = {"low_memory": False, "keep_default_na": False, "na_values": list(tokens), "usecols": columns}
         chunks, rows = [], 0
         with pd.read_csv(file, chunksize=CHUNK_ROWS, **options) as reader:
