@@ -22,11 +22,8 @@ from stages.lib.io import is_parquet, json_writer, require_page_checksums, sha25
 def fingerprint(contract: DataContract) -> dict[str, Any]:
     """Per setting (data.source, data.join[i].source): where it points (package and path as written, never the
     machine's absolute path) and each file it names, by file name, with its sha256 and size."""
-    settings = [("data.source", contract.source)] + [
-        (f"data.join[{index}].source", join.source) for index, join in enumerate(contract.joins)
-    ]
     found: dict[str, Any] = {}
-    for setting, source in settings:
+    for setting, source in contract.sources:
         files = source_files(source.locate(), f"fix {setting} in conf/data/")
         for file in files:
             if is_parquet(file):

@@ -219,10 +219,7 @@ def _summary(path: Path, rows: int, missing: dict[str, int]) -> dict[str, Any]:
 
 def _settings(contract: DataContract) -> list[tuple[Path, str]]:
     """Each source path (the table's, then each data.join table's) and the setting that names it."""
-    return [
-        (contract.source.locate(), "data.source"),
-        *((join.source.locate(), f"data.join[{index}].source") for index, join in enumerate(contract.joins)),
-    ]
+    return [(source.locate(), setting) for setting, source in contract.sources]
 
 
 # Rows per chunk of a CSV read: a chunk's columns as text and numbers stay well under 1 GB (module `read_needed`).

@@ -312,6 +312,11 @@ class DataContract(Strict):
         return self.target_spec.column
 
     @property
+    def sources(self) -> list[tuple[str, Source]]:
+        """Each source table's setting (data.source, then each data.join[i].source) and what it names, in reading order."""
+        return [("data.source", self.source), *((f"data.join[{index}].source", join.source) for index, join in enumerate(self.joins))]
+
+    @property
     def greater_than(self) -> float | None:
         return self.target_spec.greater_than
 
