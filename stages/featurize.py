@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -47,7 +48,15 @@ from stages.lib.features.selection import select_features
 from stages.lib.features.serving import model_columns
 from stages.lib.io import FolderWriter, Piece, Writer, json_writer, parquet_writer, pieces, read_yaml, write_outputs
 from stages.lib.models import model_writer
-from stages.lib.profile import SORTED_TYPES, sorted_columns, write_sorted_columns
+from stages.lib.profile import (
+    SORTED_TYPES,
+    Spooled,
+    holds_numbers,
+    sorted_columns,
+    spool_column,
+    write_sorted_columns,
+    write_sorted_spooled,
+)
 from stages.lib.runtime import limit_threads
 from stages.lib.timespan import parse_span, span_text
 
@@ -199,7 +208,7 @@ def select(fit: Fit, built_train: pd.DataFrame, train_rows: int, schema: dict[st
 
     Args:
         fit: what `fit_features` fitted.
-        built_train: every built feature (transformer outputs, then history) of the rows the fit saw.
+        built_train: every built feature (transformer outputs, then history) of the rows the fit saw (the fit sample).
         train_rows: the train split's rows (the manifest's `train_rows`).
         schema: data/schema.yaml.
         config: the `features` section.
@@ -240,15 +249,18 @@ def select(fit: Fit, built_train: pd.DataFrame, train_rows: int, schema: dict[st
         "libraries": {name: version(name) for name in LIBRARIES},
         "columns": manifest_features,
     }
+    if len(built_train) < train_rows:  # said only when sampled, so the manifest is unchanged when the fit saw every row
+        manifest["fit_sample"] = {"rows": len(built_train), "of": train_rows, "seed": config.seed}
     counts = {"features": len(features), "planned": len(planned), "by_family": kept, "dropped_by_filter": filters}
     return Selected(spec=spec, manifest=manifest, counts=counts, warnings=[finding.message for finding in fit.screen.findings])
 
 
 def featurize(splits: dict[str, pd.DataFrame], schema: dict[str, Any], config: FeaturesConfig, windows: Sequence[Window]) -> Featurized:
-    """Fit on train, apply to every split; pure apart from its inputs."""
+    """Fit on train (its seeded fit sample above `features.fit_sample_rows`), apply to every split; pure apart from its inputs."""
     train = splits["train"]
     target, time_column = schema["target"], schema["time"]
-    fit = fit_features(train, schema, config)
+    chosen = fit_sample([len(train)], config.seed, config.fit_sample_rows)[0]
+    fit = fit_features(train if chosen is None else train.iloc[chosen].reset_index(drop=True), schema, config)
     built = {name: fit.transformer.transform(rows) for name, rows in splits.items()}
     events = pd.DataFrame()  # the labelled past, needed only by history features
     if fit.plan.history_keys:
@@ -262,7 +274,9 @@ def featurize(splits: dict[str, pd.DataFrame], schema: dict[str, Any], config: F
             part = history.iloc[start : start + len(rows)].set_axis(built[name].index)
             built[name] = pd.concat([built[name], part], axis=1)
             start += len(rows)
-    selected = select(fit, built["train"], len(train), schema, config)
+    # Selection and the manifest's statistics read the fit sample's built rows, as on the dask engine.
+    built_sample = built["train"] if chosen is None else built["train"].iloc[chosen].reset_index(drop=True)
+    selected = select(fit, built_sample, len(train), schema, config)
     frames = {name: model_frame(frame, splits[name], selected.spec) for name, frame in built.items()}
     return Featurized(
         spec=selected.spec,
@@ -277,13 +291,13 @@ def featurize(splits: dict[str, pd.DataFrame], schema: dict[str, Any], config: F
 
 # --- the dask engine (engine.name: dask) ---------------------------------------------------------------------
 # Each split is read in pieces (a folder's part files, each file's Parquet row groups, in row order), one task each.
-# Fitting needs the train rows in one process: the whole train split up to FIT_SAMPLE_ROWS rows (so every statistic
-# is the pandas engine's), above it a seeded sample of that many train rows in time order (features.seed). The fitted
+# Fitting needs the train rows in one process: the whole train split up to features.fit_sample_rows rows, above it the
+# seeded sample of that many train rows in time order (features.seed) that the pandas engine fits on too. The fitted
 # transformer is then applied piece by piece, and each piece's history features read only the labelled events it can
 # see: those from [its first time - known_after - the widest window, its last time - known_after], cut from the events
-# of every split (the pandas engine's `history_events`, piece by piece). Dask is imported inside these functions only.
-
-FIT_SAMPLE_ROWS = 1_000_000
+# of every split (the pandas engine's `history_events`, piece by piece). The stage's process holds the fit sample and
+# one reference column at a time, never every row: the workers compute the sample's history features and write
+# history.parquet as parts. Dask is imported inside these functions only.
 
 
 @dataclass(frozen=True)
@@ -292,8 +306,8 @@ class PartitionedFeatures:
 
     selected: Selected
     transformer: ColumnTransformer
-    events: pd.DataFrame  # data/features/history.parquet (empty without history)
-    reference: pd.DataFrame  # the sorted reference profile
+    history: FolderWriter | None  # fills data/features/history.parquet/ with parts (None without history)
+    profile: Writer  # writes the sorted reference profile
     writers: dict[str, FolderWriter]  # split name -> fills data/features/<split>.parquet/ with part-00000.parquet, ...
     rows: int  # rows of every split
 
@@ -393,22 +407,97 @@ def _needed(spans: Sequence[tuple[int | None, int | None]], lower: int, upper: i
     ]
 
 
-def fit_sample(counts: Sequence[int], seed: int, limit: int = FIT_SAMPLE_ROWS) -> list[np.ndarray | None]:
-    """Per train piece, the positions of its rows in the fit sample: all (None) up to `limit` rows in total, else a
-    seeded sample of `limit` rows of the whole split."""
+def fit_sample(counts: Sequence[int], seed: int, limit: int | None) -> list[np.ndarray | None]:
+    """Per train piece (`counts`: their rows, in row order), the positions of its rows in the fit sample: all (None) up to
+    `limit` rows in total (None: no limit), else a seeded sample of `limit` rows of the whole split, in row order. Both
+    engines fit on these rows: the pandas engine with one piece, the whole split."""
     total = int(sum(counts))
-    if total <= limit:
+    if limit is None or total <= limit:
         return [None] * len(counts)
     chosen = np.sort(np.random.RandomState(seed).choice(total, limit, replace=False))
     starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     return [chosen[(chosen >= start) & (chosen < end)] - start for start, end in itertools.pairwise(starts)]
 
 
+def event_ranges(spans: Sequence[tuple[int | None, int | None]]) -> list[tuple[int, int]]:
+    """Disjoint time ranges ([lower, upper] ns, inclusive) that cover every event of the event pieces (their [first, last]
+    ns, None when empty): one from each distinct first time to just before the next, the last to the latest time.
+
+    A stable sort by time of (split, row) order restricted to a range is the global sort's slice for that range, so
+    history.parquet can be written range by range, each part holding only the pieces that meet its range."""
+    firsts = sorted({first for first, _ in spans if first is not None})
+    if not firsts:
+        return []
+    last = max(last for _, last in spans if last is not None)
+    return [(lower, upper - 1) for lower, upper in itertools.pairwise(firsts)] + [(firsts[-1], last)]
+
+
+def _write_events(parts: Sequence[pd.DataFrame], time: str, lower: int | None, upper: int | None, path: Path) -> None:
+    """One part of history.parquet: the events in [lower, upper] ns, sorted as `history_events` sorts them."""
+    parquet_writer(_ordered_events(parts, time, lower, upper))(path)
+
+
+def _sample_history(
+    rows: pd.DataFrame,
+    positions: np.ndarray | None,
+    events: pd.DataFrame,
+    lookup: HistoryLookup,
+    queries: Sequence[str],
+    names: tuple[str, str],
+) -> pd.DataFrame:
+    """The history features of a train piece's fit-sample rows, from that piece's slice of the events (names: time, target)."""
+    return history_features(_take(rows, positions)[list(queries)], events, lookup, *names)
+
+
+def _numbers(rows: pd.DataFrame, name: str) -> np.ndarray | None:
+    """A piece's column as float64 (missing: NaN), or None when it is not stored as numbers (`holds_numbers`)."""
+    return rows[name].to_numpy(dtype=np.float64, na_value=np.nan) if holds_numbers(rows[name]) else None
+
+
+def _profile_writer(parts: Sequence[Any], types: dict[str, str]) -> Writer:
+    """The reference profile (`sorted_columns` + `write_sorted_columns` of the whole split), one column in the stage's
+    process at a time: each column is gathered from the pieces, sorted and spooled next to the output, then the file is
+    written from the spooled columns (`write_sorted_spooled`), byte for byte the pandas engine's."""
+    import dask
+    from dask import delayed
+
+    candidates = [name for name, kind in types.items() if kind in SORTED_TYPES]
+
+    def write(path: Path) -> None:
+        # The pieces' candidate columns as float64, kept on the workers while the columns are gathered one at a time.
+        held = dask.persist(*[delayed(_numeric_columns)(part, candidates) for part in parts])
+        with tempfile.TemporaryDirectory(prefix=".profile.", dir=Path(path).parent) as folder:
+            spooled: dict[str, Spooled] = {}
+            for name in candidates:
+                values = dask.compute(*[delayed(_column)(piece, name) for piece in held])
+                if any(value is None for value in values):  # not stored as numbers in the whole split: not profiled
+                    continue
+                column = np.concatenate(values) if values else np.empty(0)
+                del values
+                column.sort(kind="quicksort")  # np.sort's order, NaN last
+                spooled[name] = spool_column(column, Path(folder) / f"{len(spooled)}.bin")
+                del column
+            del held
+            write_sorted_spooled(spooled, path)
+
+    return write
+
+
+def _numeric_columns(rows: pd.DataFrame, names: Sequence[str]) -> dict[str, np.ndarray | None]:
+    return {name: _numbers(rows, name) for name in names}
+
+
+def _column(columns: dict[str, np.ndarray | None], name: str) -> np.ndarray | None:
+    return columns[name]
+
+
 def featurize_partitioned(
-    paths: dict[str, Path], schema: dict[str, Any], config: FeaturesConfig, windows: Sequence[Window], limit: int = FIT_SAMPLE_ROWS
+    paths: dict[str, Path], schema: dict[str, Any], config: FeaturesConfig, windows: Sequence[Window]
 ) -> PartitionedFeatures:
     """`featurize` on the dask engine (the default client or scheduler runs the tasks): fitted on the train rows
-    (whole up to `limit`, else a seeded sample), applied piece by piece, history exact across pieces."""
+    (whole up to `features.fit_sample_rows`, else the seeded sample the pandas engine fits on), applied piece by piece, history exact across pieces. The stage's
+    process holds the fit sample and one reference column at a time: history.parquet is written by the workers, one
+    part per time range, and the sample's history features are computed on the workers, piece by piece."""
     import dask
     from dask import delayed
 
@@ -420,14 +509,14 @@ def featurize_partitioned(
         for name, parts in split_parts.items()
     }
     train_counts = [count for count, _, _ in spans["train"]]
-    positions = fit_sample(train_counts, config.seed, limit)
+    positions = fit_sample(train_counts, config.seed, config.fit_sample_rows)
     train = pd.concat(
         dask.compute(*[delayed(_take)(part, chosen) for part, chosen in zip(split_parts["train"], positions, strict=True)]),
         ignore_index=True,
     )
     fit = fit_features(train, schema, config)
     built = fit.transformer.transform(train)
-    events = pd.DataFrame()  # the labelled past, needed only by history features
+    history: FolderWriter | None = None
     slices: dict[str, list[Any]] = {name: [None] * len(parts) for name, parts in split_parts.items()}
     event_parts: list[Any] = []
     if fit.plan.history_keys:
@@ -440,20 +529,23 @@ def featurize_partitioned(
             event_parts += dask.persist(*pieces_events)  # kept on the cluster until the writers have run
             event_spans += [_nanoseconds(first, last) for _, first, last in spans[window.name]]
             earlier.append(window)
-        events = _ordered_events(dask.compute(*event_parts), time)  # history.parquet, as the pandas engine writes it
-        history = history_features(train[query_columns(fit, schema)], events, fit.lookup, time, schema["target"])
-        built = pd.concat([built, history.set_axis(built.index)], axis=1)
         for name in split_parts:
             for index, (count, first, last) in enumerate(spans[name]):
                 lower, upper = reach(first, last, fit.lookup) if count else (0, -1)
                 needed = [event_parts[position] for position in _needed(event_spans, lower, upper)] or event_parts[:1]
                 slices[name][index] = delayed(_ordered_events)(needed, time, lower, upper)
+        # The sample's history features, on the workers: each train piece's sample rows with that piece's events.
+        queries = query_columns(fit, schema)
+        sampled = dask.compute(
+            *[
+                delayed(_sample_history)(part, chosen, slices["train"][index], fit.lookup, queries, (time, schema["target"]))
+                for index, (part, chosen) in enumerate(zip(split_parts["train"], positions, strict=True))
+            ]
+        )
+        built = pd.concat([built, pd.concat(sampled, ignore_index=True).set_axis(built.index)], axis=1)
+        history = _history_writer(event_parts, event_spans, time)
     train_rows = sum(train_counts)
     selected = select(fit, built, train_rows, schema, config)
-    if len(train) < train_rows:  # said in the manifest only when sampled, so it stays the pandas engine's otherwise
-        selected.manifest["fit_sample"] = {"rows": len(train), "of": train_rows, "seed": config.seed}
-    numeric = [name for name, kind in selected.spec.inputs.items() if kind in SORTED_TYPES]
-    reference = pd.concat(dask.compute(*[delayed(_columns)(part, numeric) for part in split_parts["reference"]]), ignore_index=True)
     applied = delayed(
         Applied(fit.transformer, selected.spec, fit.lookup, query_columns(fit, schema) if fit.plan.history_keys else []), pure=True
     )
@@ -475,22 +567,43 @@ def featurize_partitioned(
     return PartitionedFeatures(
         selected=selected,
         transformer=fit.transformer,
-        events=events,
-        reference=sorted_columns(reference, selected.spec.inputs),
+        history=history,
+        profile=_profile_writer(split_parts["reference"], selected.spec.inputs),
         writers={name: writer(name) for name in split_parts},
         rows=sum(count for facts in spans.values() for count, _, _ in facts),
     )
 
 
+def _history_writer(event_parts: list[Any], event_spans: Sequence[tuple[int | None, int | None]], time: str) -> FolderWriter:
+    """history.parquet as a folder of parts written by the workers, one per time range (`event_ranges`), in time order:
+    read back in order (stages.lib.io.read_parquet) it is the pandas engine's `history_events` table."""
+    import dask
+    from dask import delayed
+
+    def write(folder: Path, held: list[Any] = event_parts) -> None:
+        folder = folder.resolve()
+        ranges = event_ranges(event_spans)
+        tasks = [
+            delayed(_write_events)(
+                [held[i] for i in _needed(event_spans, lower, upper)], time, lower, upper, folder / f"part-{index:05d}.parquet"
+            )
+            for index, (lower, upper) in enumerate(ranges)
+        ]
+        # No event at all: one empty part, so the table still has its columns.
+        dask.compute(*(tasks or [delayed(_write_events)(held, time, None, None, folder / "part-00000.parquet")]))
+
+    return FolderWriter(write)
+
+
 def _outputs(
-    selected: Selected, transformer: ColumnTransformer, events: pd.DataFrame, reference: pd.DataFrame, rows: int
+    selected: Selected, transformer: ColumnTransformer, history: Writer | FolderWriter | None, profile: Writer, rows: int
 ) -> dict[Path, Writer | FolderWriter]:
-    """Every output but the split tables, as both engines write them."""
+    """Every output but the split tables, as both engines write them (history: None without history features)."""
     outputs: dict[Path, Writer | FolderWriter] = {FEATURE_SPEC: json_writer(selected.spec.to_json())}
     outputs[TRANSFORMER_FILE] = model_writer(transformer)
-    if selected.spec.history:
-        outputs[HISTORY_EVENTS] = parquet_writer(events)
-    outputs[REFERENCE_PROFILE] = lambda path: write_sorted_columns(reference, path)
+    if selected.spec.history and history is not None:
+        outputs[HISTORY_EVENTS] = history
+    outputs[REFERENCE_PROFILE] = profile
     manifest_text = yaml.safe_dump(selected.manifest, sort_keys=False, allow_unicode=True, width=140)
     outputs[FEATURE_MANIFEST] = lambda path: path.write_text(
         f"# Written by featurize from conf/features/ and the train split; review its diff like code.\n{manifest_text}", encoding="utf-8"
@@ -513,13 +626,15 @@ def main() -> None:
             rows = sum(len(frame) for frame in splits.values())
             # Sorted once here, so the drift check only has to sort the current window; the schema types pick the columns.
             reference = sorted_columns(splits["reference"], result.spec.inputs)
-            outputs = _outputs(selected, result.transformer, result.events, reference, rows)
+            outputs = _outputs(
+                selected, result.transformer, parquet_writer(result.events), lambda path: write_sorted_columns(reference, path), rows
+            )
             outputs |= {FEATURES_DIR / f"{name}.parquet": parquet_writer(frame) for name, frame in result.frames.items()}
         else:
             paths = {name: (PREPARED_DIR / f"{name}.parquet").resolve() for name in SPLIT_NAMES}
             partitioned = featurize_partitioned(paths, schema, config, windows)
             selected, rows = partitioned.selected, partitioned.rows
-            outputs = _outputs(selected, partitioned.transformer, partitioned.events, partitioned.reference, rows)
+            outputs = _outputs(selected, partitioned.transformer, partitioned.history, partitioned.profile, rows)
             outputs |= {FEATURES_DIR / f"{name}.parquet": writer for name, writer in partitioned.writers.items()}
         for warning in selected.warnings:
             print(f"warning: {warning}", file=sys.stderr)

@@ -50,17 +50,15 @@ def row_groups(rows: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def dask_outputs(
-    splits, schema, config, windows, folder: Path, layout, limit: int = stage.FIT_SAMPLE_ROWS, scheduler: str | None = "sync"
-) -> stage.PartitionedFeatures:
+def dask_outputs(splits, schema, config, windows, folder: Path, layout, scheduler: str | None = "sync") -> stage.PartitionedFeatures:
     """featurize_partitioned over the splits written in `layout`, on Dask's synchronous scheduler (None: the default
     client's cluster); its outputs in `folder`."""
     source = folder / "prepared"
     source.mkdir(parents=True)
     paths = {name: layout(splits[name], source / f"{name}.parquet") for name in SPLITS}
     with dask.config.set({"scheduler": scheduler, "dataframe.convert-string": False}):
-        result = stage.featurize_partitioned(paths, schema, config, windows, limit=limit)
-        outputs = stage._outputs(result.selected, result.transformer, result.events, result.reference, result.rows)
+        result = stage.featurize_partitioned(paths, schema, config, windows)
+        outputs = stage._outputs(result.selected, result.transformer, result.history, result.profile, result.rows)
         outputs |= {FEATURES_DIR / f"{name}.parquet": writer for name, writer in result.writers.items()}
         write_outputs({folder / path: writer for path, writer in outputs.items()})
     return result
@@ -70,19 +68,22 @@ def pandas_outputs(splits, schema, config, windows, folder: Path) -> None:
     result = stage.featurize(splits, schema, config, windows)
     rows = sum(len(frame) for frame in splits.values())
     selected = stage.Selected(spec=result.spec, manifest=result.manifest, counts=result.counts, warnings=result.warnings)
+    reference = stage.sorted_columns(splits["reference"], result.spec.inputs)
     outputs = stage._outputs(
-        selected, result.transformer, result.events, stage.sorted_columns(splits["reference"], result.spec.inputs), rows
+        selected, result.transformer, stage.parquet_writer(result.events), lambda path: stage.write_sorted_columns(reference, path), rows
     )
     outputs |= {FEATURES_DIR / f"{name}.parquet": stage.parquet_writer(frame) for name, frame in result.frames.items()}
     write_outputs({folder / path: writer for path, writer in outputs.items()})
 
 
 def files(folder: Path) -> dict[str, bytes]:
-    """Every output file but the split tables, by path."""
+    """Every output file but the split tables and history.parquet (compared as tables: one file on the pandas engine,
+    parts on the dask engine), by path."""
+    tables = [f"{name}.parquet" for name in (*SPLITS, "history")]
     return {
         path.relative_to(folder).as_posix(): path.read_bytes()
         for path in folder.rglob("*")
-        if path.is_file() and "prepared" not in path.parts and not any(f"{name}.parquet" in path.parts for name in SPLITS)
+        if path.is_file() and "prepared" not in path.parts and not any(table in path.parts for table in tables)
     }
 
 
@@ -90,7 +91,8 @@ def test_the_dask_engine_builds_the_pandas_engines_features_whatever_the_pieces(
     splits, schema, config, windows = project
     pandas_outputs(splits, schema, config, windows, tmp_path / "pandas")
     expected_files = files(tmp_path / "pandas")
-    assert "data/features/history.parquet" in expected_files  # history features are built
+    expected_history = pd.read_parquet(tmp_path / "pandas" / FEATURES_DIR / "history.parquet")
+    assert len(expected_history) and "data/features/reference_sorted.arrow" in expected_files  # history features are built
     for layout in (monthly_parts, row_groups):
         folder = tmp_path / layout.__name__
         result = dask_outputs(splits, schema, config, windows, folder, layout)
@@ -100,8 +102,12 @@ def test_the_dask_engine_builds_the_pandas_engines_features_whatever_the_pieces(
             assert features.is_dir() and (features / "part-00000.parquet").exists()
             expected = pd.read_parquet(tmp_path / "pandas" / FEATURES_DIR / f"{name}.parquet")
             pd.testing.assert_frame_equal(read_parquet(features, ""), expected, check_exact=False, rtol=0, atol=1e-9)
-        # spec.json, transformer.skops, history.parquet, the reference profile, the manifest and featurize.json: byte for byte.
+        # spec.json, transformer.skops, the reference profile, the manifest and featurize.json: byte for byte.
         assert files(folder) == expected_files, layout.__name__
+        # history.parquet: parts written by the workers, one per time range, read back as the pandas engine's table.
+        history = folder / FEATURES_DIR / "history.parquet"
+        assert history.is_dir() and len(list(history.glob("part-*.parquet"))) > 1
+        pd.testing.assert_frame_equal(read_parquet(history, ""), expected_history, check_exact=True)
 
 
 def test_history_counts_events_of_the_previous_piece(project, tmp_path):
@@ -140,7 +146,7 @@ def test_above_the_limit_the_fit_uses_a_seeded_sample_whatever_the_pieces(projec
     expected = model_writer(stage.fit_features(train.iloc[chosen].reset_index(drop=True), schema, config).transformer)
     written = {}
     for layout in (monthly_parts, row_groups):
-        result = dask_outputs(splits, schema, config, windows, tmp_path / layout.__name__, layout, limit=120)
+        result = dask_outputs(splits, schema, replace(config, fit_sample_rows=120), windows, tmp_path / layout.__name__, layout)
         assert result.selected.manifest["fit_sample"] == {"rows": 120, "of": len(train), "seed": config.seed}
         assert result.selected.manifest["train_rows"] == len(train)
         written[layout.__name__] = files(tmp_path / layout.__name__)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -74,9 +75,81 @@ def write_sorted_columns(profile: pd.DataFrame, path: str | Path) -> None:
         present = values[: len(values) - int(np.count_nonzero(np.isnan(values)))]
         if len(present):
             stored[name] = [number.hex() for number in moments(present)]
-    table = pa.table(columns).replace_schema_metadata({MOMENTS_KEY: json.dumps(stored, sort_keys=True).encode()})
+    _write_table(columns, stored, path)
+
+
+def _write_table(columns: Mapping[str, pa.Array], stored: Mapping[str, list[str]], path: str | Path) -> None:
+    table = pa.table(dict(columns)).replace_schema_metadata({MOMENTS_KEY: json.dumps(stored, sort_keys=True).encode()})
     with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
         writer.write_table(table)
+
+
+@dataclass(frozen=True)
+class Spooled:
+    """One sorted profile column kept in a file of raw float64 (`spool_column`) instead of in memory."""
+
+    path: Path
+    rows: int
+    nulls: int  # NaN, last
+    moments: list[str] | None  # `moments` of the present values in hex, None when every value is missing
+
+
+SPOOL_CHUNK = 1 << 23  # values copied at a time (64 MB) from a spooled column into the profile file
+
+
+def spool_column(values: np.ndarray, path: Path) -> Spooled:
+    """Write one sorted column (float64, NaN last, as `sorted_columns` sorts it) to `path` with what the file needs of it."""
+    nulls = int(np.count_nonzero(np.isnan(values)))
+    present = values[: len(values) - nulls]
+    values.astype(np.float64, copy=False).tofile(path)
+    return Spooled(path, len(values), nulls, [number.hex() for number in moments(present)] if len(present) else None)
+
+
+def validity_bits(length: int, present: int) -> np.ndarray:
+    """Arrow's validity bitmap (least significant bit first) of `length` values whose first `present` are valid."""
+    bitmap = np.zeros((length + 7) // 8, dtype=np.uint8)
+    bitmap[: present // 8] = 0xFF
+    if present % 8:
+        bitmap[present // 8] = (1 << (present % 8)) - 1
+    return bitmap
+
+
+def write_sorted_spooled(columns: Mapping[str, Spooled], path: str | Path) -> None:
+    """`write_sorted_columns` of the spooled columns, byte for byte, holding about one column in memory: the Arrow
+    writer lays the file out from placeholder columns that share one buffer (the layout depends only on each column's
+    length and null count), then each column's validity bits and values are written into its place."""
+    rows = {column.rows for column in columns.values()}
+    if len(rows) > 1:
+        raise ValueError(f"profile columns of different lengths: {sorted(rows)}")
+    length = rows.pop() if rows else 0
+    if length == 0:
+        write_sorted_columns(pd.DataFrame({name: np.empty(0) for name in columns}), path)
+        return
+    data = pa.py_buffer(np.zeros(length, dtype=np.float64))
+    validity = pa.py_buffer(np.zeros((length + 7) // 8, dtype=np.uint8))
+    placeholders = {
+        name: pa.Array.from_buffers(pa.float64(), length, [validity if column.nulls else None, data], null_count=column.nulls)
+        for name, column in columns.items()
+    }
+    _write_table(placeholders, {name: column.moments for name, column in columns.items() if column.moments is not None}, path)
+    del placeholders, data, validity
+    with pa.memory_map(str(path)) as mapped:
+        base = mapped.read_buffer(1).address
+        batch = pa.ipc.open_file(mapped).get_batch(0)
+        places = {name: [None if buffer is None else buffer.address - base for buffer in batch.column(name).buffers()] for name in columns}
+        del batch
+    with open(path, "r+b") as target:
+        for name, column in columns.items():
+            bits, values = places[name]
+            if column.nulls:
+                assert bits is not None
+                target.seek(bits)
+                target.write(validity_bits(length, length - column.nulls).tobytes())
+            assert values is not None  # a float64 column always has its values buffer
+            target.seek(values)
+            with open(column.path, "rb") as source:
+                while chunk := source.read(SPOOL_CHUNK * 8):
+                    target.write(chunk)
 
 
 def read_sorted_columns(profile: pd.DataFrame) -> dict[str, np.ndarray]:

@@ -11,6 +11,7 @@ from stages.lib.config.base import (
     Flag,
     Int,
     Names,
+    OptionalPositive,
     OptionalShare,
     Positive,
     Share,
@@ -134,7 +135,9 @@ class ScreenConfig(Strict):
 class FeaturesConfig(Strict):
     exclude: Names  # prepared columns to leave out of the model
     max_features: Positive
-    seed: Int  # the quantile transform's row sample and the screen's folds
+    seed: Int  # the quantile transform's row sample, the screen's folds and the fit sample
+    # Above this many train rows, featurize fits on a seeded sample of this many (both engines); None: every row.
+    fit_sample_rows: OptionalPositive
     datetime: DatetimeFeatures
     numeric: NumericFeatures
     categorical: CategoricalFeatures
