@@ -58,6 +58,8 @@ def test_the_composed_params_load_into_every_stage_config(params):
         (("features", "history", "keys"), "carrier", "'features.history.keys' must be auto or a list of column lists"),
         (("features", "selection", "max_correlation"), 1.5, "'features.selection.max_correlation' must be in \\(0, 1\\] or null"),
         (("features", "max_features"), 0, "'features.max_features' must be at least 1"),
+        (("features", "fit_sample_rows"), 0, "'features.fit_sample_rows' must be at least 1 or null"),
+        (("features", "fit_sample_rows"), -5, "'features.fit_sample_rows' must be at least 1 or null"),
         (("data", "target", "known_after"), "-1h", "'data.target.known_after' must be positive"),
         (("train", "cv_folds"), 1, "'train.cv_folds' must be 0 \\(off\\) or at least 2"),
         (("evaluate", "gate", "max_drop"), {"roc_auc": -0.01}, "'evaluate.gate.max_drop.roc_auc' must be 0 or more, got -0.01"),

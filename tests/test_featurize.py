@@ -14,6 +14,7 @@ from stages.lib.config import FeaturesConfig, parse_params
 from stages.lib.errors import UserError
 from stages.lib.features import OTHER
 from stages.lib.features.plan import plan_features
+from stages.lib.models import model_writer
 from stages.prepare import prepare
 from tests.conftest import make_flights, make_weather, project_params, replace
 
@@ -382,3 +383,25 @@ def test_featurize_ignores_the_column_order_of_the_splits(prepared_flights, feat
     assert again.manifest["columns"] == featurized.manifest["columns"]
     for name, frame in featurized.frames.items():
         pd.testing.assert_frame_equal(again.frames[name], frame)
+
+
+def test_a_fit_sample_limit_at_or_above_the_train_rows_is_the_fit_on_every_row(splits, schema, config, windows, tmp_path):
+    """features.fit_sample_rows >= train's rows (the default data's case) fits on every row, as null does: the same
+    transformer, features and manifest, with no `fit_sample` entry; below it, the manifest records the sample."""
+
+    def outputs(limit: int | None) -> tuple:
+        result = featurize(splits, schema, replace(config, fit_sample_rows=limit), windows)
+        model_writer(result.transformer)(tmp_path / "transformer.skops")
+        return result.manifest, result.frames, (tmp_path / "transformer.skops").read_bytes()
+
+    rows = len(splits["train"])
+    every_manifest, every_frames, every_transformer = outputs(None)
+    assert "fit_sample" not in every_manifest
+    for limit in (rows, rows + 1):
+        manifest, frames, transformer = outputs(limit)
+        assert manifest == every_manifest and transformer == every_transformer
+        for name, frame in frames.items():
+            pd.testing.assert_frame_equal(frame, every_frames[name], check_exact=True)
+    sampled, _, transformer = outputs(rows - 10)
+    assert sampled["fit_sample"] == {"rows": rows - 10, "of": rows, "seed": config.seed}
+    assert sampled["train_rows"] == rows and transformer != every_transformer

@@ -13,7 +13,7 @@ from distributed import Client, LocalCluster
 
 from stages import featurize as stage
 from stages.lib.catalog import FEATURES_DIR
-from stages.lib.config import parse_params
+from stages.lib.config import Window, parse_params
 from stages.lib.io import read_parquet, write_outputs
 from stages.lib.models import model_writer
 from stages.lib.timespan import parse_span
@@ -137,16 +137,19 @@ def test_history_counts_events_of_the_previous_piece(project, tmp_path):
     assert features["history_all_7d_late_mean"].iloc[row] == pytest.approx(smoothed, abs=1e-12)
 
 
-def test_above_the_limit_the_fit_uses_a_seeded_sample_whatever_the_pieces(project, tmp_path):
-    """With fewer allowed rows than train holds, the transformer is fitted on the seeded sample of train rows (as the pandas
-    engine fits on exactly those rows), the same for every layout, and the manifest says so."""
+def test_above_the_limit_both_engines_fit_on_the_same_seeded_sample_whatever_the_pieces(project, tmp_path):
+    """With fewer allowed rows than train holds (features.fit_sample_rows), the transformer is fitted on the seeded
+    sample of train rows, the same for every layout and on the pandas engine, the manifest says so, and the engines'
+    features and files are the same."""
     splits, schema, config, windows = project
+    config = replace(config, fit_sample_rows=120)
     train = splits["train"]
     chosen = np.sort(np.random.RandomState(config.seed).choice(len(train), 120, replace=False))
     expected = model_writer(stage.fit_features(train.iloc[chosen].reset_index(drop=True), schema, config).transformer)
-    written = {}
+    pandas_outputs(splits, schema, config, windows, tmp_path / "pandas")
+    written = {"pandas": files(tmp_path / "pandas")}
     for layout in (monthly_parts, row_groups):
-        result = dask_outputs(splits, schema, replace(config, fit_sample_rows=120), windows, tmp_path / layout.__name__, layout)
+        result = dask_outputs(splits, schema, config, windows, tmp_path / layout.__name__, layout)
         assert result.selected.manifest["fit_sample"] == {"rows": 120, "of": len(train), "seed": config.seed}
         assert result.selected.manifest["train_rows"] == len(train)
         written[layout.__name__] = files(tmp_path / layout.__name__)
@@ -154,5 +157,89 @@ def test_above_the_limit_the_fit_uses_a_seeded_sample_whatever_the_pieces(projec
         payload = tmp_path / f"{layout.__name__}.skops"
         expected(payload)
         assert (tmp_path / layout.__name__ / FEATURES_DIR / "transformer.skops").read_bytes() == payload.read_bytes()
-    assert written["monthly_parts"] == written["row_groups"]
+    assert written["monthly_parts"] == written["row_groups"] == written["pandas"]
     pd.testing.assert_frame_equal(written["monthly_parts-features"], written["row_groups-features"], check_exact=True)
+    for name in SPLITS:  # the pandas engine builds every row with the transformer fitted on the sample
+        expected_features = pd.read_parquet(tmp_path / "pandas" / FEATURES_DIR / f"{name}.parquet")
+        dask_features = read_parquet(tmp_path / "row_groups" / FEATURES_DIR / f"{name}.parquet", "")
+        pd.testing.assert_frame_equal(dask_features, expected_features, check_exact=False, rtol=0, atol=1e-9)
+
+
+def cut(rows: pd.DataFrame, size: int) -> list[pd.DataFrame]:
+    return [rows.iloc[start : start + size] for start in range(0, max(len(rows), 1), size)]
+
+
+def test_history_written_by_time_ranges_is_the_pandas_engines_events_whatever_the_cut(tmp_path):
+    """history.parquet as the workers write it (one part per time range, from the event pieces meeting it) reads back
+    as `history_events`: with overlapping split windows, many rows at one time, and pieces cut inside those ties."""
+    generator = np.random.default_rng(5)
+    start = pd.Timestamp("2013-01-01", tz="UTC")
+    bounds = {"train": (0, 100), "test": (100, 130), "reference": (0, 50), "current": (100, 130)}
+    windows = [
+        Window(name=name, start=start + pd.Timedelta(hours=lo), end=start + pd.Timedelta(hours=hi)) for name, (lo, hi) in bounds.items()
+    ]
+    splits = {}
+    for name, (lo, hi) in bounds.items():
+        hours = np.sort(generator.integers(lo, hi, 3 * (hi - lo)))  # about three rows per hour: ties everywhere
+        splits[name] = pd.DataFrame(
+            {
+                "time": start + pd.to_timedelta(hours, unit="h"),
+                "key": generator.choice(["a", "b", "c"], len(hours)),
+                "late": generator.integers(0, 2, len(hours)).astype(np.int8),
+                "row": [f"{name}-{index}" for index in range(len(hours))],  # tells apart rows at one time
+            }
+        )
+    columns = ["key", "late", "row", "time"]
+    expected = stage.history_events(splits, windows, columns, "time")
+    for size in (7, 23):
+        event_parts, spans, earlier = [], [], []
+        for window in windows:
+            for piece in cut(splits[window.name], size):
+                facts = stage._facts(piece, "time", tuple(earlier), columns)
+                event_parts.append(stage._events(facts))
+                spans.append(stage._nanoseconds(facts[1], facts[2]))
+            earlier.append(window)
+        folder = tmp_path / f"cut-{size}"
+        folder.mkdir()
+        with dask.config.set(scheduler="sync"):
+            stage._history_writer(event_parts, spans, "time").write(folder)
+        assert len(list(folder.glob("part-*.parquet"))) > 10, size
+        pd.testing.assert_frame_equal(read_parquet(folder, ""), expected, check_exact=True)
+
+
+def test_the_reference_profile_gathered_column_by_column_is_the_pandas_engines_file(tmp_path):
+    """The profile the dask engine writes (each column gathered from the pieces, sorted and spooled, then written in
+    place into the Arrow layout) is byte for byte `write_sorted_columns(sorted_columns(...))` of the whole split: missing
+    values at counts not a multiple of 8, none, all; -0.0; an integer column; a text column typed numeric
+    (left out, as the pandas engine leaves it out); and a split without rows."""
+    generator = np.random.default_rng(3)
+    rows = 1001
+    some_missing = generator.normal(size=rows)
+    some_missing[generator.choice(rows, 13, replace=False)] = np.nan
+    exact = generator.normal(size=rows)
+    exact[:2] = [-0.0, 0.0]
+    frame = pd.DataFrame(
+        {
+            "some_missing": some_missing,
+            "exact": exact,
+            "all_missing": np.full(rows, np.nan),
+            "count": generator.integers(0, 50, rows),
+            "text": generator.choice(["1", "2"], rows).astype(object),
+            "level": generator.choice(["x", "y"], rows),
+        }
+    )
+    types = {
+        "some_missing": "numeric",
+        "exact": "numeric",
+        "all_missing": "numeric",
+        "count": "numeric",
+        "text": "numeric",
+        "level": "categorical",
+    }
+    for name, split in {"full": frame, "empty": frame.iloc[:0]}.items():
+        expected, written = tmp_path / f"{name}-pandas.arrow", tmp_path / f"{name}-dask.arrow"
+        stage.write_sorted_columns(stage.sorted_columns(split, types), expected)
+        with dask.config.set(scheduler="sync"):
+            stage._profile_writer(cut(split, 300), types)(written)
+        assert written.read_bytes() == expected.read_bytes(), name
+    assert not list(tmp_path.glob(".profile.*"))  # the spooled columns are gone
