@@ -14,8 +14,9 @@ What it does:
    directory, with the sorted reference profile that featurize stores.
 2. Runs each tool in a child process of its own: ours in this venv (`detect_drift(..., threads=2)` on both windows'
    columns, then again as drift-check runs it: the reference's numeric columns from the stored profile, a memory-mapped
-   Arrow IPC file, and the current window's numeric columns read by the drift tasks themselves, `read_sorted`, so
-   that this part of the read counts as drift time), Evidently in benchmarks/.venv-evidently (created on first use:
+   Arrow IPC file, the current window's numeric columns read by the drift tasks themselves, `read_sorted`, and the
+   categorical columns of both windows counted by the tasks from the files' codes, `read_level_counts`, so that this
+   part of the read counts as drift time; each phase's CPU time is reported too), Evidently in benchmarks/.venv-evidently (created on first use:
    Evidently needs pandas<3), once as the `DataDriftPreset` report users run and once as one
    `ValueDrift` metric per column (the leanest report that gives per-column flags; the preset computes
    every column twice). Each child warms up on 5,000 rows, then times the drift computation; ours also
