@@ -14,8 +14,9 @@ What it does:
    directory, with the sorted reference profile that featurize stores.
 2. Runs each tool in a child process of its own: ours in this venv (`detect_drift(..., threads=2)` on both windows'
    columns, then again as drift-check runs it: the reference's numeric columns from the stored profile, a memory-mapped
-   Arrow IPC file, and the current window's numeric columns read by the drift tasks themselves, `read_sorted`, so
-   that this part of the read counts as drift time), Evidently in benchmarks/.venv-evidently (created on first use:
+   Arrow IPC file, the current window's numeric columns read by the drift tasks themselves, `read_sorted`, and the
+   categorical columns of both windows counted by the tasks from the files' codes, `read_level_counts`, so that this
+   part of the read counts as drift time; each phase's CPU time is reported too), Evidently in benchmarks/.venv-evidently (created on first use:
    Evidently needs pandas<3), once as the `DataDriftPreset` report users run and once as one
    `ValueDrift` metric per column (the leanest report that gives per-column flags; the preset computes
    every column twice). Each child warms up on 5,000 rows, then times the drift computation; ours also
@@ -236,21 +237,39 @@ def child_ours(data: Path, presorted: bool, threads: int, repeats: int) -> dict[
 
     from stages.lib.config import DriftConfig
     from stages.lib.drift.detect import detect_drift
-    from stages.lib.drift.tables import parquet_schema, read_columns, read_profile, read_sorted, sorted_readable
+    from stages.lib.drift.tables import parquet_schema, read_columns, read_level_counts, read_profile, read_sorted, sorted_readable
 
     columns = {name: TYPES[name] for name in parquet_schema(data / "reference.parquet", "")}  # typed as the schema types them
 
-    def read() -> tuple[Any, Any, dict[str, Any] | None, dict[str, Any] | None]:
+    def read() -> tuple[Any, Any, dict[str, Any] | None, dict[str, Any] | None, dict[str, Any] | None]:
         """The windows as drift-check reads them (only the checked columns), and the stored profile if used. Then, as
-        drift-check does, the columns the profile holds are not read from the reference, and those of them the current
-        window stores as numbers are read by the drift check's tasks (`read_sorted`), one column at a time."""
+        drift-check does, the columns the profile holds are not read from the reference, those of them the current
+        window stores as numbers are read by the drift check's tasks (`read_sorted`), one column at a time, and the
+        categorical columns are counted from both files by the tasks too (`read_level_counts`)."""
         if not presorted:
-            return read_columns(data / "reference.parquet", columns, ""), read_columns(data / "current.parquet", columns, ""), None, None
+            return (
+                read_columns(data / "reference.parquet", columns, ""),
+                read_columns(data / "current.parquet", columns, ""),
+                None,
+                None,
+                None,
+            )
         profile = read_profile(data / "profile.arrow", columns, "")
-        reference = read_columns(data / "reference.parquet", [name for name in columns if name not in profile], "")
+        counted = [name for name, kind in columns.items() if kind == "categorical"]  # both files hold every column
+        reference = read_columns(data / "reference.parquet", [name for name in columns if name not in profile and name not in counted], "")
         numbers = sorted_readable(data / "current.parquet", list(profile), "")
-        current = read_columns(data / "current.parquet", [name for name in columns if name not in numbers], "")
-        return reference, current, profile, {name: functools.partial(read_sorted, data / "current.parquet", name) for name in numbers}
+        current = read_columns(data / "current.parquet", [name for name in columns if name not in numbers and name not in counted], "")
+        readers = {
+            name: tuple(functools.partial(read_level_counts, data / f"{side}.parquet", name, "") for side in ("reference", "current"))
+            for name in counted
+        }
+        return (
+            reference,
+            current,
+            profile,
+            {name: functools.partial(read_sorted, data / "current.parquet", name) for name in numbers},
+            readers,
+        )
 
     conf = Path(__file__).resolve().parents[1] / "conf/drift/default.yaml"  # the project's thresholds
     thresholds = DriftConfig.parse(yaml.safe_load(conf.read_text(encoding="utf-8")), ["drift"]).thresholds
@@ -260,17 +279,19 @@ def child_ours(data: Path, presorted: bool, threads: int, repeats: int) -> dict[
     profile = read_profile(data / "profile.arrow", columns, "") if presorted else None
     baseline = _settle()
     reset = _reset_peak()
-    seconds, cpu_seconds, read_seconds = [], [], []
+    seconds, cpu_seconds, read_seconds, read_cpu_seconds = [], [], [], []
     for _ in range(repeats):
         del reference, current, profile
         gc.collect()
         start, cpu_start = time.perf_counter(), time.process_time()
-        reference, current, profile, current_sorted = read()
-        read_end = time.perf_counter()  # the columns `read_sorted` reads count as drift time: they overlap the statistics
-        result = detect_drift(reference, current, columns, thresholds, profile, threads, current_sorted)
+        reference, current, profile, current_sorted, counted = read()
+        # The columns the tasks read (`read_sorted`, `read_level_counts`) count as drift time: they overlap the statistics.
+        read_end, read_cpu_end = time.perf_counter(), time.process_time()
+        result = detect_drift(reference, current, columns, thresholds, profile, threads, current_sorted, counted)
         seconds.append(time.perf_counter() - read_end)
         read_seconds.append(read_end - start)
         cpu_seconds.append(time.process_time() - cpu_start)
+        read_cpu_seconds.append(read_cpu_end - cpu_start)
     verdicts = {
         column.column: {
             "drifted": column.drifted,
@@ -284,6 +305,7 @@ def child_ours(data: Path, presorted: bool, threads: int, repeats: int) -> dict[
         "seconds": seconds,
         "read_seconds": read_seconds,
         "cpu_seconds": cpu_seconds,  # read and drift
+        "read_cpu_seconds": read_cpu_seconds,
         "peak_bytes": _peak() - loaded,  # the stored profile, when used, counts; so does the read of the next run
         "profile_bytes": baseline - loaded,
         "peak_reset": reset,
@@ -427,9 +449,9 @@ def fmt_rows(rows: int) -> str:
 
 def timing_table(runs: dict[int, dict[str, dict[str, Any]]], sizes: dict[int, int], repeats: int) -> list[str]:
     lines = [
-        "| rows | tool | read s | drift s | read + drift s | CPU s | peak MB above loaded frames | peak / two frames | Evidently preset / this |"
-        " Evidently per column / this | distribution flags | as expected |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
+        "| rows | tool | read s | drift s | read + drift s | CPU s | read CPU s | drift CPU s | peak MB above loaded frames | peak / two frames |"
+        " Evidently preset / this | Evidently per column / this | distribution flags | as expected |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for rows, results in runs.items():
         preset = results.get("evidently-preset")
@@ -441,11 +463,16 @@ def timing_table(runs: dict[int, dict[str, dict[str, Any]]], sizes: dict[int, in
             read = f"{statistics.median(reads):.2f}" if reads else ""
             both = f"{statistics.median([a + b for a, b in zip(reads, result['seconds'], strict=True)]):.2f}" if reads else ""
             peak = result["peak_bytes"] / MB
+            read_cpus = result.get("read_cpu_seconds")  # each run's, paired with its total: medians of both phases
+            read_cpu = f"{statistics.median(read_cpus):.2f}" if read_cpus else ""
+            drift_cpu = (
+                f"{statistics.median([b - a for a, b in zip(read_cpus, result['cpu_seconds'], strict=True)]):.2f}" if read_cpus else ""
+            )
             ratio_preset = f"{statistics.median(preset['seconds']) / seconds:.0f}x" if preset and not variant.evidently else ""
             ratio_columns = f"{statistics.median(columns['seconds']) / seconds:.0f}x" if columns and not variant.evidently else ""
             lines.append(
                 f"| {fmt_rows(rows)} | {variant.label} | {read} | {seconds:.2f} | {both} | {statistics.median(result['cpu_seconds']):.2f}"
-                f" | {peak:,.0f} | {peak * MB / sizes[rows]:.2f}x | {ratio_preset} | {ratio_columns}"
+                f" | {read_cpu} | {drift_cpu} | {peak:,.0f} | {peak * MB / sizes[rows]:.2f}x | {ratio_preset} | {ratio_columns}"
                 f" | {len(flagged(result))}: {', '.join(flagged(result))} | {matches_expected(variant, result)} |"
             )
     profiles = [
@@ -456,7 +483,7 @@ def timing_table(runs: dict[int, dict[str, dict[str, Any]]], sizes: dict[int, in
     lines += [
         "",
         f"Ours: median of {repeats} runs in one process, each reading the files again (read s: only the checked columns, from the page"
-        " cache); CPU s counts read and drift. Evidently: the median of its runs (the preset: one per back-to-back pair), its read"
+        " cache); CPU s counts read and drift (read CPU s and drift CPU s: each phase's, the median of the runs). Evidently: the median of its runs (the preset: one per back-to-back pair), its read"
         " not timed; the ratios compare drift s. Two frames in memory: "
         + ", ".join(f"{fmt_rows(rows)} {size / MB:,.0f} MB" for rows, size in sizes.items())
         + ". Ours with the stored profile: its peak includes the profile held in memory ("

@@ -38,12 +38,12 @@ from stages.lib.catalog import (
 )
 from stages.lib.config import DriftConfig, DriftThresholds, GateConfig, load_params
 from stages.lib.config.data import DataContract
-from stages.lib.drift.columns import SCORE_TYPE, SortedSample
+from stages.lib.drift.columns import SCORE_TYPE, LevelCounts, Scratch, SortedSample
 from stages.lib.drift.detect import detect_drift
 from stages.lib.drift.partitioned import ScoredPart, findings_on_dask
 from stages.lib.drift.result import ColumnDrift, DriftResult, json_ready
 from stages.lib.drift.summaries import detect_drift_of_summaries
-from stages.lib.drift.tables import read_columns, read_profile, read_sorted, sorted_readable
+from stages.lib.drift.tables import read_columns, read_level_counts, read_profile, read_sorted, sorted_readable
 from stages.lib.drift_html import PageContext, WindowFacts, render_report
 from stages.lib.engine import engine_session
 from stages.lib.errors import fail, run_stage
@@ -70,7 +70,10 @@ class DriftInputs:
     test_metrics: dict[str, Any] | None = None  # reports/metrics.json, for the ROC AUC drop
     reference_sorted: Mapping[str, np.ndarray | SortedSample] | None = None  # featurize's sorted reference profile
     # Current inputs read as sorted numbers inside the drift check's tasks (`tables.read_sorted`), not in `current`
-    current_sorted: Mapping[str, Callable[[], SortedSample]] | None = None
+    current_sorted: Mapping[str, Callable[[Scratch], SortedSample]] | None = None
+    # Categorical inputs counted from both windows' files inside the drift check's tasks (`tables.read_level_counts`),
+    # in neither frame
+    counted: Mapping[str, tuple[Callable[[], LevelCounts], Callable[[], LevelCounts]]] | None = None
     schemas: tuple[dict[str, str], dict[str, str]] | None = None  # {column: type} of both windows' files
     features: tuple[pd.DataFrame, pd.DataFrame] | None = None  # the model's features of both windows (default: the windows)
     train_statistics: dict[str, dict[str, Any]] | None = None  # the feature manifest's train statistics
@@ -241,11 +244,12 @@ def drift_check(inputs: DriftInputs, config: DriftConfig, threads: int = 1) -> D
             fail(f"data/prepared/{name}.parquet: the {name} window has no rows; widen data.splits.{name} in conf/data/")
     # Each input as data/schema.yaml types it (featurize copied the types into the spec), never as its dtype suggests.
     columns = {name: spec.inputs[name] for name in sorted(spec.inputs)}
-    missing = [column for column in columns if column not in current.columns and column not in (inputs.current_sorted or {})]
+    read_in_tasks = {*(inputs.current_sorted or {}), *(inputs.counted or {})}
+    missing = [column for column in columns if column not in current.columns and column not in read_in_tasks]
     if missing:
         fail(f"current window: input column '{missing[0]}' is missing; the current data must have every model input")
     thresholds: DriftThresholds = config.thresholds
-    result = detect_drift(reference, current, columns, thresholds, inputs.reference_sorted, threads, inputs.current_sorted)
+    result = detect_drift(reference, current, columns, thresholds, inputs.reference_sorted, threads, inputs.current_sorted, inputs.counted)
 
     reference_features, current_features = inputs.features or (reference, current)
     reference_scores = predict_scores(inputs.model, reference_features[spec.features], spec.task)
@@ -404,7 +408,11 @@ def drift_check_on_dask(inputs: DaskInputs, config: DriftConfig, cap: int, root:
 
 
 def read_windows(
-    spec: FeatureSpec, root: Path = Path(), profiled: Collection[str] = (), sorted_current: Collection[str] = ()
+    spec: FeatureSpec,
+    root: Path = Path(),
+    profiled: Collection[str] = (),
+    sorted_current: Collection[str] = (),
+    counted: Collection[str] = (),
 ) -> tuple[tuple[pd.DataFrame, pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]]:
     """The prepared reference and current windows and their features, each with only the columns drift-check reads:
     the model's inputs and the target (prepared), the model's features (featurized). Other columns are never decoded.
@@ -415,13 +423,16 @@ def read_windows(
         profiled: inputs the stored reference profile holds: not read from the prepared reference (the profile gives
             their sorted values and row count).
         sorted_current: inputs not read from the prepared current window (the drift check reads them as sorted numbers).
+        counted: inputs read from neither prepared window (the drift check counts their categories from the files).
 
     Returns:
         ((reference, current) prepared, (reference, current) features).
     """
     prepared_columns, hint = [*spec.inputs, spec.target], "run `dvc repro prepare` first"
-    reference = read_columns(root / PREPARED_DIR / "reference.parquet", [name for name in prepared_columns if name not in profiled], hint)
-    current = read_columns(root / PREPARED_DIR / "current.parquet", [name for name in prepared_columns if name not in sorted_current], hint)
+    reference_columns = [name for name in prepared_columns if name not in profiled and name not in counted]
+    current_columns = [name for name in prepared_columns if name not in sorted_current and name not in counted]
+    reference = read_columns(root / PREPARED_DIR / "reference.parquet", reference_columns, hint)
+    current = read_columns(root / PREPARED_DIR / "current.parquet", current_columns, hint)
     prepared = (reference, current)
     hint = "run `dvc repro featurize` first"
     features = tuple(read_columns(root / FEATURES_DIR / f"{name}.parquet", spec.features, hint) for name in ("reference", "current"))
@@ -512,7 +523,11 @@ def main() -> None:
             # The profiled inputs stored as numbers in the current window: each read, sorted and compared in one task.
             current_path = PREPARED_DIR / "current.parquet"
             sorted_current = sorted_readable(current_path, [name for name in spec.inputs if name in profile], hint)
-            (reference, current), (reference_features, current_features) = read_windows(spec, Path(), profile, sorted_current)
+            # The categorical inputs both windows hold: each side's categories counted from its file in the column's task.
+            counted = [name for name, kind in spec.inputs.items() if kind == "categorical" and all(name in schema for schema in schemas)]
+            windows = read_windows(spec, Path(), profile, sorted_current, counted)
+            (reference, current), (reference_features, current_features) = windows
+            reference_path = PREPARED_DIR / "reference.parquet"
             inputs = DriftInputs(
                 reference=reference,
                 current=current,
@@ -522,6 +537,10 @@ def main() -> None:
                 test_metrics=test_metrics,
                 reference_sorted=profile,
                 current_sorted={name: partial(read_sorted, current_path, name) for name in sorted_current},
+                counted={
+                    name: (partial(read_level_counts, reference_path, name, hint), partial(read_level_counts, current_path, name, hint))
+                    for name in counted
+                },
                 schemas=schemas,
                 features=(reference_features, current_features),
                 train_statistics=train_statistics,

@@ -271,3 +271,128 @@ def test_a_flag_stored_as_numbers_in_the_profile_and_as_labels_now_is_counted_by
     found = profiled_drift("flag", sample, current, THRESHOLDS, "boolean")
     assert found.to_json() == column_drift("flag", reference, current, THRESHOLDS, "boolean").to_json()
     assert found.kind == "categorical" and found.reference_rows == 5 and found.current_rows == 4
+
+
+def dictionary_file(path, row_groups: list[tuple[list[str | None], list[str]]], index_type=None) -> None:
+    """A Parquet file of one dictionary column `city`, one row group per (values, dictionary) pair: each row group
+    holds its own dictionary, in its own order, as a file written in pieces (or by another tool) may."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    index_type = index_type or pa.int8()
+    tables = []
+    for values, dictionary in row_groups:
+        indices = pa.array([None if value is None else dictionary.index(value) for value in values], type=index_type)
+        tables.append(pa.table({"city": pa.DictionaryArray.from_arrays(indices, pa.array(dictionary, type=pa.string()))}))
+    with pq.ParquetWriter(path, tables[0].schema) as writer:
+        for piece in tables:
+            writer.write_table(piece)
+
+
+COUNTED_CASES = {
+    # name: (reference row groups, current row groups); each row group: (values, its dictionary in stored order)
+    "the same dictionary everywhere": (
+        [(["b", "a", None, "b"], ["b", "a", "c"])],
+        [(["c", "c", "a"], ["b", "a", "c"]), (["b", None], ["b", "a", "c"])],
+    ),
+    "dictionaries differing between row groups, a new level": (
+        [(["q", "p", "q"], ["q", "p"]), (["r", None, "p"], ["r", "p", "unused"])],
+        [(["new", "q"], ["new", "q"]), (["p", "p", None, "r"], ["r", "p", "q"])],
+    ),
+    "the same levels in another order per window": (
+        [(["x", "y", "z", "y"], ["z", "y", "x"])],
+        [(["y", "y", "x"], ["x", "y", "z"]), (["z"], ["z", "x"])],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", COUNTED_CASES)
+def test_categories_counted_from_the_files_equal_those_of_the_frames_read(case, tmp_path):
+    from stages.lib.drift.columns import category_counts, counted_drift, level_counts
+    from stages.lib.drift.tables import read_level_counts
+
+    for side, row_groups in zip(("reference", "current"), COUNTED_CASES[case], strict=True):
+        dictionary_file(tmp_path / f"{side}.parquet", row_groups)
+    counted, read = {}, {}
+    for side in ("reference", "current"):
+        counted[side] = read_level_counts(tmp_path / f"{side}.parquet", "city", "")
+        read[side] = read_columns(tmp_path / f"{side}.parquet", ["city"], "")["city"]
+        expected = level_counts(read[side])
+        assert list(counted[side].categories) == list(read[side].cat.categories)  # to_pandas' order of the categories
+        assert counted[side].levels.dtype == read[side].dtype and counted[side].categorical
+        np.testing.assert_array_equal(counted[side].counts, expected.counts)
+        assert (counted[side].rows, counted[side].missing) == (len(read[side]), int(read[side].isna().sum()))
+    ours, frames = category_counts(counted["reference"], counted["current"]), category_counts(*map(level_counts, read.values()))
+    for mine, theirs in zip(ours, frames, strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    found = counted_drift("city", counted["reference"], counted["current"], THRESHOLDS)
+    whole = column_drift("city", read["reference"], read["current"], THRESHOLDS, "categorical")
+    assert (found.to_json(), found.histogram) == (whole.to_json(), whole.histogram)
+
+
+def test_categories_stored_as_text_or_with_unsigned_codes_are_counted_as_the_frame_read(tmp_path):
+    """Text stored plainly is counted from the frame read, as before; unsigned codes are counted as they are."""
+    import pyarrow as pa
+
+    from stages.lib.drift.columns import level_counts
+    from stages.lib.drift.tables import read_level_counts
+
+    pd.DataFrame({"city": pd.array(["b", None, "a", "b"], dtype="str")}).to_parquet(tmp_path / "text.parquet", index=False)
+    dictionary_file(tmp_path / "unsigned.parquet", [(["a", None, "b", "b"], ["b", "a"])], pa.uint8())
+    for name in ("text", "unsigned"):
+        counted = read_level_counts(tmp_path / f"{name}.parquet", "city", "")
+        expected = level_counts(read_columns(tmp_path / f"{name}.parquet", ["city"], "")["city"])
+        np.testing.assert_array_equal(counted.counts, expected.counts)
+        assert list(counted.levels) == list(expected.levels) and (counted.rows, counted.missing) == (expected.rows, expected.missing)
+        assert counted.levels.dtype == expected.levels.dtype
+    assert not read_level_counts(tmp_path / "text.parquet", "city", "").categorical
+
+
+def test_sorted_reads_into_a_reused_scratch_give_each_column_whole(tmp_path):
+    """One thread's scratch serves a long column, then a shorter one from a folder of parts where one part stores the
+    column as nulls only (Arrow's null type) and another in two row groups: each read is the column's own values."""
+    from stages.lib.drift.columns import Scratch
+
+    rng = np.random.default_rng(5)
+    long = pd.DataFrame({"temp": rng.normal(0, 1, 900)})
+    long.to_parquet(tmp_path / "long.parquet", index=False, row_group_size=400)
+    folder = tmp_path / "current.parquet"
+    folder.mkdir()
+    parts = [pd.DataFrame({"temp": rng.normal(5, 1, 50)}), pd.DataFrame({"temp": [None] * 7}), pd.DataFrame({"temp": [3.0, np.nan, 1.0]})]
+    for number, part in enumerate(parts):
+        part.to_parquet(folder / f"part-{number:05d}.parquet", index=False, row_group_size=30)
+    scratch = Scratch()
+    first = read_sorted(tmp_path / "long.parquet", "temp", scratch)
+    np.testing.assert_array_equal(first.values, np.sort(long["temp"].to_numpy()))
+    second = read_sorted(folder, "temp", scratch)
+    present = np.concatenate([parts[0]["temp"].to_numpy(), [1.0, 3.0]])
+    np.testing.assert_array_equal(second.values, np.sort(present))
+    assert second.rows == 60 and second.missing_share == 8 / 60
+
+
+def test_columns_read_in_tasks_give_the_whole_frames_result_with_one_or_two_threads(tmp_path):
+    """Sorted numbers and counted categories read inside the tasks, with one and with two threads: bit for bit the
+    whole frames' result (the scratch each thread reuses carries nothing from one column to the next)."""
+    from stages.lib.drift.tables import read_level_counts
+
+    reference, current, types = profiled_frames(4000, 23)
+    reference["town"], current["town"] = (
+        categorical(np.random.default_rng(1), 4000, ["a", "b"], ["b", "a"]),
+        categorical(np.random.default_rng(2), 4000, ["a", "b", "new"], ["new", "a", "b"]),
+    )
+    types |= {"town": "categorical", "temp2": "numeric"}
+    reference["temp2"], current["temp2"] = reference["temp"] * 3, current["temp"].iloc[::-1].to_numpy() * 2  # other lengths of values
+    write_sorted_columns(sorted_columns(reference, types), tmp_path / "profile.arrow")
+    for name, frame in (("reference", reference), ("current", current)):
+        frame.to_parquet(tmp_path / f"{name}.parquet", index=False, row_group_size=900)
+    profile = read_profile(tmp_path / "profile.arrow", types, "")
+    numbers = sorted_readable(tmp_path / "current.parquet", list(profile), "")
+    counted = {
+        name: tuple(partial(read_level_counts, tmp_path / f"{side}.parquet", name, "") for side in ("reference", "current"))
+        for name in ("city", "town")
+    }
+    readers = {name: partial(read_sorted, tmp_path / "current.parquet", name) for name in numbers}
+    whole = [(column.to_json(), column.histogram) for column in detect_drift(reference, current, types, THRESHOLDS).columns]
+    for threads in (1, 2):
+        found = detect_drift(reference[[]], current[[]], types, THRESHOLDS, profile, threads, readers, counted)
+        assert [(column.to_json(), column.histogram) for column in found.columns] == whole

@@ -164,7 +164,7 @@ def _level_texts(summary: ColumnSummary) -> tuple[np.ndarray, pd.Series]:
 
 
 def _category_counts(reference: ColumnSummary, current: ColumnSummary) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """`columns._category_counts` of the whole columns, from their summaries."""
+    """`columns.category_counts` of the whole columns, from their summaries."""
     if (
         reference.categorical
         and current.categorical

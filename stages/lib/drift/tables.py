@@ -16,7 +16,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from stages.lib.drift.columns import SortedSample
+from stages.lib.drift.columns import LevelCounts, Scratch, SortedSample, categorical_levels, level_counts
+from stages.lib.drift.kernel import code_counts
 from stages.lib.errors import fail
 from stages.lib.io import parquet_files, parquet_schema
 from stages.lib.profile import MOMENTS_KEY
@@ -112,19 +113,83 @@ def sorted_readable(path: str | Path, columns: Iterable[str], hint: str) -> list
     return [name for name in columns if name in plain]
 
 
-def read_sorted(path: str | Path, column: str) -> SortedSample:
-    """One numeric column of a Parquet table (a `sorted_readable` one) as a `SortedSample`, without a DataFrame: the
-    row groups' chunks are copied once into one float64 array, which is sorted in place (`read_columns`, then
+def read_sorted(path: str | Path, column: str, scratch: Scratch | None = None) -> SortedSample:
+    """One numeric column of a Parquet table (a `sorted_readable` one) as a `SortedSample`, without a DataFrame: each
+    row group is decoded on its own and copied into one float64 array, which is sorted in place (`read_columns`, then
     `sorted_profile`, copied the column twice before the sort). The values are those of `sorted_profile` of the column
-    `read_columns` gives, missing values (nulls or NaN) counted as pandas counts them."""
+    `read_columns` gives (the order of the rows does not matter to a sorted sample), missing values (nulls or NaN)
+    counted as pandas counts them.
+
+    Args:
+        path: a Parquet file or a folder of parts.
+        column: the column.
+        scratch: the array to fill (the returned values are a view of it, valid until its next use); default: a new one.
+
+    Raises:
+        UserError: the file cannot be read, or does not hold the column.
+    """
     try:
-        chunks = pq.read_table(path, columns=[column], use_threads=False).column(0).chunks
-    except (pa.ArrowException, OSError) as error:
+        # Memory-mapped: the pages are decoded straight from the page cache, not first copied into a buffer (10% less CPU).
+        files = [pq.ParquetFile(part, memory_map=True) for part in parquet_files(path, "")]
+        values = (scratch or Scratch()).take(sum(file.metadata.num_rows for file in files))
+        filled = 0
+        for file in files:
+            for group in range(file.num_row_groups):
+                for chunk in file.read_row_group(group, columns=[column], use_threads=False).column(column).chunks:
+                    end = filled + len(chunk)
+                    if pa.types.is_null(chunk.type):  # a part where the column holds no value at all
+                        values[filled:end] = np.nan
+                    else:  # a view of Arrow's buffer where it can be (no nulls), cast while copied
+                        values[filled:end] = chunk.to_numpy(zero_copy_only=False)
+                    filled = end
+    except (pa.ArrowException, OSError, KeyError) as error:
         fail(f"{path}: cannot read column '{column}' as Parquet ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
-    parts = [chunk.to_numpy(zero_copy_only=False) for chunk in chunks]  # views, except where nulls become NaN
-    values = np.concatenate(parts, dtype=np.float64) if parts else np.empty(0, dtype=np.float64)
+    if filled != len(values):
+        fail(f"{path}: column '{column}' holds {filled} values for {len(values)} rows; the file is damaged, rerun `dvc repro prepare`")
     values.sort()  # in place; NaN sorts last
     rows = len(values)
     if rows and np.isnan(values[-1]):
         values = values[: rows - int(np.count_nonzero(np.isnan(values)))]
     return SortedSample(values, rows)
+
+
+# Arrow value types whose dictionary `to_pandas` turns into categories of text; `read_level_counts` counts their codes.
+_TEXT_TYPES = (pa.string(), pa.large_string())
+
+
+def read_level_counts(path: str | Path, column: str, hint: str) -> LevelCounts:
+    """One column of a Parquet table as `LevelCounts`, what `columns.level_counts` gives for the column
+    `read_columns` reads, without converting it to pandas.
+
+    A dictionary column of text (what pandas writes for a Categorical) is counted on Arrow's codes, chunk by chunk,
+    and the chunks' dictionaries are united in their order of first appearance, as `to_pandas` unites them into the
+    Categorical's categories; the codes are never copied, transposed or widened. Any other column is read through
+    `read_columns` and counted by `level_counts`.
+
+    Raises:
+        UserError: the file cannot be read.
+    """
+    try:
+        table = pq.read_table(path, columns=[column], use_threads=False, use_pandas_metadata=True, memory_map=True)
+    except (pa.ArrowException, OSError) as error:
+        fail(f"{path}: cannot read it as Parquet ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
+    values = table.column(column)
+    if not pa.types.is_dictionary(values.type) or values.type.value_type not in _TEXT_TYPES:
+        return level_counts(read_columns(path, [column], hint)[column])
+    position: dict[str, int] = {}  # each text's category, in order of first appearance
+    counts: list[int] = []
+    for chunk in values.chunks:
+        texts = chunk.dictionary.to_pylist()  # Parquet's reader gives each chunk a dictionary of distinct texts, no missing one
+        codes = chunk.indices.drop_null() if chunk.null_count else chunk.indices
+        own = code_counts(codes.to_numpy(), len(texts))
+        for text, count in zip(texts, own.tolist(), strict=True):
+            if text not in position:
+                position[text] = len(counts)
+                counts.append(0)
+            counts[position[text]] += count
+    # The categories typed as `to_pandas` types them: an empty dictionary array of them, converted.
+    empty = pa.DictionaryArray.from_arrays(
+        pa.array([], type=values.type.index_type), pa.array(list(position), type=values.type.value_type), ordered=values.type.ordered
+    )
+    dtype = empty.to_pandas().dtype
+    return LevelCounts(np.asarray(counts, dtype=np.int64), categorical_levels(dtype), len(values), values.null_count, categorical=True)
