@@ -49,7 +49,7 @@ def test_metrics_are_in_sane_ranges(pipeline):
     schema = yaml.safe_load((repo / SCHEMA_FILE).read_text())
     assert schema["columns"]["dest"]["type"] == "categorical" and schema["columns"]["late"]["role"] == "target"
     plotted = run(repo, "dvc", "plots", "show", "--json")
-    for title in ("ROC", "Precision-recall", "Confusion matrix", "Calibration", "Permutation importance (ROC AUC drop)"):
+    for title in ("ROC", "Precision-recall", "Confusion matrix", "Calibration", "Permutation importance (score lost when shuffled)"):
         assert title in plotted
 
 
