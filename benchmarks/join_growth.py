@@ -16,7 +16,6 @@ import argparse
 import os
 import sys
 import time
-import types
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from stages.lib.config.data import Join
 from stages.lib.prepare_steps import _merge
 
 KEYS = ["origin", "time_hour"]  # conf/data/nycflights13.yaml's weather join
@@ -36,7 +36,9 @@ def shifted(weather: pd.DataFrame, years: int) -> pd.DataFrame:
 
 
 def cpu_of_merge(piece: pd.DataFrame, related: pd.DataFrame, repeats: int) -> float:
-    join = types.SimpleNamespace(keys=KEYS)
+    join = Join.model_validate(
+        {"source": {"package": None, "path": "weather.parquet"}, "keys": KEYS, "columns": ["temp"], "deduplicate": True}
+    )
     times = []
     for _ in range(repeats):
         started = time.process_time()
