@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from stages.lib.config import DriftThresholds
-from stages.lib.drift.columns import COMPARED_TYPES, _common, _level_counts, categorical_drift
+from stages.lib.drift.columns import COMPARED_TYPES, _check_type, _common, _level_counts, categorical_drift
 from stages.lib.drift.counts import ValueCounts, merge_value_counts
 from stages.lib.drift.histograms import numeric_histogram_of_counts
 from stages.lib.drift.kernel import code_counts
@@ -222,8 +222,7 @@ def column_drift_of_summaries(
         ValueError: a type the drift check does not compare.
         UserError: a column typed numeric whose values are not numbers.
     """
-    if column_type not in COMPARED_TYPES:
-        raise ValueError(f"drift: column '{name}' has type {column_type!r}; the drift check compares {', '.join(COMPARED_TYPES)}")
+    _check_type(name, column_type)
     missing_reference = reference.missing / reference.rows if reference.rows else 0.0
     missing_current = current.missing / current.rows if current.rows else 0.0
     common = _common(name, missing_reference, missing_current, thresholds)

@@ -33,6 +33,12 @@ def _one_chunk_each(table: pa.Table) -> pa.Table:
     return table
 
 
+def _frame(table: pa.Table) -> pd.DataFrame:
+    """The table as `pd.read_parquet` gives it (read with its pandas metadata), converted as `read_columns` says."""
+    frame: pd.DataFrame = _one_chunk_each(table).to_pandas(split_blocks=True, self_destruct=True)
+    return frame
+
+
 def read_columns(path: str | Path, columns: Iterable[str], hint: str) -> pd.DataFrame:
     """The `columns` of a Parquet table that it holds, in the order asked; the others are never read or decoded.
 
@@ -56,9 +62,7 @@ def read_columns(path: str | Path, columns: Iterable[str], hint: str) -> pd.Data
     held = parquet_schema(path, hint)
     wanted = [name for name in dict.fromkeys(columns) if name in held]
     try:
-        table = _one_chunk_each(pq.read_table(path, columns=wanted, use_threads=True, use_pandas_metadata=True))
-        frame: pd.DataFrame = table.to_pandas(split_blocks=True, self_destruct=True)
-        return frame
+        return _frame(pq.read_table(path, columns=wanted, use_threads=True, use_pandas_metadata=True))
     except (pa.ArrowException, OSError) as error:
         fail(f"{path}: cannot read it as Parquet ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
 
@@ -167,15 +171,16 @@ def read_level_counts(path: str | Path, column: str, hint: str) -> LevelCounts:
     `read_columns` and counted by `level_counts`.
 
     Raises:
-        UserError: the file cannot be read.
+        UserError: the table does not exist (the message ends with `hint`) or cannot be read.
     """
+    parquet_files(path, hint)  # a missing table: one line saying what to run
     try:
         table = pq.read_table(path, columns=[column], use_threads=False, use_pandas_metadata=True, memory_map=True)
     except (pa.ArrowException, OSError) as error:
         fail(f"{path}: cannot read it as Parquet ({str(error).splitlines()[0] if str(error) else type(error).__name__})")
     values = table.column(column)
     if not pa.types.is_dictionary(values.type) or values.type.value_type not in _TEXT_TYPES:
-        return level_counts(read_columns(path, [column], hint)[column])
+        return level_counts(_frame(table)[column])  # the table already read, converted as `read_columns` converts it
     position: dict[str, int] = {}  # each text's category, in order of first appearance
     counts: list[int] = []
     for chunk in values.chunks:
