@@ -51,7 +51,7 @@ from stages.lib.models import model_writer
 from stages.lib.profile import (
     SORTED_TYPES,
     Spooled,
-    holds_numbers,
+    profile_values,
     sorted_columns,
     spool_column,
     write_sorted_columns,
@@ -376,10 +376,6 @@ def _take(rows: pd.DataFrame, positions: np.ndarray | None) -> pd.DataFrame:
     return rows if positions is None else rows.iloc[positions]
 
 
-def _columns(rows: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
-    return rows[list(columns)]
-
-
 @dataclass(frozen=True)
 class Applied:
     """What every piece is built with: the fitted transformer, the selected features, and the history lookup."""
@@ -449,11 +445,6 @@ def _sample_history(
     return history_features(_take(rows, positions)[list(queries)], events, lookup, *names)
 
 
-def _numbers(rows: pd.DataFrame, name: str) -> np.ndarray | None:
-    """A piece's column as float64 (missing: NaN), or None when it is not stored as numbers (`holds_numbers`)."""
-    return rows[name].to_numpy(dtype=np.float64, na_value=np.nan) if holds_numbers(rows[name]) else None
-
-
 def _profile_writer(parts: Sequence[Any], types: dict[str, str]) -> Writer:
     """The reference profile (`sorted_columns` + `write_sorted_columns` of the whole split), one column in the stage's
     process at a time: each column is gathered from the pieces, sorted and spooled next to the output, then the file is
@@ -484,7 +475,7 @@ def _profile_writer(parts: Sequence[Any], types: dict[str, str]) -> Writer:
 
 
 def _numeric_columns(rows: pd.DataFrame, names: Sequence[str]) -> dict[str, np.ndarray | None]:
-    return {name: _numbers(rows, name) for name in names}
+    return {name: profile_values(rows[name]) for name in names}
 
 
 def _column(columns: dict[str, np.ndarray | None], name: str) -> np.ndarray | None:

@@ -40,16 +40,17 @@ def category_strings(series: pd.Series) -> pd.Series:
     return text
 
 
+def profile_values(series: pd.Series) -> np.ndarray | None:
+    """A column's values as the profile stores them (float64, missing as NaN, unsorted), or None when the column is not
+    stored as numbers (`holds_numbers`): such a column is not profiled."""
+    return series.to_numpy(dtype=np.float64, na_value=np.nan) if holds_numbers(series) else None
+
+
 def sorted_columns(frame: pd.DataFrame, types: Mapping[str, str]) -> pd.DataFrame:
     """The stored reference profile: each column typed numeric or boolean (`types`: {column: schema type}) and
     stored as numbers, sorted on its own, missing values last. A categorical column is never in it, whatever its values."""
-    return pd.DataFrame(
-        {
-            name: np.sort(frame[name].to_numpy(dtype=np.float64, na_value=np.nan))
-            for name, kind in types.items()
-            if kind in SORTED_TYPES and holds_numbers(frame[name])
-        }
-    )
+    profiled = {name: profile_values(frame[name]) for name, kind in types.items() if kind in SORTED_TYPES}
+    return pd.DataFrame({name: np.sort(values) for name, values in profiled.items() if values is not None})
 
 
 # The key of the profile file's metadata that holds each column's `moments`, which the drift check would otherwise
