@@ -18,7 +18,7 @@ from stages.lib.config import parse_params
 from stages.lib.drift import columns as drift_columns
 from stages.lib.drift.columns import SortedSample, column_drift, profiled_drift
 from stages.lib.drift.detect import detect_drift
-from stages.lib.drift.tables import read_columns, read_profile, read_sorted, sorted_readable
+from stages.lib.drift.tables import read_columns, read_level_counts, read_profile, read_sorted, sorted_readable
 from stages.lib.errors import UserError
 from stages.lib.io import parquet_schema
 from stages.lib.profile import sorted_columns, write_sorted_columns
@@ -181,6 +181,8 @@ def test_read_columns_reads_a_folder_of_parts_in_order(table, tmp_path):
 def test_read_columns_errors_name_the_file_and_what_to_run(tmp_path):
     with pytest.raises(UserError, match=r"missing\.parquet: file not found; run `dvc repro prepare` first"):
         read_columns(tmp_path / "missing.parquet", ["a"], "run `dvc repro prepare` first")
+    with pytest.raises(UserError, match=r"missing\.parquet: file not found; run `dvc repro prepare` first"):
+        read_level_counts(tmp_path / "missing.parquet", "a", "run `dvc repro prepare` first")
     broken = tmp_path / "broken.parquet"
     broken.write_text("not parquet", encoding="utf-8")
     with pytest.raises(UserError, match=r"broken\.parquet: cannot read it as Parquet") as raised:
@@ -309,7 +311,6 @@ COUNTED_CASES = {
 @pytest.mark.parametrize("case", COUNTED_CASES)
 def test_categories_counted_from_the_files_equal_those_of_the_frames_read(case, tmp_path):
     from stages.lib.drift.columns import category_counts, counted_drift, level_counts
-    from stages.lib.drift.tables import read_level_counts
 
     for side, row_groups in zip(("reference", "current"), COUNTED_CASES[case], strict=True):
         dictionary_file(tmp_path / f"{side}.parquet", row_groups)
