@@ -167,8 +167,8 @@ def read_level_counts(path: str | Path, column: str, hint: str) -> LevelCounts:
 
     A dictionary column of text (what pandas writes for a Categorical) is counted on Arrow's codes, chunk by chunk,
     and the chunks' dictionaries are united in their order of first appearance, as `to_pandas` unites them into the
-    Categorical's categories; the codes are never copied, transposed or widened. Any other column (the text columns
-    prepare writes are `large_string`, not dictionaries) is converted from the table already read, as `read_columns`
+    Categorical's categories; the codes are never copied, transposed or widened. Any other column (the default pipeline's
+    prepared text columns are `large_string`, not dictionaries) is converted from the table already read, as `read_columns`
     converts it, and counted by `level_counts`.
 
     Raises:
